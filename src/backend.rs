@@ -1,0 +1,56 @@
+//! Connects a plan to its store and pointer: the local directory, or S3 and SSM through the AWS chain.
+
+use std::sync::Arc;
+
+use aws_config::retry::RetryConfig;
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+
+use crate::inputs::{Backend, Plan, PointerSpec};
+use crate::pointer::{Pointer, file::FilePointer, ssm::SsmPointer};
+use crate::release::Layout;
+use crate::store::{Store, local::LocalStore, s3::S3Store};
+
+/// Attempts per AWS call: S3 answers `503 SlowDown` under load, and a release should ride it out.
+const AWS_MAX_ATTEMPTS: u32 = 6;
+
+/// One site: where its releases live, where its active version lives, and its key layout.
+#[derive(Clone)]
+pub struct Site {
+    pub store: Arc<dyn Store>,
+    pub pointer: Arc<dyn Pointer>,
+    pub layout: Layout,
+}
+
+impl Site {
+    pub async fn connect(plan: &Plan) -> Site {
+        let layout = Layout::new(&plan.prefix);
+        match &plan.backend {
+            Backend::Local { dir } => Site {
+                store: Arc::new(LocalStore::new(dir)),
+                pointer: Arc::new(FilePointer::new(dir, &plan.prefix)),
+                layout,
+            },
+            Backend::Aws { bucket, region, path_style } => {
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .retry_config(RetryConfig::standard().with_max_attempts(AWS_MAX_ATTEMPTS));
+                if let Some(region) = region {
+                    loader = loader.region(aws_config::Region::new(region.clone()));
+                }
+                let shared = loader.load().await;
+                let s3 = aws_sdk_s3::config::Builder::from(&shared)
+                    .force_path_style(*path_style)
+                    .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                    .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+                    .build();
+                let store = Arc::new(S3Store::new(aws_sdk_s3::Client::from_conf(s3), bucket));
+                let pointer: Arc<dyn Pointer> = match &plan.pointer {
+                    PointerSpec::Ssm { parameter } => {
+                        Arc::new(SsmPointer::new(aws_sdk_ssm::Client::new(&shared), parameter))
+                    }
+                    PointerSpec::File => unreachable!("inputs refuse a file pointer with a bucket"),
+                };
+                Site { store, pointer, layout }
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The command line: the commands, and the inputs as flags.
+
+use clap::{Parser, Subcommand};
+
+use crate::inputs::RawInputs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cutover",
+    about = "Release a static site through S3 and CloudFront: stage, smoke, promote, roll back.",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub inputs: RawInputs,
+}
+
+impl Cli {
+    /// `cutover --version` with no command and no value asks for cutover's own version.
+    pub fn wants_own_version(&self) -> bool {
+        self.command.is_none() && self.inputs.version.as_deref() == Some("")
+    }
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Stage, smoke-test, promote and (with `keep`) prune: the whole release.
+    Deploy,
+    /// Upload the build as an immutable release and record it.
+    Stage,
+    /// Request the staged version through the site URL with the override cookie.
+    Smoke,
+    /// Make a recorded version live.
+    Promote {
+        /// The version to make live.
+        version: String,
+    },
+    /// Go back to an earlier version (default: the one live before the current one).
+    Rollback {
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// List releases, the live one and the promotion history.
+    Status,
+    /// Delete releases beyond `keep`.
+    Prune,
+    /// Serve the store locally the way the CloudFront router does.
+    Serve,
+}

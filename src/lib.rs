@@ -1,0 +1,27 @@
+//! cutover releases a static site through S3 and CloudFront: every build an immutable, recorded
+//! release, smoke-tested through the real edge before one atomic pointer flip makes it live.
+//!
+//! The modules follow a release: inputs -> plan -> stage -> smoke -> promote -> prune -> report.
+
+pub mod backend;
+pub mod ci;
+pub mod cli;
+pub mod commands;
+pub mod inputs;
+pub mod lock;
+pub mod outcome;
+pub mod pointer;
+pub mod progress;
+pub mod promote;
+pub mod prune;
+pub mod release;
+pub mod report;
+pub mod routing;
+pub mod rules;
+pub mod serve;
+pub mod site;
+pub mod smoke;
+pub mod stage;
+pub mod status;
+pub mod store;
+pub mod version;

@@ -1,0 +1,16 @@
+//! The `cutover` binary: parse, run, exit with the documented code.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cutover::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::from(cutover::outcome::EXIT_FAILED);
+        }
+    };
+    let code = runtime.block_on(cutover::commands::run(cli, cutover::inputs::Env::from_process()));
+    std::process::ExitCode::from(code)
+}

@@ -1,0 +1,73 @@
+//! The embedded default pointer: a JSON file in the local store, replaced atomically by rename.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{Pointer, Promotion};
+
+/// Promotions kept, as many as SSM keeps of a parameter's history.
+const HISTORY_LIMIT: usize = 100;
+
+pub struct FilePointer {
+    path: PathBuf,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct PointerFile {
+    history: Vec<Promotion>,
+}
+
+impl FilePointer {
+    /// The pointer of the site at `prefix` in the store at `store_dir`.
+    pub fn new(store_dir: &Path, prefix: &str) -> Self {
+        let mut path = store_dir.join("pointers");
+        path.extend(prefix.split('/').filter(|s| !s.is_empty()));
+        Self { path: path.join("active.json") }
+    }
+
+    async fn load(&self) -> anyhow::Result<PointerFile> {
+        match tokio::fs::read(&self.path).await {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).with_context(|| format!("pointer {} is damaged", self.path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PointerFile::default()),
+            Err(e) => Err(e).with_context(|| format!("reading pointer {}", self.path.display())),
+        }
+    }
+}
+
+#[async_trait]
+impl Pointer for FilePointer {
+    async fn read(&self) -> anyhow::Result<Option<String>> {
+        Ok(self.load().await?.history.pop().map(|p| p.version))
+    }
+
+    async fn write(&self, version: &str, note: &str) -> anyhow::Result<()> {
+        let mut file = self.load().await?;
+        file.history.push(Promotion {
+            version: version.to_owned(),
+            at: Some(chrono::Utc::now()),
+            note: note.to_owned(),
+        });
+        let excess = file.history.len().saturating_sub(HISTORY_LIMIT);
+        file.history.drain(..excess);
+        let dir = self.path.parent().expect("pointer path has a parent");
+        tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = dir.join(format!(".active.{:016x}", rand::random::<u64>()));
+        tokio::fs::write(&tmp, serde_json::to_vec_pretty(&file)?)
+            .await
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        tokio::fs::rename(&tmp, &self.path).await.with_context(|| format!("replacing {}", self.path.display()))
+    }
+
+    async fn history(&self) -> anyhow::Result<Vec<Promotion>> {
+        Ok(self.load().await?.history)
+    }
+
+    fn describe(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+}

@@ -1,0 +1,84 @@
+//! The active version in an SSM Parameter Store parameter, read by the edge router; its history is
+//! the promotion log.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use aws_sdk_ssm::Client;
+use aws_sdk_ssm::types::ParameterType;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use chrono::{DateTime, Utc};
+
+use super::{Pointer, Promotion};
+
+/// SSM refuses longer parameter descriptions.
+const DESCRIPTION_LIMIT: usize = 1024;
+
+pub struct SsmPointer {
+    client: Client,
+    parameter: String,
+}
+
+impl SsmPointer {
+    pub fn new(client: Client, parameter: &str) -> Self {
+        Self { client, parameter: parameter.to_owned() }
+    }
+}
+
+#[async_trait]
+impl Pointer for SsmPointer {
+    async fn read(&self) -> anyhow::Result<Option<String>> {
+        match self.client.get_parameter().name(&self.parameter).send().await {
+            Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_owned)),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => Ok(None),
+            Err(e) => Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+                .with_context(|| format!("reading SSM parameter {}", self.parameter)),
+        }
+    }
+
+    async fn write(&self, version: &str, note: &str) -> anyhow::Result<()> {
+        let description: String = note.chars().take(DESCRIPTION_LIMIT).collect();
+        self.client
+            .put_parameter()
+            .name(&self.parameter)
+            .value(version)
+            .r#type(ParameterType::String)
+            .overwrite(true)
+            .description(description)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+            .with_context(|| format!("writing SSM parameter {}", self.parameter))?;
+        Ok(())
+    }
+
+    async fn history(&self) -> anyhow::Result<Vec<Promotion>> {
+        let mut pages = self.client.get_parameter_history().name(&self.parameter).into_paginator().send();
+        let mut history = Vec::new();
+        loop {
+            let page = match pages.try_next().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => break,
+                Err(e) => {
+                    return Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+                        .with_context(|| format!("reading the history of SSM parameter {}", self.parameter));
+                }
+            };
+            history.extend(
+                page.parameters().iter().map(|entry| Promotion {
+                    version: entry.value().unwrap_or_default().to_owned(),
+                    at: entry
+                        .last_modified_date()
+                        .and_then(|d| DateTime::<Utc>::from_timestamp(d.secs(), d.subsec_nanos())),
+                    note: entry.description().unwrap_or_default().to_owned(),
+                }),
+            );
+        }
+        history.sort_by_key(|p| p.at);
+        Ok(history)
+    }
+
+    fn describe(&self) -> String {
+        format!("SSM parameter {}", self.parameter)
+    }
+}

@@ -1,0 +1,144 @@
+//! Promote: under the deploy lock, check every guard, then flip the pointer. Rollback is the same
+//! flip, allowed to go to an older version.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::backend::Site;
+use crate::inputs::RunInfo;
+use crate::lock::DeployLock;
+use crate::outcome::Refusal;
+use crate::release::{ReleaseRecord, read_record};
+use crate::version;
+
+/// Which way a promotion may move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Only to a version newer than the active one.
+    Forward,
+    /// To any recorded version, older ones included.
+    Rollback,
+}
+
+/// What to promote and what the run believes is live.
+#[derive(Debug, Clone)]
+pub struct PromoteRequest<'a> {
+    pub version: &'a str,
+    pub direction: Direction,
+    /// The active version when the run started; promotion is refused if it has changed since.
+    pub expected_active: Option<Option<String>>,
+    pub lock_lease: Duration,
+    pub run: &'a RunInfo,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromoteReport {
+    pub version: String,
+    pub previous: Option<String>,
+    pub promoted: bool,
+}
+
+/// Flips the pointer to `request.version` if every guard passes; a refusal changes nothing.
+pub async fn promote(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
+    if request.dry_run {
+        let report = check_guards(site, request).await?;
+        return Ok(PromoteReport { promoted: false, ..report });
+    }
+    let lock = DeployLock::acquire(site, request.lock_lease, request.run.run_url.as_deref()).await?;
+    let result = flip(site, request).await;
+    let released = lock.release().await;
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+async fn flip(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
+    let report = check_guards(site, request).await?;
+    if report.promoted {
+        let verb = match request.direction {
+            Direction::Forward => "promoted",
+            Direction::Rollback => "rolled back",
+        };
+        let by = request.run.run_url.as_deref().unwrap_or("cutover");
+        let from = report.previous.as_deref().unwrap_or("nothing");
+        let note = format!("{verb} by {by} from {from}");
+        site.pointer
+            .write(request.version, &note)
+            .await
+            .with_context(|| format!("flipping {} to {}", site.pointer.describe(), request.version))?;
+    }
+    Ok(report)
+}
+
+/// Checks the guards; `promoted` in the report says whether a flip is due.
+async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
+    let version = request.version;
+    let record = complete_record(site, version).await?;
+    let active = site.pointer.read().await?;
+    if let Some(expected) = &request.expected_active
+        && expected != &active
+    {
+        return Err(Refusal::new(format!(
+            "the active version changed from {} to {} while this run was working; re-run to release on top of it",
+            expected.as_deref().unwrap_or("nothing"),
+            active.as_deref().unwrap_or("nothing")
+        ))
+        .into());
+    }
+    let report = |promoted| PromoteReport { version: version.to_owned(), previous: active.clone(), promoted };
+    let Some(current) = active.as_deref() else { return Ok(report(true)) };
+    if current == version {
+        return Ok(report(false));
+    }
+    if request.direction == Direction::Forward {
+        let current_time = read_record(site, &site.layout.record_key(current)).await?.map(|r| r.created_at);
+        let order = match current_time {
+            Some(time) => version::compare((version, record.created_at), (current, time)),
+            None => version::compare_text(version, current).unwrap_or(Ordering::Greater),
+        };
+        if order == Ordering::Less {
+            return Err(Refusal::new(format!(
+                "{version} is older than the active {current}; to go back on purpose run `cutover rollback --to {version}`"
+            ))
+            .into());
+        }
+    }
+    Ok(report(true))
+}
+
+/// The release record of `version`, once every file it lists is in the store with its size.
+async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRecord> {
+    let Some(record) = read_record(site, &site.layout.record_key(version)).await? else {
+        return Err(Refusal::new(format!(
+            "version {version} has no release record in {}; stage it first",
+            site.store.describe()
+        ))
+        .into());
+    };
+    let stored: HashMap<String, u64> = site
+        .store
+        .list(&site.layout.version_dir(version))
+        .await
+        .with_context(|| format!("listing release {version}"))?
+        .into_iter()
+        .map(|l| (l.key, l.size))
+        .collect();
+    let missing: Vec<&str> = record
+        .files
+        .iter()
+        .filter(|(path, file)| stored.get(&site.layout.object_key(version, path)) != Some(&file.size))
+        .map(|(path, _)| path.as_str())
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(Refusal::new(format!(
+            "release {version} is incomplete: {} recorded files are missing or changed, e.g. {first}",
+            missing.len()
+        ))
+        .into());
+    }
+    Ok(record)
+}

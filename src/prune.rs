@@ -1,0 +1,75 @@
+//! Prune: delete old releases beyond a retention count, never the live one, the one before it,
+//! or one staged within the last hour (another run may be about to promote it).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+
+use crate::backend::Site;
+use crate::lock::DeployLock;
+use crate::pointer::previous_active;
+use crate::release::all_records;
+
+/// Releases younger than this are never pruned.
+pub const RECENT: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PruneReport {
+    pub deleted: Vec<String>,
+    pub kept: Vec<String>,
+}
+
+/// Deletes releases beyond the newest `keep`, under the deploy lock so no promotion races it.
+pub async fn prune(
+    site: &Site,
+    keep: usize,
+    lease: Duration,
+    run_url: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<PruneReport> {
+    let lock = if dry_run { None } else { Some(DeployLock::acquire(site, lease, run_url).await?) };
+    let result = prune_locked(site, keep, dry_run).await;
+    if let Some(lock) = lock {
+        lock.release().await?;
+    }
+    result
+}
+
+async fn prune_locked(site: &Site, keep: usize, dry_run: bool) -> anyhow::Result<PruneReport> {
+    let history = site.pointer.history().await?;
+    let active = site.pointer.read().await?;
+    let protected: HashSet<&str> = active.as_deref().into_iter().chain(previous_active(&history)).collect();
+    let recent_since = Utc::now() - chrono::Duration::from_std(RECENT)?;
+    let records = all_records(site).await?;
+    let mut report = PruneReport::default();
+    for (rank, record) in records.iter().rev().enumerate() {
+        let spared = rank < keep || protected.contains(record.version.as_str()) || record.created_at > recent_since;
+        if spared {
+            report.kept.push(record.version.clone());
+            continue;
+        }
+        if !dry_run {
+            delete_release(site, &record.version).await?;
+        }
+        report.deleted.push(record.version.clone());
+    }
+    Ok(report)
+}
+
+/// Deletes the record first, so a half-deleted release can never be promoted, then its files.
+async fn delete_release(site: &Site, version: &str) -> anyhow::Result<()> {
+    site.store
+        .delete(&[site.layout.record_key(version)])
+        .await
+        .with_context(|| format!("deleting the record of {version}"))?;
+    let objects = site
+        .store
+        .list(&site.layout.version_dir(version))
+        .await
+        .with_context(|| format!("listing release {version}"))?;
+    let keys: Vec<String> = objects.into_iter().map(|o| o.key).collect();
+    site.store.delete(&keys).await.with_context(|| format!("deleting the files of {version}"))?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The bucket layout and the release record: a release without its record does not exist.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::backend::Site;
+use crate::inputs::RunInfo;
+use crate::version;
+
+/// Records read at once when listing every release.
+const RECORD_READS: usize = 16;
+
+/// Where a site's objects live under its prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    prefix: String,
+}
+
+impl Layout {
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.trim_matches('/').to_owned() }
+    }
+
+    fn under_prefix(&self, rest: &str) -> String {
+        if self.prefix.is_empty() { rest.to_owned() } else { format!("{}/{rest}", self.prefix) }
+    }
+
+    /// `<prefix>/<version>/`: everything a release serves.
+    pub fn version_dir(&self, version: &str) -> String {
+        self.under_prefix(&format!("{version}/"))
+    }
+
+    pub fn object_key(&self, version: &str, path: &str) -> String {
+        self.under_prefix(&format!("{version}/{path}"))
+    }
+
+    pub fn records_dir(&self) -> String {
+        self.under_prefix("_cutover/releases/")
+    }
+
+    pub fn record_key(&self, version: &str) -> String {
+        self.under_prefix(&format!("_cutover/releases/{version}.json"))
+    }
+
+    pub fn lock_key(&self) -> String {
+        self.under_prefix("_cutover/lock")
+    }
+
+    /// The version a record key names, if it is one.
+    pub fn version_of_record(&self, key: &str) -> Option<String> {
+        key.strip_prefix(&self.records_dir())?.strip_suffix(".json").map(str::to_owned)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+/// One file as recorded in a release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedFile {
+    pub md5: String,
+    pub size: u64,
+    pub content_type: String,
+    pub cache_control: String,
+    /// The ETag S3 gives the object when it was uploaded in parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart_etag: Option<String>,
+}
+
+/// Everything known about a release; written last and create-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    pub version: String,
+    pub created_at: DateTime<Utc>,
+    pub cutover_version: String,
+    #[serde(flatten)]
+    pub run: RunInfo,
+    pub files: BTreeMap<String, RecordedFile>,
+}
+
+impl ReleaseRecord {
+    pub fn total_bytes(&self) -> u64 {
+        self.files.values().map(|f| f.size).sum()
+    }
+
+    /// Whether two records describe the same content (paths, digests and headers).
+    pub fn same_content(&self, other: &ReleaseRecord) -> bool {
+        self.files == other.files
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a release record always serialises")
+    }
+
+    pub fn from_json(key: &str, bytes: &[u8]) -> anyhow::Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| anyhow::anyhow!("release record {key} is damaged: {e}"))
+    }
+}
+
+/// Reads and parses a release record; `None` when the release does not exist.
+pub async fn read_record(site: &Site, key: &str) -> anyhow::Result<Option<ReleaseRecord>> {
+    match site.store.get(key).await.with_context(|| format!("reading release record {key}"))? {
+        Some(fetched) => ReleaseRecord::from_json(key, &fetched.body).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Every recorded release of the site, oldest first.
+pub async fn all_records(site: &Site) -> anyhow::Result<Vec<ReleaseRecord>> {
+    let listed = site.store.list(&site.layout.records_dir()).await.context("listing release records")?;
+    let keys = listed.into_iter().filter(|l| site.layout.version_of_record(&l.key).is_some()).map(|l| l.key);
+    let mut records: Vec<ReleaseRecord> = futures::stream::iter(keys)
+        .map(|key| async move { read_record(site, &key).await })
+        .buffer_unordered(RECORD_READS)
+        .try_filter_map(|record| async move { Ok(record) })
+        .try_collect()
+        .await?;
+    records.sort_by(|a, b| version::compare((&a.version, a.created_at), (&b.version, b.created_at)));
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_keys() {
+        let site = Layout::new("site");
+        assert_eq!(site.object_key("41", "assets/app.js"), "site/41/assets/app.js");
+        assert_eq!(site.record_key("41"), "site/_cutover/releases/41.json");
+        assert_eq!(site.version_of_record("site/_cutover/releases/41.json").as_deref(), Some("41"));
+        assert_eq!(site.version_of_record("site/41/index.html"), None);
+        let root = Layout::new("");
+        assert_eq!(root.object_key("1", "index.html"), "1/index.html");
+        assert_eq!(root.lock_key(), "_cutover/lock");
+    }
+}

@@ -1,0 +1,111 @@
+//! Report: the result object every command ends with, as step outputs, a summary and one line.
+
+use serde::Serialize;
+
+use crate::progress::human_bytes;
+use crate::smoke::SmokeCheck;
+
+/// The step outputs, keyed as DESIGN.md names them.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Outputs {
+    pub version: String,
+    pub previous_version: Option<String>,
+    pub promoted: bool,
+    pub preview_url: Option<String>,
+    pub site_url: Option<String>,
+    pub files: usize,
+    pub uploaded: usize,
+    pub copied: usize,
+    pub bytes_uploaded: u64,
+    pub duration_ms: u64,
+    pub invalidation_id: Option<String>,
+    #[serde(skip)]
+    pub smoke: Vec<SmokeCheck>,
+}
+
+impl Outputs {
+    /// Name and text of every output, in DESIGN.md's order; unset ones are empty.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        vec![
+            ("version", self.version.clone()),
+            ("previous-version", text(&self.previous_version)),
+            ("promoted", self.promoted.to_string()),
+            ("preview-url", text(&self.preview_url)),
+            ("site-url", text(&self.site_url)),
+            ("files", self.files.to_string()),
+            ("uploaded", self.uploaded.to_string()),
+            ("copied", self.copied.to_string()),
+            ("bytes-uploaded", self.bytes_uploaded.to_string()),
+            ("duration-ms", self.duration_ms.to_string()),
+            ("invalidation-id", text(&self.invalidation_id)),
+        ]
+    }
+
+    /// The one-line result.
+    pub fn line(&self) -> String {
+        let state = if self.promoted {
+            format!("live (was {})", self.previous_version.as_deref().unwrap_or("nothing"))
+        } else {
+            "not promoted".to_owned()
+        };
+        let seconds = self.duration_ms as f64 / 1000.0;
+        if self.files == 0 {
+            return format!("cutover: {} {state} in {seconds:.1}s", self.version);
+        }
+        format!(
+            "cutover: {} {state}: {} files, {} uploaded, {} copied, {} sent in {seconds:.1}s",
+            self.version,
+            self.files,
+            self.uploaded,
+            self.copied,
+            human_bytes(self.bytes_uploaded),
+        )
+    }
+
+    /// A Markdown summary for the CI run page.
+    pub fn summary(&self) -> String {
+        let mut md = format!("### cutover: {}\n\n| | |\n|---|---|\n", self.version);
+        for (name, value) in self.pairs() {
+            if !value.is_empty() {
+                md.push_str(&format!("| {name} | {} |\n", value.replace('|', "\\|")));
+            }
+        }
+        if let Some(preview) = &self.preview_url {
+            md.push_str(&format!("\nPreview: [{preview}]({preview})\n"));
+        }
+        if !self.smoke.is_empty() {
+            md.push_str("\n| smoke path | result | attempts |\n|---|---|---|\n");
+            for check in &self.smoke {
+                md.push_str(&format!(
+                    "| `{}` | {} | {} |\n",
+                    check.path,
+                    check.detail.replace('|', "\\|"),
+                    check.attempts
+                ));
+            }
+        }
+        if let Some(previous) = self.previous_version.as_deref().filter(|_| self.promoted) {
+            md.push_str(&format!("\nTo go back: `cutover rollback --to {previous}`\n"));
+        }
+        md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_keys_are_the_output_names() {
+        let outputs = Outputs { version: "42".into(), promoted: true, ..Default::default() };
+        let json = serde_json::to_value(&outputs).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let names: Vec<&str> = outputs.pairs().iter().map(|(n, _)| *n).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+        assert_eq!(json["promoted"], true);
+    }
+}

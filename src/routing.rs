@@ -1,0 +1,149 @@
+//! The edge contract, shared by `cutover serve` and (in JavaScript) the CloudFront router: which
+//! version a request sees, which file of it, and which cookies the response sets.
+
+use percent_encoding::percent_decode_str;
+
+use crate::version;
+
+/// Query parameter that previews a version (and pins it with cookies).
+pub const OVERRIDE_QUERY: &str = "override_build_number";
+/// Cookie naming the pinned version.
+pub const VERSION_COOKIE: &str = "Build-Number";
+/// Cookie that must be `true` for [`VERSION_COOKIE`] to count.
+pub const OVERRIDE_COOKIE: &str = "Override";
+/// Header naming the version that served a response.
+pub const VERSION_HEADER: &str = "x-cutover-version";
+/// Override value that drops the pin and returns to the active version.
+pub const CLEAR: &str = "clear";
+
+/// Where a request's version came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Query,
+    Cookie,
+    Active,
+}
+
+/// What the edge does with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The version to serve; `None` when nothing is active and nothing overrides.
+    pub version: Option<String>,
+    pub source: Source,
+    /// Release-relative file to serve; `None` when the path is not a safe key.
+    pub file: Option<String>,
+    /// `Set-Cookie` values for the response: only ever when the request carried the override query.
+    pub set_cookies: Vec<String>,
+}
+
+/// Routes a request given its raw (percent-encoded) path, raw query, `Cookie` header and the active version.
+pub fn route(raw_path: &str, query: Option<&str>, cookie_header: Option<&str>, active: Option<&str>) -> Route {
+    let file = release_file(raw_path);
+    let active = || active.map(str::to_owned);
+    if let Some(asked) = query.and_then(|q| parameter(q, OVERRIDE_QUERY)) {
+        if asked == CLEAR {
+            let set_cookies =
+                [VERSION_COOKIE, OVERRIDE_COOKIE].map(|name| format!("{name}=; Path=/; Max-Age=0")).to_vec();
+            return Route { version: active(), source: Source::Active, file, set_cookies };
+        }
+        if version::is_valid(&asked) {
+            let set_cookies = vec![
+                format!("{VERSION_COOKIE}={asked}; Path=/; SameSite=Lax"),
+                format!("{OVERRIDE_COOKIE}=true; Path=/; SameSite=Lax"),
+            ];
+            return Route { version: Some(asked), source: Source::Query, file, set_cookies };
+        }
+    }
+    let cookies = cookie_header.map(parse_cookies).unwrap_or_default();
+    let cookie = |name: &str| cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    if cookie(OVERRIDE_COOKIE) == Some("true")
+        && let Some(pinned) = cookie(VERSION_COOKIE).filter(|v| version::is_valid(v))
+    {
+        return Route { version: Some(pinned.to_owned()), source: Source::Cookie, file, set_cookies: Vec::new() };
+    }
+    Route { version: active(), source: Source::Active, file, set_cookies: Vec::new() }
+}
+
+/// The release file a path names: decoded; `index.html` for paths without a file extension (SPA fallback).
+pub fn release_file(raw_path: &str) -> Option<String> {
+    let decoded = percent_decode_str(raw_path).decode_utf8().ok()?;
+    let path = decoded.trim_start_matches('/');
+    let segments: Vec<&str> = path.split('/').collect();
+    if segments.iter().any(|s| *s == "." || *s == "..") || path.contains("//") {
+        return None;
+    }
+    let last = segments.last().copied().unwrap_or_default();
+    let has_extension = last.char_indices().any(|(i, c)| c == '.' && i > 0);
+    Some(if has_extension { path.to_owned() } else { "index.html".to_owned() })
+}
+
+fn parameter(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+fn parse_cookies(header: &str) -> Vec<(String, String)> {
+    header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect()
+}
+
+/// The `Cookie` header that pins a version, as the smoke test sends it.
+pub fn override_cookie(version: &str) -> String {
+    format!("{VERSION_COOKIE}={version}; {OVERRIDE_COOKIE}=true")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn active_version_serves_by_default_with_spa_fallback() {
+        let r = route("/about/team", None, None, Some("41"));
+        assert_eq!(
+            (r.version.as_deref(), r.file.as_deref(), r.source),
+            (Some("41"), Some("index.html"), Source::Active)
+        );
+        assert!(r.set_cookies.is_empty());
+        assert_eq!(route("/", None, None, Some("41")).file.as_deref(), Some("index.html"));
+        assert_eq!(route("/assets/app.js", None, None, None).version, None);
+    }
+
+    #[test]
+    fn override_query_wins_and_alone_sets_cookies() {
+        let r = route("/", Some("a=1&override_build_number=42"), Some("Override=true; Build-Number=40"), Some("41"));
+        assert_eq!((r.version.as_deref(), r.source), (Some("42"), Source::Query));
+        assert_eq!(r.set_cookies, ["Build-Number=42; Path=/; SameSite=Lax", "Override=true; Path=/; SameSite=Lax"]);
+        let r = route("/", None, Some("Override=true; Build-Number=40"), Some("41"));
+        assert_eq!((r.version.as_deref(), r.source), (Some("40"), Source::Cookie));
+        assert!(r.set_cookies.is_empty());
+    }
+
+    #[test]
+    fn cookie_counts_only_with_override_true_and_bad_versions_are_ignored() {
+        assert_eq!(route("/", None, Some("Build-Number=40"), Some("41")).version.as_deref(), Some("41"));
+        assert_eq!(
+            route("/", None, Some("Override=true; Build-Number=../x"), Some("41")).version.as_deref(),
+            Some("41")
+        );
+        let r = route("/", Some("override_build_number=..%2Fetc"), None, Some("41"));
+        assert_eq!((r.version.as_deref(), r.set_cookies.len()), (Some("41"), 0));
+    }
+
+    #[test]
+    fn clear_drops_the_pin() {
+        let r = route("/", Some("override_build_number=clear"), Some("Override=true; Build-Number=40"), Some("41"));
+        assert_eq!(r.version.as_deref(), Some("41"));
+        assert!(r.set_cookies.iter().all(|c| c.contains("Max-Age=0")));
+    }
+
+    #[test]
+    fn paths_decode_and_unsafe_ones_are_refused() {
+        assert_eq!(release_file("/a%20b/c%2B.txt").as_deref(), Some("a b/c+.txt"));
+        assert_eq!(release_file("/.well-known/security.txt").as_deref(), Some(".well-known/security.txt"));
+        assert_eq!(release_file("/../secret.txt"), None);
+        assert_eq!(release_file("/a/%2E%2E/b.txt"), None);
+        assert_eq!(release_file("/%FF.txt"), None);
+    }
+}

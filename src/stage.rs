@@ -1,0 +1,217 @@
+//! Stage: put every file of the build under `<prefix>/<version>/`, then write the release record.
+//!
+//! Each file is hashed and then, concurrently and with a bound: left alone if a killed earlier run
+//! already stored it, copied server-side if the previous release holds the same bytes at the same
+//! path, or uploaded. The record is written last and create-only, so a release either exists whole
+//! or not at all, and a recorded release is never overwritten.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use chrono::Utc;
+use futures::StreamExt;
+
+use crate::backend::Site;
+use crate::inputs::{InputError, Plan};
+use crate::outcome::Refusal;
+use crate::progress::Progress;
+use crate::release::{RecordedFile, ReleaseRecord, read_record};
+use crate::rules;
+use crate::site::{self, FileDigest, SiteFile};
+use crate::store::{Condition, ObjectMeta, StoreError, json_meta};
+
+/// Errors listed in full when many files fail; the rest are counted.
+const ERRORS_SHOWN: usize = 10;
+
+/// What staging did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageReport {
+    pub files: usize,
+    pub uploaded: usize,
+    pub copied: usize,
+    /// Files a previous, interrupted run of this version had already stored.
+    pub resumed: usize,
+    pub bytes_uploaded: u64,
+    pub total_bytes: u64,
+    /// The version was recorded before this run, with the same content.
+    pub already_recorded: bool,
+}
+
+/// How one file gets into the release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    AlreadyThere,
+    Copy,
+    Upload,
+}
+
+/// Stages `version` from `plan.dist_dir`; `previous` is the release to copy unchanged files from.
+pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&str>) -> anyhow::Result<StageReport> {
+    let dist = plan.dist_dir.clone();
+    let files = tokio::task::spawn_blocking(move || site::walk(&dist))
+        .await?
+        .map_err(|e| InputError::new("dist-dir", e.to_string()))?;
+    let record_key = site.layout.record_key(version);
+    let recorded = read_record(site, &record_key).await?;
+    let reuse = match (&recorded, previous) {
+        (None, Some(previous)) if previous != version => {
+            read_record(site, &site.layout.record_key(previous)).await?.map(|r| (previous.to_owned(), r.files))
+        }
+        _ => None,
+    };
+    let present: HashMap<String, String> = if recorded.is_none() {
+        let listed = site.store.list(&site.layout.version_dir(version)).await.context("listing the staged release")?;
+        listed.into_iter().map(|l| (l.key, l.etag)).collect()
+    } else {
+        HashMap::new()
+    };
+    let write = recorded.is_none() && !plan.dry_run;
+    let progress = Progress::new("staging", files.len() as u64);
+    let jobs = Arc::new(Jobs {
+        site: site.clone(),
+        version: version.to_owned(),
+        rules: plan.cache_rules.clone(),
+        present,
+        reuse,
+        write,
+    });
+    let results: Vec<_> = futures::stream::iter(files)
+        .map(|file| {
+            let (jobs, progress) = (Arc::clone(&jobs), &progress);
+            async move {
+                let result = jobs.place(&file).await.with_context(|| format!("staging {}", file.path));
+                if let Ok((_, action, _)) = &result {
+                    progress.advance(if *action == Action::Upload { file.size } else { 0 });
+                }
+                result
+            }
+        })
+        .buffer_unordered(plan.concurrency)
+        .collect()
+        .await;
+    progress.finish();
+
+    let mut report = StageReport::default();
+    let mut entries = BTreeMap::new();
+    let mut failures = Vec::new();
+    for result in results {
+        match result {
+            Ok((path, action, recorded_file)) => {
+                report.files += 1;
+                report.total_bytes += recorded_file.size;
+                match action {
+                    Action::AlreadyThere => report.resumed += 1,
+                    Action::Copy => report.copied += 1,
+                    Action::Upload => {
+                        report.uploaded += 1;
+                        report.bytes_uploaded += recorded_file.size;
+                    }
+                }
+                entries.insert(path, recorded_file);
+            }
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    if !failures.is_empty() {
+        let count = failures.len();
+        let mut message = failures.into_iter().take(ERRORS_SHOWN).collect::<Vec<_>>().join("\n  ");
+        if count > ERRORS_SHOWN {
+            message.push_str(&format!("\n  ... and {} more", count - ERRORS_SHOWN));
+        }
+        anyhow::bail!("{count} files could not be staged:\n  {message}");
+    }
+
+    let record = ReleaseRecord {
+        version: version.to_owned(),
+        created_at: Utc::now(),
+        cutover_version: env!("CARGO_PKG_VERSION").to_owned(),
+        run: plan.run.clone(),
+        files: entries,
+    };
+    if let Some(existing) = recorded {
+        return same_or_refuse(&existing, &record).map(|()| StageReport { already_recorded: true, ..report });
+    }
+    if plan.dry_run {
+        return Ok(report);
+    }
+    let body = Bytes::from(record.to_json());
+    match site.store.put(&record_key, body, &json_meta(), Condition::IfAbsent).await {
+        Ok(()) => Ok(report),
+        Err(StoreError::PreconditionFailed) => {
+            let existing = read_record(site, &record_key).await?.context("release record vanished while writing it")?;
+            same_or_refuse(&existing, &record).map(|()| StageReport { already_recorded: true, ..report })
+        }
+        Err(StoreError::Other(e)) => Err(e.context(format!("writing release record {record_key}"))),
+    }
+}
+
+fn same_or_refuse(existing: &ReleaseRecord, staged: &ReleaseRecord) -> anyhow::Result<()> {
+    if existing.same_content(staged) {
+        return Ok(());
+    }
+    let changed = staged.files.iter().filter(|(path, file)| existing.files.get(*path) != Some(file)).count();
+    let removed = existing.files.keys().filter(|path| !staged.files.contains_key(*path)).count();
+    Err(Refusal::new(format!(
+        "version {} is already released with different content ({changed} files differ, {removed} missing); releases are immutable, so choose a new version",
+        existing.version
+    ))
+    .into())
+}
+
+/// What every file's job needs to know.
+struct Jobs {
+    site: Site,
+    version: String,
+    rules: rules::CacheRules,
+    /// Objects already under the version's prefix: key -> ETag.
+    present: HashMap<String, String>,
+    /// The previous release's version and files, to copy unchanged files from.
+    reuse: Option<(String, BTreeMap<String, RecordedFile>)>,
+    write: bool,
+}
+
+impl Jobs {
+    async fn place(&self, file: &SiteFile) -> anyhow::Result<(String, Action, RecordedFile)> {
+        let (abs, size) = (file.abs.clone(), file.size);
+        let digest: FileDigest = tokio::task::spawn_blocking(move || site::hash_file(&abs, size))
+            .await?
+            .with_context(|| format!("reading {}", file.abs.display()))?;
+        let meta = ObjectMeta {
+            content_type: rules::content_type(&file.path),
+            cache_control: self.rules.cache_control(&file.path),
+        };
+        let recorded = RecordedFile {
+            md5: digest.md5_hex(),
+            size,
+            content_type: meta.content_type.clone(),
+            cache_control: meta.cache_control.clone(),
+            multipart_etag: digest.multipart_etag.clone(),
+        };
+        let key = self.site.layout.object_key(&self.version, &file.path);
+        let action = self.choose(&key, &file.path, &recorded, &digest);
+        if self.write {
+            match &action {
+                (Action::AlreadyThere, _) => {}
+                (Action::Copy, Some(from)) => self.site.store.copy(from, &key, &meta).await?,
+                _ => self.site.store.upload(&key, &file.abs, size, &digest, &meta).await?,
+            }
+        }
+        Ok((file.path.clone(), action.0, recorded))
+    }
+
+    fn choose(&self, key: &str, path: &str, file: &RecordedFile, digest: &FileDigest) -> (Action, Option<String>) {
+        if self.present.get(key).is_some_and(|etag| digest.matches_etag(etag)) {
+            return (Action::AlreadyThere, None);
+        }
+        match &self.reuse {
+            Some((previous, files))
+                if files.get(path).is_some_and(|old| old.md5 == file.md5 && old.size == file.size) =>
+            {
+                (Action::Copy, Some(self.site.layout.object_key(previous, path)))
+            }
+            _ => (Action::Upload, None),
+        }
+    }
+}

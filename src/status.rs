@@ -1,0 +1,75 @@
+//! Status: every release with its size and age, which one is live, and the promotion history.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::backend::Site;
+use crate::pointer::Promotion;
+use crate::progress::human_bytes;
+use crate::release::all_records;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseSummary {
+    pub version: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub created_at: DateTime<Utc>,
+    pub active: bool,
+    pub run_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub active: Option<String>,
+    /// Oldest first.
+    pub releases: Vec<ReleaseSummary>,
+    /// Oldest first.
+    pub promotions: Vec<Promotion>,
+}
+
+pub async fn status(site: &Site) -> anyhow::Result<Status> {
+    let active = site.pointer.read().await?;
+    let releases = all_records(site)
+        .await?
+        .into_iter()
+        .map(|r| ReleaseSummary {
+            files: r.files.len(),
+            bytes: r.total_bytes(),
+            active: active.as_deref() == Some(r.version.as_str()),
+            version: r.version,
+            created_at: r.created_at,
+            run_url: r.run.run_url,
+        })
+        .collect();
+    Ok(Status { active, releases, promotions: site.pointer.history().await? })
+}
+
+impl Status {
+    /// The report for people.
+    pub fn render(&self) -> String {
+        let mut out = format!("active: {}\n\nreleases (newest first):\n", self.active.as_deref().unwrap_or("none"));
+        if self.releases.is_empty() {
+            out.push_str("  none\n");
+        }
+        for r in self.releases.iter().rev() {
+            let marker = if r.active { "*" } else { " " };
+            let run = r.run_url.as_deref().unwrap_or("");
+            out.push_str(&format!(
+                "{marker} {:<24} {:>7} files {:>10}  {}  {run}\n",
+                r.version,
+                r.files,
+                human_bytes(r.bytes),
+                r.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+            ));
+        }
+        out.push_str("\npromotions (newest first):\n");
+        if self.promotions.is_empty() {
+            out.push_str("  none\n");
+        }
+        for p in self.promotions.iter().rev() {
+            let at = p.at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default();
+            out.push_str(&format!("  {:<24} {at}  {}\n", p.version, p.note));
+        }
+        out
+    }
+}

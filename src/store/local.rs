@@ -1,0 +1,259 @@
+//! The embedded default store: a directory on disk, so the whole flow runs without AWS.
+//!
+//! `objects/<key>` holds each body and `meta/<key>` its headers and MD5 (the ETag). Every write
+//! lands in `tmp/` first and is renamed into place, so a reader never sees half a file; conditional
+//! writes serialise on a file lock so separate processes get S3's create-only and If-Match rules.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, Fetched, Listed, ObjectMeta, Store, StoreError, StoreResult};
+use crate::site::FileDigest;
+
+#[derive(Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MetaFile {
+    md5: String,
+    content_type: String,
+    cache_control: String,
+}
+
+impl LocalStore {
+    pub fn new(root: &Path) -> Self {
+        Self { root: root.to_owned() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_in(&self, tree: &str, key: &str) -> io::Result<PathBuf> {
+        let mut path = self.root.join(tree);
+        for part in key.split('/') {
+            if part.is_empty() || part == "." || part == ".." {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("unsafe key {key:?}")));
+            }
+            path.push(part);
+        }
+        Ok(path)
+    }
+
+    /// Writes `body` then its meta, each through a temp file and a rename.
+    fn write(&self, key: &str, body: impl FnOnce(&Path) -> io::Result<()>, meta: &MetaFile) -> io::Result<()> {
+        let tmp_dir = self.root.join("tmp");
+        fs::create_dir_all(&tmp_dir)?;
+        let tmp = tmp_dir.join(format!("{:016x}", rand::random::<u64>()));
+        body(&tmp)?;
+        place(&tmp, &self.path_in("objects", key)?)?;
+        fs::write(&tmp, serde_json::to_vec(meta)?)?;
+        place(&tmp, &self.path_in("meta", key)?)
+    }
+
+    fn read_meta(&self, key: &str) -> io::Result<Option<MetaFile>> {
+        match fs::read(self.path_in("meta", key)?) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn get_blocking(&self, key: &str) -> io::Result<Option<Fetched>> {
+        let Some(meta) = self.read_meta(key)? else { return Ok(None) };
+        match fs::read(self.path_in("objects", key)?) {
+            Ok(body) => Ok(Some(Fetched {
+                body: Bytes::from(body),
+                etag: meta.md5,
+                meta: ObjectMeta { content_type: meta.content_type, cache_control: meta.cache_control },
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn put_blocking(&self, key: &str, body: &[u8], meta: &ObjectMeta, condition: &Condition) -> StoreResult<()> {
+        let _guard = if condition == &Condition::Always { None } else { Some(self.exclusive()?) };
+        let current = self.read_meta(key).map_err(other(key))?.map(|m| m.md5);
+        let allowed = match condition {
+            Condition::Always => true,
+            Condition::IfAbsent => current.is_none(),
+            Condition::IfMatch(etag) => current.as_deref() == Some(etag.trim_matches('"')),
+        };
+        if !allowed {
+            return Err(StoreError::PreconditionFailed);
+        }
+        let md5 = hex::encode(Md5::digest(body));
+        self.write(key, |tmp| fs::write(tmp, body), &meta_file(md5, meta)).map_err(other(key))
+    }
+
+    /// Holds the store-wide lock that makes conditional writes atomic across processes.
+    fn exclusive(&self) -> StoreResult<File> {
+        fs::create_dir_all(&self.root).map_err(other("lock"))?;
+        let file = File::create(self.root.join(".lock")).map_err(other("lock"))?;
+        file.lock().map_err(other("lock"))?;
+        Ok(file)
+    }
+
+    fn list_blocking(&self, prefix: &str) -> io::Result<Vec<Listed>> {
+        let start = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let base = self.root.join("objects");
+        let dir = if start.is_empty() { base.clone() } else { self.path_in("objects", start)? };
+        let mut found = Vec::new();
+        let mut pending = vec![dir];
+        while let Some(dir) = pending.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    pending.push(entry.path());
+                    continue;
+                }
+                let path = entry.path();
+                let Some(key) = path.strip_prefix(&base).ok().and_then(Path::to_str) else { continue };
+                if !key.starts_with(prefix) {
+                    continue;
+                }
+                if let Some(meta) = self.read_meta(key)? {
+                    found.push(Listed { key: key.to_owned(), size: entry.metadata()?.len(), etag: meta.md5 });
+                }
+            }
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+}
+
+fn meta_file(md5: String, meta: &ObjectMeta) -> MetaFile {
+    MetaFile { md5, content_type: meta.content_type.clone(), cache_control: meta.cache_control.clone() }
+}
+
+fn place(tmp: &Path, target: &Path) -> io::Result<()> {
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::rename(tmp, target)
+}
+
+fn other(key: &str) -> impl Fn(io::Error) -> StoreError + '_ {
+    move |e| StoreError::Other(anyhow::Error::new(e).context(format!("local store, {key}")))
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
+    tokio::task::spawn_blocking(work).await.context("local store task").map_err(StoreError::Other)?
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    async fn upload(
+        &self,
+        key: &str,
+        file: &Path,
+        _size: u64,
+        digest: &FileDigest,
+        meta: &ObjectMeta,
+    ) -> StoreResult<()> {
+        let (store, key, file) = (self.clone(), key.to_owned(), file.to_owned());
+        let meta = meta_file(digest.md5_hex(), meta);
+        blocking(move || store.write(&key, |tmp| fs::copy(&file, tmp).map(drop), &meta).map_err(other(&key))).await
+    }
+
+    async fn copy(&self, from: &str, to: &str, meta: &ObjectMeta) -> StoreResult<()> {
+        let (store, from, to, meta) = (self.clone(), from.to_owned(), to.to_owned(), meta.clone());
+        blocking(move || {
+            let source = store.read_meta(&from).map_err(other(&from))?;
+            let source = source.ok_or_else(|| anyhow::anyhow!("local store: {from} does not exist"))?;
+            let body = store.path_in("objects", &from).map_err(other(&from))?;
+            store.write(&to, |tmp| fs::copy(&body, tmp).map(drop), &meta_file(source.md5, &meta)).map_err(other(&to))
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta, condition: Condition) -> StoreResult<()> {
+        let (store, key, meta) = (self.clone(), key.to_owned(), meta.clone());
+        blocking(move || store.put_blocking(&key, &body, &meta, &condition)).await
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Option<Fetched>> {
+        let (store, key) = (self.clone(), key.to_owned());
+        blocking(move || store.get_blocking(&key).map_err(other(&key))).await
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<Listed>> {
+        let (store, prefix) = (self.clone(), prefix.to_owned());
+        blocking(move || store.list_blocking(&prefix).map_err(other(&prefix))).await
+    }
+
+    async fn delete(&self, keys: &[String]) -> StoreResult<()> {
+        let (store, keys) = (self.clone(), keys.to_vec());
+        blocking(move || {
+            for key in &keys {
+                for tree in ["meta", "objects"] {
+                    match fs::remove_file(store.path_in(tree, key).map_err(other(key))?) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(other(key)(e)),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        format!("local store {}", self.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> ObjectMeta {
+        ObjectMeta { content_type: "text/plain".into(), cache_control: "no-cache".into() }
+    }
+
+    #[tokio::test]
+    async fn conditional_puts_follow_s3_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        store.put("a/lock", Bytes::from("one"), &meta(), Condition::IfAbsent).await.unwrap();
+        let again = store.put("a/lock", Bytes::from("two"), &meta(), Condition::IfAbsent).await;
+        assert!(matches!(again, Err(StoreError::PreconditionFailed)));
+        let stale = store.put("a/lock", Bytes::from("two"), &meta(), Condition::IfMatch("nope".into())).await;
+        assert!(matches!(stale, Err(StoreError::PreconditionFailed)));
+        let etag = store.get("a/lock").await.unwrap().unwrap().etag;
+        store.put("a/lock", Bytes::from("two"), &meta(), Condition::IfMatch(etag)).await.unwrap();
+        assert_eq!(store.get("a/lock").await.unwrap().unwrap().body, "two");
+    }
+
+    #[tokio::test]
+    async fn list_copy_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        store.put("s/1/a.txt", Bytes::from("a"), &meta(), Condition::Always).await.unwrap();
+        store.put("s/1/d/b.txt", Bytes::from("bb"), &meta(), Condition::Always).await.unwrap();
+        store.put("s/10/c.txt", Bytes::from("c"), &meta(), Condition::Always).await.unwrap();
+        store.copy("s/1/a.txt", "s/2/a.txt", &meta()).await.unwrap();
+        let keys: Vec<_> = store.list("s/1/").await.unwrap().into_iter().map(|l| (l.key, l.size)).collect();
+        assert_eq!(keys, [("s/1/a.txt".to_owned(), 1), ("s/1/d/b.txt".to_owned(), 2)]);
+        assert_eq!(store.get("s/2/a.txt").await.unwrap().unwrap().etag, hex::encode(Md5::digest(b"a")));
+        store.delete(&["s/1/a.txt".into(), "s/1/missing".into()]).await.unwrap();
+        assert!(store.get("s/1/a.txt").await.unwrap().is_none());
+        assert!(store.put("../x", Bytes::new(), &meta(), Condition::Always).await.is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! Where releases live: one narrow seam, implemented for S3 and for a local directory.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::site::FileDigest;
+
+pub mod local;
+pub mod s3;
+
+/// Headers an object is served with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectMeta {
+    pub content_type: String,
+    pub cache_control: String,
+}
+
+/// An object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+}
+
+/// A small object read whole (records, the lock, files served by the local edge).
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub body: Bytes,
+    pub etag: String,
+    pub meta: ObjectMeta,
+}
+
+/// When a write may happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Always,
+    /// Create-only (`If-None-Match: *`).
+    IfAbsent,
+    /// Replace only the object with this ETag (`If-Match`).
+    IfMatch(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the object changed or exists already (precondition failed)")]
+    PreconditionFailed,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The calls cutover makes on a release store, and no others.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Uploads a file, streamed from disk; in parts above [`crate::site::MULTIPART_THRESHOLD`].
+    async fn upload(
+        &self,
+        key: &str,
+        file: &Path,
+        size: u64,
+        digest: &FileDigest,
+        meta: &ObjectMeta,
+    ) -> StoreResult<()>;
+    /// Copies an object inside the store, giving the copy `meta`.
+    async fn copy(&self, from: &str, to: &str, meta: &ObjectMeta) -> StoreResult<()>;
+    /// Writes a small object under a condition.
+    async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta, condition: Condition) -> StoreResult<()>;
+    /// Reads a whole object; `None` when it does not exist.
+    async fn get(&self, key: &str) -> StoreResult<Option<Fetched>>;
+    /// Every object whose key starts with `prefix`.
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<Listed>>;
+    /// Deletes objects; missing ones are not an error.
+    async fn delete(&self, keys: &[String]) -> StoreResult<()>;
+    /// Where this store is, for messages: `s3://bucket` or a directory.
+    fn describe(&self) -> String;
+}
+
+/// Metadata for small JSON objects cutover writes itself.
+pub fn json_meta() -> ObjectMeta {
+    ObjectMeta { content_type: "application/json".into(), cache_control: "no-store".into() }
+}

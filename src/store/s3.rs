@@ -1,0 +1,261 @@
+//! Releases in an S3 bucket (or any S3-compatible store) through the AWS SDK.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use base64::Engine;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::{Condition, Fetched, Listed, ObjectMeta, Store, StoreError, StoreResult};
+use crate::site::{FileDigest, MULTIPART_THRESHOLD, PART_SIZE};
+
+/// Parts of one file uploaded at once.
+const PART_CONCURRENCY: usize = 4;
+
+/// Characters left as they are in `x-amz-copy-source`.
+const COPY_SOURCE_KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Store {
+    pub fn new(client: Client, bucket: &str) -> Self {
+        Self { client, bucket: bucket.to_owned() }
+    }
+
+    async fn upload_in_parts(&self, key: &str, file: &Path, size: u64, meta: &ObjectMeta) -> StoreResult<()> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(&meta.content_type)
+            .cache_control(&meta.cache_control)
+            .send()
+            .await
+            .map_err(|e| failure(format!("starting multipart upload of {key}"), e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let parts = futures::stream::iter(0..size.div_ceil(PART_SIZE))
+            .map(|index| self.upload_part(key, &upload_id, file, index, size))
+            .buffered(PART_CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await;
+        let parts = match parts {
+            Ok(parts) => parts,
+            Err(e) => {
+                let _ = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                return Err(e);
+            }
+        };
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(|e| failure(format!("completing multipart upload of {key}"), e))?;
+        Ok(())
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        file: &Path,
+        index: u64,
+        size: u64,
+    ) -> StoreResult<CompletedPart> {
+        let offset = index * PART_SIZE;
+        let length = PART_SIZE.min(size - offset);
+        let body = ByteStream::read_from()
+            .path(file)
+            .offset(offset)
+            .length(Length::Exact(length))
+            .build()
+            .await
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {}: {e}", file.display())))?;
+        let number = i32::try_from(index + 1).map_err(|_| anyhow::anyhow!("{key}: too many parts"))?;
+        let part = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| failure(format!("uploading part {number} of {key}"), e))?;
+        Ok(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_owned)).build())
+    }
+}
+
+/// Maps an SDK error to a store error, keeping 412 distinct so conditional writes can act on it.
+fn failure<E, R>(what: String, err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if err.code() == Some("PreconditionFailed") || err.code() == Some("ConditionalRequestConflict") {
+        return StoreError::PreconditionFailed;
+    }
+    StoreError::Other(anyhow::anyhow!("{what}: {}", DisplayErrorContext(&err)))
+}
+
+fn content_md5(md5: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(md5)
+}
+
+#[async_trait]
+impl Store for S3Store {
+    async fn upload(
+        &self,
+        key: &str,
+        file: &Path,
+        size: u64,
+        digest: &FileDigest,
+        meta: &ObjectMeta,
+    ) -> StoreResult<()> {
+        if size > MULTIPART_THRESHOLD {
+            return self.upload_in_parts(key, file, size, meta).await;
+        }
+        let body = ByteStream::from_path(file)
+            .await
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {}: {e}", file.display())))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body)
+            .content_length(size as i64)
+            .content_md5(content_md5(&digest.md5))
+            .content_type(&meta.content_type)
+            .cache_control(&meta.cache_control)
+            .send()
+            .await
+            .map_err(|e| failure(format!("uploading {key}"), e))?;
+        Ok(())
+    }
+
+    async fn copy(&self, from: &str, to: &str, meta: &ObjectMeta) -> StoreResult<()> {
+        let source = format!("{}/{}", self.bucket, utf8_percent_encode(from, COPY_SOURCE_KEEP));
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(source)
+            .metadata_directive(MetadataDirective::Replace)
+            .content_type(&meta.content_type)
+            .cache_control(&meta.cache_control)
+            .send()
+            .await
+            .map_err(|e| failure(format!("copying {from} to {to}"), e))?;
+        Ok(())
+    }
+
+    async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta, condition: Condition) -> StoreResult<()> {
+        let md5 = <md5::Md5 as md5::Digest>::digest(&body);
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_md5(content_md5(&md5))
+            .content_type(&meta.content_type)
+            .cache_control(&meta.cache_control)
+            .body(ByteStream::from(body));
+        let request = match condition {
+            Condition::Always => request,
+            Condition::IfAbsent => request.if_none_match("*"),
+            Condition::IfMatch(etag) => request.if_match(etag),
+        };
+        request.send().await.map_err(|e| failure(format!("writing {key}"), e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Option<Fetched>> {
+        let response = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(response) => response,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(failure(format!("reading {key}"), e)),
+        };
+        let etag = response.e_tag().unwrap_or_default().trim_matches('"').to_owned();
+        let meta = ObjectMeta {
+            content_type: response.content_type().unwrap_or("application/octet-stream").to_owned(),
+            cache_control: response.cache_control().unwrap_or_default().to_owned(),
+        };
+        let body = response
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {key}: {e}")))?
+            .into_bytes();
+        Ok(Some(Fetched { body, etag, meta }))
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<Listed>> {
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.try_next().await.map_err(|e| failure(format!("listing {prefix}"), e))? {
+            found.extend(page.contents().iter().map(|object| Listed {
+                key: object.key().unwrap_or_default().to_owned(),
+                size: object.size().unwrap_or_default().max(0) as u64,
+                etag: object.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
+            }));
+        }
+        Ok(found)
+    }
+
+    async fn delete(&self, keys: &[String]) -> StoreResult<()> {
+        for batch in keys.chunks(1000) {
+            let objects = batch
+                .iter()
+                .map(|key| ObjectIdentifier::builder().key(key).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Other(e.into()))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StoreError::Other(e.into()))?;
+            let result = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| failure(format!("deleting {} objects", batch.len()), e))?;
+            if let Some(error) = result.errors().first() {
+                return Err(StoreError::Other(anyhow::anyhow!(
+                    "deleting {}: {}",
+                    error.key().unwrap_or_default(),
+                    error.message().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("s3://{}", self.bucket)
+    }
+}
