@@ -1,1 +1,5 @@
-fn main() {}
+//! The one integration-test binary: the built `cutover` run as a CI step against a real local AWS.
+
+mod bad_input;
+mod flow;
+mod harness;

@@ -1,0 +1,340 @@
+//! The release flow end to end, run as a CI step runs it, through `cutover serve` as the edge,
+//! on the embedded local store and on S3 + SSM (moto).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use cutover::release::{ReleaseRecord, read_record};
+use cutover::rules::{IMMUTABLE, REVALIDATE};
+use cutover::store::{Condition, json_meta};
+
+use crate::harness::Fixture;
+
+/// Runs each scenario twice: on the local store and on moto.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        $(mod $scenario {
+            #[test]
+            fn local() {
+                super::$scenario(crate::harness::Fixture::local());
+            }
+
+            #[test]
+            fn moto() {
+                super::$scenario(crate::harness::Fixture::moto());
+            }
+        })*
+    };
+}
+
+on_both_backends!(
+    first_deploy_uploads_and_the_next_copies_what_did_not_change,
+    smoke_failure_blocks_promotion,
+    older_versions_are_refused_unless_rolled_back,
+    a_recorded_version_is_never_restaged_with_other_content,
+    an_interrupted_stage_resumes_without_resending,
+    a_killed_stage_resumes,
+    concurrent_deploys_are_serialised_by_the_lock,
+    a_stale_lock_is_taken_over_and_said_so,
+    prune_keeps_the_live_the_previous_and_the_recent,
+    dry_run_writes_nothing,
+);
+
+fn first_deploy_uploads_and_the_next_copies_what_did_not_change(mut f: Fixture) {
+    let edge = f.start_edge();
+    let files = [
+        ("index.html", "<h1>one</h1>"),
+        ("assets/app.3f9a2c1b.js", "console.log(1)"),
+        ("about/team.html", "team"),
+        (".well-known/security.txt", "Contact: x"),
+        ("files/a b+c%d.txt", "odd name"),
+    ];
+    let v1 = f.site("v1", &files);
+    f.deploy(&v1, "1");
+    let out = f.outputs();
+    assert_eq!(
+        [&out["version"], &out["promoted"], &out["files"], &out["uploaded"], &out["copied"], &out["previous-version"]],
+        ["1", "true", "5", "5", "0", ""]
+    );
+    assert_eq!(out["bytes-uploaded"], files.iter().map(|(_, b)| b.len()).sum::<usize>().to_string());
+
+    let page = edge.wait_for_active("1");
+    assert_eq!((page.status, page.body.as_str()), (200, "<h1>one</h1>"));
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(page.header("cache-control"), Some(REVALIDATE));
+    let script = edge.get("/assets/app.3f9a2c1b.js", None);
+    assert_eq!(script.header("cache-control"), Some(IMMUTABLE));
+    assert_eq!(script.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(edge.get("/some/client/route", None).body, "<h1>one</h1>", "SPA fallback");
+    assert_eq!(edge.get("/.well-known/security.txt", None).body, "Contact: x");
+    assert_eq!(edge.get("/files/a%20b%2Bc%25d.txt", None).body, "odd name", "keys round-trip");
+
+    let v2 = f.site("v2", &[("index.html", "<h1>two</h1>")]);
+    for (path, body) in &files[1..] {
+        f.site("v2", &[(path, body)]);
+    }
+    f.deploy(&v2, "2");
+    let out = f.outputs();
+    assert_eq!([&out["promoted"], &out["uploaded"], &out["copied"], &out["previous-version"]], ["true", "1", "4", "1"]);
+    assert_eq!(edge.wait_for_active("2").body, "<h1>two</h1>");
+    let pinned = edge.get("/", Some("Build-Number=1; Override=true"));
+    assert_eq!((pinned.header("x-cutover-version"), pinned.body.as_str()), (Some("1"), "<h1>one</h1>"));
+    let preview = edge.get("/?override_build_number=1", None);
+    assert_eq!(preview.body, "<h1>one</h1>");
+    assert!(
+        preview.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("Build-Number=1"))
+    );
+    assert!(!edge.get("/", None).headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("set-cookie")));
+    let summary = std::fs::read_to_string(f.dir.path().join("step_summary")).expect("step summary");
+    assert!(summary.contains("### cutover: 2") && summary.contains("cutover rollback --to 1"), "{summary}");
+}
+
+fn smoke_failure_blocks_promotion(mut f: Fixture) {
+    let _edge = f.start_edge();
+    let v1 = f.site("v1", &[("index.html", "Welcome, one")]);
+    f.deploy(&v1, "1");
+    f.outputs();
+    let v2 = f.site("v2", &[("index.html", "oops")]);
+    let run = f.run(
+        &["deploy"],
+        &[
+            ("CUTOVER_DIST_DIR", &v2.display().to_string()),
+            ("CUTOVER_VERSION", "2"),
+            ("CUTOVER_SMOKE_EXPECT_TEXT", "Welcome"),
+            ("CUTOVER_SMOKE_PATHS", "/,/health"),
+            ("CUTOVER_SMOKE_TIMEOUT", "1s"),
+        ],
+    );
+    run.assert_code(3);
+    assert!(run.stderr().contains("/: body does not contain \"Welcome\""), "{}", run.stderr());
+    assert!(run.stderr().contains("/health: body does not contain"), "{}", run.stderr());
+    assert!(run.stdout().contains("::error title=cutover failed (exit 3)::"), "{}", run.stdout());
+    assert_eq!(f.active().as_deref(), Some("1"));
+    assert!(f.outputs().is_empty(), "a failed run publishes no outputs");
+}
+
+fn older_versions_are_refused_unless_rolled_back(mut f: Fixture) {
+    let edge = f.start_edge();
+    for version in ["9", "10"] {
+        let dist = f.site(&format!("v{version}"), &[("index.html", version)]);
+        f.deploy(&dist, version);
+    }
+    let v8 = f.site("v8", &[("index.html", "8")]);
+    let run = f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &v8.display().to_string()), ("CUTOVER_VERSION", "8")]);
+    run.assert_code(4);
+    assert!(run.stderr().contains("8 is older than the active 10"), "{}", run.stderr());
+    assert_eq!(f.active().as_deref(), Some("10"));
+    f.run(&["promote", "8"], &[]).assert_code(4);
+    f.run(&["promote", "404"], &[]).assert_code(4);
+    assert_eq!(f.active().as_deref(), Some("10"));
+
+    f.run(&["rollback"], &[]).assert_code(0);
+    assert_eq!(f.active().as_deref(), Some("9"));
+    assert_eq!(edge.wait_for_active("9").body, "9");
+    f.run(&["rollback", "--to", "8"], &[]).assert_code(0);
+    assert_eq!(f.active().as_deref(), Some("8"));
+    f.run(&["promote", "10"], &[]).assert_code(0);
+    assert_eq!(f.active().as_deref(), Some("10"));
+
+    let status = f.run(&["status", "--json"], &[]);
+    let status = status.assert_code(0).json();
+    assert_eq!(status["active"], "10");
+    let versions: Vec<&str> =
+        status["releases"].as_array().unwrap().iter().map(|r| r["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["8", "9", "10"]);
+    let promoted: Vec<&str> =
+        status["promotions"].as_array().unwrap().iter().map(|p| p["version"].as_str().unwrap()).collect();
+    assert_eq!(promoted, ["9", "10", "9", "8", "10"]);
+    let human = f.run(&["status"], &[]);
+    assert!(human.stdout().contains("* 10"), "{}", human.stdout());
+}
+
+fn a_recorded_version_is_never_restaged_with_other_content(mut f: Fixture) {
+    let _edge = f.start_edge();
+    let a = f.site("a", &[("index.html", "a")]);
+    f.deploy(&a, "1");
+    let b = f.site("b", &[("index.html", "b")]);
+    let run = f.run(&["stage"], &[("CUTOVER_DIST_DIR", &b.display().to_string()), ("CUTOVER_VERSION", "1")]);
+    run.assert_code(4);
+    assert!(run.stderr().contains("already released with different content"), "{}", run.stderr());
+    let again = f.deploy(&a, "1");
+    assert!(again.stderr().contains("already staged with this content"), "{}", again.stderr());
+    let record = f.with_site(async |site| read_record(&site, &site.layout.record_key("1")).await.unwrap().unwrap());
+    assert_eq!(record.files["index.html"].md5, hex::encode(<md5::Md5 as md5::Digest>::digest(b"a")));
+}
+
+fn an_interrupted_stage_resumes_without_resending(f: Fixture) {
+    let files: Vec<(String, String)> = (0..40).map(|i| (format!("page{i}.html"), format!("body {i}"))).collect();
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
+    let dist = f.site("v1", &borrowed);
+    let dist_arg = dist.display().to_string();
+    f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist_arg), ("CUTOVER_VERSION", "1")]).assert_code(0);
+    f.outputs();
+    // What a run killed before its last steps leaves: some files stored, no record.
+    f.with_site(async |site| {
+        let mut lost: Vec<String> = (0..10).map(|i| site.layout.object_key("1", &format!("page{i}.html"))).collect();
+        lost.push(site.layout.record_key("1"));
+        site.store.delete(&lost).await.unwrap();
+    });
+    let run = f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist_arg), ("CUTOVER_VERSION", "1")]);
+    run.assert_code(0);
+    assert!(run.stderr().contains("resumed: 30 files"), "{}", run.stderr());
+    let out = f.outputs();
+    assert_eq!([&out["uploaded"], &out["copied"], &out["files"]], ["10", "0", "40"]);
+    f.run(&["promote", "1"], &[]).assert_code(0);
+}
+
+fn a_killed_stage_resumes(f: Fixture) {
+    let files: Vec<(String, String)> = (0..600).map(|i| (format!("d{}/f{i}.txt", i % 7), "x".repeat(i))).collect();
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
+    let dist = f.site("v1", &borrowed).display().to_string();
+    let env = [("CUTOVER_DIST_DIR", dist.as_str()), ("CUTOVER_VERSION", "1"), ("CUTOVER_CONCURRENCY", "1")];
+    let mut child = f
+        .command(&["stage"], &env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while f.with_site(async |site| site.store.list(&site.layout.version_dir("1")).await.unwrap().len()) < 5 {
+        assert!(std::time::Instant::now() < deadline, "the stage never started storing files");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stored = f.with_site(async |site| site.store.list(&site.layout.version_dir("1")).await.unwrap().len());
+    f.run(&["promote", "1"], &[]).assert_code(4);
+    let run = f.run(&["stage"], &env);
+    run.assert_code(0);
+    let out = f.outputs();
+    let uploaded: usize = out["uploaded"].parse().unwrap();
+    assert!(uploaded <= 600 - stored, "{uploaded} uploaded, though {stored} of 600 were already stored");
+    assert!(stored == 600 || run.stderr().contains("resumed:"), "{}", run.stderr());
+    f.run(&["promote", "1"], &[]).assert_code(0);
+}
+
+fn concurrent_deploys_are_serialised_by_the_lock(mut f: Fixture) {
+    let _edge = f.start_edge();
+    let base = f.site("v1", &[("index.html", "1")]);
+    f.deploy(&base, "1");
+    let children: Vec<_> = ["2", "3", "4"]
+        .iter()
+        .map(|version| {
+            let dist = f.site(&format!("v{version}"), &[("index.html", version)]).display().to_string();
+            let mut command = f.command(&["deploy"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)]);
+            command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            (version.to_string(), command.spawn().unwrap())
+        })
+        .collect();
+    let mut promoted = Vec::new();
+    for (version, child) in children {
+        let output = child.wait_with_output().unwrap();
+        let code = output.status.code().unwrap();
+        assert!(code == 0 || code == 4, "{version}: exit {code}: {}", String::from_utf8_lossy(&output.stderr));
+        if code == 0 {
+            promoted.push(version);
+        }
+    }
+    assert!(!promoted.is_empty(), "one of the racing deploys must win");
+    let active = f.active().unwrap();
+    assert!(promoted.contains(&active), "{active} is live but did not report promotion ({promoted:?})");
+    let lock_left = f.with_site(async |site| site.store.get(&site.layout.lock_key()).await.unwrap());
+    assert!(lock_left.is_none(), "no run may leave the lock behind");
+}
+
+fn a_stale_lock_is_taken_over_and_said_so(f: Fixture) {
+    let dist = f.site("v1", &[("index.html", "1")]);
+    f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist.display().to_string()), ("CUTOVER_VERSION", "1")]).assert_code(0);
+    let now = Utc::now();
+    let lock = serde_json::json!({
+        "owner": "crashed-run", "run_url": null,
+        "acquired_at": now, "expires_at": now + chrono::Duration::milliseconds(1500),
+    });
+    f.with_site(async |site| {
+        let body = Bytes::from(lock.to_string());
+        site.store.put(&site.layout.lock_key(), body, &json_meta(), Condition::IfAbsent).await.unwrap();
+    });
+    let run = f.run(&["promote", "1"], &[]);
+    run.assert_code(0);
+    assert!(run.stderr().contains("waiting for the deploy lock: held by crashed-run"), "{}", run.stderr());
+    assert!(run.stderr().contains("taking over the stale deploy lock: held by crashed-run"), "{}", run.stderr());
+    assert_eq!(f.active().as_deref(), Some("1"));
+}
+
+fn prune_keeps_the_live_the_previous_and_the_recent(mut f: Fixture) {
+    let _edge = f.start_edge();
+    for version in ["1", "2", "3", "4", "5"] {
+        let dist = f.site(&format!("v{version}"), &[("index.html", version), ("a.txt", version)]);
+        f.deploy(&dist, version);
+    }
+    f.with_site(async |site| {
+        for version in ["1", "2", "4"] {
+            let key = site.layout.record_key(version);
+            let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+            record.created_at -= chrono::Duration::hours(2);
+            site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+        }
+    });
+    f.run(&["prune"], &[]).assert_code(2);
+    let run = f.run(&["prune", "--json"], &[("CUTOVER_KEEP", "0")]);
+    let report = run.assert_code(0).json();
+    assert_eq!(report["deleted"], serde_json::json!(["2", "1"]));
+    assert_eq!(report["kept"], serde_json::json!(["5", "4", "3"]));
+    let left = f.with_site(async |site| {
+        let mut left = Vec::new();
+        for version in ["1", "2", "3", "4", "5"] {
+            let files = site.store.list(&site.layout.version_dir(version)).await.unwrap().len();
+            let recorded = read_record(&site, &site.layout.record_key(version)).await.unwrap().is_some();
+            left.push((files, recorded));
+        }
+        left
+    });
+    assert_eq!(left, [(0, false), (0, false), (2, true), (2, true), (2, true)]);
+    assert_eq!(f.active().as_deref(), Some("5"));
+}
+
+fn dry_run_writes_nothing(f: Fixture) {
+    let dist = f.site("v1", &[("index.html", "1")]);
+    let run =
+        f.run(&["deploy", "--dry-run"], &[("CUTOVER_DIST_DIR", &dist.display().to_string()), ("CUTOVER_VERSION", "1")]);
+    run.assert_code(0);
+    assert!(run.stdout().contains("::warning::dry run: nothing was written"), "{}", run.stdout());
+    let written = f.with_site(async |site| site.store.list("").await.unwrap());
+    assert!(written.is_empty(), "{written:?}");
+    assert_eq!(f.active(), None);
+}
+
+#[test]
+fn the_embedded_default_smokes_through_its_own_edge() {
+    let f = Fixture::local();
+    let dist = f.site("v1", &[("index.html", "<h1>Hello</h1>")]);
+    let dist_arg = dist.display().to_string();
+    let run = f.run(
+        &["deploy"],
+        &[("CUTOVER_DIST_DIR", &dist_arg), ("CUTOVER_VERSION", "1"), ("CUTOVER_SMOKE_EXPECT_TEXT", "Hello")],
+    );
+    run.assert_code(0);
+    assert!(run.stderr().contains("smoke-testing through the local edge"), "{}", run.stderr());
+    let dist = f.site("v2", &[("index.html", "<h1>Bye</h1>")]);
+    let run = f.run(
+        &["deploy"],
+        &[
+            ("CUTOVER_DIST_DIR", &dist.display().to_string()),
+            ("CUTOVER_VERSION", "2"),
+            ("CUTOVER_SMOKE_EXPECT_TEXT", "Hello"),
+            ("CUTOVER_SMOKE_TIMEOUT", "1s"),
+        ],
+    );
+    run.assert_code(3);
+    assert_eq!(f.active().as_deref(), Some("1"));
+}
+
+#[test]
+fn on_s3_without_a_site_url_the_smoke_test_is_skipped_with_a_warning() {
+    let f = Fixture::moto();
+    let dist = f.site("v1", &[("index.html", "1")]);
+    let run = f.deploy(&dist, "1");
+    assert!(run.stdout().contains("::warning::no site-url given: the smoke test is skipped"), "{}", run.stdout());
+    assert_eq!(f.active().as_deref(), Some("1"));
+}

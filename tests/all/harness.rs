@@ -1,0 +1,317 @@
+//! The test harness: a local AWS (moto server) per test, temp sites, the built binary run as a CI
+//! system runs it, and a tiny HTTP client to look at what the edge serves.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use std::sync::Arc;
+
+use cutover::backend::Site;
+use cutover::inputs::{Backend, Env, Plan, PointerSpec, RawInputs};
+use cutover::pointer::ssm::SsmPointer;
+use cutover::release::Layout;
+use cutover::store::s3::S3Store;
+
+/// A moto server on a free loopback port, stopped when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto; a test that needs it fails (never skips) when it cannot start.
+    pub fn start() -> Moto {
+        let server = std::env::var("CUTOVER_MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"));
+        assert!(server.exists(), "{} is missing: run scripts/test, which installs moto", server.display());
+        let port = free_port();
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", server.display()));
+        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http_get(&moto.endpoint, "/moto-api/", None).map(|r| r.status) != Ok(200) {
+            assert!(Instant::now() < deadline, "moto did not answer on {} within 60 s", moto.endpoint);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// The plan's site on this moto, with clients built here: the AWS chain would read this
+    /// process's environment, not the fixture's.
+    pub fn site(&self, plan: &Plan) -> Site {
+        let (Backend::Aws { bucket, .. }, PointerSpec::Ssm { parameter }) = (&plan.backend, &plan.pointer) else {
+            panic!("a moto fixture has an S3 plan");
+        };
+        let credentials = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "harness");
+        let region = aws_sdk_s3::config::Region::new("us-east-1");
+        let s3 = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .credentials_provider(credentials.clone())
+            .region(region.clone())
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .build();
+        let ssm = aws_sdk_ssm::Config::builder()
+            .behavior_version_latest()
+            .credentials_provider(credentials)
+            .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        Site {
+            store: Arc::new(S3Store::new(aws_sdk_s3::Client::from_conf(s3), bucket)),
+            pointer: Arc::new(SsmPointer::new(aws_sdk_ssm::Client::from_conf(ssm), parameter)),
+            layout: Layout::new(&plan.prefix),
+        }
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let response = http_request(&self.endpoint, "PUT", &format!("/{bucket}"), None).expect("creating a bucket");
+        assert_eq!(response.status, 200, "creating bucket {bucket}: {}", response.body);
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// One site under test: a temp workspace, a backend, and the env a CI step would have.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    /// The local AWS, when the site lives there; kept alive as long as the fixture.
+    _moto: Option<Moto>,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Fixture {
+    pub fn local() -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut env = base_env(dir.path());
+        env.insert("CUTOVER_STORE_DIR".into(), dir.path().join("store").display().to_string());
+        Fixture { dir, _moto: None, env }
+    }
+
+    pub fn moto() -> Fixture {
+        let moto = Moto::start();
+        moto.create_bucket("site-bucket");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut env = base_env(dir.path());
+        env.insert("AWS_ENDPOINT_URL".into(), moto.endpoint.clone());
+        env.insert("CUTOVER_BUCKET".into(), "site-bucket".into());
+        env.insert("CUTOVER_POINTER".into(), "ssm:/cutover/test/active".into());
+        Fixture { dir, _moto: Some(moto), env }
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) -> &mut Self {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// Writes a build output: `files` are (path, body) pairs.
+    pub fn site(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let root = self.dir.path().join(name);
+        for (path, body) in files {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+            std::fs::write(full, body).expect("write");
+        }
+        root
+    }
+
+    /// Runs the binary with the fixture's env plus `extra`, as a GitHub Actions step.
+    pub fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        self.command(args, extra).output().map(Run).expect("running cutover")
+    }
+
+    pub fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        command.env_clear().envs(&self.env).envs(extra.iter().copied()).args(args).current_dir(self.dir.path());
+        command.stdin(Stdio::null());
+        command
+    }
+
+    /// Deploys `dist` as `version`, expecting success.
+    pub fn deploy(&self, dist: &Path, version: &str) -> Run {
+        let run =
+            self.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist.display().to_string()), ("CUTOVER_VERSION", version)]);
+        run.assert_code(0);
+        run
+    }
+
+    /// The outputs the last run appended to `$GITHUB_OUTPUT` (single-line values).
+    pub fn outputs(&self) -> BTreeMap<String, String> {
+        let text = std::fs::read_to_string(self.dir.path().join("github_output")).unwrap_or_default();
+        let outputs =
+            text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        std::fs::remove_file(self.dir.path().join("github_output")).ok();
+        outputs
+    }
+
+    /// The site as the library sees it, for checks and for setting up states a run would leave.
+    pub fn with_site<T>(&self, work: impl AsyncFnOnce(Site) -> T) -> T {
+        let env: Env = self.env.clone().into_iter().collect();
+        let raw = RawInputs::layered(&env, &RawInputs::default()).expect("inputs");
+        let plan = Plan::resolve(&raw, &env).expect("plan");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            let site = match &self._moto {
+                Some(moto) => moto.site(&plan),
+                None => Site::connect(&plan).await,
+            };
+            work(site).await
+        })
+    }
+
+    pub fn active(&self) -> Option<String> {
+        self.with_site(async |site| site.pointer.read().await.expect("reading the pointer"))
+    }
+
+    /// Starts `cutover serve` on a free port and makes it the fixture's site URL.
+    pub fn start_edge(&mut self) -> Edge {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = self
+            .command(&["serve"], &[("CUTOVER_LISTEN", &listen)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting cutover serve");
+        let edge = Edge { child, url: format!("http://{listen}") };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&listen).is_err() {
+            assert!(Instant::now() < deadline, "cutover serve did not listen on {listen}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.set("CUTOVER_SITE_URL", &edge.url);
+        edge
+    }
+}
+
+fn base_env(dir: &Path) -> BTreeMap<String, String> {
+    [
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ("HOME", dir.display().to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("GITHUB_ACTIONS", "true".into()),
+        ("GITHUB_OUTPUT", dir.join("github_output").display().to_string()),
+        ("GITHUB_STEP_SUMMARY", dir.join("step_summary").display().to_string()),
+        ("CUTOVER_SMOKE_TIMEOUT", "10s".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// A `cutover serve` child, stopped when dropped.
+pub struct Edge {
+    child: Child,
+    pub url: String,
+}
+
+impl Edge {
+    pub fn get(&self, path: &str, cookie: Option<&str>) -> Response {
+        http_get(&self.url, path, cookie).expect("requesting the edge")
+    }
+
+    /// Waits until the edge serves `version` at `/`, past its short active-version cache.
+    pub fn wait_for_active(&self, version: &str) -> Response {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let response = self.get("/", None);
+            if response.header("x-cutover-version") == Some(version) || Instant::now() > deadline {
+                return response;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A finished run of the binary.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let stdout = self.stdout();
+        let start = stdout.find('{').unwrap_or_else(|| panic!("no JSON in stdout:\n{stdout}"));
+        serde_json::from_str(&stdout[start..]).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn http_get(base: &str, path: &str, cookie: Option<&str>) -> Result<Response, String> {
+    http_request(base, "GET", path, cookie)
+}
+
+/// A minimal HTTP/1.0 client: enough to look at an edge or poke moto without async.
+fn http_request(base: &str, method: &str, path: &str, cookie: Option<&str>) -> Result<Response, String> {
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let request = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n{cookie}Content-Length: 0\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).ok_or("no status")?;
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    Ok(Response { status, headers, body: body.to_owned() })
+}
