@@ -55,14 +55,14 @@ define_inputs! {
     dist_dir = Some("dist");
     /// S3 bucket that holds the releases. Unset: the embedded local store (no AWS needed).
     bucket = None;
-    /// Key prefix of the site inside the bucket: releases live at <prefix>/<version>/.
+    /// Key prefix of the site inside the bucket: releases live at `<prefix>/<version>/`.
     prefix = Some("site");
     /// AWS region. Unset: the standard AWS chain (AWS_REGION, profile).
     region = None;
     /// Version to release. Unset: the git tag, else the CI run number. Alone, `--version` prints cutover's version.
     #[arg(num_args = 0..=1, default_missing_value = "")]
     version = None;
-    /// Where the active version lives: ssm:<parameter-name> or file. Default: file on the embedded store, ssm:/cutover/<bucket>/<prefix>/active on S3.
+    /// Where the active version lives: `ssm:<parameter-name>` or `file`. Default: `file` on the embedded store, `ssm:/cutover/<bucket>/<prefix>/active` on S3.
     pointer = None;
     /// Public URL of the site, used for the smoke test and the preview link.
     site_url = None;
@@ -72,15 +72,15 @@ define_inputs! {
     smoke_expect_text = None;
     /// HTTP status every smoke response must have.
     smoke_status = Some("200");
-    /// How long the smoke test keeps retrying, e.g. 60s or 2m.
+    /// How long the smoke test keeps retrying, e.g. `90s` or `2m`.
     smoke_timeout = Some("60s");
     /// How many uploads run at once.
     concurrency = Some("32");
-    /// Releases to keep when pruning; the active and the previous one are always kept. Unset: no pruning.
+    /// Releases to keep when pruning; the active one, the one before it and any staged in the last hour are always kept. Unset: no pruning.
     keep = None;
-    /// Cache-Control rules, GLOB=VALUE separated by newlines or ';', first match wins over the defaults.
+    /// Cache-Control rules, `GLOB=VALUE` separated by newlines or `;`; the first match wins over the defaults.
     cache_control = None;
-    /// How long a deploy lock is honoured before another run may take it over, e.g. 2m.
+    /// How long a deploy lock is honoured before another run may take it over.
     lock_lease = Some("2m");
     /// Directory of the embedded local store (used when no bucket is set).
     store_dir = Some(".cutover");
