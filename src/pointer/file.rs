@@ -71,3 +71,23 @@ impl Pointer for FilePointer {
         format!("file {}", self.path.display())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn history_is_kept_in_order_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let pointer = FilePointer::new(dir.path(), "a/b");
+        assert_eq!(pointer.read().await.unwrap(), None);
+        for version in 0..HISTORY_LIMIT + 5 {
+            pointer.write(&version.to_string(), "by test").await.unwrap();
+        }
+        assert_eq!(pointer.read().await.unwrap().as_deref(), Some("104"));
+        let history = pointer.history().await.unwrap();
+        assert_eq!(history.len(), HISTORY_LIMIT);
+        assert_eq!((history[0].version.as_str(), history[0].note.as_str()), ("5", "by test"));
+        assert!(dir.path().join("pointers/a/b/active.json").exists());
+    }
+}

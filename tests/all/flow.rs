@@ -39,6 +39,7 @@ on_both_backends!(
     a_stale_lock_is_taken_over_and_said_so,
     prune_keeps_the_live_the_previous_and_the_recent,
     dry_run_writes_nothing,
+    large_files_go_in_parts_and_resume_by_their_etag,
 );
 
 fn first_deploy_uploads_and_the_next_copies_what_did_not_change(mut f: Fixture) {
@@ -292,6 +293,27 @@ fn prune_keeps_the_live_the_previous_and_the_recent(mut f: Fixture) {
     });
     assert_eq!(left, [(0, false), (0, false), (2, true), (2, true), (2, true)]);
     assert_eq!(f.active().as_deref(), Some("5"));
+}
+
+fn large_files_go_in_parts_and_resume_by_their_etag(mut f: Fixture) {
+    let edge = f.start_edge();
+    let big: String = (0..17 * 1024 * 1024 + 321).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let dist = f.site("v1", &[("index.html", "1"), ("media/big.bin", &big)]);
+    let dist_arg = dist.display().to_string();
+    f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist_arg), ("CUTOVER_VERSION", "1")]).assert_code(0);
+    f.outputs();
+    f.with_site(async |site| site.store.delete(&[site.layout.record_key("1")]).await.unwrap());
+    let run = f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist_arg), ("CUTOVER_VERSION", "1")]);
+    run.assert_code(0);
+    assert!(run.stderr().contains("resumed: 2 files"), "{}", run.stderr());
+    assert_eq!(f.outputs()["uploaded"], "0");
+    edge.wait_for_active("1");
+    let served = edge.get("/media/big.bin", None);
+    assert_eq!(served.status, 200);
+    assert!(served.body == big, "the edge serves the large file whole ({} bytes)", served.body.len());
+    f.deploy(&dist, "2");
+    assert_eq!(f.outputs()["copied"], "2");
+    assert!(edge.get("/media/big.bin", Some("Build-Number=2; Override=true")).body == big);
 }
 
 fn dry_run_writes_nothing(f: Fixture) {
