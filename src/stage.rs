@@ -2,8 +2,9 @@
 //!
 //! Each file is hashed and then, concurrently and with a bound: left alone if a killed earlier run
 //! already stored it, copied server-side if the previous release holds the same bytes at the same
-//! path, or uploaded. The record is written last and create-only, so a release either exists whole
-//! or not at all, and a recorded release is never overwritten.
+//! path and the file is large enough for a copy to pay ([`COPY_MIN_BYTES`]), or uploaded. The
+//! record is written last and create-only, so a release either exists whole or not at all, and a
+//! recorded release is never overwritten.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,6 +22,15 @@ use crate::release::{RecordedFile, ReleaseRecord, read_record};
 use crate::rules;
 use crate::site::{self, FileDigest, SiteFile};
 use crate::store::{Condition, ObjectMeta, StoreError, json_meta};
+
+/// Unchanged files at least this large are copied server-side; smaller ones are sent again.
+///
+/// Measured against moto 5.2.5 (release build, 2 cores; `cutover stage` of 200 files per size,
+/// then of the same files as the next version): per file, 64 KiB took 5.9 ms to upload and 7.6 ms
+/// to copy, 256 KiB 6.4 ms and 7.5 ms, 1 MiB 9.7 ms and 8.0 ms, 5 MiB 40 ms and 27 ms. A copy costs
+/// a request like an upload does, so it only pays once the bytes it saves outweigh its extra
+/// server-side work.
+pub const COPY_MIN_BYTES: u64 = 512 * 1024;
 
 /// Errors listed in full when many files fail; the rest are counted.
 const ERRORS_SHOWN: usize = 10;
@@ -207,7 +217,8 @@ impl Jobs {
         }
         match &self.reuse {
             Some((previous, files))
-                if files.get(path).is_some_and(|old| old.md5 == file.md5 && old.size == file.size) =>
+                if file.size >= COPY_MIN_BYTES
+                    && files.get(path).is_some_and(|old| old.md5 == file.md5 && old.size == file.size) =>
             {
                 (Action::Copy, Some(self.site.layout.object_key(previous, path)))
             }

@@ -5,6 +5,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -30,6 +31,18 @@ pub struct S3Store {
 impl S3Store {
     pub fn new(client: Client, bucket: &str) -> Self {
         Self { client, bucket: bucket.to_owned() }
+    }
+
+    /// A PutObject with the body's MD5 (so S3 verifies it) and the headers it is served with.
+    fn put_request(&self, key: &str, body: ByteStream, md5: &[u8], meta: &ObjectMeta) -> PutObjectFluentBuilder {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body)
+            .content_md5(base64::engine::general_purpose::STANDARD.encode(md5))
+            .content_type(&meta.content_type)
+            .cache_control(&meta.cache_control)
     }
 
     async fn upload_in_parts(&self, key: &str, file: &Path, size: u64, meta: &ObjectMeta) -> StoreResult<()> {
@@ -120,10 +133,6 @@ where
     StoreError::Other(anyhow::anyhow!("{what}: {}", DisplayErrorContext(&err)))
 }
 
-fn content_md5(md5: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(md5)
-}
-
 #[async_trait]
 impl Store for S3Store {
     async fn upload(
@@ -140,15 +149,8 @@ impl Store for S3Store {
         let body = ByteStream::from_path(file)
             .await
             .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {}: {e}", file.display())))?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(body)
+        self.put_request(key, body, &digest.md5, meta)
             .content_length(size as i64)
-            .content_md5(content_md5(&digest.md5))
-            .content_type(&meta.content_type)
-            .cache_control(&meta.cache_control)
             .send()
             .await
             .map_err(|e| failure(format!("uploading {key}"), e))?;
@@ -173,15 +175,7 @@ impl Store for S3Store {
 
     async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta, condition: Condition) -> StoreResult<()> {
         let md5 = <md5::Md5 as md5::Digest>::digest(&body);
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_md5(content_md5(&md5))
-            .content_type(&meta.content_type)
-            .cache_control(&meta.cache_control)
-            .body(ByteStream::from(body));
+        let request = self.put_request(key, ByteStream::from(body), &md5, meta);
         let request = match condition {
             Condition::Always => request,
             Condition::IfAbsent => request.if_none_match("*"),

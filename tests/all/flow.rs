@@ -7,6 +7,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use cutover::release::{ReleaseRecord, read_record};
 use cutover::rules::{IMMUTABLE, REVALIDATE};
+use cutover::stage::COPY_MIN_BYTES;
 use cutover::store::{Condition, json_meta};
 
 use crate::harness::Fixture;
@@ -44,19 +45,21 @@ on_both_backends!(
 
 fn first_deploy_uploads_and_the_next_copies_what_did_not_change(mut f: Fixture) {
     let edge = f.start_edge();
+    let hero = "h".repeat(COPY_MIN_BYTES as usize);
     let files = [
         ("index.html", "<h1>one</h1>"),
         ("assets/app.3f9a2c1b.js", "console.log(1)"),
         ("about/team.html", "team"),
         (".well-known/security.txt", "Contact: x"),
         ("files/a b+c%d.txt", "odd name"),
+        ("media/hero.png", hero.as_str()),
     ];
     let v1 = f.site("v1", &files);
     f.deploy(&v1, "1");
     let out = f.outputs();
     assert_eq!(
         [&out["version"], &out["promoted"], &out["files"], &out["uploaded"], &out["copied"], &out["previous-version"]],
-        ["1", "true", "5", "5", "0", ""]
+        ["1", "true", "6", "6", "0", ""]
     );
     assert_eq!(out["bytes-uploaded"], files.iter().map(|(_, b)| b.len()).sum::<usize>().to_string());
 
@@ -77,7 +80,10 @@ fn first_deploy_uploads_and_the_next_copies_what_did_not_change(mut f: Fixture) 
     }
     f.deploy(&v2, "2");
     let out = f.outputs();
-    assert_eq!([&out["promoted"], &out["uploaded"], &out["copied"], &out["previous-version"]], ["true", "1", "4", "1"]);
+    // Unchanged files below the copy threshold are sent again; the large one is copied.
+    assert_eq!([&out["promoted"], &out["uploaded"], &out["copied"], &out["previous-version"]], ["true", "5", "1", "1"]);
+    assert_eq!(out["bytes-uploaded"], files[..5].iter().map(|(_, b)| b.len()).sum::<usize>().to_string());
+    assert_eq!(edge.get("/media/hero.png", Some("Build-Number=2; Override=true")).body, hero);
     assert_eq!(edge.wait_for_active("2").body, "<h1>two</h1>");
     let pinned = edge.get("/", Some("Build-Number=1; Override=true"));
     assert_eq!((pinned.header("x-cutover-version"), pinned.body.as_str()), (Some("1"), "<h1>one</h1>"));
@@ -312,7 +318,8 @@ fn large_files_go_in_parts_and_resume_by_their_etag(mut f: Fixture) {
     assert_eq!(served.status, 200);
     assert!(served.body == big, "the edge serves the large file whole ({} bytes)", served.body.len());
     f.deploy(&dist, "2");
-    assert_eq!(f.outputs()["copied"], "2");
+    let out = f.outputs();
+    assert_eq!([&out["copied"], &out["uploaded"]], ["1", "1"]);
     assert!(edge.get("/media/big.bin", Some("Build-Number=2; Override=true")).body == big);
 }
 
