@@ -5,9 +5,11 @@ use std::fs::OpenOptions;
 use std::future::Future;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::inputs::Env;
+use crate::report::Outputs;
 
 /// The CI system a run is in, detected from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,46 +35,65 @@ impl CiSystem {
     }
 }
 
-/// Speaks to the CI system and to people.
+/// Env vars whose values must never show in a log.
+const SECRET_VARS: [&str; 2] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
+/// Outputs that are counts, reported to TeamCity as build statistics too.
+const STATISTICS: [&str; 5] = ["files", "uploaded", "copied", "bytes-uploaded", "duration-ms"];
+
+/// Speaks to the CI system (commands on its console) and to people (stderr).
 pub struct Reporter {
     ci: CiSystem,
-    json: bool,
+    console: Mutex<Box<dyn Write + Send>>,
 }
 
 impl Reporter {
+    /// CI commands go to stdout, or to stderr when `--json` owns stdout.
     pub fn new(ci: CiSystem, json: bool) -> Self {
-        Self { ci, json }
+        let console: Box<dyn Write + Send> = if json { Box::new(io::stderr()) } else { Box::new(io::stdout()) };
+        Self::with_console(ci, console)
+    }
+
+    pub fn with_console(ci: CiSystem, console: Box<dyn Write + Send>) -> Self {
+        Self { ci, console: Mutex::new(console) }
     }
 
     /// Writes a CI command line where the CI system reads it.
     fn command(&self, line: &str) {
-        if self.json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
+        let mut console = self.console.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(console, "{line}").and_then(|()| console.flush());
+    }
+
+    /// Asks GitHub to hide secret values wherever they might show later.
+    pub fn mask_secrets(&self, env: &Env) {
+        if matches!(self.ci, CiSystem::GitHub { .. }) {
+            for value in SECRET_VARS.iter().filter_map(|name| env.get(name)) {
+                self.command(&format!("::add-mask::{}", github_escape(value)));
+            }
         }
     }
 
     /// Runs one phase of a command, marking it in the log with its duration.
     pub async fn phase<T>(&self, name: &str, work: impl Future<Output = T>) -> T {
         let started = Instant::now();
+        let quoted = teamcity_escape(name);
         match &self.ci {
             CiSystem::GitHub { .. } => self.command(&format!("::group::{name}")),
-            CiSystem::TeamCity => self.command(&format!("##teamcity[blockOpened name='{}']", teamcity_escape(name))),
+            CiSystem::TeamCity => {
+                self.command(&format!("##teamcity[blockOpened name='{quoted}']"));
+                self.command(&format!("##teamcity[progressStart '{quoted}']"));
+            }
             _ => eprintln!("== {name}"),
         }
         let result = work.await;
-        let took = format!("{name} took {:.1}s", started.elapsed().as_secs_f64());
+        eprintln!("{name} took {:.1}s", started.elapsed().as_secs_f64());
         match &self.ci {
-            CiSystem::GitHub { .. } => {
-                eprintln!("{took}");
-                self.command("::endgroup::");
-            }
+            CiSystem::GitHub { .. } => self.command("::endgroup::"),
             CiSystem::TeamCity => {
-                eprintln!("{took}");
-                self.command(&format!("##teamcity[blockClosed name='{}']", teamcity_escape(name)));
+                self.command(&format!("##teamcity[progressFinish '{quoted}']"));
+                self.command(&format!("##teamcity[blockClosed name='{quoted}']"));
             }
-            _ => eprintln!("{took}"),
+            _ => {}
         }
         result
     }
@@ -95,43 +116,50 @@ impl Reporter {
             }
             CiSystem::TeamCity => self.command(&format!(
                 "##teamcity[buildProblem description='{}' identity='cutover-exit-{exit_code}']",
-                teamcity_escape(message)
+                teamcity_escape(&truncate(message, TEAMCITY_DESCRIPTION_LIMIT))
             )),
             _ => {}
         }
     }
 
-    /// Hands the step outputs to later steps and writes the summary.
-    pub fn publish(&self, outputs: &[(&str, String)], summary: &str) -> io::Result<()> {
+    /// Hands the step outputs to later steps and reports the result.
+    pub fn publish(&self, outputs: &Outputs) -> io::Result<()> {
+        let pairs = outputs.pairs();
         match &self.ci {
-            CiSystem::GitHub { output, summary: summary_file } => {
+            CiSystem::GitHub { output, summary } => {
                 if let Some(path) = output {
-                    append(path, &github_outputs(outputs))?;
+                    append(path, &github_outputs(&pairs))?;
                 }
-                if let Some(path) = summary_file {
-                    append(path, summary)?;
+                if let Some(path) = summary {
+                    append(path, &outputs.summary())?;
                 }
             }
             CiSystem::TeamCity => {
-                for (name, value) in outputs {
-                    self.command(&format!(
-                        "##teamcity[setParameter name='env.{}' value='{}']",
-                        env_name(name),
-                        teamcity_escape(value)
-                    ));
+                for (name, value) in &pairs {
+                    let (name, value) = (env_name(name), teamcity_escape(value));
+                    self.command(&format!("##teamcity[setParameter name='env.{name}' value='{value}']"));
                 }
+                for (name, value) in pairs.iter().filter(|(name, _)| STATISTICS.contains(name)) {
+                    self.command(&format!("##teamcity[buildStatisticValue key='cutover.{name}' value='{value}']"));
+                }
+                self.command(&format!("##teamcity[buildStatus text='{}']", teamcity_escape(&outputs.line())));
             }
             CiSystem::CircleCi { bash_env: Some(path) } => {
-                let lines: String = outputs
-                    .iter()
-                    .map(|(name, value)| format!("export {}={}\n", env_name(name), shell_quote(value)))
-                    .collect();
+                let lines: String =
+                    pairs.iter().map(|(name, value)| format!("export {}={}\n", env_name(name), shell_quote(value))).collect();
                 append(path, &lines)?;
             }
             CiSystem::CircleCi { bash_env: None } | CiSystem::Plain => {}
         }
         Ok(())
     }
+}
+
+/// TeamCity shows at most this much of a build problem.
+const TEAMCITY_DESCRIPTION_LIMIT: usize = 4000;
+
+fn truncate(text: &str, limit: usize) -> String {
+    text.chars().take(limit).collect()
 }
 
 fn append(path: &PathBuf, text: &str) -> io::Result<()> {
@@ -199,6 +227,48 @@ pub fn shell_quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    /// A console the tests can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    /// Outputs holding every character the CI formats must escape.
+    fn awkward() -> Outputs {
+        Outputs {
+            version: "42".into(),
+            previous_version: Some("41".into()),
+            promoted: true,
+            preview_url: Some("https://example.com/?override_build_number=42".into()),
+            site_url: Some("https://example.com/it's [a|b] 100% \"é\"\nnext".into()),
+            files: 3,
+            uploaded: 2,
+            copied: 1,
+            bytes_uploaded: 1234,
+            duration_ms: 5678,
+            ..Outputs::default()
+        }
+    }
+
+    fn reporter(ci: CiSystem) -> (Reporter, Captured) {
+        let console = Captured::default();
+        (Reporter::with_console(ci, Box::new(console.clone())), console)
+    }
 
     #[test]
     fn detection() {
@@ -211,19 +281,99 @@ mod tests {
     }
 
     #[test]
-    fn github_outputs_use_heredocs_for_multiline_values() {
-        let text = github_outputs(&[("version", "42".into()), ("note", "a\nb".into())]);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "version=42");
-        let delimiter = lines[1].strip_prefix("note<<").unwrap();
-        assert_eq!(&lines[2..], ["a", "b", delimiter]);
-        assert_eq!(github_escape("50% a\r\nb"), "50%25 a%0D%0Ab");
+    fn github_outputs_file_and_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let (output, summary) = (dir.path().join("out"), dir.path().join("summary"));
+        let ci = CiSystem::GitHub { output: Some(output.clone()), summary: Some(summary.clone()) };
+        let (reporter, console) = reporter(ci);
+        reporter.publish(&awkward()).unwrap();
+        let written = std::fs::read_to_string(&output).unwrap();
+        let delimiter = written.lines().find_map(|l| l.strip_prefix("site-url<<")).unwrap().to_owned();
+        assert!(delimiter.starts_with("CUTOVER_EOF_") && delimiter.len() == 28, "{delimiter}");
+        let expected = format!(
+            "version=42\nprevious-version=41\npromoted=true\npreview-url=https://example.com/?override_build_number=42\n\
+             site-url<<{delimiter}\nhttps://example.com/it's [a|b] 100% \"é\"\nnext\n{delimiter}\n\
+             files=3\nuploaded=2\ncopied=1\nbytes-uploaded=1234\nduration-ms=5678\ninvalidation-id=\n"
+        );
+        assert_eq!(written, expected);
+        let summary = std::fs::read_to_string(&summary).unwrap();
+        assert!(summary.starts_with("### cutover: 42\n"), "{summary}");
+        assert!(summary.contains("| site-url | https://example.com/it's [a\\|b] 100%"), "{summary}");
+        assert!(summary.contains("`cutover rollback --to 41`"), "{summary}");
+        assert_eq!(console.text(), "");
     }
 
     #[test]
-    fn teamcity_and_shell_escaping() {
+    fn github_commands_escape_their_messages() {
+        let (reporter, console) = reporter(CiSystem::GitHub { output: None, summary: None });
+        reporter.warn("50% done\nnext");
+        reporter.fail("bad [input] 'x'\r\nsecond line", 2);
+        let env: Env = [("AWS_SECRET_ACCESS_KEY", "s3cr%t"), ("AWS_SESSION_TOKEN", "tok")].into_iter().collect();
+        reporter.mask_secrets(&env);
+        assert_eq!(
+            console.text(),
+            "::warning::50%25 done%0Anext\n\
+             ::error title=cutover failed (exit 2)::bad [input] 'x'%0D%0Asecond line\n\
+             ::add-mask::s3cr%25t\n::add-mask::tok\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn teamcity_messages_are_escaped_exactly() {
+        let (reporter, console) = reporter(CiSystem::TeamCity);
+        reporter.phase("stage", async {}).await;
+        reporter.publish(&awkward()).unwrap();
+        reporter.fail("it's broken | [really]\né", 3);
+        let expected = "\
+##teamcity[blockOpened name='stage']
+##teamcity[progressStart 'stage']
+##teamcity[progressFinish 'stage']
+##teamcity[blockClosed name='stage']
+##teamcity[setParameter name='env.CUTOVER_VERSION' value='42']
+##teamcity[setParameter name='env.CUTOVER_PREVIOUS_VERSION' value='41']
+##teamcity[setParameter name='env.CUTOVER_PROMOTED' value='true']
+##teamcity[setParameter name='env.CUTOVER_PREVIEW_URL' value='https://example.com/?override_build_number=42']
+##teamcity[setParameter name='env.CUTOVER_SITE_URL' value='https://example.com/it|'s |[a||b|] 100% \"|0x00E9\"|nnext']
+##teamcity[setParameter name='env.CUTOVER_FILES' value='3']
+##teamcity[setParameter name='env.CUTOVER_UPLOADED' value='2']
+##teamcity[setParameter name='env.CUTOVER_COPIED' value='1']
+##teamcity[setParameter name='env.CUTOVER_BYTES_UPLOADED' value='1234']
+##teamcity[setParameter name='env.CUTOVER_DURATION_MS' value='5678']
+##teamcity[setParameter name='env.CUTOVER_INVALIDATION_ID' value='']
+##teamcity[buildStatisticValue key='cutover.files' value='3']
+##teamcity[buildStatisticValue key='cutover.uploaded' value='2']
+##teamcity[buildStatisticValue key='cutover.copied' value='1']
+##teamcity[buildStatisticValue key='cutover.bytes-uploaded' value='1234']
+##teamcity[buildStatisticValue key='cutover.duration-ms' value='5678']
+##teamcity[buildStatus text='cutover: 42 live (was 41): 3 files, 2 uploaded, 1 copied, 1.2 kB sent in 5.7s']
+##teamcity[buildProblem description='it|'s broken || |[really|]|n|0x00E9' identity='cutover-exit-3']
+";
+        assert_eq!(console.text(), expected);
+    }
+
+    #[test]
+    fn circleci_exports_survive_bash() {
+        let dir = tempfile::tempdir().unwrap();
+        let bash_env = dir.path().join("bash_env");
+        let (reporter, console) = reporter(CiSystem::CircleCi { bash_env: Some(bash_env.clone()) });
+        reporter.publish(&awkward()).unwrap();
+        let written = std::fs::read_to_string(&bash_env).unwrap();
+        assert!(written.starts_with("export CUTOVER_VERSION='42'\nexport CUTOVER_PREVIOUS_VERSION='41'\n"), "{written}");
+        assert!(written.contains("export CUTOVER_SITE_URL='https://example.com/it'\\''s [a|b] 100% \"é\"\nnext'\n"));
+        let sourced = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("source '{}' && printf '%s' \"$CUTOVER_SITE_URL\"", bash_env.display()))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(sourced.stdout).unwrap(), awkward().site_url.unwrap());
+        assert_eq!(console.text(), "");
+    }
+
+    #[test]
+    fn escaping_helpers() {
         assert_eq!(teamcity_escape("it's [a|b]\n\r"), "it|'s |[a||b|]|n|r");
         assert_eq!(teamcity_escape("é😀"), "|0x00E9|0xD83D|0xDE00");
+        assert_eq!(github_escape("50% a\r\nb"), "50%25 a%0D%0Ab");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(env_name("bytes-uploaded"), "CUTOVER_BYTES_UPLOADED");
     }

@@ -32,6 +32,7 @@ pub async fn run(cli: Cli, env: Env) -> u8 {
     };
     let plan = RawInputs::layered(&env, &cli.inputs).and_then(|raw| Plan::resolve(&raw, &env));
     let reporter = Reporter::new(CiSystem::detect(&env), plan.as_ref().is_ok_and(|p| p.json));
+    reporter.mask_secrets(&env);
     let result = match plan {
         Ok(plan) => execute(command, &plan, &reporter).await,
         Err(e) => Err(e.into()),
@@ -217,7 +218,7 @@ async fn rollback(plan: &Plan, to: Option<&str>) -> anyhow::Result<Outputs> {
 fn finish(reporter: &Reporter, plan: &Plan, mut outputs: Outputs, started: Instant) -> anyhow::Result<()> {
     outputs.duration_ms = started.elapsed().as_millis() as u64;
     if !plan.dry_run {
-        reporter.publish(&outputs.pairs(), &outputs.summary()).context("writing step outputs")?;
+        reporter.publish(&outputs).context("writing step outputs")?;
     }
     eprintln!("{}", outputs.line());
     print_result(plan, &outputs, String::new)
