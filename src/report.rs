@@ -5,6 +5,21 @@ use serde::Serialize;
 use crate::progress::human_bytes;
 use crate::smoke::SmokeCheck;
 
+/// Every output with what it holds, in the order CI systems receive them.
+pub const OUTPUTS: &[(&str, &str)] = &[
+    ("version", "The version this run released."),
+    ("previous-version", "The version that was live before this run."),
+    ("promoted", "Whether this run made the version live (true or false)."),
+    ("preview-url", "The site URL with the override query, to look at the version before or after it is live."),
+    ("site-url", "The site URL the smoke test used."),
+    ("files", "Files in the release."),
+    ("uploaded", "Files sent to the store."),
+    ("copied", "Unchanged files copied server-side from the previous release."),
+    ("bytes-uploaded", "Bytes sent to the store."),
+    ("duration-ms", "How long the run took, in milliseconds."),
+    ("invalidation-id", "The CloudFront invalidation this run created, if any."),
+];
+
 /// The step outputs, keyed as DESIGN.md names them.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -96,6 +111,13 @@ impl Outputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pairs_follow_the_output_definitions() {
+        let names: Vec<&str> = Outputs::default().pairs().iter().map(|(n, _)| *n).collect();
+        let defined: Vec<&str> = OUTPUTS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, defined);
+    }
 
     #[test]
     fn json_keys_are_the_output_names() {

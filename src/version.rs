@@ -25,12 +25,17 @@ pub fn is_valid(version: &str) -> bool {
 }
 
 /// The version the CI run implies: a git tag, else the run number; with the variable it came from.
+///
+/// TeamCity knows a build's tag only as a parameter: its recipe maps `%teamcity.build.branch%` to
+/// `CUTOVER_GIT_REF`, which names a tag as `refs/tags/<tag>`.
 pub fn from_ci(env: &Env) -> Option<(String, &'static str)> {
     let tag = match env.get("GITHUB_REF_TYPE") {
         Some("tag") => env.get("GITHUB_REF_NAME").map(|t| (t, "GITHUB_REF_NAME")),
         _ => None,
     };
-    let tag = tag.or_else(|| env.get("CIRCLE_TAG").map(|t| (t, "CIRCLE_TAG")));
+    let tag = tag.or_else(|| env.get("CIRCLE_TAG").map(|t| (t, "CIRCLE_TAG"))).or_else(|| {
+        env.get("CUTOVER_GIT_REF").and_then(|r| r.strip_prefix("refs/tags/")).map(|t| (t, "CUTOVER_GIT_REF"))
+    });
     let run = || {
         ["GITHUB_RUN_NUMBER", "BUILD_NUMBER", "CIRCLE_BUILD_NUM"]
             .into_iter()
@@ -111,5 +116,9 @@ mod tests {
             .collect();
         assert_eq!(from_ci(&env), Some(("12".into(), "GITHUB_RUN_NUMBER")));
         assert_eq!(from_ci(&Env::default()), None);
+        let env: Env = [("CUTOVER_GIT_REF", "refs/tags/v3.1.0"), ("BUILD_NUMBER", "77")].into_iter().collect();
+        assert_eq!(from_ci(&env), Some(("v3.1.0".into(), "CUTOVER_GIT_REF")));
+        let env: Env = [("CUTOVER_GIT_REF", "main"), ("BUILD_NUMBER", "77")].into_iter().collect();
+        assert_eq!(from_ci(&env), Some(("77".into(), "BUILD_NUMBER")));
     }
 }

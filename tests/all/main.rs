@@ -4,3 +4,4 @@ mod bad_input;
 mod docs;
 mod flow;
 mod harness;
+mod manifests;

@@ -1,0 +1,309 @@
+//! The CI manifests (`action.yml`, the TeamCity recipe and meta-runner, the CircleCI orb) and the
+//! README's inputs table are generated from the inputs and outputs defined in the code, and this
+//! test fails when a file on disk differs. `CUTOVER_BLESS=1` rewrites them.
+
+use std::path::Path;
+use std::process::Command;
+
+use cutover::inputs::{INPUTS, InputSpec};
+use cutover::report::OUTPUTS;
+
+/// The published image every manifest runs; its tag is the crate's version.
+fn image() -> String {
+    format!("ghcr.io/cutover-dev/cutover:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Commands a CI step may run.
+const COMMANDS: [&str; 7] = ["deploy", "stage", "smoke", "promote", "rollback", "status", "prune"];
+
+const HEADER: &str = "Generated from src/inputs.rs and src/report.rs by tests/all/manifests.rs: edit those, then run\n\
+                      CUTOVER_BLESS=1 cargo test manifests";
+
+fn is_flag(input: &InputSpec) -> bool {
+    matches!(input.default, Some("true" | "false"))
+}
+
+fn env_var(input: &InputSpec) -> String {
+    format!("CUTOVER_{}", input.field.to_ascii_uppercase())
+}
+
+/// A YAML double-quoted scalar (JSON strings are valid YAML).
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serialises")
+}
+
+fn commented(text: &str) -> String {
+    text.lines().map(|l| format!("# {l}\n")).collect()
+}
+
+fn action_yml() -> String {
+    let mut out = commented(HEADER);
+    out.push_str("name: cutover\n");
+    out.push_str("description: Release a static site through S3 and CloudFront as an immutable, smoke-tested version made live by one atomic flip.\n");
+    out.push_str("author: cutover\nbranding:\n  icon: upload-cloud\n  color: blue\ninputs:\n");
+    out.push_str(&format!(
+        "  command:\n    description: {}\n    required: false\n    default: deploy\n",
+        quoted(&format!("The cutover command to run: {}.", COMMANDS.join(", ")))
+    ));
+    for input in INPUTS {
+        out.push_str(&format!(
+            "  {}:\n    description: {}\n    required: false\n",
+            input.name(),
+            quoted(input.description)
+        ));
+        if let Some(default) = input.default {
+            out.push_str(&format!("    default: {}\n", quoted(default)));
+        }
+    }
+    out.push_str("outputs:\n");
+    for (name, description) in OUTPUTS {
+        out.push_str(&format!("  {name}:\n    description: {}\n", quoted(description)));
+    }
+    out.push_str(&format!(
+        "runs:\n  using: docker\n  image: docker://{}\n  entrypoint: /usr/local/bin/cutover\n  args:\n    - ${{{{ inputs.command }}}}\n",
+        image()
+    ));
+    out
+}
+
+fn recipe_yml() -> String {
+    let mut out = commented(HEADER);
+    out.push_str("name: cutover/cutover-deploy\ntitle: cutover\n");
+    out.push_str(&format!("version: {}\n", env!("CARGO_PKG_VERSION")));
+    out.push_str("description: Release a static site through S3 and CloudFront as an immutable, smoke-tested version made live by one atomic pointer flip.\n");
+    out.push_str(&format!("container: {}\ninputs:\n", image()));
+    let mut input = |name: &str, kind: &str, label: &str, description: &str, default: Option<&str>| {
+        out.push_str(&format!("  - {name}:\n      type: {kind}\n      label: {}\n", quoted(label)));
+        out.push_str(&format!("      description: {}\n      required: false\n", quoted(description)));
+        if let Some(default) = default {
+            out.push_str(&format!("      default: {}\n", quoted(default)));
+        }
+    };
+    input(
+        "env.CUTOVER_COMMAND",
+        "text",
+        "command",
+        &format!("The cutover command: {}.", COMMANDS.join(", ")),
+        Some("deploy"),
+    );
+    for spec in INPUTS {
+        let kind = if is_flag(spec) { "boolean" } else { "text" };
+        input(&format!("env.{}", env_var(spec)), kind, &spec.name(), spec.description, spec.default);
+    }
+    for (name, label) in AWS_SECRETS {
+        input(&format!("env.{name}"), "password", label, "AWS credential for the step.", None);
+    }
+    out.push_str("  - env.CUTOVER_GIT_REF:\n      type: text\n      label: \"git ref\"\n");
+    out.push_str("      description: \"The branch or tag built; a tag (refs/tags/<tag>) becomes the version.\"\n");
+    out.push_str("      required: false\n      default: \"%teamcity.build.branch%\"\n");
+    out.push_str("steps:\n  - name: cutover\n    script: |\n      cutover \"$CUTOVER_COMMAND\"\n");
+    out
+}
+
+/// Credentials a TeamCity or CircleCI step passes on, never shown.
+const AWS_SECRETS: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "AWS access key id"),
+    ("AWS_SECRET_ACCESS_KEY", "AWS secret access key"),
+    ("AWS_SESSION_TOKEN", "AWS session token"),
+];
+
+/// Escapes a value inside a TeamCity parameter spec.
+fn spec_escape(text: &str) -> String {
+    cutover::ci::teamcity_escape(text)
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn meta_runner_xml() -> String {
+    let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!--\n{HEADER}\n-->\n");
+    out.push_str("<meta-runner name=\"cutover\">\n");
+    out.push_str("  <description>Release a static site through S3 and CloudFront: stage, smoke-test, promote, roll back.</description>\n");
+    out.push_str("  <settings>\n    <parameters>\n");
+    let mut param = |name: &str, value: &str, spec: String| {
+        out.push_str(&format!(
+            "      <param name=\"{name}\" value=\"{}\" spec=\"{}\" />\n",
+            xml_escape(value),
+            xml_escape(&spec)
+        ));
+    };
+    let command_spec = format!(
+        "select label='command' description='The cutover command.' display='normal' {}",
+        COMMANDS.iter().enumerate().map(|(i, c)| format!("data_{}='{c}'", i + 1)).collect::<Vec<_>>().join(" ")
+    );
+    param("env.CUTOVER_COMMAND", "deploy", command_spec);
+    for spec in INPUTS {
+        let kind = if is_flag(spec) {
+            "checkbox checkedValue='true' uncheckedValue='false'"
+        } else {
+            "text validationMode='any'"
+        };
+        let text = format!(
+            "{kind} label='{}' description='{}' display='normal'",
+            spec_escape(&spec.name()),
+            spec_escape(spec.description)
+        );
+        param(&format!("env.{}", env_var(spec)), spec.default.unwrap_or(""), text);
+    }
+    for (name, label) in AWS_SECRETS {
+        param(&format!("env.{name}"), "", format!("password label='{label}' display='normal'"));
+    }
+    param(
+        "env.CUTOVER_GIT_REF",
+        "%teamcity.build.branch%",
+        "text label='git ref' description='The branch or tag built; a tag (refs/tags/<tag>) becomes the version.' display='hidden' validationMode='any'".into(),
+    );
+    out.push_str("    </parameters>\n    <build-runners>\n      <runner name=\"cutover\" type=\"simpleRunner\">\n        <parameters>\n");
+    for (name, value) in [
+        ("script.content", "cutover \"$CUTOVER_COMMAND\"".to_owned()),
+        ("teamcity.step.mode", "default".to_owned()),
+        ("use.custom.script", "true".to_owned()),
+        ("plugin.docker.imageId", image()),
+        ("plugin.docker.imagePlatform", "linux".to_owned()),
+    ] {
+        out.push_str(&format!("          <param name=\"{name}\" value=\"{}\" />\n", xml_escape(&value)));
+    }
+    out.push_str("        </parameters>\n      </runner>\n    </build-runners>\n    <requirements />\n  </settings>\n</meta-runner>\n");
+    out
+}
+
+fn orb_parameters(indent: &str) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("{indent}command:\n{indent}  description: \"The cutover command to run.\"\n"));
+    out.push_str(&format!(
+        "{indent}  type: enum\n{indent}  enum: [{}]\n{indent}  default: deploy\n",
+        COMMANDS.join(", ")
+    ));
+    for spec in INPUTS {
+        out.push_str(&format!("{indent}{}:\n{indent}  description: {}\n", spec.name(), quoted(spec.description)));
+        if is_flag(spec) {
+            out.push_str(&format!("{indent}  type: boolean\n{indent}  default: {}\n", spec.default.unwrap_or("false")));
+        } else {
+            out.push_str(&format!(
+                "{indent}  type: string\n{indent}  default: {}\n",
+                quoted(spec.default.unwrap_or(""))
+            ));
+        }
+    }
+    for (name, label) in AWS_SECRETS {
+        let parameter = name.to_ascii_lowercase().replace('_', "-");
+        out.push_str(&format!(
+            "{indent}{parameter}:\n{indent}  description: {}\n{indent}  type: env_var_name\n{indent}  default: {name}\n",
+            quoted(&format!("Name of the env var holding the {label}."))
+        ));
+    }
+    out
+}
+
+fn orb_yml() -> String {
+    let mut out = commented(HEADER);
+    out.push_str("version: 2.1\n");
+    out.push_str("description: Release a static site through S3 and CloudFront as an immutable, smoke-tested version made live by one atomic pointer flip.\n");
+    out.push_str("display:\n  home_url: https://github.com/cutover-dev/cutover\n  source_url: https://github.com/cutover-dev/cutover\n");
+    out.push_str(&format!("executors:\n  default:\n    docker:\n      - image: {}\n", image()));
+    out.push_str("commands:\n  cutover:\n    description: Run one cutover command with the inputs as parameters.\n    parameters:\n");
+    out.push_str(&orb_parameters("      "));
+    out.push_str(
+        "    steps:\n      - run:\n          name: cutover << parameters.command >>\n          environment:\n",
+    );
+    for spec in INPUTS {
+        out.push_str(&format!("            {}: << parameters.{} >>\n", env_var(spec), spec.name()));
+    }
+    out.push_str("          command: |\n");
+    for (name, _) in AWS_SECRETS {
+        let parameter = name.to_ascii_lowercase().replace('_', "-");
+        out.push_str(&format!("            export {name}=\"${{<< parameters.{parameter} >>:-}}\"\n"));
+    }
+    out.push_str("            cutover << parameters.command >>\n");
+    out.push_str("jobs:\n  deploy:\n    description: Release the build in the attached workspace.\n    executor: default\n    parameters:\n");
+    out.push_str(&orb_parameters("      "));
+    out.push_str("    steps:\n      - attach_workspace:\n          at: .\n      - cutover:\n");
+    for spec in std::iter::once("command".to_owned())
+        .chain(INPUTS.iter().map(InputSpec::name))
+        .chain(AWS_SECRETS.iter().map(|(n, _)| n.to_ascii_lowercase().replace('_', "-")))
+    {
+        out.push_str(&format!("          {spec}: << parameters.{spec} >>\n"));
+    }
+    out.push_str(
+        "examples:\n  deploy:\n    description: Build the site, then release it with cutover.\n    usage:\n      version: 2.1\n",
+    );
+    out.push_str(&format!("      orbs:\n        cutover: cutover-dev/cutover@{}\n", env!("CARGO_PKG_VERSION")));
+    out.push_str(
+        "      workflows:\n        release:\n          jobs:\n            - build\n            - cutover/deploy:\n",
+    );
+    out.push_str("                requires: [build]\n                bucket: my-site-bucket\n                site-url: https://www.example.com\n");
+    out
+}
+
+/// Compares a generated file with the one on disk, or rewrites it when blessing.
+fn check(path: &str, expected: &str) {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if std::env::var("CUTOVER_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&full, expected).expect("writing a manifest");
+        return;
+    }
+    let actual = std::fs::read_to_string(&full).unwrap_or_default();
+    assert!(actual == expected, "{path} differs from the inputs in the code; run CUTOVER_BLESS=1 cargo test manifests");
+}
+
+#[test]
+fn manifests_match_the_inputs_in_the_code() {
+    check("action.yml", &action_yml());
+    check("teamcity-plugin/cutover-recipe.yml", &recipe_yml());
+    check("teamcity-plugin/cutover-meta-runner.xml", &meta_runner_xml());
+    check("circleci/orb.yml", &orb_yml());
+}
+
+/// Parses each manifest as YAML/XML with Python (from `.venv`) and checks the inputs it declares.
+#[test]
+fn manifests_parse_and_declare_every_input() {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let script = r#"
+import json, sys, yaml, xml.etree.ElementTree as ET
+root = sys.argv[1]
+action = yaml.safe_load(open(root + "/action.yml"))
+recipe = yaml.safe_load(open(root + "/teamcity-plugin/cutover-recipe.yml"))
+orb = yaml.safe_load(open(root + "/circleci/orb.yml"))
+meta = ET.parse(root + "/teamcity-plugin/cutover-meta-runner.xml").getroot()
+print(json.dumps({
+    "action": {k: v.get("default") for k, v in action["inputs"].items()},
+    "action_outputs": list(action["outputs"]),
+    "action_image": action["runs"]["image"],
+    "recipe": {list(i)[0]: list(i.values())[0].get("default") for i in recipe["inputs"]},
+    "meta": {p.get("name"): p.get("value") for p in meta.find("settings/parameters")},
+    "orb_command": {k: v.get("default") for k, v in orb["commands"]["cutover"]["parameters"].items()},
+    "orb_job": {k: v.get("default") for k, v in orb["jobs"]["deploy"]["parameters"].items()},
+    "orb_image": orb["executors"]["default"]["docker"][0]["image"],
+}))
+"#;
+    let output = Command::new(&python)
+        .args(["-c", script, env!("CARGO_MANIFEST_DIR")])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/test to install it", python.display()));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    for spec in INPUTS {
+        let default = spec.default.map_or(serde_json::Value::Null, |d| d.into());
+        assert_eq!(parsed["action"][spec.name()], default, "action.yml {}", spec.name());
+        let env = format!("env.{}", env_var(spec));
+        assert_eq!(parsed["recipe"][&env], default, "recipe {env}");
+        assert_eq!(parsed["meta"][&env], spec.default.unwrap_or(""), "meta-runner {env}");
+        assert!(parsed["orb_command"].get(spec.name()).is_some(), "orb command {}", spec.name());
+        assert!(parsed["orb_job"].get(spec.name()).is_some(), "orb job {}", spec.name());
+    }
+    assert_eq!(
+        parsed["action"].as_object().unwrap().len(),
+        INPUTS.len() + 1,
+        "action.yml declares only the inputs and `command`"
+    );
+    let outputs: Vec<&str> = OUTPUTS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(parsed["action_outputs"], serde_json::json!(outputs));
+    assert_eq!(parsed["action_image"], format!("docker://{}", image()));
+    assert_eq!(parsed["orb_image"], image());
+    for name in ["env.AWS_SECRET_ACCESS_KEY", "env.AWS_SESSION_TOKEN", "env.CUTOVER_GIT_REF"] {
+        assert!(parsed["recipe"].get(name).is_some() && parsed["meta"].get(name).is_some(), "{name}");
+    }
+    assert_eq!(parsed["meta"]["env.CUTOVER_GIT_REF"], "%teamcity.build.branch%");
+}
