@@ -145,8 +145,10 @@ impl Reporter {
                 self.command(&format!("##teamcity[buildStatus text='{}']", teamcity_escape(&outputs.line())));
             }
             CiSystem::CircleCi { bash_env: Some(path) } => {
-                let lines: String =
-                    pairs.iter().map(|(name, value)| format!("export {}={}\n", env_name(name), shell_quote(value))).collect();
+                let lines: String = pairs
+                    .iter()
+                    .map(|(name, value)| format!("export {}={}\n", env_name(name), shell_quote(value)))
+                    .collect();
                 append(path, &lines)?;
             }
             CiSystem::CircleCi { bash_env: None } | CiSystem::Plain => {}
@@ -358,7 +360,10 @@ mod tests {
         let (reporter, console) = reporter(CiSystem::CircleCi { bash_env: Some(bash_env.clone()) });
         reporter.publish(&awkward()).unwrap();
         let written = std::fs::read_to_string(&bash_env).unwrap();
-        assert!(written.starts_with("export CUTOVER_VERSION='42'\nexport CUTOVER_PREVIOUS_VERSION='41'\n"), "{written}");
+        assert!(
+            written.starts_with("export CUTOVER_VERSION='42'\nexport CUTOVER_PREVIOUS_VERSION='41'\n"),
+            "{written}"
+        );
         assert!(written.contains("export CUTOVER_SITE_URL='https://example.com/it'\\''s [a|b] 100% \"é\"\nnext'\n"));
         let sourced = std::process::Command::new("bash")
             .arg("-c")

@@ -345,6 +345,10 @@ fn the_embedded_default_smokes_through_its_own_edge() {
     );
     run.assert_code(0);
     assert!(run.stderr().contains("smoke-testing through the local edge"), "{}", run.stderr());
+    for phase in ["stage", "smoke", "promote"] {
+        assert!(run.stderr().contains(&format!("{phase} took ")), "per-phase timing for {phase}: {}", run.stderr());
+    }
+    assert!(!run.stderr().contains('\x1b') && !run.stdout().contains('\x1b'), "no terminal codes in a CI log");
     let dist = f.site("v2", &[("index.html", "<h1>Bye</h1>")]);
     let run = f.run(
         &["deploy"],
