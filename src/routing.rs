@@ -98,6 +98,28 @@ pub fn override_cookie(version: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The vectors the CloudFront router's tests run too (edge/test/router.test.js).
+    #[test]
+    fn shared_vectors() {
+        let vectors: serde_json::Value = serde_json::from_str(include_str!("../edge/vectors.json")).unwrap();
+        let layout = crate::release::Layout::new("site");
+        for vector in vectors.as_array().unwrap() {
+            let text = |key: &str| vector[key].as_str();
+            let query = text("query").filter(|q| !q.is_empty());
+            let route = route(text("uri").unwrap(), query, text("cookie"), text("active"));
+            let name = text("name").unwrap();
+            assert_eq!(route.version.as_deref(), text("version"), "{name}");
+            let path = match (&route.version, &route.file) {
+                (Some(version), Some(file)) => Some(format!("/{}", layout.object_key(version, file))),
+                _ => None,
+            };
+            assert_eq!(path.as_deref(), text("path"), "{name}");
+            let cookies: Vec<&str> =
+                vector["set_cookies"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+            assert_eq!(route.set_cookies, cookies, "{name}");
+        }
+    }
+
     #[test]
     fn active_version_serves_by_default_with_spa_fallback() {
         let r = route("/about/team", None, None, Some("41"));
