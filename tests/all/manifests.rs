@@ -202,7 +202,7 @@ fn orb_yml() -> String {
     out.push_str("description: Release a static site through S3 and CloudFront as an immutable, smoke-tested version made live by one atomic pointer flip.\n");
     out.push_str("display:\n  home_url: https://github.com/cutover-dev/cutover\n  source_url: https://github.com/cutover-dev/cutover\n");
     out.push_str(&format!("executors:\n  default:\n    docker:\n      - image: {}\n", image()));
-    out.push_str("commands:\n  cutover:\n    description: Run one cutover command with the inputs as parameters.\n    parameters:\n");
+    out.push_str("commands:\n  deploy:\n    description: Run cutover (deploy by default; any command via `command`) with the inputs as parameters.\n    parameters:\n");
     out.push_str(&orb_parameters("      "));
     out.push_str(
         "    steps:\n      - run:\n          name: cutover << parameters.command >>\n          environment:\n",
@@ -218,7 +218,7 @@ fn orb_yml() -> String {
     out.push_str("            cutover << parameters.command >>\n");
     out.push_str("jobs:\n  deploy:\n    description: Release the build in the attached workspace.\n    executor: default\n    parameters:\n");
     out.push_str(&orb_parameters("      "));
-    out.push_str("    steps:\n      - attach_workspace:\n          at: .\n      - cutover:\n");
+    out.push_str("    steps:\n      - attach_workspace:\n          at: .\n      - deploy:\n");
     for spec in std::iter::once("command".to_owned())
         .chain(INPUTS.iter().map(InputSpec::name))
         .chain(AWS_SECRETS.iter().map(|(n, _)| n.to_ascii_lowercase().replace('_', "-")))
@@ -273,7 +273,7 @@ print(json.dumps({
     "action_image": action["runs"]["image"],
     "recipe": {list(i)[0]: list(i.values())[0].get("default") for i in recipe["inputs"]},
     "meta": {p.get("name"): p.get("value") for p in meta.find("settings/parameters")},
-    "orb_command": {k: v.get("default") for k, v in orb["commands"]["cutover"]["parameters"].items()},
+    "orb_command": {k: v.get("default") for k, v in orb["commands"]["deploy"]["parameters"].items()},
     "orb_job": {k: v.get("default") for k, v in orb["jobs"]["deploy"]["parameters"].items()},
     "orb_image": orb["executors"]["default"]["docker"][0]["image"],
 }))
