@@ -6,7 +6,7 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 
 use crate::inputs::{Backend, Plan, PointerSpec};
-use crate::pointer::{Pointer, file::FilePointer, ssm::SsmPointer};
+use crate::pointer::{Pointer, cloudfront::CloudFrontPointer, file::FilePointer, ssm::SsmPointer};
 use crate::release::Layout;
 use crate::store::{Store, local::LocalStore, s3::S3Store};
 
@@ -42,11 +42,19 @@ impl Site {
                     .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
                     .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
                     .build();
-                let store = Arc::new(S3Store::new(aws_sdk_s3::Client::from_conf(s3), bucket));
+                let store: Arc<dyn Store> = Arc::new(S3Store::new(aws_sdk_s3::Client::from_conf(s3), bucket));
                 let pointer: Arc<dyn Pointer> = match &plan.pointer {
                     PointerSpec::Ssm { parameter } => {
                         Arc::new(SsmPointer::new(aws_sdk_ssm::Client::new(&shared), parameter))
                     }
+                    PointerSpec::CloudFront { distribution, origin, invalidation } => Arc::new(CloudFrontPointer::new(
+                        aws_sdk_cloudfront::Client::new(&shared),
+                        distribution,
+                        origin.as_deref(),
+                        layout.clone(),
+                        store.clone(),
+                        invalidation.clone(),
+                    )),
                     PointerSpec::File => unreachable!("inputs refuse a file pointer with a bucket"),
                 };
                 Site { store, pointer, layout }

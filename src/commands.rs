@@ -99,7 +99,9 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         run: &plan.run,
         dry_run: false,
     };
-    outputs.promoted = reporter.phase("promote", promote(&site, &request)).await?.promoted;
+    let promoted = reporter.phase("promote", promote(&site, &request)).await?;
+    outputs.promoted = promoted.promoted;
+    outputs.invalidation_id = promoted.invalidation_id;
     if let Some(keep) = plan.keep {
         let pruned =
             reporter.phase("prune", prune(&site, keep, plan.lock_lease, plan.run.run_url.as_deref(), false)).await?;
@@ -195,6 +197,7 @@ async fn flip(plan: &Plan, version: &str, direction: Direction) -> anyhow::Resul
         version: report.version,
         previous_version: report.previous,
         promoted: report.promoted,
+        invalidation_id: report.invalidation_id,
         site_url: plan.site_url.as_ref().map(Url::to_string),
         ..Outputs::default()
     })

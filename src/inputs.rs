@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::pointer::cloudfront::Invalidation;
 use crate::rules::CacheRules;
 use crate::version;
 
@@ -62,7 +63,7 @@ define_inputs! {
     /// Version to release. Unset: the git tag, else the CI run number. Alone, `--version` prints cutover's version.
     #[arg(num_args = 0..=1, default_missing_value = "")]
     version = None;
-    /// Where the active version lives: `ssm:<parameter-name>` or `file`. Default: `file` on the embedded store, `ssm:/cutover/<bucket>/<prefix>/active` on S3.
+    /// Where the active version lives: `ssm:<parameter-name>`, `cloudfront:<distribution-id>[/<origin-id>]` or `file`. Default: `file` on the embedded store, `ssm:/cutover/<bucket>/<prefix>/active` on S3.
     pointer = None;
     /// Public URL of the site, used for the smoke test and the preview link.
     site_url = None;
@@ -80,6 +81,13 @@ define_inputs! {
     keep = None;
     /// Cache-Control rules, `GLOB=VALUE` separated by newlines or `;`; the first match wins over the defaults.
     cache_control = None;
+    /// With a `cloudfront:` pointer: invalidate cached copies after the flip.
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    invalidate = Some("true");
+    /// With a `cloudfront:` pointer: the paths to invalidate, separated by commas or newlines.
+    invalidation_paths = Some("/*");
+    /// With a `cloudfront:` pointer: wait at most this long for the invalidation to complete (`0s`: do not wait).
+    invalidation_wait = Some("0s");
     /// How long a deploy lock is honoured before another run may take it over.
     lock_lease = Some("2m");
     /// Directory of the embedded local store (used when no bucket is set).
@@ -191,6 +199,7 @@ pub enum Backend {
 pub enum PointerSpec {
     File,
     Ssm { parameter: String },
+    CloudFront { distribution: String, origin: Option<String>, invalidation: Option<Invalidation> },
 }
 
 #[derive(Debug, Clone)]
@@ -247,7 +256,10 @@ impl Plan {
                 Backend::Aws { bucket, region: text("region"), path_style }
             }
         };
-        let pointer = parse_pointer(text("pointer").as_deref(), &backend, &prefix)?;
+        let mut pointer = parse_pointer(text("pointer").as_deref(), &backend, &prefix)?;
+        if let PointerSpec::CloudFront { invalidation, .. } = &mut pointer {
+            *invalidation = parse_invalidation(&text)?;
+        }
         let version = match text("version") {
             Some(v) => Some(version::validate(&v).map_err(|p| InputError::new("version", p))?),
             None => version::from_ci(env)
@@ -358,16 +370,62 @@ fn parse_pointer(text: Option<&str>, backend: &Backend, prefix: &str) -> Result<
                 }
                 Ok(PointerSpec::Ssm { parameter: name.to_owned() })
             }
+            Some(("cloudfront", target)) => {
+                if matches!(backend, Backend::Local { .. }) {
+                    return Err(InputError::new(
+                        "pointer",
+                        "cloudfront needs a bucket; set `bucket` or use pointer file",
+                    ));
+                }
+                let (distribution, origin) = match target.split_once('/') {
+                    Some((distribution, origin)) => (distribution, Some(origin)),
+                    None => (target, None),
+                };
+                let id_ok = !distribution.is_empty()
+                    && distribution.len() <= 64
+                    && distribution.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+                let origin_ok = origin.is_none_or(|o| !o.is_empty() && !o.chars().any(char::is_control));
+                if !id_ok || !origin_ok {
+                    return Err(InputError::new(
+                        "pointer",
+                        format!(
+                            "{spec:?} is not cloudfront:<distribution-id>[/<origin-id>] (an ID like E2QWRUHAPOMQZL)"
+                        ),
+                    ));
+                }
+                Ok(PointerSpec::CloudFront {
+                    distribution: distribution.to_owned(),
+                    origin: origin.map(str::to_owned),
+                    invalidation: None,
+                })
+            }
             Some(("ssm", name)) => Err(InputError::new(
                 "pointer",
                 format!("{name:?} is not an SSM parameter name (letters, digits, _.-/, at most 1011 chars)"),
             )),
             _ => Err(InputError::new(
                 "pointer",
-                format!("{spec:?} is not a known pointer; use ssm:<parameter-name> or file"),
+                format!(
+                    "{spec:?} is not a known pointer; use ssm:<parameter-name>, cloudfront:<distribution-id> or file"
+                ),
             )),
         },
     }
+}
+
+/// What a `cloudfront:` flip invalidates, and how long it waits.
+fn parse_invalidation(text: &impl Fn(&str) -> Option<String>) -> Result<Option<Invalidation>, InputError> {
+    if !parse_bool("invalidate", &text("invalidate").unwrap_or_default())? {
+        return Ok(None);
+    }
+    let raw = text("invalidation_paths").unwrap_or_default();
+    let paths: Vec<String> =
+        raw.split([',', '\n']).map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect();
+    if paths.is_empty() || paths.iter().any(|p| !p.starts_with('/') || p.chars().any(char::is_control)) {
+        return Err(InputError::new("invalidation-paths", format!("{raw:?} must list paths starting with '/'")));
+    }
+    let wait = parse_duration("invalidation-wait", &text("invalidation_wait").unwrap_or_default())?;
+    Ok(Some(Invalidation { paths, wait: (!wait.is_zero()).then_some(wait) }))
 }
 
 fn valid_parameter_name(name: &str) -> bool {
@@ -481,6 +539,32 @@ mod tests {
     }
 
     #[test]
+    fn cloudfront_pointers_carry_their_invalidation() {
+        let p =
+            plan(&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL/site-origin")]).unwrap();
+        let invalidation = Some(Invalidation { paths: vec!["/*".into()], wait: None });
+        let expected = PointerSpec::CloudFront {
+            distribution: "E2QWRUHAPOMQZL".into(),
+            origin: Some("site-origin".into()),
+            invalidation,
+        };
+        assert_eq!(p.pointer, expected);
+        let p =
+            plan(&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E1"), ("CUTOVER_INVALIDATE", "false")])
+                .unwrap();
+        assert!(matches!(p.pointer, PointerSpec::CloudFront { invalidation: None, origin: None, .. }));
+        let p = plan(&[
+            ("CUTOVER_BUCKET", "bkt"),
+            ("CUTOVER_POINTER", "cloudfront:E1"),
+            ("CUTOVER_INVALIDATION_PATHS", "/index.html, /assets/*"),
+            ("CUTOVER_INVALIDATION_WAIT", "5m"),
+        ])
+        .unwrap();
+        let PointerSpec::CloudFront { invalidation: Some(i), .. } = p.pointer else { panic!() };
+        assert_eq!((i.paths, i.wait), (vec!["/index.html".into(), "/assets/*".into()], Some(Duration::from_secs(300))));
+    }
+
+    #[test]
     fn version_comes_from_tag_then_run_number() {
         let p = plan(&[("GITHUB_REF_TYPE", "tag"), ("GITHUB_REF_NAME", "v1.2.3"), ("GITHUB_RUN_NUMBER", "7")]).unwrap();
         assert_eq!(p.version.as_deref(), Some("v1.2.3"));
@@ -499,6 +583,12 @@ mod tests {
             (&[("CUTOVER_POINTER", "redis:x")], "pointer"),
             (&[("CUTOVER_POINTER", "ssm:/a b")], "pointer"),
             (&[("CUTOVER_POINTER", "ssm:/x")], "pointer"),
+            (&[("CUTOVER_POINTER", "cloudfront:E123")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:e123")], "pointer"),
+            (
+                &[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E1"), ("CUTOVER_INVALIDATION_PATHS", "x")],
+                "invalidation-paths",
+            ),
             (&[("CUTOVER_SITE_URL", "not a url")], "site-url"),
             (&[("CUTOVER_SITE_URL", "ftp://x")], "site-url"),
             (&[("CUTOVER_CONCURRENCY", "0")], "concurrency"),

@@ -40,6 +40,7 @@ pub struct PromoteReport {
     pub version: String,
     pub previous: Option<String>,
     pub promoted: bool,
+    pub invalidation_id: Option<String>,
 }
 
 /// Flips the pointer to `request.version` if every guard passes; a refusal changes nothing.
@@ -57,7 +58,7 @@ pub async fn promote(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resul
 }
 
 async fn flip(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
-    let report = check_guards(site, request).await?;
+    let mut report = check_guards(site, request).await?;
     if report.promoted {
         let verb = match request.direction {
             Direction::Forward => "promoted",
@@ -66,10 +67,12 @@ async fn flip(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<Promo
         let by = request.run.run_url.as_deref().unwrap_or("cutover");
         let from = report.previous.as_deref().unwrap_or("nothing");
         let note = format!("{verb} by {by} from {from}");
-        site.pointer
+        let flipped = site
+            .pointer
             .write(request.version, &note)
             .await
             .with_context(|| format!("flipping {} to {}", site.pointer.describe(), request.version))?;
+        report.invalidation_id = flipped.invalidation_id;
     }
     Ok(report)
 }
@@ -89,7 +92,12 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resu
         ))
         .into());
     }
-    let report = |promoted| PromoteReport { version: version.to_owned(), previous: active.clone(), promoted };
+    let report = |promoted| PromoteReport {
+        version: version.to_owned(),
+        previous: active.clone(),
+        promoted,
+        invalidation_id: None,
+    };
     let Some(current) = active.as_deref() else { return Ok(report(true)) };
     if current == version {
         return Ok(report(false));

@@ -47,6 +47,11 @@ impl Layout {
         self.under_prefix(&format!("_cutover/releases/{version}.json"))
     }
 
+    /// The promotion log of pointers that keep no history themselves (CloudFront origin paths).
+    pub fn promotions_key(&self) -> String {
+        self.under_prefix("_cutover/promotions.json")
+    }
+
     pub fn lock_key(&self) -> String {
         self.under_prefix("_cutover/lock")
     }

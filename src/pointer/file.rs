@@ -6,7 +6,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Pointer, Promotion};
+use super::{Flipped, Pointer, Promotion};
 
 /// Promotions kept, as many as SSM keeps of a parameter's history.
 const HISTORY_LIMIT: usize = 100;
@@ -45,7 +45,7 @@ impl Pointer for FilePointer {
         Ok(self.load().await?.history.pop().map(|p| p.version))
     }
 
-    async fn write(&self, version: &str, note: &str) -> anyhow::Result<()> {
+    async fn write(&self, version: &str, note: &str) -> anyhow::Result<Flipped> {
         let mut file = self.load().await?;
         file.history.push(Promotion {
             version: version.to_owned(),
@@ -60,7 +60,8 @@ impl Pointer for FilePointer {
         tokio::fs::write(&tmp, serde_json::to_vec_pretty(&file)?)
             .await
             .with_context(|| format!("writing {}", tmp.display()))?;
-        tokio::fs::rename(&tmp, &self.path).await.with_context(|| format!("replacing {}", self.path.display()))
+        tokio::fs::rename(&tmp, &self.path).await.with_context(|| format!("replacing {}", self.path.display()))?;
+        Ok(Flipped::default())
     }
 
     async fn history(&self) -> anyhow::Result<Vec<Promotion>> {

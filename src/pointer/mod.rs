@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod cloudfront;
 pub mod file;
 pub mod ssm;
 
@@ -16,13 +17,20 @@ pub struct Promotion {
     pub note: String,
 }
 
+/// What a flip did besides moving the pointer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flipped {
+    /// The CloudFront invalidation created after the flip, if any.
+    pub invalidation_id: Option<String>,
+}
+
 /// The calls cutover makes on a pointer, and no others.
 #[async_trait]
 pub trait Pointer: Send + Sync {
     /// The active version; `None` before the first promotion.
     async fn read(&self) -> anyhow::Result<Option<String>>;
     /// Makes `version` active, recording `note` with it.
-    async fn write(&self, version: &str, note: &str) -> anyhow::Result<()>;
+    async fn write(&self, version: &str, note: &str) -> anyhow::Result<Flipped>;
     /// Every promotion still remembered, oldest first.
     async fn history(&self) -> anyhow::Result<Vec<Promotion>>;
     /// Where the pointer is, for messages.

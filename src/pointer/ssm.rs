@@ -8,7 +8,7 @@ use aws_sdk_ssm::types::ParameterType;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, Utc};
 
-use super::{Pointer, Promotion};
+use super::{Flipped, Pointer, Promotion};
 
 /// SSM refuses longer parameter descriptions.
 const DESCRIPTION_LIMIT: usize = 1024;
@@ -35,7 +35,7 @@ impl Pointer for SsmPointer {
         }
     }
 
-    async fn write(&self, version: &str, note: &str) -> anyhow::Result<()> {
+    async fn write(&self, version: &str, note: &str) -> anyhow::Result<Flipped> {
         let description: String = note.chars().take(DESCRIPTION_LIMIT).collect();
         self.client
             .put_parameter()
@@ -48,7 +48,7 @@ impl Pointer for SsmPointer {
             .await
             .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
             .with_context(|| format!("writing SSM parameter {}", self.parameter))?;
-        Ok(())
+        Ok(Flipped::default())
     }
 
     async fn history(&self) -> anyhow::Result<Vec<Promotion>> {

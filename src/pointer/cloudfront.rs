@@ -1,0 +1,343 @@
+//! The active version as a CloudFront origin path (`/<prefix>/<version>`), the other promotion
+//! style the field uses: flip the distribution's origin, then invalidate the cached copies.
+//!
+//! CloudFront keeps no history of origin paths, so promotions are logged in the store beside the
+//! release records, under the same deploy lock that guards the flip.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use aws_sdk_cloudfront::Client;
+use aws_sdk_cloudfront::error::ProvideErrorMetadata;
+use aws_sdk_cloudfront::types::{DistributionConfig, InvalidationBatch, Paths};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use bytes::Bytes;
+
+use super::{Flipped, Pointer, Promotion};
+use crate::release::Layout;
+use crate::store::{Condition, Store, json_meta};
+use crate::version;
+
+/// Attempts at UpdateDistribution when another writer changed the config in between.
+const UPDATE_ATTEMPTS: usize = 4;
+/// How often a waiting run asks whether the invalidation has completed.
+const INVALIDATION_POLL: Duration = Duration::from_secs(5);
+/// Promotions kept in the log.
+const HISTORY_LIMIT: usize = 100;
+
+/// What happens after the flip so that cached copies of the old version go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalidation {
+    pub paths: Vec<String>,
+    /// Wait at most this long for the invalidation to complete.
+    pub wait: Option<Duration>,
+}
+
+pub struct CloudFrontPointer {
+    client: Client,
+    distribution: String,
+    origin: Option<String>,
+    layout: Layout,
+    store: Arc<dyn Store>,
+    invalidation: Option<Invalidation>,
+}
+
+impl CloudFrontPointer {
+    pub fn new(
+        client: Client,
+        distribution: &str,
+        origin: Option<&str>,
+        layout: Layout,
+        store: Arc<dyn Store>,
+        invalidation: Option<Invalidation>,
+    ) -> Self {
+        Self {
+            client,
+            distribution: distribution.to_owned(),
+            origin: origin.map(str::to_owned),
+            layout,
+            store,
+            invalidation,
+        }
+    }
+
+    async fn config(&self) -> anyhow::Result<(DistributionConfig, String)> {
+        let out = self
+            .client
+            .get_distribution_config()
+            .id(&self.distribution)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+            .with_context(|| format!("reading CloudFront distribution {}", self.distribution))?;
+        let config = out.distribution_config().cloned().context("the distribution has no config")?;
+        Ok((config, out.e_tag().unwrap_or_default().to_owned()))
+    }
+
+    async fn invalidate(&self, plan: &Invalidation) -> anyhow::Result<String> {
+        let paths = Paths::builder().quantity(plan.paths.len() as i32).set_items(Some(plan.paths.clone())).build()?;
+        let reference = format!("cutover-{}-{:08x}", chrono::Utc::now().timestamp_millis(), rand::random::<u32>());
+        let batch = InvalidationBatch::builder().paths(paths).caller_reference(reference).build()?;
+        let out = self
+            .client
+            .create_invalidation()
+            .distribution_id(&self.distribution)
+            .invalidation_batch(batch)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+            .context("creating the invalidation")?;
+        let id = out.invalidation().map(|i| i.id().to_owned()).context("CloudFront returned no invalidation")?;
+        if let Some(limit) = plan.wait {
+            self.wait_for(&id, limit).await?;
+        }
+        Ok(id)
+    }
+
+    async fn wait_for(&self, id: &str, limit: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let out = self
+                .client
+                .get_invalidation()
+                .distribution_id(&self.distribution)
+                .id(id)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+                .with_context(|| format!("reading invalidation {id}"))?;
+            let status = out.invalidation().map(|i| i.status().to_owned()).unwrap_or_default();
+            if status.eq_ignore_ascii_case("completed") {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + INVALIDATION_POLL > deadline {
+                eprintln!("invalidation {id} is still {status} after {}s; edges will catch up", limit.as_secs());
+                return Ok(());
+            }
+            tokio::time::sleep(INVALIDATION_POLL).await;
+        }
+    }
+
+    async fn log_promotion(&self, promotion: Promotion) -> anyhow::Result<()> {
+        let mut history = self.history().await?;
+        history.push(promotion);
+        let excess = history.len().saturating_sub(HISTORY_LIMIT);
+        history.drain(..excess);
+        let body = Bytes::from(serde_json::to_vec_pretty(&history)?);
+        self.store.put(&self.layout.promotions_key(), body, &json_meta(), Condition::Always).await?;
+        Ok(())
+    }
+}
+
+/// The origin a pointer flips: the one named, else the default cache behaviour's target.
+fn origin_id<'a>(config: &'a DistributionConfig, named: Option<&'a str>) -> anyhow::Result<&'a str> {
+    match named {
+        Some(id) => Ok(id),
+        None => config
+            .default_cache_behavior()
+            .map(|b| b.target_origin_id())
+            .context("the distribution has no default cache behaviour to find its origin by"),
+    }
+}
+
+/// The version an origin path names under `layout`, if it names one.
+pub fn version_of_origin_path(layout: &Layout, origin_path: &str) -> Option<String> {
+    let rest = origin_path.strip_prefix('/')?;
+    let rest = if layout.prefix().is_empty() { rest } else { rest.strip_prefix(layout.prefix())?.strip_prefix('/')? };
+    version::is_valid(rest).then(|| rest.to_owned())
+}
+
+/// The origin path that serves `version`.
+pub fn origin_path(layout: &Layout, version: &str) -> String {
+    format!("/{}", layout.version_dir(version).trim_end_matches('/'))
+}
+
+/// Sets the origin path of the chosen origin in a distribution config.
+pub fn set_origin_path(config: &mut DistributionConfig, named: Option<&str>, path: &str) -> anyhow::Result<()> {
+    let id = origin_id(config, named)?.to_owned();
+    let origins = config.origins.as_mut().context("the distribution has no origins")?;
+    let origin = origins
+        .items
+        .iter_mut()
+        .find(|o| o.id == id)
+        .with_context(|| format!("no origin {id:?} in the distribution"))?;
+    origin.origin_path = Some(path.to_owned());
+    Ok(())
+}
+
+/// The two calls a flip makes, so the stale-ETag retry can be tested without CloudFront.
+#[async_trait]
+pub trait DistributionApi: Send + Sync {
+    async fn get(&self) -> anyhow::Result<(DistributionConfig, String)>;
+    /// `Ok(false)` when the ETag was stale (412): someone changed the config in between.
+    async fn update(&self, config: DistributionConfig, etag: &str) -> anyhow::Result<bool>;
+}
+
+#[async_trait]
+impl DistributionApi for CloudFrontPointer {
+    async fn get(&self) -> anyhow::Result<(DistributionConfig, String)> {
+        self.config().await
+    }
+
+    async fn update(&self, config: DistributionConfig, etag: &str) -> anyhow::Result<bool> {
+        let sent = self
+            .client
+            .update_distribution()
+            .id(&self.distribution)
+            .if_match(etag)
+            .distribution_config(config)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("PreconditionFailed") => Ok(false),
+            Err(e) => Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+                .with_context(|| format!("updating CloudFront distribution {}", self.distribution)),
+        }
+    }
+}
+
+/// Reads, changes and writes the config, reading again when the ETag went stale.
+pub async fn flip_origin_path(api: &dyn DistributionApi, origin: Option<&str>, path: &str) -> anyhow::Result<()> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let (mut config, etag) = api.get().await?;
+        set_origin_path(&mut config, origin, path)?;
+        if api.update(config, &etag).await? {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the distribution config kept changing under this run ({UPDATE_ATTEMPTS} attempts); try again")
+}
+
+#[async_trait]
+impl Pointer for CloudFrontPointer {
+    async fn read(&self) -> anyhow::Result<Option<String>> {
+        let (config, _) = self.config().await?;
+        let id = origin_id(&config, self.origin.as_deref())?;
+        let origin = config
+            .origins()
+            .map(|o| o.items())
+            .unwrap_or_default()
+            .iter()
+            .find(|o| o.id() == id)
+            .with_context(|| format!("no origin {id:?} in distribution {}", self.distribution))?;
+        Ok(origin.origin_path().and_then(|p| version_of_origin_path(&self.layout, p)))
+    }
+
+    async fn write(&self, version: &str, note: &str) -> anyhow::Result<Flipped> {
+        flip_origin_path(self, self.origin.as_deref(), &origin_path(&self.layout, version)).await?;
+        let promotion = Promotion { version: version.to_owned(), at: Some(chrono::Utc::now()), note: note.to_owned() };
+        self.log_promotion(promotion).await.context("logging the promotion")?;
+        let invalidation_id = match &self.invalidation {
+            Some(plan) => Some(self.invalidate(plan).await?),
+            None => None,
+        };
+        Ok(Flipped { invalidation_id })
+    }
+
+    async fn history(&self) -> anyhow::Result<Vec<Promotion>> {
+        let key = self.layout.promotions_key();
+        match self.store.get(&key).await.with_context(|| format!("reading {key}"))? {
+            Some(fetched) => serde_json::from_slice(&fetched.body).with_context(|| format!("{key} is damaged")),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("CloudFront distribution {} origin path", self.distribution)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudfront::types::{DefaultCacheBehavior, Origin, Origins};
+    use std::sync::Mutex;
+
+    fn config() -> DistributionConfig {
+        let origin = |id: &str| {
+            Origin::builder()
+                .id(id)
+                .domain_name(format!("{id}.s3.amazonaws.com"))
+                .origin_path("/site/1")
+                .build()
+                .unwrap()
+        };
+        DistributionConfig::builder()
+            .caller_reference("x")
+            .comment("")
+            .enabled(true)
+            .origins(Origins::builder().quantity(2).items(origin("logs")).items(origin("site")).build().unwrap())
+            .default_cache_behavior(
+                DefaultCacheBehavior::builder()
+                    .target_origin_id("site")
+                    .viewer_protocol_policy("allow-all".into())
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn origin_paths_and_versions() {
+        let site = Layout::new("site");
+        assert_eq!(origin_path(&site, "42"), "/site/42");
+        assert_eq!(version_of_origin_path(&site, "/site/42").as_deref(), Some("42"));
+        assert_eq!(version_of_origin_path(&site, "/other/42"), None);
+        assert_eq!(version_of_origin_path(&site, ""), None);
+        assert_eq!(version_of_origin_path(&Layout::new(""), "/v1.2.3").as_deref(), Some("v1.2.3"));
+    }
+
+    #[test]
+    fn the_default_behaviours_origin_is_flipped_unless_one_is_named() {
+        let mut c = config();
+        set_origin_path(&mut c, None, "/site/2").unwrap();
+        let paths: Vec<_> = c.origins().unwrap().items().iter().map(|o| o.origin_path().unwrap().to_owned()).collect();
+        assert_eq!(paths, ["/site/1", "/site/2"]);
+        set_origin_path(&mut c, Some("logs"), "/site/3").unwrap();
+        assert_eq!(c.origins().unwrap().items()[0].origin_path(), Some("/site/3"));
+        assert!(set_origin_path(&mut c, Some("nope"), "/x").is_err());
+    }
+
+    /// A distribution whose ETag goes stale `stale` times before an update succeeds.
+    struct Racy {
+        stale: Mutex<usize>,
+        updates: Mutex<Vec<(String, String)>>,
+    }
+
+    #[async_trait]
+    impl DistributionApi for Racy {
+        async fn get(&self) -> anyhow::Result<(DistributionConfig, String)> {
+            Ok((config(), format!("E{}", *self.stale.lock().unwrap())))
+        }
+
+        async fn update(&self, config: DistributionConfig, etag: &str) -> anyhow::Result<bool> {
+            let path = config.origins().unwrap().items()[1].origin_path().unwrap().to_owned();
+            self.updates.lock().unwrap().push((etag.to_owned(), path));
+            let mut stale = self.stale.lock().unwrap();
+            if *stale == 0 {
+                return Ok(true);
+            }
+            *stale -= 1;
+            Ok(false)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_etag_reads_the_config_again() {
+        let api = Racy { stale: Mutex::new(2), updates: Mutex::new(Vec::new()) };
+        flip_origin_path(&api, None, "/site/9").await.unwrap();
+        let updates = api.updates.lock().unwrap().clone();
+        assert_eq!(
+            updates,
+            [("E2".into(), "/site/9".into()), ("E1".into(), "/site/9".into()), ("E0".into(), "/site/9".into())]
+        );
+
+        let api = Racy { stale: Mutex::new(UPDATE_ATTEMPTS), updates: Mutex::new(Vec::new()) };
+        let err = flip_origin_path(&api, None, "/site/9").await.unwrap_err();
+        assert!(err.to_string().contains("kept changing"), "{err}");
+    }
+}
