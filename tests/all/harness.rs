@@ -12,8 +12,11 @@ use std::sync::Arc;
 
 use cutover::backend::Site;
 use cutover::inputs::{Backend, Env, Plan, PointerSpec, RawInputs};
+use cutover::pointer::Pointer;
+use cutover::pointer::cloudfront::CloudFrontPointer;
 use cutover::pointer::ssm::SsmPointer;
 use cutover::release::Layout;
+use cutover::store::Store;
 use cutover::store::s3::S3Store;
 
 /// A moto server on a free loopback port, stopped when dropped.
@@ -45,32 +48,107 @@ impl Moto {
         moto
     }
 
-    /// The plan's site on this moto, with clients built here: the AWS chain would read this
-    /// process's environment, not the fixture's.
-    pub fn site(&self, plan: &Plan) -> Site {
-        let (Backend::Aws { bucket, .. }, PointerSpec::Ssm { parameter }) = (&plan.backend, &plan.pointer) else {
-            panic!("a moto fixture has an S3 plan");
-        };
-        let credentials = aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "harness");
-        let region = aws_sdk_s3::config::Region::new("us-east-1");
-        let s3 = aws_sdk_s3::Config::builder()
+    fn credentials() -> aws_sdk_s3::config::Credentials {
+        aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "harness")
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
             .behavior_version_latest()
-            .credentials_provider(credentials.clone())
-            .region(region.clone())
+            .credentials_provider(Self::credentials())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
             .force_path_style(true)
             .build();
-        let ssm = aws_sdk_ssm::Config::builder()
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        let config = aws_sdk_ssm::Config::builder()
             .behavior_version_latest()
-            .credentials_provider(credentials)
+            .credentials_provider(Self::credentials())
             .region(aws_sdk_ssm::config::Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
             .build();
-        Site {
-            store: Arc::new(S3Store::new(aws_sdk_s3::Client::from_conf(s3), bucket)),
-            pointer: Arc::new(SsmPointer::new(aws_sdk_ssm::Client::from_conf(ssm), parameter)),
-            layout: Layout::new(&plan.prefix),
-        }
+        aws_sdk_ssm::Client::from_conf(config)
+    }
+
+    pub fn cloudfront(&self) -> aws_sdk_cloudfront::Client {
+        let config = aws_sdk_cloudfront::Config::builder()
+            .behavior_version_latest()
+            .credentials_provider(Self::credentials())
+            .region(aws_sdk_cloudfront::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_cloudfront::Client::from_conf(config)
+    }
+
+    /// The plan's site on this moto, with clients built here: the AWS chain would read this
+    /// process's environment, not the fixture's.
+    pub fn site(&self, plan: &Plan) -> Site {
+        let Backend::Aws { bucket, .. } = &plan.backend else { panic!("a moto fixture has an S3 plan") };
+        let layout = Layout::new(&plan.prefix);
+        let store: Arc<dyn Store> = Arc::new(S3Store::new(self.s3(), bucket));
+        let pointer: Arc<dyn Pointer> = match &plan.pointer {
+            PointerSpec::Ssm { parameter } => Arc::new(SsmPointer::new(self.ssm(), parameter)),
+            PointerSpec::CloudFront { distribution, origin, invalidation } => Arc::new(CloudFrontPointer::new(
+                self.cloudfront(),
+                distribution,
+                origin.as_deref(),
+                layout.clone(),
+                store.clone(),
+                invalidation.clone(),
+            )),
+            PointerSpec::File => panic!("a moto fixture has an AWS pointer"),
+        };
+        Site { store, pointer, layout }
+    }
+
+    /// Creates a distribution in front of the bucket; returns its ID.
+    pub fn create_distribution(&self, bucket: &str) -> String {
+        use aws_sdk_cloudfront::types::{
+            DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig, ViewerProtocolPolicy,
+        };
+        let origin = Origin::builder()
+            .id("site")
+            .domain_name(format!("{bucket}.s3.amazonaws.com"))
+            .origin_path("")
+            .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
+            .build()
+            .unwrap();
+        let behaviour = DefaultCacheBehavior::builder()
+            .target_origin_id("site")
+            .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+            // The managed CachingOptimized policy.
+            .cache_policy_id("658327ea-f89d-4fab-a63d-7e88639e58f6")
+            .build()
+            .unwrap();
+        let config = DistributionConfig::builder()
+            .caller_reference(format!("harness-{bucket}"))
+            .comment("cutover test")
+            .enabled(true)
+            .origins(Origins::builder().quantity(1).items(origin).build().unwrap())
+            .default_cache_behavior(behaviour)
+            .build()
+            .unwrap();
+        let client = self.cloudfront();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let created =
+            runtime.block_on(client.create_distribution().distribution_config(config).send()).unwrap_or_else(|e| {
+                panic!("creating a distribution: {}", aws_smithy_types::error::display::DisplayErrorContext(&e))
+            });
+        created.distribution().expect("a distribution").id().to_owned()
+    }
+
+    /// The origin path of the distribution's only origin.
+    pub fn origin_path(&self, distribution: &str) -> String {
+        let client = self.cloudfront();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let out = runtime
+            .block_on(client.get_distribution_config().id(distribution).send())
+            .expect("reading the distribution");
+        let config = out.distribution_config().expect("config");
+        config.origins().expect("origins").items()[0].origin_path().unwrap_or_default().to_owned()
     }
 
     pub fn create_bucket(&self, bucket: &str) {
@@ -104,6 +182,11 @@ impl Fixture {
         let mut env = base_env(dir.path());
         env.insert("CUTOVER_STORE_DIR".into(), dir.path().join("store").display().to_string());
         Fixture { dir, _moto: None, env }
+    }
+
+    /// The moto fixture, if this fixture runs on moto.
+    pub fn moto_server(&self) -> &Moto {
+        self._moto.as_ref().expect("a moto fixture")
     }
 
     pub fn moto() -> Fixture {

@@ -1,6 +1,7 @@
 //! The one integration-test binary: the built `cutover` run as a CI step against a real local AWS.
 
 mod bad_input;
+mod cloudfront;
 mod docs;
 mod flow;
 mod harness;

@@ -1,0 +1,65 @@
+//! The origin-path pointer against moto's CloudFront: promotion flips the origin path and
+//! invalidates, rollback restores the previous path, and the guards refuse as with SSM.
+
+use crate::harness::Fixture;
+
+fn cloudfront_fixture() -> (Fixture, String) {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    (f, distribution)
+}
+
+#[test]
+fn promotion_flips_the_origin_path_and_invalidates() {
+    let (mut f, distribution) = cloudfront_fixture();
+    let edge = f.start_edge();
+    for version in ["1", "2"] {
+        let dist = f.site(&format!("v{version}"), &[("index.html", version)]);
+        f.deploy(&dist, version);
+        let out = f.outputs();
+        assert_eq!(out["promoted"], "true");
+        assert!(!out["invalidation-id"].is_empty(), "an invalidation follows the flip: {out:?}");
+        assert_eq!(f.moto_server().origin_path(&distribution), format!("/site/{version}"));
+    }
+    assert_eq!(edge.wait_for_active("2").body, "2", "cutover serve reads the active version from the origin path");
+
+    let older = f.site("v0", &[("index.html", "0")]);
+    let run = f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &older.display().to_string()), ("CUTOVER_VERSION", "0")]);
+    run.assert_code(4);
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/2", "a refusal changes nothing");
+
+    f.run(&["rollback"], &[("CUTOVER_INVALIDATION_WAIT", "30s")]).assert_code(0);
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+    assert!(!f.outputs()["invalidation-id"].is_empty());
+    let status = f.run(&["status", "--json"], &[]);
+    let status = status.assert_code(0).json();
+    assert_eq!(status["active"], "1");
+    let promoted: Vec<&str> =
+        status["promotions"].as_array().unwrap().iter().map(|p| p["version"].as_str().unwrap()).collect();
+    assert_eq!(promoted, ["1", "2", "1"]);
+}
+
+#[test]
+fn invalidation_can_be_skipped() {
+    let (f, distribution) = cloudfront_fixture();
+    let dist = f.site("v1", &[("index.html", "1")]);
+    let run = f.run(
+        &["deploy"],
+        &[("CUTOVER_DIST_DIR", &dist.display().to_string()), ("CUTOVER_VERSION", "1"), ("CUTOVER_INVALIDATE", "false")],
+    );
+    run.assert_code(0);
+    let out = f.outputs();
+    assert_eq!((out["promoted"].as_str(), out["invalidation-id"].as_str()), ("true", ""));
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+}
+
+#[test]
+fn an_unknown_distribution_fails_at_run_time_and_changes_nothing() {
+    let mut f = Fixture::moto();
+    f.set("CUTOVER_POINTER", "cloudfront:E0000000000000");
+    let dist = f.site("v1", &[("index.html", "1")]);
+    let run = f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist.display().to_string()), ("CUTOVER_VERSION", "1")]);
+    run.assert_code(1);
+    assert!(run.stderr().contains("E0000000000000"), "{}", run.stderr());
+}
