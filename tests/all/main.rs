@@ -3,6 +3,7 @@
 mod bad_input;
 mod cloudfront;
 mod docs;
+mod edge_vectors;
 mod flow;
 mod harness;
 mod manifests;
