@@ -1,15 +1,23 @@
 'use strict';
 // cutover's CloudFront router for Lambda@Edge (Node.js 20, no build step).
 //
-// viewer-request picks the version (the override query, else the override cookies, else the active
-// version from the SSM parameter, cached for a few seconds) and rewrites the URI to
-// /<prefix>/<version>/<file> before the cache lookup, so the version is part of the cache key and a
-// promotion needs no invalidation. viewer-response names the version in x-cutover-version and sets
-// the override cookies only when the request carried the override query: a Set-Cookie the cache
-// could store would pin every later visitor. The same contract is implemented by `cutover serve`
-// and checked against the same vectors (vectors.json).
+// With an SSM pointer (mode "ssm"), viewer-request picks the version (the override query, else the
+// override cookies, else the active version from the SSM parameter, cached for a few seconds) and
+// rewrites the URI to /<prefix>/<version>/<file> before the cache lookup, so the version is part of
+// the cache key and a promotion needs no invalidation.
+//
+// With a CloudFront origin-path pointer (mode "origin-path"), the distribution's origin path names
+// the active version; viewer-request only applies the SPA fallback, origin-request points the
+// origin at an overridden version (so the override cookies must be in the cache key), and
+// origin-response names the version the origin path served.
+//
+// In both modes viewer-response names the version in x-cutover-version and sets the override
+// cookies only when the request carried the override query: a Set-Cookie the cache could store
+// would pin every later visitor. `cutover serve` implements the same contract and runs the same
+// vectors (vectors.json). `cutover edge bundle` bakes config.json, since Lambda@Edge has no
+// environment variables.
 
-const config = require('./config.json');
+let config = require('./config.json');
 
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const VERSION_HEADER = 'x-cutover-version';
@@ -119,6 +127,14 @@ function versionDir(version) {
 /** viewer-request: choose the version and rewrite the URI under it. */
 async function viewerRequest(event) {
   const request = event.Records[0].cf.request;
+  if (config.mode === 'origin-path') {
+    const file = releaseFile(request.uri);
+    if (file === null) {
+      return textResponse(400, 'Bad Request', 'unsafe path\n', null);
+    }
+    request.uri = '/' + encodePath(file);
+    return request;
+  }
   const choice = chooseVersion(request, null);
   const version = choice.version ?? (await activeVersion());
   if (!version) {
@@ -132,16 +148,41 @@ async function viewerRequest(event) {
   return request;
 }
 
+/** The version a `/<prefix>/<version>/...` path (a URI or an origin path) names, or null. */
+function versionInPath(path) {
+  const dir = config.prefix ? `/${config.prefix}/` : '/';
+  const rest = path.startsWith(dir) ? path.slice(dir.length) : '';
+  const version = rest.split('/')[0];
+  return VERSION.test(version) ? version : null;
+}
+
+/** origin-request (origin-path mode): send an overridden request to that version's origin path. */
+async function originRequest(event) {
+  const request = event.Records[0].cf.request;
+  const choice = chooseVersion(request, null);
+  if (choice.source !== 'active' && request.origin && request.origin.s3) {
+    request.origin.s3.path = versionDir(choice.version).replace(/\/$/, '');
+  }
+  return request;
+}
+
+/** origin-response (origin-path mode): name the version the origin path served; cached with it. */
+async function originResponse(event) {
+  const { request, response } = event.Records[0].cf;
+  const version = request.origin && request.origin.s3 ? versionInPath(`${request.origin.s3.path}/`) : null;
+  if (version) {
+    response.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: version }];
+  }
+  return response;
+}
+
 /** viewer-response: name the version; pin it with cookies only for an override query. */
 async function viewerResponse(event) {
   const { request, response } = event.Records[0].cf;
-  const dir = config.prefix ? `/${config.prefix}/` : '/';
-  const rest = request.uri.startsWith(dir) ? request.uri.slice(dir.length) : '';
-  const served = rest.split('/')[0];
-  const choice = chooseVersion(request, VERSION.test(served) ? served : null);
-  const version = VERSION.test(served) ? served : choice.version;
-  if (version) {
-    response.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: version }];
+  const served = config.mode === 'origin-path' ? null : versionInPath(request.uri);
+  const choice = chooseVersion(request, served);
+  if (served) {
+    response.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: served }];
   }
   if (choice.setCookies.length > 0) {
     response.headers['set-cookie'] = choice.setCookies.map((value) => ({ key: 'Set-Cookie', value }));
@@ -149,17 +190,24 @@ async function viewerResponse(event) {
   return response;
 }
 
-/** One entry point for both events, so one function version serves both triggers. */
-exports.handler = async (event) => {
-  const type = event.Records[0].cf.config.eventType;
-  return type === 'viewer-response' ? viewerResponse(event) : viewerRequest(event);
+const HANDLERS = {
+  'viewer-request': viewerRequest,
+  'origin-request': originRequest,
+  'origin-response': originResponse,
+  'viewer-response': viewerResponse,
 };
+
+/** One entry point for every event, so one function version serves every trigger. */
+exports.handler = async (event) => HANDLERS[event.Records[0].cf.config.eventType](event);
 
 // For the tests.
 exports.viewerRequest = viewerRequest;
 exports.viewerResponse = viewerResponse;
 exports.releaseFile = releaseFile;
 exports.activeVersion = activeVersion;
+exports.configure = (overrides) => {
+  config = { ...config, ...overrides };
+};
 exports.setParameterReader = (reader) => {
   readParameter = reader ?? defaultParameterReader;
   cached = { version: null, readAt: -Infinity };

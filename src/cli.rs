@@ -48,4 +48,19 @@ pub enum Command {
     Prune,
     /// Serve the store locally the way the CloudFront router does.
     Serve,
+    /// The CloudFront router for Lambda@Edge.
+    Edge {
+        #[command(subcommand)]
+        action: EdgeCommand,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum EdgeCommand {
+    /// Write the router with its configuration baked in, as a zip Lambda@Edge runs.
+    Bundle {
+        /// Where to write the zip.
+        #[arg(long, default_value = "router.zip")]
+        out: std::path::PathBuf,
+    },
 }

@@ -9,7 +9,8 @@ use url::Url;
 
 use crate::backend::Site;
 use crate::ci::{CiSystem, Reporter};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, EdgeCommand};
+use crate::edge_bundle::{RouterConfig, bundle};
 use crate::inputs::{Backend, Env, InputError, Plan, RawInputs};
 use crate::outcome::{self, Refusal};
 use crate::pointer::previous_active;
@@ -73,7 +74,14 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             let report = prune(&site, keep, plan.lock_lease, plan.run.run_url.as_deref(), plan.dry_run).await?;
             print_result(&plan, &report, || format!("deleted: {:?}\nkept: {:?}\n", report.deleted, report.kept))
         }
-        Command::Serve => serve::serve(Site::connect(&plan).await, plan.listen).await,
+        Command::Edge { action: EdgeCommand::Bundle { out } } => {
+            let config = RouterConfig::from_plan(&plan)?;
+            if !plan.dry_run {
+                bundle(&config, out)?;
+            }
+            print_result(&plan, &config, || format!("wrote {} ({} mode)\n", out.display(), config.mode))
+        }
+        Command::Serve => serve::serve(Site::connect(&plan).await, plan.listen, plan.edge.clone()).await,
     }
 }
 
@@ -137,7 +145,7 @@ async fn staged(
     Ok(Outputs {
         version: version.to_owned(),
         site_url: plan.site_url.as_ref().map(Url::to_string),
-        preview_url: plan.site_url.as_ref().map(|url| preview_url(url, version)),
+        preview_url: plan.site_url.as_ref().map(|url| preview_url(url, version, &plan.edge)),
         files: report.files,
         uploaded: report.uploaded,
         copied: report.copied,
@@ -167,19 +175,19 @@ async fn smoke_release(
     reporter: &Reporter,
 ) -> anyhow::Result<(Vec<SmokeCheck>, Option<String>)> {
     if let Some(url) = &plan.site_url {
-        return Ok((smoke(url, version, &plan.smoke).await?, Some(preview_url(url, version))));
+        return Ok((smoke(url, version, &plan.smoke, &plan.edge).await?, Some(preview_url(url, version, &plan.edge))));
     }
     if !matches!(plan.backend, Backend::Local { .. }) {
         reporter.warn("no site-url given: the smoke test is skipped");
         return Ok((Vec::new(), None));
     }
-    let edge = serve::start(site.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let edge = serve::start(site.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), plan.edge.clone()).await?;
     let url = Url::parse(&format!("http://{}/", edge.addr)).context("local edge address")?;
     eprintln!("smoke-testing through the local edge at {url}");
-    let checks = smoke(&url, version, &plan.smoke).await?;
+    let checks = smoke(&url, version, &plan.smoke, &plan.edge).await?;
     // The edge above stops with this run; the preview lives where `cutover serve` listens.
     let served = Url::parse(&format!("http://{}/", plan.listen)).context("listen address")?;
-    Ok((checks, Some(preview_url(&served, version))))
+    Ok((checks, Some(preview_url(&served, version, &plan.edge))))
 }
 
 async fn flip(plan: &Plan, version: &str, direction: Direction) -> anyhow::Result<Outputs> {

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::pointer::cloudfront::Invalidation;
+use crate::routing::EdgeNames;
 use crate::rules::CacheRules;
 use crate::version;
 
@@ -92,6 +93,14 @@ define_inputs! {
     lock_lease = Some("2m");
     /// Directory of the embedded local store (used when no bucket is set).
     store_dir = Some(".cutover");
+    /// Query parameter that previews a version and pins it with the cookies below.
+    override_query = Some("override_build_number");
+    /// Cookie naming the pinned version.
+    version_cookie = Some("Build-Number");
+    /// Cookie that must be `true` for the version cookie to count.
+    override_cookie = Some("Override");
+    /// How long the CloudFront router trusts the active version it read from SSM.
+    edge_cache = Some("5s");
     /// Address `cutover serve` listens on.
     listen = Some("127.0.0.1:8080");
     /// Force path-style S3 addressing. Default: true when an S3 endpoint is overridden.
@@ -233,6 +242,10 @@ pub struct Plan {
     pub keep: Option<usize>,
     pub cache_rules: CacheRules,
     pub lock_lease: Duration,
+    /// The names overrides travel by, at the edge and in the smoke test.
+    pub edge: EdgeNames,
+    /// How long the CloudFront router caches the active version.
+    pub edge_cache: Duration,
     pub listen: SocketAddr,
     pub dry_run: bool,
     pub json: bool,
@@ -285,6 +298,12 @@ impl Plan {
         let listen = listen_text
             .parse()
             .map_err(|_| InputError::new("listen", format!("{listen_text:?} is not an address like 127.0.0.1:8080")))?;
+        let edge = EdgeNames {
+            query: parse_name("override-query", &text("override_query").unwrap_or_default())?,
+            version_cookie: parse_name("version-cookie", &text("version_cookie").unwrap_or_default())?,
+            override_cookie: parse_name("override-cookie", &text("override_cookie").unwrap_or_default())?,
+        };
+        let edge_cache = parse_duration("edge-cache", &text("edge_cache").unwrap_or_default())?;
         Ok(Plan {
             dist_dir: PathBuf::from(text("dist_dir").unwrap_or_default()),
             backend,
@@ -297,6 +316,8 @@ impl Plan {
             keep,
             cache_rules,
             lock_lease,
+            edge,
+            edge_cache,
             listen,
             dry_run: parse_bool("dry-run", &text("dry_run").unwrap_or_default())?,
             json: parse_bool("json", &text("json").unwrap_or_default())?,
@@ -471,6 +492,17 @@ fn parse_duration(input: &str, text: &str) -> Result<Duration, InputError> {
     parsed.map_err(|_| InputError::new(input, format!("{text:?} is not a duration like 90s or 2m")))
 }
 
+/// A query parameter or cookie name: a non-empty token.
+fn parse_name(input: &str, text: &str) -> Result<String, InputError> {
+    let ok =
+        !text.is_empty() && text.len() <= 64 && text.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(InputError::new(input, format!("{text:?} is not a name of letters, digits, '_', '-' or '.'")))
+    }
+}
+
 fn parse_count(input: &str, text: &str) -> Result<usize, InputError> {
     text.trim().parse().map_err(|_| InputError::new(input, format!("{text:?} is not a whole number")))
 }
@@ -603,6 +635,9 @@ mod tests {
             (&[("GITHUB_REF_TYPE", "tag"), ("GITHUB_REF_NAME", "release/1")], "GITHUB_REF_NAME"),
             (&[("CUTOVER_DRY_RUN", "maybe")], "dry-run"),
             (&[("CUTOVER_LISTEN", "localhost")], "listen"),
+            (&[("CUTOVER_VERSION_COOKIE", "a b")], "version-cookie"),
+            (&[("CUTOVER_OVERRIDE_QUERY", "x=y")], "override-query"),
+            (&[("CUTOVER_EDGE_CACHE", "a while")], "edge-cache"),
         ];
         for (vars, input) in cases {
             let err = plan(vars).expect_err(&format!("{vars:?} should be refused"));

@@ -5,12 +5,27 @@ use percent_encoding::percent_decode_str;
 
 use crate::version;
 
-/// Query parameter that previews a version (and pins it with cookies).
-pub const OVERRIDE_QUERY: &str = "override_build_number";
-/// Cookie naming the pinned version.
-pub const VERSION_COOKIE: &str = "Build-Number";
-/// Cookie that must be `true` for [`VERSION_COOKIE`] to count.
-pub const OVERRIDE_COOKIE: &str = "Override";
+/// The names an override travels by; the defaults are the ones hand-rolled routers use.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EdgeNames {
+    /// Query parameter that previews a version (and pins it with cookies).
+    pub query: String,
+    /// Cookie naming the pinned version.
+    pub version_cookie: String,
+    /// Cookie that must be `true` for the version cookie to count.
+    pub override_cookie: String,
+}
+
+impl Default for EdgeNames {
+    fn default() -> Self {
+        Self {
+            query: "override_build_number".into(),
+            version_cookie: "Build-Number".into(),
+            override_cookie: "Override".into(),
+        }
+    }
+}
+
 /// Header naming the version that served a response.
 pub const VERSION_HEADER: &str = "x-cutover-version";
 /// Override value that drops the pin and returns to the active version.
@@ -37,27 +52,34 @@ pub struct Route {
 }
 
 /// Routes a request given its raw (percent-encoded) path, raw query, `Cookie` header and the active version.
-pub fn route(raw_path: &str, query: Option<&str>, cookie_header: Option<&str>, active: Option<&str>) -> Route {
+pub fn route(
+    names: &EdgeNames,
+    raw_path: &str,
+    query: Option<&str>,
+    cookie_header: Option<&str>,
+    active: Option<&str>,
+) -> Route {
     let file = release_file(raw_path);
     let active = || active.map(str::to_owned);
-    if let Some(asked) = query.and_then(|q| parameter(q, OVERRIDE_QUERY)) {
+    let (version_cookie, override_cookie) = (names.version_cookie.as_str(), names.override_cookie.as_str());
+    if let Some(asked) = query.and_then(|q| parameter(q, &names.query)) {
         if asked == CLEAR {
             let set_cookies =
-                [VERSION_COOKIE, OVERRIDE_COOKIE].map(|name| format!("{name}=; Path=/; Max-Age=0")).to_vec();
+                [version_cookie, override_cookie].map(|name| format!("{name}=; Path=/; Max-Age=0")).to_vec();
             return Route { version: active(), source: Source::Active, file, set_cookies };
         }
         if version::is_valid(&asked) {
             let set_cookies = vec![
-                format!("{VERSION_COOKIE}={asked}; Path=/; SameSite=Lax"),
-                format!("{OVERRIDE_COOKIE}=true; Path=/; SameSite=Lax"),
+                format!("{version_cookie}={asked}; Path=/; SameSite=Lax"),
+                format!("{override_cookie}=true; Path=/; SameSite=Lax"),
             ];
             return Route { version: Some(asked), source: Source::Query, file, set_cookies };
         }
     }
     let cookies = cookie_header.map(parse_cookies).unwrap_or_default();
     let cookie = |name: &str| cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    if cookie(OVERRIDE_COOKIE) == Some("true")
-        && let Some(pinned) = cookie(VERSION_COOKIE).filter(|v| version::is_valid(v))
+    if cookie(override_cookie) == Some("true")
+        && let Some(pinned) = cookie(version_cookie).filter(|v| version::is_valid(v))
     {
         return Route { version: Some(pinned.to_owned()), source: Source::Cookie, file, set_cookies: Vec::new() };
     }
@@ -90,8 +112,8 @@ fn parse_cookies(header: &str) -> Vec<(String, String)> {
 }
 
 /// The `Cookie` header that pins a version, as the smoke test sends it.
-pub fn override_cookie(version: &str) -> String {
-    format!("{VERSION_COOKIE}={version}; {OVERRIDE_COOKIE}=true")
+pub fn override_cookie(names: &EdgeNames, version: &str) -> String {
+    format!("{}={version}; {}=true", names.version_cookie, names.override_cookie)
 }
 
 #[cfg(test)]
@@ -106,7 +128,7 @@ mod tests {
         for vector in vectors.as_array().unwrap() {
             let text = |key: &str| vector[key].as_str();
             let query = text("query").filter(|q| !q.is_empty());
-            let route = route(text("uri").unwrap(), query, text("cookie"), text("active"));
+            let route = route(&EdgeNames::default(), text("uri").unwrap(), query, text("cookie"), text("active"));
             let name = text("name").unwrap();
             assert_eq!(route.version.as_deref(), text("version"), "{name}");
             let path = match (&route.version, &route.file) {
@@ -122,40 +144,70 @@ mod tests {
 
     #[test]
     fn active_version_serves_by_default_with_spa_fallback() {
-        let r = route("/about/team", None, None, Some("41"));
+        let r = route(&EdgeNames::default(), "/about/team", None, None, Some("41"));
         assert_eq!(
             (r.version.as_deref(), r.file.as_deref(), r.source),
             (Some("41"), Some("index.html"), Source::Active)
         );
         assert!(r.set_cookies.is_empty());
-        assert_eq!(route("/", None, None, Some("41")).file.as_deref(), Some("index.html"));
-        assert_eq!(route("/assets/app.js", None, None, None).version, None);
+        assert_eq!(route(&EdgeNames::default(), "/", None, None, Some("41")).file.as_deref(), Some("index.html"));
+        assert_eq!(route(&EdgeNames::default(), "/assets/app.js", None, None, None).version, None);
     }
 
     #[test]
     fn override_query_wins_and_alone_sets_cookies() {
-        let r = route("/", Some("a=1&override_build_number=42"), Some("Override=true; Build-Number=40"), Some("41"));
+        let r = route(
+            &EdgeNames::default(),
+            "/",
+            Some("a=1&override_build_number=42"),
+            Some("Override=true; Build-Number=40"),
+            Some("41"),
+        );
         assert_eq!((r.version.as_deref(), r.source), (Some("42"), Source::Query));
         assert_eq!(r.set_cookies, ["Build-Number=42; Path=/; SameSite=Lax", "Override=true; Path=/; SameSite=Lax"]);
-        let r = route("/", None, Some("Override=true; Build-Number=40"), Some("41"));
+        let r = route(&EdgeNames::default(), "/", None, Some("Override=true; Build-Number=40"), Some("41"));
         assert_eq!((r.version.as_deref(), r.source), (Some("40"), Source::Cookie));
         assert!(r.set_cookies.is_empty());
     }
 
     #[test]
     fn cookie_counts_only_with_override_true_and_bad_versions_are_ignored() {
-        assert_eq!(route("/", None, Some("Build-Number=40"), Some("41")).version.as_deref(), Some("41"));
         assert_eq!(
-            route("/", None, Some("Override=true; Build-Number=../x"), Some("41")).version.as_deref(),
+            route(&EdgeNames::default(), "/", None, Some("Build-Number=40"), Some("41")).version.as_deref(),
             Some("41")
         );
-        let r = route("/", Some("override_build_number=..%2Fetc"), None, Some("41"));
+        assert_eq!(
+            route(&EdgeNames::default(), "/", None, Some("Override=true; Build-Number=../x"), Some("41"))
+                .version
+                .as_deref(),
+            Some("41")
+        );
+        let r = route(&EdgeNames::default(), "/", Some("override_build_number=..%2Fetc"), None, Some("41"));
         assert_eq!((r.version.as_deref(), r.set_cookies.len()), (Some("41"), 0));
     }
 
     #[test]
+    fn names_are_configurable() {
+        let names = EdgeNames { query: "preview".into(), version_cookie: "v".into(), override_cookie: "pin".into() };
+        let r = route(&names, "/", Some("preview=7"), None, Some("41"));
+        assert_eq!(r.set_cookies, ["v=7; Path=/; SameSite=Lax", "pin=true; Path=/; SameSite=Lax"]);
+        assert_eq!(route(&names, "/", None, Some("v=6; pin=true"), Some("41")).version.as_deref(), Some("6"));
+        assert_eq!(
+            route(&names, "/", Some("override_build_number=7"), None, Some("41")).version.as_deref(),
+            Some("41")
+        );
+        assert_eq!(override_cookie(&names, "6"), "v=6; pin=true");
+    }
+
+    #[test]
     fn clear_drops_the_pin() {
-        let r = route("/", Some("override_build_number=clear"), Some("Override=true; Build-Number=40"), Some("41"));
+        let r = route(
+            &EdgeNames::default(),
+            "/",
+            Some("override_build_number=clear"),
+            Some("Override=true; Build-Number=40"),
+            Some("41"),
+        );
         assert_eq!(r.version.as_deref(), Some("41"));
         assert!(r.set_cookies.iter().all(|c| c.contains("Max-Age=0")));
     }

@@ -14,13 +14,14 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::backend::Site;
-use crate::routing::{self, VERSION_HEADER};
+use crate::routing::{self, EdgeNames, VERSION_HEADER};
 
 /// How long the edge trusts the active version it last read, as the router does.
 const ACTIVE_CACHE: Duration = Duration::from_secs(1);
 
 struct Edge {
     site: Site,
+    names: EdgeNames,
     active: Mutex<Option<(Instant, Option<String>)>>,
 }
 
@@ -44,11 +45,11 @@ pub struct RunningEdge {
 }
 
 /// Starts the edge on `listen` in the background.
-pub async fn start(site: Site, listen: SocketAddr) -> anyhow::Result<RunningEdge> {
+pub async fn start(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::Result<RunningEdge> {
     let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = router(site);
+    let app = router(site, names);
     tokio::spawn(async move {
         let shutdown = async {
             let _ = stopped.await;
@@ -61,16 +62,16 @@ pub async fn start(site: Site, listen: SocketAddr) -> anyhow::Result<RunningEdge
 }
 
 /// Serves until interrupted.
-pub async fn serve(site: Site, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn serve(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::Result<()> {
     let described = format!("{} ({})", site.store.describe(), site.pointer.describe());
-    let edge = start(site, listen).await?;
+    let edge = start(site, listen, names).await?;
     eprintln!("serving {described} on http://{}", edge.addr);
     tokio::signal::ctrl_c().await?;
     Ok(())
 }
 
-fn router(site: Site) -> Router {
-    let edge = Arc::new(Edge { site, active: Mutex::new(None) });
+fn router(site: Site, names: EdgeNames) -> Router {
+    let edge = Arc::new(Edge { site, names, active: Mutex::new(None) });
     Router::new().fallback(handle).with_state(edge)
 }
 
@@ -83,7 +84,7 @@ async fn handle(State(edge): State<Arc<Edge>>, method: Method, uri: Uri, headers
         Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("reading the active version: {e:#}")),
     };
     let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
-    let route = routing::route(uri.path(), uri.query(), cookie, active.as_deref());
+    let route = routing::route(&edge.names, uri.path(), uri.query(), cookie, active.as_deref());
     let mut response = match (&route.version, &route.file) {
         (None, _) => text(StatusCode::NOT_FOUND, "no release is active"),
         (_, None) => text(StatusCode::BAD_REQUEST, "unsafe path"),

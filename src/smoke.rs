@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::inputs::SmokePlan;
 use crate::outcome::SmokeFailure;
-use crate::routing::{self, OVERRIDE_QUERY, VERSION_HEADER};
+use crate::routing::{self, EdgeNames, VERSION_HEADER};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -27,18 +27,18 @@ pub struct SmokeCheck {
 }
 
 /// The preview link for a version: the site URL with the override query.
-pub fn preview_url(site: &Url, version: &str) -> String {
+pub fn preview_url(site: &Url, version: &str, names: &EdgeNames) -> String {
     let mut url = site.clone();
-    url.query_pairs_mut().append_pair(OVERRIDE_QUERY, version);
+    url.query_pairs_mut().append_pair(&names.query, version);
     url.to_string()
 }
 
 /// Smoke-tests every path; an error names each failing path and why.
-pub async fn smoke(site: &Url, version: &str, plan: &SmokePlan) -> anyhow::Result<Vec<SmokeCheck>> {
+pub async fn smoke(site: &Url, version: &str, plan: &SmokePlan, names: &EdgeNames) -> anyhow::Result<Vec<SmokeCheck>> {
     let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?;
     let deadline = Instant::now() + plan.timeout;
     let checks = futures::future::join_all(
-        plan.paths.iter().map(|path| check_path(&client, site, path, version, plan, deadline)),
+        plan.paths.iter().map(|path| check_path(&client, site, path, version, plan, names, deadline)),
     )
     .await;
     let failed: Vec<String> =
@@ -56,6 +56,7 @@ async fn check_path(
     path: &str,
     version: &str,
     plan: &SmokePlan,
+    names: &EdgeNames,
     deadline: Instant,
 ) -> SmokeCheck {
     let url = format!("{}{path}", site.as_str().trim_end_matches('/'));
@@ -63,7 +64,7 @@ async fn check_path(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let detail = match attempt(client, &url, version, plan).await {
+        let detail = match attempt(client, &url, version, plan, names).await {
             Ok(()) => return SmokeCheck { path: path.to_owned(), passed: true, attempts, detail: "ok".into() },
             Err(problem) => problem,
         };
@@ -75,10 +76,16 @@ async fn check_path(
     }
 }
 
-async fn attempt(client: &reqwest::Client, url: &str, version: &str, plan: &SmokePlan) -> Result<(), String> {
+async fn attempt(
+    client: &reqwest::Client,
+    url: &str,
+    version: &str,
+    plan: &SmokePlan,
+    names: &EdgeNames,
+) -> Result<(), String> {
     let response = client
         .get(url)
-        .header(COOKIE, routing::override_cookie(version))
+        .header(COOKIE, routing::override_cookie(names, version))
         .header(CACHE_CONTROL, "no-cache")
         .send()
         .await

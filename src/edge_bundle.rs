@@ -1,0 +1,72 @@
+//! `cutover edge bundle`: the CloudFront router and its configuration in one zip that Lambda@Edge
+//! runs as is. The configuration is baked in because Lambda@Edge has no environment variables.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::inputs::{Backend, InputError, Plan, PointerSpec};
+
+/// The router's source, as tested under Node in `edge/`.
+const ROUTER: &str = include_str!("../edge/router.js");
+
+/// `edge/config.json` as the router reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterConfig {
+    pub mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter_name: Option<String>,
+    pub region: String,
+    pub prefix: String,
+    pub override_query: String,
+    pub version_cookie: String,
+    pub override_cookie: String,
+    pub cache_seconds: u64,
+}
+
+impl RouterConfig {
+    /// The router configuration a plan implies; only AWS pointers have a router.
+    pub fn from_plan(plan: &Plan) -> Result<Self, InputError> {
+        let (mode, parameter_name) = match &plan.pointer {
+            PointerSpec::Ssm { parameter } => ("ssm", Some(parameter.clone())),
+            PointerSpec::CloudFront { .. } => ("origin-path", None),
+            PointerSpec::File => {
+                return Err(InputError::new("pointer", "the CloudFront router needs an ssm: or cloudfront: pointer"));
+            }
+        };
+        let region = match &plan.backend {
+            Backend::Aws { region: Some(region), .. } => region.clone(),
+            _ => "us-east-1".to_owned(),
+        };
+        Ok(Self {
+            mode,
+            parameter_name,
+            region,
+            prefix: plan.prefix.clone(),
+            override_query: plan.edge.query.clone(),
+            version_cookie: plan.edge.version_cookie.clone(),
+            override_cookie: plan.edge.override_cookie.clone(),
+            cache_seconds: plan.edge_cache.as_secs(),
+        })
+    }
+}
+
+/// Writes the deployable zip (`index.js` with handler `index.handler`, and `config.json`) to `out`.
+pub fn bundle(config: &RouterConfig, out: &Path) -> anyhow::Result<()> {
+    let tmp = out.with_extension("zip.partial");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o644);
+    let config_json = serde_json::to_string_pretty(config)? + "\n";
+    for (name, body) in [("index.js", ROUTER), ("config.json", config_json.as_str())] {
+        zip.start_file(name, options)?;
+        zip.write_all(body.as_bytes())?;
+    }
+    zip.finish()?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))
+}

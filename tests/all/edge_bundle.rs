@@ -1,0 +1,77 @@
+//! `cutover edge bundle` writes a zip whose router runs under Node with the baked configuration.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::Fixture;
+
+fn unzip(zip: &Path, into: &Path) -> Vec<String> {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).expect("the zip")).expect("a zip archive");
+    let mut names = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).expect("an entry");
+        let name = entry.name().expect("an entry name").into_owned();
+        let mut body = Vec::new();
+        entry.read_to_end(&mut body).expect("reading an entry");
+        std::fs::write(into.join(&name), body).expect("extracting");
+        names.push(name);
+    }
+    names
+}
+
+/// Runs the bundled router's viewer-request on one event and returns the URI it rewrote to.
+fn rewrite(dir: &Path, uri: &str, query: &str) -> String {
+    let script = format!(
+        "require('./index.js').handler({{Records:[{{cf:{{config:{{eventType:'viewer-request'}},\
+         request:{{uri:{uri:?},querystring:{query:?},headers:{{}}}}}}}}]}}).then(r => process.stdout.write(r.uri))"
+    );
+    let out = Command::new("node").arg("-e").arg(script).current_dir(dir).output().expect("running node");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_bundle_runs_with_its_baked_configuration() {
+    let mut f = Fixture::local();
+    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "ssm:/sites/www/active").set("CUTOVER_PREFIX", "www");
+    f.set("CUTOVER_OVERRIDE_QUERY", "preview").set("CUTOVER_REGION", "eu-west-1");
+    let zip = f.dir.path().join("router.zip");
+    f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]).assert_code(0);
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(unzip(&zip, dir.path()), ["index.js", "config.json"]);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config,
+        serde_json::json!({
+            "mode": "ssm", "parameterName": "/sites/www/active", "region": "eu-west-1", "prefix": "www",
+            "overrideQuery": "preview", "versionCookie": "Build-Number", "overrideCookie": "Override", "cacheSeconds": 5,
+        })
+    );
+    assert_eq!(rewrite(dir.path(), "/docs/intro", "preview=7"), "/www/7/index.html");
+}
+
+#[test]
+fn a_cloudfront_pointer_bundles_the_origin_path_mode() {
+    let mut f = Fixture::local();
+    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL");
+    let zip = f.dir.path().join("router.zip");
+    f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]).assert_code(0);
+    let dir = tempfile::tempdir().unwrap();
+    unzip(&zip, dir.path());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!((config["mode"].as_str(), config.get("parameterName")), (Some("origin-path"), None));
+    assert_eq!(rewrite(dir.path(), "/docs/intro", ""), "/index.html");
+}
+
+#[test]
+fn the_embedded_store_has_no_router_to_bundle() {
+    let f = Fixture::local();
+    let zip = f.dir.path().join("router.zip");
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
+    run.assert_code(2);
+    assert!(run.stderr().contains("input `pointer`"), "{}", run.stderr());
+    assert!(!zip.exists());
+}
