@@ -7,4 +7,5 @@ mod edge_bundle;
 mod edge_vectors;
 mod flow;
 mod harness;
+mod infra;
 mod manifests;
