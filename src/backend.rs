@@ -21,6 +21,34 @@ pub struct Site {
     pub layout: Layout,
 }
 
+/// The AWS clients a plan needs, from the standard AWS chain (env, web identity, profile).
+pub struct AwsClients {
+    pub s3: aws_sdk_s3::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub cloudfront: aws_sdk_cloudfront::Client,
+}
+
+impl AwsClients {
+    pub async fn load(region: Option<&str>, path_style: bool) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(AWS_MAX_ATTEMPTS));
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region.to_owned()));
+        }
+        let shared = loader.load().await;
+        let s3 = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .build();
+        Self {
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            ssm: aws_sdk_ssm::Client::new(&shared),
+            cloudfront: aws_sdk_cloudfront::Client::new(&shared),
+        }
+    }
+}
+
 impl Site {
     pub async fn connect(plan: &Plan) -> Site {
         let layout = Layout::new(&plan.prefix);
@@ -31,24 +59,12 @@ impl Site {
                 layout,
             },
             Backend::Aws { bucket, region, path_style } => {
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .retry_config(RetryConfig::standard().with_max_attempts(AWS_MAX_ATTEMPTS));
-                if let Some(region) = region {
-                    loader = loader.region(aws_config::Region::new(region.clone()));
-                }
-                let shared = loader.load().await;
-                let s3 = aws_sdk_s3::config::Builder::from(&shared)
-                    .force_path_style(*path_style)
-                    .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-                    .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-                    .build();
-                let store: Arc<dyn Store> = Arc::new(S3Store::new(aws_sdk_s3::Client::from_conf(s3), bucket));
+                let aws = AwsClients::load(region.as_deref(), *path_style).await;
+                let store: Arc<dyn Store> = Arc::new(S3Store::new(aws.s3, bucket));
                 let pointer: Arc<dyn Pointer> = match &plan.pointer {
-                    PointerSpec::Ssm { parameter } => {
-                        Arc::new(SsmPointer::new(aws_sdk_ssm::Client::new(&shared), parameter))
-                    }
+                    PointerSpec::Ssm { parameter } => Arc::new(SsmPointer::new(aws.ssm, parameter)),
                     PointerSpec::CloudFront { distribution, origin, invalidation } => Arc::new(CloudFrontPointer::new(
-                        aws_sdk_cloudfront::Client::new(&shared),
+                        aws.cloudfront,
                         distribution,
                         origin.as_deref(),
                         layout.clone(),

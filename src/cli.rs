@@ -48,6 +48,8 @@ pub enum Command {
     Prune,
     /// Serve the store locally the way the CloudFront router does.
     Serve,
+    /// Check an AWS setup (bucket, parameter, distribution, router, cache policy, site URL).
+    Doctor,
     /// The CloudFront router for Lambda@Edge.
     Edge {
         #[command(subcommand)]

@@ -19,7 +19,7 @@ use crate::prune::prune;
 use crate::report::Outputs;
 use crate::smoke::{SmokeCheck, preview_url, smoke};
 use crate::stage::stage;
-use crate::{serve, status};
+use crate::{doctor, serve, status};
 
 /// Runs a command to its end and returns the exit code; failures are printed with their causes.
 pub async fn run(cli: Cli, env: Env) -> u8 {
@@ -80,6 +80,13 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
                 bundle(&config, out)?;
             }
             print_result(&plan, &config, || format!("wrote {} ({} mode)\n", out.display(), config.mode))
+        }
+        Command::Doctor => {
+            let checks = doctor::doctor(&plan).await?;
+            print_result(&plan, &checks, || doctor::render(&checks))?;
+            let failed = checks.iter().filter(|c| !c.passed).count();
+            anyhow::ensure!(failed == 0, "{failed} of {} checks failed", checks.len());
+            Ok(())
         }
         Command::Serve => serve::serve(Site::connect(&plan).await, plan.listen, plan.edge.clone()).await,
     }

@@ -66,6 +66,8 @@ define_inputs! {
     version = None;
     /// Where the active version lives: `ssm:<parameter-name>`, `cloudfront:<distribution-id>[/<origin-id>]` or `file`. Default: `file` on the embedded store, `ssm:/cutover/<bucket>/<prefix>/active` on S3.
     pointer = None;
+    /// CloudFront distribution serving the site, for `cutover doctor` (a `cloudfront:` pointer names it itself).
+    distribution_id = None;
     /// Public URL of the site, used for the smoke test and the preview link.
     site_url = None;
     /// Paths the smoke test requests, separated by commas or newlines.
@@ -237,6 +239,7 @@ pub struct Plan {
     pub version: Option<String>,
     pub pointer: PointerSpec,
     pub site_url: Option<Url>,
+    pub distribution_id: Option<String>,
     pub smoke: SmokePlan,
     pub concurrency: usize,
     pub keep: Option<usize>,
@@ -311,6 +314,9 @@ impl Plan {
             version,
             pointer,
             site_url,
+            distribution_id: text("distribution_id")
+                .map(|d| parse_distribution_id("distribution-id", &d))
+                .transpose()?,
             smoke,
             concurrency,
             keep,
@@ -402,11 +408,8 @@ fn parse_pointer(text: Option<&str>, backend: &Backend, prefix: &str) -> Result<
                     Some((distribution, origin)) => (distribution, Some(origin)),
                     None => (target, None),
                 };
-                let id_ok = !distribution.is_empty()
-                    && distribution.len() <= 64
-                    && distribution.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
                 let origin_ok = origin.is_none_or(|o| !o.is_empty() && !o.chars().any(char::is_control));
-                if !id_ok || !origin_ok {
+                if parse_distribution_id("pointer", distribution).is_err() || !origin_ok {
                     return Err(InputError::new(
                         "pointer",
                         format!(
@@ -447,6 +450,16 @@ fn parse_invalidation(text: &impl Fn(&str) -> Option<String>) -> Result<Option<I
     }
     let wait = parse_duration("invalidation-wait", &text("invalidation_wait").unwrap_or_default())?;
     Ok(Some(Invalidation { paths, wait: (!wait.is_zero()).then_some(wait) }))
+}
+
+/// A CloudFront distribution ID, like `E2QWRUHAPOMQZL`.
+fn parse_distribution_id(input: &str, id: &str) -> Result<String, InputError> {
+    let ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if ok {
+        Ok(id.to_owned())
+    } else {
+        Err(InputError::new(input, format!("{id:?} is not a distribution ID like E2QWRUHAPOMQZL")))
+    }
 }
 
 fn valid_parameter_name(name: &str) -> bool {
@@ -635,6 +648,7 @@ mod tests {
             (&[("GITHUB_REF_TYPE", "tag"), ("GITHUB_REF_NAME", "release/1")], "GITHUB_REF_NAME"),
             (&[("CUTOVER_DRY_RUN", "maybe")], "dry-run"),
             (&[("CUTOVER_LISTEN", "localhost")], "listen"),
+            (&[("CUTOVER_DISTRIBUTION_ID", "d123.cloudfront.net")], "distribution-id"),
             (&[("CUTOVER_VERSION_COOKIE", "a b")], "version-cookie"),
             (&[("CUTOVER_OVERRIDE_QUERY", "x=y")], "override-query"),
             (&[("CUTOVER_EDGE_CACHE", "a while")], "edge-cache"),

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod ci;
 pub mod cli;
 pub mod commands;
+pub mod doctor;
 pub mod edge_bundle;
 pub mod inputs;
 pub mod lock;

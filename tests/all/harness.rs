@@ -140,6 +140,22 @@ impl Moto {
         created.distribution().expect("a distribution").id().to_owned()
     }
 
+    /// Turns on all four Block Public Access settings of a bucket.
+    pub fn block_public_access(&self, bucket: &str) {
+        use aws_sdk_s3::types::PublicAccessBlockConfiguration;
+        let block = PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .ignore_public_acls(true)
+            .block_public_policy(true)
+            .restrict_public_buckets(true)
+            .build();
+        let client = self.s3();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime
+            .block_on(client.put_public_access_block().bucket(bucket).public_access_block_configuration(block).send())
+            .expect("blocking public access");
+    }
+
     /// The origin path of the distribution's only origin.
     pub fn origin_path(&self, distribution: &str) -> String {
         let client = self.cloudfront();
@@ -358,8 +374,7 @@ impl Run {
 
     pub fn json(&self) -> serde_json::Value {
         let stdout = self.stdout();
-        let start = stdout.find('{').unwrap_or_else(|| panic!("no JSON in stdout:\n{stdout}"));
-        serde_json::from_str(&stdout[start..]).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}):\n{stdout}"))
     }
 }
 

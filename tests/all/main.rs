@@ -3,6 +3,7 @@
 mod bad_input;
 mod cloudfront;
 mod docs;
+mod doctor;
 mod edge_bundle;
 mod edge_vectors;
 mod flow;
