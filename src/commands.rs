@@ -145,8 +145,7 @@ async fn staged(
     let report = reporter.phase("stage", stage(site, plan, version, active)).await?;
     if report.already_recorded {
         eprintln!("version {version} was already staged with this content");
-    }
-    if report.resumed > 0 {
+    } else if report.resumed > 0 {
         eprintln!("resumed: {} files were already in place from an earlier run", report.resumed);
     }
     Ok(Outputs {

@@ -28,7 +28,7 @@ pub enum Direction {
 pub struct PromoteRequest<'a> {
     pub version: &'a str,
     pub direction: Direction,
-    /// The active version when the run started; promotion is refused if it has changed since.
+    /// The active version when the run started; promotion is refused if a rollback changed it since.
     pub expected_active: Option<Option<String>>,
     pub lock_lease: Duration,
     pub run: &'a RunInfo,
@@ -60,13 +60,7 @@ pub async fn promote(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resul
 async fn flip(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
     let mut report = check_guards(site, request).await?;
     if report.promoted {
-        let verb = match request.direction {
-            Direction::Forward => "promoted",
-            Direction::Rollback => "rolled back",
-        };
-        let by = request.run.run_url.as_deref().unwrap_or("cutover");
-        let from = report.previous.as_deref().unwrap_or("nothing");
-        let note = format!("{verb} by {by} from {from}");
+        let note = note(request.direction, request.run.run_url.as_deref(), report.previous.as_deref());
         let flipped = site
             .pointer
             .write(request.version, &note)
@@ -77,6 +71,22 @@ async fn flip(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<Promo
     Ok(report)
 }
 
+/// The note a promotion is logged with: which way, by which run, from which version.
+fn note(direction: Direction, run_url: Option<&str>, from: Option<&str>) -> String {
+    let verb = match direction {
+        Direction::Forward => "promoted",
+        Direction::Rollback => ROLLED_BACK,
+    };
+    format!("{verb} by {} from {}", run_url.unwrap_or("cutover"), from.unwrap_or("nothing"))
+}
+
+const ROLLED_BACK: &str = "rolled back";
+
+/// Whether a logged promotion was a rollback.
+fn is_rollback(note: &str) -> bool {
+    note.starts_with(ROLLED_BACK)
+}
+
 /// Checks the guards; `promoted` in the report says whether a flip is due.
 async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
     let version = request.version;
@@ -85,12 +95,18 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resu
     if let Some(expected) = &request.expected_active
         && expected != &active
     {
-        return Err(Refusal::new(format!(
-            "the active version changed from {} to {} while this run was working; re-run to release on top of it",
-            expected.as_deref().unwrap_or("nothing"),
-            active.as_deref().unwrap_or("nothing")
-        ))
-        .into());
+        // A forward deploy that raced this run is superseded if this version is newer (the order
+        // guard below decides); a rollback this run did not see is never undone.
+        let history = site.pointer.history().await?;
+        let rolled_back = history.last().is_some_and(|p| Some(&p.version) == active.as_ref() && is_rollback(&p.note));
+        if rolled_back || active.is_none() {
+            return Err(Refusal::new(format!(
+                "the active version was rolled back from {} to {} while this run was working; re-run to release on top of it",
+                expected.as_deref().unwrap_or("nothing"),
+                active.as_deref().unwrap_or("nothing")
+            ))
+            .into());
+        }
     }
     let report = |promoted| PromoteReport {
         version: version.to_owned(),
@@ -149,4 +165,19 @@ async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRe
         .into());
     }
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_say_which_way_a_promotion_went() {
+        let forward = note(Direction::Forward, Some("https://ci/run/1"), Some("41"));
+        assert_eq!(forward, "promoted by https://ci/run/1 from 41");
+        assert!(!is_rollback(&forward));
+        let back = note(Direction::Rollback, None, None);
+        assert_eq!(back, "rolled back by cutover from nothing");
+        assert!(is_rollback(&back));
+    }
 }

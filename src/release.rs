@@ -15,6 +15,9 @@ use crate::version;
 /// Records read at once when listing every release.
 const RECORD_READS: usize = 16;
 
+/// The longest object key S3 accepts, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
 /// Where a site's objects live under its prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {

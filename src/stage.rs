@@ -18,7 +18,7 @@ use crate::backend::Site;
 use crate::inputs::{InputError, Plan};
 use crate::outcome::Refusal;
 use crate::progress::Progress;
-use crate::release::{RecordedFile, ReleaseRecord, read_record};
+use crate::release::{MAX_KEY_BYTES, RecordedFile, ReleaseRecord, read_record};
 use crate::rules;
 use crate::site::{self, FileDigest, SiteFile};
 use crate::store::{Condition, ObjectMeta, StoreError, json_meta};
@@ -63,6 +63,14 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
     let files = tokio::task::spawn_blocking(move || site::walk(&dist))
         .await?
         .map_err(|e| InputError::new("dist-dir", e.to_string()))?;
+    if let Some((file, bytes)) = files
+        .iter()
+        .map(|f| (f, site.layout.object_key(version, &f.path).len()))
+        .find(|(_, bytes)| *bytes > MAX_KEY_BYTES)
+    {
+        let problem = format!("{}: its object key would be {bytes} bytes; S3 allows {MAX_KEY_BYTES}", file.path);
+        return Err(InputError::new("dist-dir", problem).into());
+    }
     let record_key = site.layout.record_key(version);
     let recorded = read_record(site, &record_key).await?;
     let reuse = match (&recorded, previous) {
@@ -141,7 +149,15 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
         files: entries,
     };
     if let Some(existing) = recorded {
-        return same_or_refuse(&existing, &record).map(|()| StageReport { already_recorded: true, ..report });
+        // Nothing was written: every file is already in the recorded release.
+        let report = StageReport {
+            files: report.files,
+            total_bytes: report.total_bytes,
+            resumed: report.files,
+            already_recorded: true,
+            ..StageReport::default()
+        };
+        return same_or_refuse(&existing, &record).map(|()| report);
     }
     if plan.dry_run {
         return Ok(report);

@@ -167,6 +167,12 @@ fn a_recorded_version_is_never_restaged_with_other_content(mut f: Fixture) {
     assert!(run.stderr().contains("already released with different content"), "{}", run.stderr());
     let again = f.deploy(&a, "1");
     assert!(again.stderr().contains("already staged with this content"), "{}", again.stderr());
+    let out = f.outputs();
+    assert_eq!(
+        [&out["uploaded"], &out["copied"], &out["files"]],
+        ["0", "0", "1"],
+        "a recorded release is not sent again"
+    );
     let record = f.with_site(async |site| read_record(&site, &site.layout.record_key("1")).await.unwrap().unwrap());
     assert_eq!(record.files["index.html"].md5, hex::encode(<md5::Md5 as md5::Digest>::digest(b"a")));
 }

@@ -10,3 +10,5 @@ mod flow;
 mod harness;
 mod infra;
 mod manifests;
+mod proxy;
+mod reliability;
