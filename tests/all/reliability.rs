@@ -102,7 +102,7 @@ fn ssm_throttling_is_retried() {
         request.ssm_action()?;
         // The first attempt of every SSM call is throttled; its retry goes through.
         let nth = ssm_requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        (nth % 2 == 0).then_some(Fault::Throttle)
+        nth.is_multiple_of(2).then_some(Fault::Throttle)
     });
     let dist = site(&f, "v1", 3, false);
     deploy_through(&f, &proxy, &dist, "1", &[]).assert_code(0);
