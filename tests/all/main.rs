@@ -8,6 +8,7 @@ mod edge_bundle;
 mod edge_vectors;
 mod flow;
 mod harness;
+mod hostile;
 mod infra;
 mod manifests;
 mod proxy;
