@@ -50,6 +50,25 @@ impl AwsClients {
 }
 
 impl Site {
+    /// The plan's site on AWS through the given clients.
+    pub fn on_aws(plan: &Plan, bucket: &str, aws: AwsClients) -> Site {
+        let layout = Layout::new(&plan.prefix);
+        let store: Arc<dyn Store> = Arc::new(S3Store::new(aws.s3, bucket));
+        let pointer: Arc<dyn Pointer> = match &plan.pointer {
+            PointerSpec::Ssm { parameter } => Arc::new(SsmPointer::new(aws.ssm, parameter)),
+            PointerSpec::CloudFront { distribution, origin, invalidation } => Arc::new(CloudFrontPointer::new(
+                aws.cloudfront,
+                distribution,
+                origin.as_deref(),
+                layout.clone(),
+                store.clone(),
+                invalidation.clone(),
+            )),
+            PointerSpec::File => unreachable!("inputs refuse a file pointer with a bucket"),
+        };
+        Site { store, pointer, layout }
+    }
+
     pub async fn connect(plan: &Plan) -> Site {
         let layout = Layout::new(&plan.prefix);
         match &plan.backend {
@@ -59,21 +78,7 @@ impl Site {
                 layout,
             },
             Backend::Aws { bucket, region, path_style } => {
-                let aws = AwsClients::load(region.as_deref(), *path_style).await;
-                let store: Arc<dyn Store> = Arc::new(S3Store::new(aws.s3, bucket));
-                let pointer: Arc<dyn Pointer> = match &plan.pointer {
-                    PointerSpec::Ssm { parameter } => Arc::new(SsmPointer::new(aws.ssm, parameter)),
-                    PointerSpec::CloudFront { distribution, origin, invalidation } => Arc::new(CloudFrontPointer::new(
-                        aws.cloudfront,
-                        distribution,
-                        origin.as_deref(),
-                        layout.clone(),
-                        store.clone(),
-                        invalidation.clone(),
-                    )),
-                    PointerSpec::File => unreachable!("inputs refuse a file pointer with a bucket"),
-                };
-                Site { store, pointer, layout }
+                Site::on_aws(plan, bucket, AwsClients::load(region.as_deref(), *path_style).await)
             }
         }
     }

@@ -8,16 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
-use cutover::backend::Site;
-use cutover::inputs::{Backend, Env, Plan, PointerSpec, RawInputs};
-use cutover::pointer::Pointer;
-use cutover::pointer::cloudfront::CloudFrontPointer;
-use cutover::pointer::ssm::SsmPointer;
-use cutover::release::Layout;
-use cutover::store::Store;
-use cutover::store::s3::S3Store;
+use cutover::backend::{AwsClients, Site};
+use cutover::inputs::{Backend, Env, Plan, RawInputs};
 
 /// A moto server on a free loopback port, stopped when dropped.
 pub struct Moto {
@@ -87,21 +79,7 @@ impl Moto {
     /// process's environment, not the fixture's.
     pub fn site(&self, plan: &Plan) -> Site {
         let Backend::Aws { bucket, .. } = &plan.backend else { panic!("a moto fixture has an S3 plan") };
-        let layout = Layout::new(&plan.prefix);
-        let store: Arc<dyn Store> = Arc::new(S3Store::new(self.s3(), bucket));
-        let pointer: Arc<dyn Pointer> = match &plan.pointer {
-            PointerSpec::Ssm { parameter } => Arc::new(SsmPointer::new(self.ssm(), parameter)),
-            PointerSpec::CloudFront { distribution, origin, invalidation } => Arc::new(CloudFrontPointer::new(
-                self.cloudfront(),
-                distribution,
-                origin.as_deref(),
-                layout.clone(),
-                store.clone(),
-                invalidation.clone(),
-            )),
-            PointerSpec::File => panic!("a moto fixture has an AWS pointer"),
-        };
-        Site { store, pointer, layout }
+        Site::on_aws(plan, bucket, AwsClients { s3: self.s3(), ssm: self.ssm(), cloudfront: self.cloudfront() })
     }
 
     /// Creates a distribution in front of the bucket; returns its ID.
