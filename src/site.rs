@@ -78,10 +78,12 @@ pub fn walk(root: &Path) -> Result<Vec<SiteFile>, WalkError> {
     Ok(files)
 }
 
-/// A file's MD5 and, for multipart-sized files, the ETag S3 gives a multipart upload of it.
+/// A file's MD5 and, for multipart-sized files, each part's MD5 and the ETag S3 gives the upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileDigest {
     pub md5: [u8; 16],
+    /// The MD5 of each [`PART_SIZE`] part, for files above [`MULTIPART_THRESHOLD`].
+    pub part_md5s: Vec<[u8; 16]>,
     pub multipart_etag: Option<String>,
 }
 
@@ -102,7 +104,7 @@ pub fn hash_file(path: &Path, size: u64) -> io::Result<FileDigest> {
     let mut file = File::open(path)?;
     let mut whole = Md5::new();
     let multipart = size > MULTIPART_THRESHOLD;
-    let (mut part, mut part_len, mut part_digests) = (Md5::new(), 0u64, Vec::new());
+    let (mut part, mut part_len, mut part_md5s) = (Md5::new(), 0u64, Vec::<[u8; 16]>::new());
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
         let read = file.read(&mut buffer)?;
@@ -117,17 +119,17 @@ pub fn hash_file(path: &Path, size: u64) -> io::Result<FileDigest> {
             part_len += take as u64;
             chunk = &chunk[take..];
             if part_len == PART_SIZE {
-                part_digests.extend_from_slice(&part.finalize_reset());
+                part_md5s.push(part.finalize_reset().into());
                 part_len = 0;
             }
         }
     }
     if multipart && part_len > 0 {
-        part_digests.extend_from_slice(&part.finalize());
+        part_md5s.push(part.finalize().into());
     }
     let multipart_etag =
-        multipart.then(|| format!("{}-{}", hex::encode(Md5::digest(&part_digests)), part_digests.len() / 16));
-    Ok(FileDigest { md5: whole.finalize().into(), multipart_etag })
+        multipart.then(|| format!("{}-{}", hex::encode(Md5::digest(part_md5s.concat())), part_md5s.len()));
+    Ok(FileDigest { md5: whole.finalize().into(), part_md5s, multipart_etag })
 }
 
 #[cfg(test)]
@@ -190,6 +192,8 @@ mod tests {
         assert_eq!(digest.multipart_etag.as_deref(), Some(expected.as_str()));
         assert!(digest.matches_etag(&format!("\"{expected}\"")));
         let small = hash_file(&dir.path().join("big.bin"), 10).unwrap();
-        assert!(small.multipart_etag.is_none());
+        assert!(small.multipart_etag.is_none() && small.part_md5s.is_empty());
+        assert_eq!(digest.part_md5s.len(), 3);
+        assert_eq!(digest.part_md5s[2], <[u8; 16]>::from(Md5::digest(&body[2 * PART_SIZE as usize..])));
     }
 }

@@ -10,6 +10,7 @@ use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -40,12 +41,19 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(key)
             .body(body)
-            .content_md5(base64::engine::general_purpose::STANDARD.encode(md5))
+            .content_md5(BASE64.encode(md5))
             .content_type(&meta.content_type)
             .cache_control(&meta.cache_control)
     }
 
-    async fn upload_in_parts(&self, key: &str, file: &Path, size: u64, meta: &ObjectMeta) -> StoreResult<()> {
+    async fn upload_in_parts(
+        &self,
+        key: &str,
+        file: &Path,
+        size: u64,
+        digest: &FileDigest,
+        meta: &ObjectMeta,
+    ) -> StoreResult<()> {
         let created = self
             .client
             .create_multipart_upload()
@@ -58,7 +66,7 @@ impl S3Store {
             .map_err(|e| failure(format!("starting multipart upload of {key}"), e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
         let parts = futures::stream::iter(0..size.div_ceil(PART_SIZE))
-            .map(|index| self.upload_part(key, &upload_id, file, index, size))
+            .map(|index| self.upload_part(key, &upload_id, file, index, size, digest.part_md5s.get(index as usize)))
             .buffered(PART_CONCURRENCY)
             .try_collect::<Vec<_>>()
             .await;
@@ -95,6 +103,7 @@ impl S3Store {
         file: &Path,
         index: u64,
         size: u64,
+        md5: Option<&[u8; 16]>,
     ) -> StoreResult<CompletedPart> {
         let offset = index * PART_SIZE;
         let length = PART_SIZE.min(size - offset);
@@ -114,6 +123,9 @@ impl S3Store {
             .upload_id(upload_id)
             .part_number(number)
             .body(body)
+            .set_content_md5(md5.map(|md5| BASE64.encode(md5)))
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| failure(format!("uploading part {number} of {key}"), e))?;
@@ -144,13 +156,17 @@ impl Store for S3Store {
         meta: &ObjectMeta,
     ) -> StoreResult<()> {
         if size > MULTIPART_THRESHOLD {
-            return self.upload_in_parts(key, file, size, meta).await;
+            return self.upload_in_parts(key, file, size, digest, meta).await;
         }
         let body = ByteStream::from_path(file)
             .await
             .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {}: {e}", file.display())))?;
         self.put_request(key, body, &digest.md5, meta)
             .content_length(size as i64)
+            // Content-MD5 already lets S3 check every byte; signing the payload too would read the
+            // file a second time for a SHA-256 nobody needs.
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| failure(format!("uploading {key}"), e))?;
