@@ -4,7 +4,8 @@
 Generates reproducible sites (fixed seed) and their "next build", starts a local S3 (s3s-fs) and
 moto (SSM, and the whole-release comparison), then runs each tool in turn, alternating the order,
 each to a fresh prefix; measures wall time and peak RSS with /usr/bin/time, checks that every
-object arrived with its size, and writes the medians and ratios to cutover as Markdown and JSON.
+object arrived with its size, and writes the medians and ratios to cutover as Markdown and JSON
+(bench/results-<sites>.md and .json).
 Run it through bench/run, which installs the tools.
 """
 
@@ -245,10 +246,10 @@ def main():
             print(f"release run {run + 1}: cutover {release['cutover deploy'][-1]:.2f} s, "
                   f"shell {release['aws s3 sync + ssm put-parameter'][-1]:.2f} s", flush=True)
         results["release"] = {tool: {"median_s": median(v), "runs_s": v} for tool, v in release.items()}
-    report(results)
+    report(results, "-".join(sites))
 
 
-def report(results):
+def report(results, label):
     lines = ["| site | files | MB | tool | median s | ratio to cutover | median peak RSS MB |", "|---|---|---|---|---|---|---|"]
     targets = {}
     for name, site in results["sites"].items():
@@ -269,8 +270,8 @@ def report(results):
     lines += ["", "| target | measured |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in targets.items()]
     results["targets"] = targets
     text = "\n".join(lines) + "\n"
-    (ROOT / "bench" / "results.md").write_text(text)
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (ROOT / "bench" / f"results-{label}.md").write_text(text)
+    (ROOT / "bench" / f"results-{label}.json").write_text(json.dumps(results, indent=2) + "\n")
     print(text)
 
 
