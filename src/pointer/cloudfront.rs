@@ -12,10 +12,9 @@ use async_trait::async_trait;
 use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::error::ProvideErrorMetadata;
 use aws_sdk_cloudfront::types::{DistributionConfig, InvalidationBatch, Paths};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use bytes::Bytes;
 
-use super::{Flipped, Pointer, Promotion};
+use super::{Flipped, Pointer, Promotion, sdk_error};
 use crate::release::Layout;
 use crate::store::{Condition, Store, json_meta};
 use crate::version;
@@ -70,7 +69,7 @@ impl CloudFrontPointer {
             .id(&self.distribution)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+            .map_err(sdk_error)
             .with_context(|| format!("reading CloudFront distribution {}", self.distribution))?;
         let config = out.distribution_config().cloned().context("the distribution has no config")?;
         Ok((config, out.e_tag().unwrap_or_default().to_owned()))
@@ -87,7 +86,7 @@ impl CloudFrontPointer {
             .invalidation_batch(batch)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+            .map_err(sdk_error)
             .context("creating the invalidation")?;
         let id = out.invalidation().map(|i| i.id().to_owned()).context("CloudFront returned no invalidation")?;
         if let Some(limit) = plan.wait {
@@ -106,7 +105,7 @@ impl CloudFrontPointer {
                 .id(id)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+                .map_err(sdk_error)
                 .with_context(|| format!("reading invalidation {id}"))?;
             let status = out.invalidation().map(|i| i.status().to_owned()).unwrap_or_default();
             if status.eq_ignore_ascii_case("completed") {
@@ -193,8 +192,9 @@ impl DistributionApi for CloudFrontPointer {
         match sent {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("PreconditionFailed") => Ok(false),
-            Err(e) => Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
-                .with_context(|| format!("updating CloudFront distribution {}", self.distribution)),
+            Err(e) => {
+                Err(sdk_error(e)).with_context(|| format!("updating CloudFront distribution {}", self.distribution))
+            }
         }
     }
 }

@@ -5,10 +5,9 @@ use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::ParameterType;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, Utc};
 
-use super::{Flipped, Pointer, Promotion};
+use super::{Flipped, Pointer, Promotion, sdk_error};
 
 /// SSM refuses longer parameter descriptions.
 const DESCRIPTION_LIMIT: usize = 1024;
@@ -30,8 +29,7 @@ impl Pointer for SsmPointer {
         match self.client.get_parameter().name(&self.parameter).send().await {
             Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_owned)),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => Ok(None),
-            Err(e) => Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
-                .with_context(|| format!("reading SSM parameter {}", self.parameter)),
+            Err(e) => Err(sdk_error(e)).with_context(|| format!("reading SSM parameter {}", self.parameter)),
         }
     }
 
@@ -46,7 +44,7 @@ impl Pointer for SsmPointer {
             .description(description)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+            .map_err(sdk_error)
             .with_context(|| format!("writing SSM parameter {}", self.parameter))?;
         Ok(Flipped::default())
     }
@@ -60,7 +58,7 @@ impl Pointer for SsmPointer {
                 Ok(None) => break,
                 Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => break,
                 Err(e) => {
-                    return Err(anyhow::anyhow!("{}", DisplayErrorContext(&e)))
+                    return Err(sdk_error(e))
                         .with_context(|| format!("reading the history of SSM parameter {}", self.parameter));
                 }
             };
