@@ -1,22 +1,26 @@
 //! The build output: which files a release holds, and their streamed MD5 digests.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use md5::{Digest, Md5};
 
 /// Files above this size are uploaded in parts.
 pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// Size of each part of a multipart upload.
 pub const PART_SIZE: u64 = 8 * 1024 * 1024;
+/// Files up to this size are read into memory once, then hashed and uploaded from those bytes;
+/// larger ones are hashed in a streamed pass and uploaded from disk. At most `concurrency` files
+/// are held at once, so this bounds staging's buffers (32 x 256 KiB = 8 MiB by default).
+pub const IN_MEMORY_MAX: u64 = 256 * 1024;
 
 /// One file of the build output.
 #[derive(Debug, Clone)]
 pub struct SiteFile {
-    /// Release-relative path with `/` separators, e.g. `assets/app.js`.
+    /// Release-relative path with `/` separators, e.g. `assets/app.js`; on disk, under the root.
     pub path: String,
-    pub abs: PathBuf,
     pub size: u64,
 }
 
@@ -69,7 +73,7 @@ pub fn walk(root: &Path) -> Result<Vec<SiteFile>, WalkError> {
         let relative = relative.to_str().ok_or_else(|| WalkError::NotUtf8(path.to_owned()))?;
         let size = entry.metadata()?.len();
         File::open(path).map_err(io_err(path))?;
-        files.push(SiteFile { path: relative.replace(std::path::MAIN_SEPARATOR, "/"), abs: path.to_owned(), size });
+        files.push(SiteFile { path: relative.replace(std::path::MAIN_SEPARATOR, "/"), size });
     }
     if files.is_empty() {
         return Err(WalkError::Empty(root.to_owned()));
@@ -97,6 +101,32 @@ impl FileDigest {
         let etag = etag.trim_matches('"');
         etag == self.md5_hex() || self.multipart_etag.as_deref() == Some(etag)
     }
+}
+
+/// Where an upload reads a file's bytes from.
+#[derive(Debug, Clone)]
+pub enum Contents {
+    Memory(Bytes),
+    Disk(PathBuf),
+}
+
+/// A file read for staging: its size and digest as read, and where its bytes are.
+#[derive(Debug, Clone)]
+pub struct ReadFile {
+    pub size: u64,
+    pub digest: FileDigest,
+    pub contents: Contents,
+}
+
+/// Reads a file for staging: whole when it is small (one read serves hash and upload, and the
+/// upload sends exactly the bytes hashed), else streamed through the hash and left on disk.
+pub fn read_file(path: &Path, size: u64) -> io::Result<ReadFile> {
+    if size <= IN_MEMORY_MAX {
+        let bytes = Bytes::from(fs::read(path)?);
+        let digest = FileDigest { md5: Md5::digest(&bytes).into(), part_md5s: Vec::new(), multipart_etag: None };
+        return Ok(ReadFile { size: bytes.len() as u64, digest, contents: Contents::Memory(bytes) });
+    }
+    Ok(ReadFile { size, digest: hash_file(path, size)?, contents: Contents::Disk(path.to_owned()) })
 }
 
 /// Hashes a file in fixed-size chunks; the file is never held in memory whole.
@@ -135,7 +165,6 @@ pub fn hash_file(path: &Path, size: u64) -> io::Result<FileDigest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
 
     fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -195,5 +224,22 @@ mod tests {
         assert!(small.multipart_etag.is_none() && small.part_md5s.is_empty());
         assert_eq!(digest.part_md5s.len(), 3);
         assert_eq!(digest.part_md5s[2], <[u8; 16]>::from(Md5::digest(&body[2 * PART_SIZE as usize..])));
+    }
+
+    #[test]
+    fn small_files_are_read_once_into_memory_and_large_ones_stay_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [0, IN_MEMORY_MAX, IN_MEMORY_MAX + 1] {
+            let path = dir.path().join(format!("f{size}"));
+            let body: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+            fs::write(&path, &body).unwrap();
+            let read = read_file(&path, size).unwrap();
+            assert_eq!(read.digest, hash_file(&path, size).unwrap(), "{size} bytes");
+            assert_eq!(read.size, size);
+            match read.contents {
+                Contents::Memory(bytes) => assert!(size <= IN_MEMORY_MAX && bytes == body, "{size} bytes"),
+                Contents::Disk(on_disk) => assert!(size > IN_MEMORY_MAX && on_disk == path, "{size} bytes"),
+            }
+        }
     }
 }

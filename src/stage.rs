@@ -7,6 +7,7 @@
 //! recorded release is never overwritten.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -75,7 +76,13 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
     let recorded = read_record(site, &record_key).await?;
     let reuse = match (&recorded, previous) {
         (None, Some(previous)) if previous != version => {
-            read_record(site, &site.layout.record_key(previous)).await?.map(|r| (previous.to_owned(), r.files))
+            let record = read_record(site, &site.layout.record_key(previous)).await?;
+            // Only files a copy pays for are looked up; the rest of the record is let go at once.
+            let copyable = record.into_iter().flat_map(|r| r.files).filter(|(_, f)| f.size >= COPY_MIN_BYTES);
+            Some(Previous {
+                version: previous.to_owned(),
+                copyable: copyable.map(|(path, f)| (path, (f.md5, f.size))).collect(),
+            })
         }
         _ => None,
     };
@@ -89,13 +96,14 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
     let progress = Progress::new("staging", files.len() as u64);
     let jobs = Arc::new(Jobs {
         site: site.clone(),
+        dist: plan.dist_dir.clone(),
         version: version.to_owned(),
         rules: plan.cache_rules.clone(),
         present,
         reuse,
         write,
     });
-    let results: Vec<_> = futures::stream::iter(files)
+    let mut placed = futures::stream::iter(files)
         .map(|file| {
             let (jobs, progress) = (Arc::clone(&jobs), &progress);
             async move {
@@ -106,15 +114,12 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
                 result
             }
         })
-        .buffer_unordered(plan.concurrency)
-        .collect()
-        .await;
-    progress.finish();
-
+        .buffer_unordered(plan.concurrency);
+    // Each result goes straight into the record as it arrives: nothing per file is kept twice.
     let mut report = StageReport::default();
     let mut entries = BTreeMap::new();
-    let mut failures = Vec::new();
-    for result in results {
+    let (mut failed, mut failures) = (0, Vec::new());
+    while let Some(result) = placed.next().await {
         match result {
             Ok((path, action, recorded_file)) => {
                 report.files += 1;
@@ -129,16 +134,22 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
                 }
                 entries.insert(path, recorded_file);
             }
-            Err(e) => failures.push(format!("{e:#}")),
+            Err(e) => {
+                failed += 1;
+                if failures.len() < ERRORS_SHOWN {
+                    failures.push(format!("{e:#}"));
+                }
+            }
         }
     }
-    if !failures.is_empty() {
-        let count = failures.len();
-        let mut message = failures.into_iter().take(ERRORS_SHOWN).collect::<Vec<_>>().join("\n  ");
-        if count > ERRORS_SHOWN {
-            message.push_str(&format!("\n  ... and {} more", count - ERRORS_SHOWN));
+    drop(placed);
+    progress.finish();
+    if failed > 0 {
+        let mut message = failures.join("\n  ");
+        if failed > ERRORS_SHOWN {
+            message.push_str(&format!("\n  ... and {} more", failed - ERRORS_SHOWN));
         }
-        anyhow::bail!("{count} files could not be staged:\n  {message}");
+        anyhow::bail!("{failed} files could not be staged:\n  {message}");
     }
 
     let record = ReleaseRecord {
@@ -186,42 +197,50 @@ fn same_or_refuse(existing: &ReleaseRecord, staged: &ReleaseRecord) -> anyhow::R
     .into())
 }
 
+/// The previous release, as far as copying unchanged files from it goes.
+struct Previous {
+    version: String,
+    /// MD5 and size of each file large enough for a copy to pay.
+    copyable: HashMap<String, (String, u64)>,
+}
+
 /// What every file's job needs to know.
 struct Jobs {
     site: Site,
+    /// The build directory the walked paths are relative to.
+    dist: PathBuf,
     version: String,
     rules: rules::CacheRules,
     /// Objects already under the version's prefix: key -> ETag.
     present: HashMap<String, String>,
-    /// The previous release's version and files, to copy unchanged files from.
-    reuse: Option<(String, BTreeMap<String, RecordedFile>)>,
+    reuse: Option<Previous>,
     write: bool,
 }
 
 impl Jobs {
     async fn place(&self, file: &SiteFile) -> anyhow::Result<(String, Action, RecordedFile)> {
-        let (abs, size) = (file.abs.clone(), file.size);
-        let digest: FileDigest = tokio::task::spawn_blocking(move || site::hash_file(&abs, size))
+        let (path, size) = (self.dist.join(&file.path), file.size);
+        let read = tokio::task::spawn_blocking(move || site::read_file(&path, size))
             .await?
-            .with_context(|| format!("reading {}", file.abs.display()))?;
+            .with_context(|| format!("reading {}", self.dist.join(&file.path).display()))?;
         let meta = ObjectMeta {
             content_type: rules::content_type(&file.path),
             cache_control: self.rules.cache_control(&file.path),
         };
         let recorded = RecordedFile {
-            md5: digest.md5_hex(),
-            size,
+            md5: read.digest.md5_hex(),
+            size: read.size,
             content_type: meta.content_type.clone(),
             cache_control: meta.cache_control.clone(),
-            multipart_etag: digest.multipart_etag.clone(),
+            multipart_etag: read.digest.multipart_etag.clone(),
         };
         let key = self.site.layout.object_key(&self.version, &file.path);
-        let action = self.choose(&key, &file.path, &recorded, &digest);
+        let action = self.choose(&key, &file.path, &recorded, &read.digest);
         if self.write {
             match &action {
                 (Action::AlreadyThere, _) => {}
                 (Action::Copy, Some(from)) => self.site.store.copy(from, &key, &meta).await?,
-                _ => self.site.store.upload(&key, &file.abs, size, &digest, &meta).await?,
+                _ => self.site.store.upload(&key, &read, &meta).await?,
             }
         }
         Ok((file.path.clone(), action.0, recorded))
@@ -232,11 +251,14 @@ impl Jobs {
             return (Action::AlreadyThere, None);
         }
         match &self.reuse {
-            Some((previous, files))
+            Some(previous)
                 if file.size >= COPY_MIN_BYTES
-                    && files.get(path).is_some_and(|old| old.md5 == file.md5 && old.size == file.size) =>
+                    && previous
+                        .copyable
+                        .get(path)
+                        .is_some_and(|(md5, size)| *md5 == file.md5 && *size == file.size) =>
             {
-                (Action::Copy, Some(self.site.layout.object_key(previous, path)))
+                (Action::Copy, Some(self.site.layout.object_key(&previous.version, path)))
             }
             _ => (Action::Upload, None),
         }

@@ -15,7 +15,7 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::{Condition, Fetched, Listed, ObjectMeta, Store, StoreError, StoreResult};
-use crate::site::FileDigest;
+use crate::site::{Contents, ReadFile};
 
 #[derive(Clone)]
 pub struct LocalStore {
@@ -159,17 +159,14 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> StoreResult<T> + Sen
 
 #[async_trait]
 impl Store for LocalStore {
-    async fn upload(
-        &self,
-        key: &str,
-        file: &Path,
-        _size: u64,
-        digest: &FileDigest,
-        meta: &ObjectMeta,
-    ) -> StoreResult<()> {
-        let (store, key, file) = (self.clone(), key.to_owned(), file.to_owned());
-        let meta = meta_file(digest.md5_hex(), meta);
-        blocking(move || store.write(&key, |tmp| fs::copy(&file, tmp).map(drop), &meta).map_err(other(&key))).await
+    async fn upload(&self, key: &str, file: &ReadFile, meta: &ObjectMeta) -> StoreResult<()> {
+        let (store, key, contents) = (self.clone(), key.to_owned(), file.contents.clone());
+        let meta = meta_file(file.digest.md5_hex(), meta);
+        let body = move |tmp: &Path| match &contents {
+            Contents::Memory(bytes) => fs::write(tmp, bytes),
+            Contents::Disk(path) => fs::copy(path, tmp).map(drop),
+        };
+        blocking(move || store.write(&key, body, &meta).map_err(other(&key))).await
     }
 
     async fn copy(&self, from: &str, to: &str, meta: &ObjectMeta) -> StoreResult<()> {

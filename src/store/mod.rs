@@ -1,11 +1,9 @@
 //! Where releases live: one narrow seam, implemented for S3 and for a local directory.
 
-use std::path::Path;
-
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::site::FileDigest;
+use crate::site::ReadFile;
 
 pub mod local;
 pub mod s3;
@@ -56,15 +54,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The calls cutover makes on a release store, and no others.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Uploads a file, streamed from disk; in parts above [`crate::site::MULTIPART_THRESHOLD`].
-    async fn upload(
-        &self,
-        key: &str,
-        file: &Path,
-        size: u64,
-        digest: &FileDigest,
-        meta: &ObjectMeta,
-    ) -> StoreResult<()>;
+    /// Uploads a file from memory or streamed from disk; in parts above
+    /// [`crate::site::MULTIPART_THRESHOLD`].
+    async fn upload(&self, key: &str, file: &ReadFile, meta: &ObjectMeta) -> StoreResult<()>;
     /// Copies an object inside the store, giving the copy `meta`.
     async fn copy(&self, from: &str, to: &str, meta: &ObjectMeta) -> StoreResult<()>;
     /// Writes a small object under a condition.

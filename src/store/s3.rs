@@ -16,7 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{Condition, Fetched, Listed, ObjectMeta, Store, StoreError, StoreResult};
-use crate::site::{FileDigest, MULTIPART_THRESHOLD, PART_SIZE};
+use crate::site::{Contents, FileDigest, MULTIPART_THRESHOLD, PART_SIZE, ReadFile};
 
 /// Parts of one file uploaded at once.
 const PART_CONCURRENCY: usize = 4;
@@ -147,22 +147,18 @@ where
 
 #[async_trait]
 impl Store for S3Store {
-    async fn upload(
-        &self,
-        key: &str,
-        file: &Path,
-        size: u64,
-        digest: &FileDigest,
-        meta: &ObjectMeta,
-    ) -> StoreResult<()> {
-        if size > MULTIPART_THRESHOLD {
-            return self.upload_in_parts(key, file, size, digest, meta).await;
-        }
-        let body = ByteStream::from_path(file)
-            .await
-            .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {}: {e}", file.display())))?;
-        self.put_request(key, body, &digest.md5, meta)
-            .content_length(size as i64)
+    async fn upload(&self, key: &str, file: &ReadFile, meta: &ObjectMeta) -> StoreResult<()> {
+        let body = match &file.contents {
+            Contents::Memory(bytes) => ByteStream::from(bytes.clone()),
+            Contents::Disk(path) if file.size > MULTIPART_THRESHOLD => {
+                return self.upload_in_parts(key, path, file.size, &file.digest, meta).await;
+            }
+            Contents::Disk(path) => ByteStream::from_path(path)
+                .await
+                .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {}: {e}", path.display())))?,
+        };
+        self.put_request(key, body, &file.digest.md5, meta)
+            .content_length(file.size as i64)
             // Content-MD5 already lets S3 check every byte; signing the payload too would read the
             // file a second time for a SHA-256 nobody needs.
             .customize()

@@ -42,7 +42,7 @@ fn assert_release_matches(f: &Fixture, dist: &Path, version: &str) {
     for file in files {
         let key = format!("{dir}{}", file.path);
         let object = stored.iter().find(|o| o.key == key).unwrap_or_else(|| panic!("{key} is missing"));
-        let digest = hash_file(&file.abs, file.size).unwrap();
+        let digest = hash_file(&dist.join(&file.path), file.size).unwrap();
         assert!(digest.matches_etag(&object.etag), "{key}: stored {} is not the file's bytes", object.etag);
     }
 }
