@@ -3,10 +3,15 @@
 
 Generates reproducible sites (fixed seed) and their "next build", starts a local S3 (s3s-fs) and
 moto (SSM, and the whole-release comparison), then runs each tool in turn, alternating the order,
-each to a fresh prefix; measures wall time and peak RSS with /usr/bin/time, checks that every
+each to a fresh bucket; measures wall time and peak RSS with /usr/bin/time, checks that every
 object arrived with its size, and writes the medians and ratios to cutover as Markdown and JSON
 (bench/results-<sites>.md and .json).
 Run it through bench/run, which installs the tools.
+
+Why a bucket per run, not only a prefix: s3s-fs answers every LIST by walking its whole bucket
+directory, where S3 reads an index by prefix. cutover, `aws s3 sync` and rclone each list their
+target, so in one shared bucket every run listed everything the runs before it had written and the
+listing tools got slower run by run.
 """
 
 import argparse
@@ -27,7 +32,8 @@ WORK = ROOT / "bench" / ".work"
 TOOLS = ROOT / ".tools" / "bin"
 VENV = ROOT / ".venv-bench" / "bin"
 CUTOVER = ROOT / "target" / "release" / "cutover"
-BUCKET = "bench"
+MOTO_BUCKET = "bench"
+PREFIX = "site"
 KEYS = {
     "AWS_ACCESS_KEY_ID": "benchkey",
     "AWS_SECRET_ACCESS_KEY": "benchsecret",
@@ -98,7 +104,6 @@ class Servers:
 
     def __enter__(self):
         self.data = Path(tempfile.mkdtemp(prefix="s3s-", dir=WORK))
-        (self.data / BUCKET).mkdir()
         s3_port, moto_port = free_port(), free_port()
         self.s3 = subprocess.Popen(
             [TOOLS / "s3s-fs", "--host", "127.0.0.1", "--port", str(s3_port), "--access-key", KEYS["AWS_ACCESS_KEY_ID"],
@@ -110,10 +115,15 @@ class Servers:
         wait_for_port(moto_port, self.moto, "moto")
         self.s3_url, self.moto_url = f"http://127.0.0.1:{s3_port}", f"http://127.0.0.1:{moto_port}"
         # Moto answers its first calls slowly; warm it up so no tool pays for it.
-        aws(["s3api", "create-bucket", "--bucket", BUCKET], self.moto_url)
+        aws(["s3api", "create-bucket", "--bucket", MOTO_BUCKET], self.moto_url)
         aws(["ssm", "put-parameter", "--name", "/bench/warm-up", "--value", "1", "--type", "String", "--overwrite"],
             self.moto_url)
         return self
+
+    def bucket(self, name):
+        """A new, empty bucket on s3s-fs (a directory of its data root)."""
+        (self.data / name).mkdir()
+        return name
 
     def __exit__(self, *_):
         for process in (self.s3, self.moto):
@@ -147,16 +157,14 @@ def timed(command, env):
     return wall, rss_kb / 1024
 
 
-def stage_command(tool, site, prefix, servers):
-    """The command and env that put `site` under `prefix` with `tool`."""
+def stage_command(tool, site, bucket, version, servers):
+    """The command and env that put `site` under `<PREFIX>/<version>/` in `bucket` with `tool`."""
     env = base_env()
-    target = f"s3://{BUCKET}/{prefix}/"
+    target = f"s3://{bucket}/{PREFIX}/{version}/"
     if tool == "cutover":
         env.update(AWS_ENDPOINT_URL_S3=servers.s3_url, AWS_ENDPOINT_URL_SSM=servers.moto_url,
-                   CUTOVER_POINTER=f"ssm:/bench/{prefix.split('/')[0]}")
-        version = prefix.split("/")[1]
-        return [CUTOVER, "stage", "--bucket", BUCKET, "--prefix", prefix.split("/")[0], "--version", version,
-                "--dist-dir", site], env
+                   CUTOVER_POINTER=f"ssm:/bench/{bucket}")
+        return [CUTOVER, "stage", "--bucket", bucket, "--prefix", PREFIX, "--version", version, "--dist-dir", site], env
     if tool == "aws s3 sync":
         return [VENV / "aws", "s3", "sync", site, target, "--endpoint-url", servers.s3_url, "--only-show-errors"], env
     if tool == "s5cmd cp":
@@ -167,13 +175,13 @@ def stage_command(tool, site, prefix, servers):
                    RCLONE_CONFIG_BENCH_ENDPOINT=servers.s3_url, RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=KEYS["AWS_ACCESS_KEY_ID"],
                    RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=KEYS["AWS_SECRET_ACCESS_KEY"],
                    RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true")
-        return ["rclone", "copy", site, f"bench:{BUCKET}/{prefix}", "--transfers", "16"], env
+        return ["rclone", "copy", site, f"bench:{bucket}/{PREFIX}/{version}", "--transfers", "16"], env
     raise ValueError(tool)
 
 
-def verify(servers, site, prefix):
-    """Every file of the site is stored under the prefix with its size (s3s-fs keeps plain files)."""
-    stored = servers.data / BUCKET / prefix
+def verify(servers, site, bucket, version):
+    """Every file of the site is stored under the version with its size (s3s-fs keeps plain files)."""
+    stored = servers.data / bucket / PREFIX / version
     for path in site.rglob("*"):
         if path.is_file():
             copy = stored / path.relative_to(site)
@@ -204,20 +212,20 @@ def main():
             for run in range(runs):
                 order = tools[run % len(tools):] + tools[:run % len(tools)]
                 for tool in order:
-                    prefix = f"{name}-{tool.split()[0]}-{run}/1"
-                    command, env = stage_command(tool, site, prefix, servers)
+                    bucket = servers.bucket(f"{name}-{tool.split()[0]}-{run}".lower())
+                    command, env = stage_command(tool, site, bucket, "1", servers)
                     wall, peak = timed(command, env)
-                    verify(servers, site, prefix)
+                    verify(servers, site, bucket, "1")
                     times[tool].append(wall)
                     rss[tool].append(peak)
                     print(f"{name} run {run + 1}: {tool:<12} {wall:7.2f} s {peak:7.1f} MB", flush=True)
                 # The next build, staged with the first one live: only what changed should cost.
-                base = f"{name}-cutover-{run}"
-                aws(["ssm", "put-parameter", "--name", f"/bench/{base}", "--value", "1", "--type", "String",
+                bucket = f"{name}-cutover-{run}".lower()
+                aws(["ssm", "put-parameter", "--name", f"/bench/{bucket}", "--value", "1", "--type", "String",
                      "--overwrite"], servers.moto_url)
-                command, env = stage_command("cutover", nxt, f"{base}/2", servers)
+                command, env = stage_command("cutover", nxt, bucket, "2", servers)
                 wall, peak = timed(command, env)
-                verify(servers, nxt, f"{base}/2")
+                verify(servers, nxt, bucket, "2")
                 times["cutover redeploy"].append(wall)
                 rss["cutover redeploy"].append(peak)
                 print(f"{name} run {run + 1}: next build  {wall:7.2f} s {peak:7.1f} MB", flush=True)
@@ -238,16 +246,16 @@ def main():
             env = base_env()
             env.update(AWS_ENDPOINT_URL=servers.moto_url)
             release["cutover deploy"].append(timed(
-                [CUTOVER, "deploy", "--bucket", BUCKET, "--prefix", f"release{run}", "--version", "1", "--dist-dir", site],
+                [CUTOVER, "deploy", "--bucket", MOTO_BUCKET, "--prefix", f"release{run}", "--version", "1", "--dist-dir", site],
                 env)[0])
-            script = (f"{VENV}/aws s3 sync {site} s3://{BUCKET}/shell{run}/1/ --endpoint-url {servers.moto_url} "
+            script = (f"{VENV}/aws s3 sync {site} s3://{MOTO_BUCKET}/shell{run}/1/ --endpoint-url {servers.moto_url} "
                       f"--only-show-errors && {VENV}/aws ssm put-parameter --name /shell{run}/active --value 1 "
                       f"--type String --overwrite --endpoint-url {servers.moto_url} > /dev/null")
             release["aws s3 sync + ssm put-parameter"].append(timed(["bash", "-c", script], base_env())[0])
             print(f"release run {run + 1}: cutover {release['cutover deploy'][-1]:.2f} s, "
                   f"shell {release['aws s3 sync + ssm put-parameter'][-1]:.2f} s", flush=True)
         results["release"] = {tool: {"median_s": median(v), "runs_s": v} for tool, v in release.items()}
-    report(results, "-".join(sites))
+    report(results, "quick" if args.quick else "-".join(sites))
 
 
 def report(results, label):
