@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -31,6 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work"
 TOOLS = ROOT / ".tools" / "bin"
 VENV = ROOT / ".venv-bench" / "bin"
+# s3s-fs keeps its objects in memory-backed /dev/shm where there is one: on a disk, writeback and
+# the discards of deleted files (this machine's disk is mounted with `discard`) slowed whichever
+# tool ran at the time two- to three-fold, for minutes, while S3 has no such local disk.
+SERVER_DATA = Path("/dev/shm") if Path("/dev/shm").is_dir() else WORK
 CUTOVER = ROOT / "target" / "release" / "cutover"
 MOTO_BUCKET = "bench"
 PREFIX = "site"
@@ -47,7 +52,7 @@ SITES = {
     "B": (9950, (2_000, 20_000), 50, (1_000_000, 5_000_000)),
     "C": (100_000, (500, 4_000), 0, (0, 0)),
 }
-QUICK = {"A": (190, (2_000, 20_000), 2, (1_000_000, 2_000_000))}
+QUICK = {"quick": (190, (2_000, 20_000), 2, (1_000_000, 2_000_000))}
 EXTENSIONS = ["js", "css", "html", "json", "svg", "png", "woff2"]
 
 
@@ -103,7 +108,7 @@ class Servers:
     """s3s-fs for the stage comparison, moto for SSM and the whole-release comparison."""
 
     def __enter__(self):
-        self.data = Path(tempfile.mkdtemp(prefix="s3s-", dir=WORK))
+        self.data = Path(tempfile.mkdtemp(prefix="cutover-bench-s3s-", dir=SERVER_DATA))
         s3_port, moto_port = free_port(), free_port()
         self.s3 = subprocess.Popen(
             [TOOLS / "s3s-fs", "--host", "127.0.0.1", "--port", str(s3_port), "--access-key", KEYS["AWS_ACCESS_KEY_ID"],
@@ -145,7 +150,11 @@ def aws(args, endpoint):
 
 
 def timed(command, env):
-    """Runs a command; returns (wall seconds, peak RSS in MB)."""
+    """Runs a command; returns (wall seconds, peak RSS in MB).
+
+    Dirty pages left by earlier runs and clean-ups are written out first, so no run pays for the
+    writeback of another."""
+    os.sync()
     with tempfile.NamedTemporaryFile("r") as out:
         started = time.monotonic()
         result = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *map(str, command)], env=env,
@@ -199,12 +208,20 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="runs of each tool per site")
     parser.add_argument("--quick", action="store_true", help="a tiny site A, one run: keeps the benchmark working")
     args = parser.parse_args()
+    # Stopped with SIGTERM, still stop the servers (the `with` below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     WORK.mkdir(parents=True, exist_ok=True)
     sites = QUICK if args.quick else {name: SITES[name] for name in args.sites.split(",")}
     runs = 1 if args.quick else args.runs
     tools = ["cutover", "s5cmd cp", "rclone copy", "aws s3 sync"]
     results = {"sites": {}, "release": {}, "targets": {}}
     with Servers() as servers:
+        # One untimed round on the quick site first: the first runs after the servers start were
+        # slower for every tool (cold caches, the servers' own start-up work), two or three times.
+        warm_up, _ = generate("quick", QUICK["quick"], seed=ord("A"))
+        for tool in tools:
+            command, env = stage_command(tool, warm_up, servers.bucket(f"warm-up-{tool.split()[0]}"), "1", servers)
+            timed(command, env)
         for name, spec in sites.items():
             site, nxt = generate(name, spec, seed=ord(name[0]))
             times = {tool: [] for tool in tools + ["cutover redeploy"]}
@@ -240,7 +257,8 @@ def main():
                           for tool in times},
             }
         # The whole release runs on moto, whose speed caps the site size: always site A.
-        site, _ = generate("A", (QUICK if args.quick else SITES)["A"], seed=ord("A"))
+        release_site = "quick" if args.quick else "A"
+        site, _ = generate(release_site, (QUICK if args.quick else SITES)[release_site], seed=ord("A"))
         release = {"cutover deploy": [], "aws s3 sync + ssm put-parameter": []}
         for run in range(runs):
             env = base_env()
