@@ -38,8 +38,9 @@ impl Layout {
         self.under_prefix(&format!("{version}/"))
     }
 
+    /// `<prefix>/<version>/<path>`: always the version's directory followed by the path.
     pub fn object_key(&self, version: &str, path: &str) -> String {
-        self.under_prefix(&format!("{version}/{path}"))
+        self.version_dir(version) + path
     }
 
     pub fn records_dir(&self) -> String {

@@ -64,10 +64,9 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
     let files = tokio::task::spawn_blocking(move || site::walk(&dist))
         .await?
         .map_err(|e| InputError::new("dist-dir", e.to_string()))?;
-    if let Some((file, bytes)) = files
-        .iter()
-        .map(|f| (f, site.layout.object_key(version, &f.path).len()))
-        .find(|(_, bytes)| *bytes > MAX_KEY_BYTES)
+    let version_dir_bytes = site.layout.version_dir(version).len();
+    if let Some((file, bytes)) =
+        files.iter().map(|f| (f, version_dir_bytes + f.path.len())).find(|(_, bytes)| *bytes > MAX_KEY_BYTES)
     {
         let problem = format!("{}: its object key would be {bytes} bytes; S3 allows {MAX_KEY_BYTES}", file.path);
         return Err(InputError::new("dist-dir", problem).into());
@@ -219,10 +218,13 @@ struct Jobs {
 
 impl Jobs {
     async fn place(&self, file: &SiteFile) -> anyhow::Result<(String, Action, RecordedFile)> {
-        let (path, size) = (self.dist.join(&file.path), file.size);
-        let read = tokio::task::spawn_blocking(move || site::read_file(&path, size))
-            .await?
-            .with_context(|| format!("reading {}", self.dist.join(&file.path).display()))?;
+        let path = self.dist.join(&file.path);
+        let read = tokio::task::spawn_blocking({
+            let (path, size) = (path.clone(), file.size);
+            move || site::read_file(&path, size)
+        })
+        .await?
+        .with_context(|| format!("reading {}", path.display()))?;
         let meta = ObjectMeta {
             content_type: rules::content_type(&file.path),
             cache_control: self.rules.cache_control(&file.path),

@@ -1,7 +1,7 @@
 //! The origin-path pointer against moto's CloudFront: promotion flips the origin path and
 //! invalidates, rollback restores the previous path, and the guards refuse as with SSM.
 
-use crate::harness::Fixture;
+use crate::harness::{Fixture, versions};
 
 fn cloudfront_fixture() -> (Fixture, String) {
     let mut f = Fixture::moto();
@@ -35,9 +35,7 @@ fn promotion_flips_the_origin_path_and_invalidates() {
     let status = f.run(&["status", "--json"], &[]);
     let status = status.assert_code(0).json();
     assert_eq!(status["active"], "1");
-    let promoted: Vec<&str> =
-        status["promotions"].as_array().unwrap().iter().map(|p| p["version"].as_str().unwrap()).collect();
-    assert_eq!(promoted, ["1", "2", "1"]);
+    assert_eq!(versions(&status["promotions"]), ["1", "2", "1"]);
 }
 
 #[test]

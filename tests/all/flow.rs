@@ -10,7 +10,7 @@ use cutover::rules::{IMMUTABLE, REVALIDATE};
 use cutover::stage::COPY_MIN_BYTES;
 use cutover::store::{Condition, json_meta};
 
-use crate::harness::Fixture;
+use crate::harness::{Fixture, versions};
 
 /// Runs each scenario twice: on the local store and on moto.
 macro_rules! on_both_backends {
@@ -147,12 +147,8 @@ fn older_versions_are_refused_unless_rolled_back(mut f: Fixture) {
     let status = f.run(&["status", "--json"], &[]);
     let status = status.assert_code(0).json();
     assert_eq!(status["active"], "10");
-    let versions: Vec<&str> =
-        status["releases"].as_array().unwrap().iter().map(|r| r["version"].as_str().unwrap()).collect();
-    assert_eq!(versions, ["8", "9", "10"]);
-    let promoted: Vec<&str> =
-        status["promotions"].as_array().unwrap().iter().map(|p| p["version"].as_str().unwrap()).collect();
-    assert_eq!(promoted, ["9", "10", "9", "8", "10"]);
+    assert_eq!(versions(&status["releases"]), ["8", "9", "10"]);
+    assert_eq!(versions(&status["promotions"]), ["9", "10", "9", "8", "10"]);
     let human = f.run(&["status"], &[]);
     assert!(human.stdout().contains("* 10"), "{}", human.stdout());
 }

@@ -356,6 +356,11 @@ impl Run {
     }
 }
 
+/// The `version` of each entry of a JSON list, such as `status --json`'s releases or promotions.
+pub fn versions(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array().unwrap().iter().map(|entry| entry["version"].as_str().unwrap()).collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,

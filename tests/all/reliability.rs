@@ -225,6 +225,16 @@ fn deploy_waiting_for_lock(f: &Fixture, dist: &Path, version: &str) -> std::proc
     child
 }
 
+/// Deploys `version` while another run moves the live version to `moved_to` (noted `note`)
+/// between its staging and its promotion; returns how the deploy ended.
+fn deploy_while_the_live_version_moves(f: &Fixture, version: &str, moved_to: &str, note: &str) -> (i32, String) {
+    hold_lock(f);
+    let run = deploy_waiting_for_lock(f, &site(f, &format!("v{version}"), 2, false), version);
+    f.with_site(async |site| site.pointer.write(moved_to, note).await.unwrap());
+    release_lock(f);
+    finish(run)
+}
+
 fn finish(child: std::process::Child) -> (i32, String) {
     let out = child.wait_with_output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -259,11 +269,7 @@ fn a_slower_run_of_an_older_version_finishing_last_does_not_regress_the_site() {
     let f = Fixture::moto();
     let v1 = site(&f, "v1", 2, false);
     f.deploy(&v1, "1");
-    hold_lock(&f);
-    let slow = deploy_waiting_for_lock(&f, &site(&f, "v2", 2, false), "2");
-    f.with_site(async |site| site.pointer.write("3", "promoted by a faster run from 1").await.unwrap());
-    release_lock(&f);
-    let (code, stderr) = finish(slow);
+    let (code, stderr) = deploy_while_the_live_version_moves(&f, "2", "3", "promoted by a faster run from 1");
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("2 is older than the active 3"), "{stderr}");
     assert_eq!(f.active().as_deref(), Some("3"));
@@ -274,11 +280,7 @@ fn a_newer_run_supersedes_a_forward_deploy_that_raced_it() {
     let f = Fixture::moto();
     let v1 = site(&f, "v1", 2, false);
     f.deploy(&v1, "1");
-    hold_lock(&f);
-    let newer = deploy_waiting_for_lock(&f, &site(&f, "v3", 2, false), "3");
-    f.with_site(async |site| site.pointer.write("2", "promoted by a racing run from 1").await.unwrap());
-    release_lock(&f);
-    let (code, stderr) = finish(newer);
+    let (code, stderr) = deploy_while_the_live_version_moves(&f, "3", "2", "promoted by a racing run from 1");
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(f.active().as_deref(), Some("3"));
 }
@@ -290,11 +292,7 @@ fn a_rollback_made_during_a_run_is_not_undone() {
         let dist = site(&f, &format!("v{version}"), 2, false);
         f.deploy(&dist, version);
     }
-    hold_lock(&f);
-    let run = deploy_waiting_for_lock(&f, &site(&f, "v3", 2, false), "3");
-    f.with_site(async |site| site.pointer.write("1", "rolled back by an operator from 2").await.unwrap());
-    release_lock(&f);
-    let (code, stderr) = finish(run);
+    let (code, stderr) = deploy_while_the_live_version_moves(&f, "3", "1", "rolled back by an operator from 2");
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("rolled back from 2 to 1"), "{stderr}");
     assert_eq!(f.active().as_deref(), Some("1"));
