@@ -32,16 +32,13 @@ pub enum Command {
     Stage,
     /// Request the staged version through the site URL with the override cookie.
     Smoke,
-    /// Make a recorded version live.
+    /// Make a recorded version live (the argument, else the `version` input).
     Promote {
         /// The version to make live.
-        version: String,
+        version: Option<String>,
     },
-    /// Go back to an earlier version (default: the one live before the current one).
-    Rollback {
-        #[arg(long)]
-        to: Option<String>,
-    },
+    /// Go back to an earlier version: `--to`, else the one live before the current one.
+    Rollback,
     /// List releases, the live one and the promotion history.
     Status,
     /// Delete releases beyond `keep`.

@@ -57,10 +57,13 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
         Command::Stage => finish(reporter, &plan, stage_only(&plan, reporter).await?, started),
         Command::Smoke => finish(reporter, &plan, smoke_only(&plan, reporter).await?, started),
         Command::Promote { version } => {
-            let version = crate::version::validate(version).map_err(|p| InputError::new("version", p))?;
+            let version = match version {
+                Some(given) => crate::version::validate(given).map_err(|p| InputError::new("version", p))?,
+                None => plan.require_version()?.to_owned(),
+            };
             finish(reporter, &plan, flip(&plan, &version, Direction::Forward).await?, started)
         }
-        Command::Rollback { to } => finish(reporter, &plan, rollback(&plan, to.as_deref()).await?, started),
+        Command::Rollback => finish(reporter, &plan, rollback(&plan, plan.rollback_to.as_deref()).await?, started),
         Command::Status => {
             let site = Site::connect(&plan).await;
             let status = status::status(&site).await?;
@@ -219,7 +222,7 @@ async fn flip(plan: &Plan, version: &str, direction: Direction) -> anyhow::Resul
 
 async fn rollback(plan: &Plan, to: Option<&str>) -> anyhow::Result<Outputs> {
     let target = match to {
-        Some(version) => crate::version::validate(version).map_err(|p| InputError::new("to", p))?,
+        Some(version) => version.to_owned(),
         None => {
             let site = Site::connect(plan).await;
             let history = site.pointer.history().await?;

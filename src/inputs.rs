@@ -66,6 +66,8 @@ define_inputs! {
     version = None;
     /// Where the active version lives: `ssm:<parameter-name>`, `cloudfront:<distribution-id>[/<origin-id>]` or `file`. Default: `file` on the embedded store, `ssm:/cutover/<bucket>/<prefix>/active` on S3.
     pointer = None;
+    /// With `rollback`: the version to go back to. Unset: the version live before the current one.
+    to = None;
     /// CloudFront distribution serving the site, for `cutover doctor` (a `cloudfront:` pointer names it itself).
     distribution_id = None;
     /// Public URL of the site, used for the smoke test and the preview link.
@@ -91,6 +93,12 @@ define_inputs! {
     invalidation_paths = Some("/*");
     /// With a `cloudfront:` pointer: wait at most this long for the invalidation to complete (`0s`: do not wait).
     invalidation_wait = Some("0s");
+    /// Release `.git/`, `.env` files and the other secret files listed in the README instead of skipping them with a warning.
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    release_secret_files = Some("false");
+    /// Let a promotion replace a pointer value that is not a version cutover knows (refused with exit 4 otherwise).
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    take_over_pointer = Some("false");
     /// How long a deploy lock is honoured before another run may take it over.
     lock_lease = Some("2m");
     /// Directory of the embedded local store (used when no bucket is set).
@@ -243,6 +251,10 @@ pub struct Plan {
     pub smoke: SmokePlan,
     pub concurrency: usize,
     pub keep: Option<usize>,
+    /// With `rollback`: where to go back to.
+    pub rollback_to: Option<String>,
+    pub release_secret_files: bool,
+    pub take_over_pointer: bool,
     pub cache_rules: CacheRules,
     pub lock_lease: Duration,
     /// The names overrides travel by, at the edge and in the smoke test.
@@ -294,6 +306,8 @@ impl Plan {
             return Err(InputError::new("concurrency", format!("{concurrency} is not between 1 and 1024")));
         }
         let keep = text("keep").map(|k| parse_count("keep", &k)).transpose()?;
+        let rollback_to =
+            text("to").map(|v| version::validate(&v).map_err(|p| InputError::new("to", p))).transpose()?;
         let cache_rules = CacheRules::parse(text("cache_control").as_deref().unwrap_or(""))
             .map_err(|p| InputError::new("cache-control", p))?;
         let lock_lease = parse_duration("lock-lease", &text("lock_lease").unwrap_or_default())?;
@@ -320,6 +334,12 @@ impl Plan {
             smoke,
             concurrency,
             keep,
+            rollback_to,
+            release_secret_files: parse_bool(
+                "release-secret-files",
+                &text("release_secret_files").unwrap_or_default(),
+            )?,
+            take_over_pointer: parse_bool("take-over-pointer", &text("take_over_pointer").unwrap_or_default())?,
             cache_rules,
             lock_lease,
             edge,
