@@ -1,8 +1,13 @@
-//! The deploy lock: a create-only object with a lease, so two runs never flip the pointer at once.
+//! Leases on one object: the deploy lock, so two runs never flip the pointer at once, and the
+//! staging claim, so two runs never write into the same version at once.
 //!
-//! A run that finds the lock held waits; a lock past its lease is taken over with an `If-Match`
-//! write, so of two runs taking over the same stale lock only one wins.
+//! A lease is a create-only object naming its holder and when it lapses. A run that finds one
+//! held waits; one past its lapse time is taken over with an `If-Match` write, so of two runs
+//! taking over the same stale lease only one wins. The staging claim is renewed while its holder
+//! works, so it lapses only when the holder is gone.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,61 +17,131 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Site;
 use crate::outcome::Refusal;
-use crate::store::{Condition, StoreError, json_meta};
+use crate::release::read_record;
+use crate::store::{Condition, Fetched, StoreError, json_meta};
 
-/// How often a waiting run looks at the lock again.
+/// How often a waiting run looks at a lease again.
 const POLL: Duration = Duration::from_millis(200);
 
+/// How often a waiting run says it is still waiting.
+const WAITING_NOTE: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct LockBody {
+struct LeaseBody {
     owner: String,
     run_url: Option<String>,
     acquired_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 }
 
-/// A held deploy lock; release it with [`DeployLock::release`].
-pub struct DeployLock {
-    site: Site,
-    owner: String,
+impl LeaseBody {
+    fn describe(&self) -> String {
+        let run = self.run_url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+        format!(
+            "held by {}{run} since {}, lease until {}",
+            self.owner,
+            self.acquired_at.to_rfc3339(),
+            self.expires_at.to_rfc3339()
+        )
+    }
 }
+
+/// A held lease on one key; give it back with [`Lease::release`].
+struct Lease {
+    site: Site,
+    key: String,
+    owner: String,
+    length: Duration,
+    run_url: Option<String>,
+}
+
+/// What one attempt to take a lease found.
+enum Attempt {
+    Taken(Lease),
+    Held(Option<LeaseBody>),
+}
+
+impl Lease {
+    fn new(site: &Site, key: String, length: Duration, run_url: Option<&str>) -> Lease {
+        let owner = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+        Lease { site: site.clone(), key, owner, length, run_url: run_url.map(str::to_owned) }
+    }
+
+    fn body(&self) -> anyhow::Result<Bytes> {
+        let now = Utc::now();
+        let body = LeaseBody {
+            owner: self.owner.clone(),
+            run_url: self.run_url.clone(),
+            acquired_at: now,
+            expires_at: now + self.length,
+        };
+        Ok(Bytes::from(serde_json::to_vec(&body)?))
+    }
+
+    /// Creates the lease, or takes it over when it has lapsed; `what` names it in messages.
+    async fn attempt(self, what: &str) -> anyhow::Result<Attempt> {
+        match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfAbsent).await {
+            Ok(()) => return Ok(Attempt::Taken(self)),
+            Err(StoreError::PreconditionFailed) => {}
+            Err(StoreError::Other(e)) => return Err(e.context(format!("taking the {what}"))),
+        }
+        let Some(held) = self.site.store.get(&self.key).await.with_context(|| format!("reading the {what}"))? else {
+            return Ok(Attempt::Held(None));
+        };
+        let holder: Option<LeaseBody> = serde_json::from_slice(&held.body).ok();
+        if holder.as_ref().is_some_and(|h| h.expires_at > Utc::now()) {
+            return Ok(Attempt::Held(holder));
+        }
+        match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfMatch(held.etag)).await {
+            Ok(()) => {
+                let who = holder.map_or("an unreadable lease".into(), |h| h.describe());
+                eprintln!("taking over the stale {what}: {who}");
+                Ok(Attempt::Taken(self))
+            }
+            Err(StoreError::PreconditionFailed) => Ok(Attempt::Held(None)),
+            Err(StoreError::Other(e)) => Err(e.context(format!("taking over the stale {what}"))),
+        }
+    }
+
+    /// The lease as stored, if this holder still has it.
+    async fn held(&self) -> anyhow::Result<Option<Fetched>> {
+        let stored = self.site.store.get(&self.key).await.context("reading a lease")?;
+        Ok(stored.filter(|s| serde_json::from_slice::<LeaseBody>(&s.body).is_ok_and(|b| b.owner == self.owner)))
+    }
+
+    /// Pushes the lapse time one lease length on; `false` when another run holds it now.
+    async fn renew(&self) -> anyhow::Result<bool> {
+        let Some(held) = self.held().await? else { return Ok(false) };
+        match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfMatch(held.etag)).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::PreconditionFailed) => Ok(false),
+            Err(StoreError::Other(e)) => Err(e.context("renewing a lease")),
+        }
+    }
+
+    /// Removes the lease if this run still holds it.
+    async fn release(&self) -> anyhow::Result<()> {
+        if self.held().await?.is_some() {
+            self.site.store.delete(std::slice::from_ref(&self.key)).await.context("releasing a lease")?;
+        }
+        Ok(())
+    }
+}
+
+/// A held deploy lock; release it with [`DeployLock::release`].
+pub struct DeployLock(Lease);
 
 impl DeployLock {
     /// Takes the lock, waiting while another run holds a live one (at most two leases).
     pub async fn acquire(site: &Site, lease: Duration, run_url: Option<&str>) -> anyhow::Result<DeployLock> {
-        let key = site.layout.lock_key();
-        let owner = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
         let give_up = tokio::time::Instant::now() + lease * 2 + Duration::from_secs(5);
         let mut waiting_reported = false;
         loop {
-            let now = Utc::now();
-            let body = LockBody {
-                owner: owner.clone(),
-                run_url: run_url.map(str::to_owned),
-                acquired_at: now,
-                expires_at: now + lease,
+            let attempt = Lease::new(site, site.layout.lock_key(), lease, run_url);
+            let holder = match attempt.attempt("deploy lock").await? {
+                Attempt::Taken(lease) => return Ok(DeployLock(lease)),
+                Attempt::Held(holder) => holder.map(|h| h.describe()).unwrap_or_default(),
             };
-            let bytes = Bytes::from(serde_json::to_vec(&body)?);
-            match site.store.put(&key, bytes.clone(), &json_meta(), Condition::IfAbsent).await {
-                Ok(()) => return Ok(DeployLock { site: site.clone(), owner }),
-                Err(StoreError::PreconditionFailed) => {}
-                Err(StoreError::Other(e)) => return Err(e.context("taking the deploy lock")),
-            }
-            let Some(held) = site.store.get(&key).await.context("reading the deploy lock")? else { continue };
-            let holder: Option<LockBody> = serde_json::from_slice(&held.body).ok();
-            let expired = holder.as_ref().is_none_or(|h| h.expires_at <= now);
-            if expired {
-                match site.store.put(&key, bytes, &json_meta(), Condition::IfMatch(held.etag)).await {
-                    Ok(()) => {
-                        let who = holder.map_or("an unreadable lock".into(), |h| describe(&h));
-                        eprintln!("taking over the stale deploy lock: {who}");
-                        return Ok(DeployLock { site: site.clone(), owner });
-                    }
-                    Err(StoreError::PreconditionFailed) => continue,
-                    Err(StoreError::Other(e)) => return Err(e.context("taking over the stale deploy lock")),
-                }
-            }
-            let holder = holder.as_ref().map(describe).unwrap_or_default();
             if tokio::time::Instant::now() >= give_up {
                 return Err(Refusal::new(format!("the deploy lock is still held: {holder}")).into());
             }
@@ -80,24 +155,104 @@ impl DeployLock {
 
     /// Removes the lock if this run still holds it.
     pub async fn release(self) -> anyhow::Result<()> {
-        let key = self.site.layout.lock_key();
-        let held = self.site.store.get(&key).await.context("reading the deploy lock")?;
-        let ours = held
-            .and_then(|h| serde_json::from_slice::<LockBody>(&h.body).ok())
-            .is_some_and(|body| body.owner == self.owner);
-        if ours {
-            self.site.store.delete(&[key]).await.context("releasing the deploy lock")?;
-        }
-        Ok(())
+        self.0.release().await.context("releasing the deploy lock")
     }
 }
 
-fn describe(holder: &LockBody) -> String {
-    let run = holder.run_url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
-    format!(
-        "held by {}{run} since {}, lease until {}",
-        holder.owner,
-        holder.acquired_at.to_rfc3339(),
-        holder.expires_at.to_rfc3339()
-    )
+/// How a run stands with a version's staging claim.
+pub enum Claimed {
+    /// This run may write the version's files; the claim is renewed until it is released.
+    Writer(StagingClaim),
+    /// The version was recorded (before or while this run waited): nothing may be written.
+    Recorded,
+}
+
+/// The right to write a version's files, renewed in the background while the run stages.
+pub struct StagingClaim {
+    lease: Arc<Lease>,
+    lost: Arc<AtomicBool>,
+    _renewer: Renewer,
+}
+
+/// The background task renewing a claim; stopped when dropped, so no path leaves it running.
+struct Renewer(tokio::task::JoinHandle<()>);
+
+impl Drop for Renewer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl StagingClaim {
+    /// Claims `version` for writing; waits while another live run stages it, and answers
+    /// [`Claimed::Recorded`] once the version has a record.
+    pub async fn acquire(
+        site: &Site,
+        version: &str,
+        lease: Duration,
+        run_url: Option<&str>,
+    ) -> anyhow::Result<Claimed> {
+        let record_key = site.layout.record_key(version);
+        let what = format!("staging claim on version {version}");
+        let mut next_note = tokio::time::Instant::now();
+        loop {
+            if read_record(site, &record_key).await?.is_some() {
+                return Ok(Claimed::Recorded);
+            }
+            let attempt = Lease::new(site, site.layout.claim_key(version), lease, run_url);
+            match attempt.attempt(&what).await? {
+                Attempt::Taken(lease) => {
+                    // The holder before this run may have recorded the version just before it let go.
+                    if read_record(site, &record_key).await?.is_some() {
+                        lease.release().await?;
+                        return Ok(Claimed::Recorded);
+                    }
+                    return Ok(Claimed::Writer(StagingClaim::renewed(lease)));
+                }
+                Attempt::Held(holder) => {
+                    if tokio::time::Instant::now() >= next_note {
+                        let holder = holder.map(|h| h.describe()).unwrap_or_default();
+                        eprintln!("waiting: version {version} is being staged by another run, {holder}");
+                        next_note = tokio::time::Instant::now() + WAITING_NOTE;
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+        }
+    }
+
+    fn renewed(lease: Lease) -> StagingClaim {
+        let lease = Arc::new(lease);
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewer = tokio::spawn({
+            let (lease, lost) = (Arc::clone(&lease), Arc::clone(&lost));
+            async move {
+                loop {
+                    tokio::time::sleep(lease.length / 3).await;
+                    // A failed renewal is retried at the next tick; only another holder ends it.
+                    if let Ok(false) = lease.renew().await {
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            }
+        });
+        StagingClaim { lease, lost, _renewer: Renewer(renewer) }
+    }
+
+    /// Fails unless this run still holds the claim: checked before the record makes the files final.
+    pub async fn confirm(&self) -> anyhow::Result<()> {
+        if self.lost.load(Ordering::SeqCst) || self.lease.held().await?.is_none() {
+            anyhow::bail!(
+                "lost the staging claim to another run (this run stalled past its lease); nothing was recorded"
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops renewing and gives the claim up.
+    pub async fn release(self) -> anyhow::Result<()> {
+        drop(self._renewer);
+        self.lease.release().await.context("releasing the staging claim")
+    }
 }

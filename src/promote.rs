@@ -134,7 +134,8 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resu
     Ok(report(true))
 }
 
-/// The release record of `version`, once every file it lists is in the store with its size.
+/// The release record of `version`, once every file it lists is in the store with its content
+/// (the listed ETag is the recorded MD5, or the recorded multipart ETag).
 async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRecord> {
     let Some(record) = read_record(site, &site.layout.record_key(version)).await? else {
         return Err(Refusal::new(format!(
@@ -143,18 +144,20 @@ async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRe
         ))
         .into());
     };
-    let stored: HashMap<String, u64> = site
+    let stored: HashMap<String, String> = site
         .store
         .list(&site.layout.version_dir(version))
         .await
         .with_context(|| format!("listing release {version}"))?
         .into_iter()
-        .map(|l| (l.key, l.size))
+        .map(|l| (l.key, l.etag))
         .collect();
     let missing: Vec<&str> = record
         .files
         .iter()
-        .filter(|(path, file)| stored.get(&site.layout.object_key(version, path)) != Some(&file.size))
+        .filter(|(path, file)| {
+            !stored.get(&site.layout.object_key(version, path)).is_some_and(|etag| file.matches_etag(etag))
+        })
         .map(|(path, _)| path.as_str())
         .collect();
     if let Some(first) = missing.first() {

@@ -56,6 +56,15 @@ impl Layout {
         self.under_prefix("_cutover/promotions.json")
     }
 
+    /// Held by the one run writing `version`'s files (see [`crate::lock::StagingClaim`]).
+    pub fn claim_key(&self, version: &str) -> String {
+        format!("{}{version}.json", self.claims_dir())
+    }
+
+    pub fn claims_dir(&self) -> String {
+        self.under_prefix("_cutover/staging/")
+    }
+
     pub fn lock_key(&self) -> String {
         self.under_prefix("_cutover/lock")
     }
@@ -80,6 +89,14 @@ pub struct RecordedFile {
     /// The ETag S3 gives the object when it was uploaded in parts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipart_etag: Option<String>,
+}
+
+impl RecordedFile {
+    /// Whether a stored object's ETag shows it holds exactly this file's bytes.
+    pub fn matches_etag(&self, etag: &str) -> bool {
+        let etag = etag.trim_matches('"');
+        etag == self.md5 || self.multipart_etag.as_deref() == Some(etag)
+    }
 }
 
 /// Everything known about a release; written last and create-only.

@@ -17,6 +17,7 @@ use futures::StreamExt;
 
 use crate::backend::Site;
 use crate::inputs::{InputError, Plan};
+use crate::lock::{Claimed, StagingClaim};
 use crate::outcome::Refusal;
 use crate::progress::Progress;
 use crate::release::{MAX_KEY_BYTES, RecordedFile, ReleaseRecord, read_record};
@@ -59,6 +60,10 @@ enum Action {
 }
 
 /// Stages `version` from `plan.dist_dir`; `previous` is the release to copy unchanged files from.
+///
+/// Files are written only under the version's staging claim, and never once the version is
+/// recorded: a run that finds the version recorded, before or after waiting for another run
+/// staging it, only checks that its build is the recorded content.
 pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&str>) -> anyhow::Result<StageReport> {
     let dist = plan.dist_dir.clone();
     let files = tokio::task::spawn_blocking(move || site::walk(&dist))
@@ -72,35 +77,121 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
         return Err(InputError::new("dist-dir", problem).into());
     }
     let record_key = site.layout.record_key(version);
-    let recorded = read_record(site, &record_key).await?;
-    let reuse = match (&recorded, previous) {
-        (None, Some(previous)) if previous != version => {
-            let record = read_record(site, &site.layout.record_key(previous)).await?;
-            // Only files a copy pays for are looked up; the rest of the record is let go at once.
-            let copyable = record.into_iter().flat_map(|r| r.files).filter(|(_, f)| f.size >= COPY_MIN_BYTES);
-            Some(Previous {
-                version: previous.to_owned(),
-                copyable: copyable.map(|(path, f)| (path, (f.md5, f.size))).collect(),
-            })
+    if plan.dry_run {
+        if read_record(site, &record_key).await?.is_some() {
+            return check_recorded(site, plan, version, files).await;
         }
-        _ => None,
+        let target = Target::new(site, version, previous, false).await?;
+        return Ok(place_all(site, plan, version, files, target).await?.0);
+    }
+    let claim = match StagingClaim::acquire(site, version, plan.lock_lease, plan.run.run_url.as_deref()).await? {
+        Claimed::Recorded => return check_recorded(site, plan, version, files).await,
+        Claimed::Writer(claim) => claim,
     };
-    let present: HashMap<String, String> = if recorded.is_none() {
+    let written = write_release(site, plan, version, previous, files, &claim).await;
+    let released = claim.release().await;
+    let report = written?;
+    released?;
+    Ok(report)
+}
+
+/// Places every file under the held claim, removes what no file of this build explains (left by
+/// an earlier run of the version that never recorded it), then writes the record.
+async fn write_release(
+    site: &Site,
+    plan: &Plan,
+    version: &str,
+    previous: Option<&str>,
+    files: Vec<SiteFile>,
+    claim: &StagingClaim,
+) -> anyhow::Result<StageReport> {
+    let target = Target::new(site, version, previous, true).await?;
+    let present: Vec<String> = target.present.keys().cloned().collect();
+    let (report, record) = place_all(site, plan, version, files, target).await?;
+    let version_dir = site.layout.version_dir(version);
+    let stale: Vec<String> = present
+        .into_iter()
+        .filter(|key| key.strip_prefix(&version_dir).is_none_or(|path| !record.files.contains_key(path)))
+        .collect();
+    if !stale.is_empty() {
+        site.store.delete(&stale).await.context("removing files an earlier, unrecorded run left")?;
+    }
+    claim.confirm().await?;
+    let record_key = site.layout.record_key(version);
+    match site.store.put(&record_key, Bytes::from(record.to_json()), &json_meta(), Condition::IfAbsent).await {
+        Ok(()) => Ok(report),
+        Err(StoreError::PreconditionFailed) => {
+            let existing = read_record(site, &record_key).await?.context("release record vanished while writing it")?;
+            same_or_refuse(&existing, &record).map(|()| StageReport { already_recorded: true, ..report })
+        }
+        Err(StoreError::Other(e)) => Err(e.context(format!("writing release record {record_key}"))),
+    }
+}
+
+/// A recorded version: hashes the build without writing and refuses other content.
+async fn check_recorded(site: &Site, plan: &Plan, version: &str, files: Vec<SiteFile>) -> anyhow::Result<StageReport> {
+    let record_key = site.layout.record_key(version);
+    let existing = read_record(site, &record_key).await?.context("release record vanished while reading it")?;
+    let target = Target { write: false, present: HashMap::new(), reuse: None };
+    let (report, record) = place_all(site, plan, version, files, target).await?;
+    same_or_refuse(&existing, &record)?;
+    // Nothing was written: every file is already in the recorded release.
+    Ok(StageReport {
+        files: report.files,
+        total_bytes: report.total_bytes,
+        resumed: report.files,
+        already_recorded: true,
+        ..StageReport::default()
+    })
+}
+
+/// What the version's directory holds already, where unchanged files can be copied from, and
+/// whether anything is written.
+struct Target {
+    write: bool,
+    /// Objects already under the version's prefix: key -> ETag.
+    present: HashMap<String, String>,
+    reuse: Option<Previous>,
+}
+
+impl Target {
+    async fn new(site: &Site, version: &str, previous: Option<&str>, write: bool) -> anyhow::Result<Target> {
+        let reuse = match previous.filter(|p| *p != version) {
+            Some(previous) => {
+                let record = read_record(site, &site.layout.record_key(previous)).await?;
+                // Only files a copy pays for are looked up; the rest of the record is let go at once.
+                let copyable = record.into_iter().flat_map(|r| r.files).filter(|(_, f)| f.size >= COPY_MIN_BYTES);
+                Some(Previous {
+                    version: previous.to_owned(),
+                    copyable: copyable.map(|(path, f)| (path, (f.md5, f.size))).collect(),
+                })
+            }
+            None => None,
+        };
         let listed = site.store.list(&site.layout.version_dir(version)).await.context("listing the staged release")?;
-        listed.into_iter().map(|l| (l.key, l.etag)).collect()
-    } else {
-        HashMap::new()
-    };
-    let write = recorded.is_none() && !plan.dry_run;
+        let present = listed.into_iter().map(|l| (l.key, l.etag)).collect();
+        Ok(Target { write, present, reuse })
+    }
+}
+
+/// Hashes and (when `target.write`) stores every file, `concurrency` at once; returns the report
+/// and the release record describing the build.
+async fn place_all(
+    site: &Site,
+    plan: &Plan,
+    version: &str,
+    files: Vec<SiteFile>,
+    target: Target,
+) -> anyhow::Result<(StageReport, ReleaseRecord)> {
     let progress = Progress::new("staging", files.len() as u64);
     let jobs = Arc::new(Jobs {
         site: site.clone(),
         dist: plan.dist_dir.clone(),
         version: version.to_owned(),
         rules: plan.cache_rules.clone(),
-        present,
-        reuse,
-        write,
+        present: target.present,
+        reuse: target.reuse,
+        write: target.write,
     });
     let mut placed = futures::stream::iter(files)
         .map(|file| {
@@ -150,7 +241,6 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
         }
         anyhow::bail!("{failed} files could not be staged:\n  {message}");
     }
-
     let record = ReleaseRecord {
         version: version.to_owned(),
         created_at: Utc::now(),
@@ -158,29 +248,7 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
         run: plan.run.clone(),
         files: entries,
     };
-    if let Some(existing) = recorded {
-        // Nothing was written: every file is already in the recorded release.
-        let report = StageReport {
-            files: report.files,
-            total_bytes: report.total_bytes,
-            resumed: report.files,
-            already_recorded: true,
-            ..StageReport::default()
-        };
-        return same_or_refuse(&existing, &record).map(|()| report);
-    }
-    if plan.dry_run {
-        return Ok(report);
-    }
-    let body = Bytes::from(record.to_json());
-    match site.store.put(&record_key, body, &json_meta(), Condition::IfAbsent).await {
-        Ok(()) => Ok(report),
-        Err(StoreError::PreconditionFailed) => {
-            let existing = read_record(site, &record_key).await?.context("release record vanished while writing it")?;
-            same_or_refuse(&existing, &record).map(|()| StageReport { already_recorded: true, ..report })
-        }
-        Err(StoreError::Other(e)) => Err(e.context(format!("writing release record {record_key}"))),
-    }
+    Ok((report, record))
 }
 
 fn same_or_refuse(existing: &ReleaseRecord, staged: &ReleaseRecord) -> anyhow::Result<()> {

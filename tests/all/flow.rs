@@ -198,7 +198,13 @@ fn a_killed_stage_resumes(f: Fixture) {
     let files: Vec<(String, String)> = (0..600).map(|i| (format!("d{}/f{i}.txt", i % 7), "x".repeat(i))).collect();
     let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
     let dist = f.site("v1", &borrowed).display().to_string();
-    let env = [("CUTOVER_DIST_DIR", dist.as_str()), ("CUTOVER_VERSION", "1"), ("CUTOVER_CONCURRENCY", "1")];
+    // The killed run's staging claim lapses after the lease; the re-run then takes it over.
+    let env = [
+        ("CUTOVER_DIST_DIR", dist.as_str()),
+        ("CUTOVER_VERSION", "1"),
+        ("CUTOVER_CONCURRENCY", "1"),
+        ("CUTOVER_LOCK_LEASE", "1s"),
+    ];
     let mut child = f
         .command(&["stage"], &env)
         .stdout(std::process::Stdio::null())
@@ -220,6 +226,7 @@ fn a_killed_stage_resumes(f: Fixture) {
     let uploaded: usize = out["uploaded"].parse().unwrap();
     assert!(uploaded <= 600 - stored, "{uploaded} uploaded, though {stored} of 600 were already stored");
     assert!(stored == 600 || run.stderr().contains("resumed:"), "{}", run.stderr());
+    assert!(run.stderr().contains("taking over the stale staging claim on version 1"), "{}", run.stderr());
     f.run(&["promote", "1"], &[]).assert_code(0);
 }
 

@@ -396,3 +396,49 @@ fn http_request(base: &str, method: &str, path: &str, cookie: Option<&str>) -> R
         lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
     Ok(Response { status, headers, body: body.to_owned() })
 }
+
+impl Fixture {
+    /// Checks the promises every run must keep, whatever ran at the same time: each recorded
+    /// release holds exactly the files its record lists, byte for byte; the live version is a
+    /// recorded release; no lock or staging claim is left behind.
+    pub fn assert_releases_intact(&self) {
+        let problems = self.with_site(async |site| {
+            let mut problems = Vec::new();
+            let records = cutover::release::all_records(&site).await.expect("reading the records");
+            for record in &records {
+                let dir = site.layout.version_dir(&record.version);
+                let stored = site.store.list(&dir).await.expect("listing a release");
+                let stored_paths: Vec<&str> = stored.iter().map(|o| &o.key[dir.len()..]).collect();
+                let recorded_paths: Vec<&str> = record.files.keys().map(String::as_str).collect();
+                if stored_paths != recorded_paths {
+                    problems.push(format!(
+                        "release {} holds {} files, its record lists {}",
+                        record.version,
+                        stored_paths.len(),
+                        recorded_paths.len()
+                    ));
+                }
+                for (path, file) in &record.files {
+                    let key = site.layout.object_key(&record.version, path);
+                    match site.store.get(&key).await.expect("reading an object") {
+                        Some(object) if hex::encode(<md5::Md5 as md5::Digest>::digest(&object.body)) == file.md5 => {}
+                        _ => problems.push(format!("{key} is not the recorded content")),
+                    }
+                }
+            }
+            if let Some(active) = site.pointer.read().await.expect("reading the pointer")
+                && !records.iter().any(|r| r.version == active)
+            {
+                problems.push(format!("{active} is live but not a recorded release"));
+            }
+            if site.store.get(&site.layout.lock_key()).await.expect("reading the lock").is_some() {
+                problems.push("the deploy lock was left behind".into());
+            }
+            for claim in site.store.list(&site.layout.claims_dir()).await.expect("listing staging claims") {
+                problems.push(format!("the staging claim {} was left behind", claim.key));
+            }
+            problems
+        });
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+}

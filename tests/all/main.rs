@@ -12,4 +12,5 @@ mod hostile;
 mod infra;
 mod manifests;
 mod proxy;
+mod races;
 mod reliability;

@@ -1,0 +1,148 @@
+//! Runs that race: two runs of one version with different builds, and every pair of writing
+//! commands at once, each followed by the check that every recorded release is intact.
+
+use std::process::{Child, Stdio};
+
+use bytes::Bytes;
+use cutover::release::{ReleaseRecord, read_record};
+use cutover::store::{Condition, json_meta};
+
+use crate::harness::Fixture;
+
+/// A build of `pages` files plus an `index.html` naming `tag`, so every build differs.
+fn build(f: &Fixture, tag: &str, pages: usize) -> String {
+    let files: Vec<(String, String)> = (0..pages).map(|i| (format!("p/{i}.html"), format!("{tag} {i}"))).collect();
+    let mut borrowed: Vec<(&str, &str)> = files.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
+    let index = format!("<h1>{tag}</h1>");
+    borrowed.push(("index.html", &index));
+    f.site(tag, &borrowed).display().to_string()
+}
+
+fn spawn(f: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Child {
+    f.command(args, env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starting cutover")
+}
+
+/// Waits for a child; returns its exit code and stderr.
+fn finish(child: Child) -> (i32, String) {
+    let output = child.wait_with_output().expect("waiting for cutover");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        $(mod $scenario {
+            #[test]
+            fn local() {
+                super::$scenario(crate::harness::Fixture::local());
+            }
+
+            #[test]
+            fn moto() {
+                super::$scenario(crate::harness::Fixture::moto());
+            }
+        })*
+    };
+}
+
+on_both_backends!(two_runs_of_one_version_never_mix_their_files, a_release_changed_after_recording_is_never_promoted,);
+
+/// A re-run of a tag build while the first still runs, with a build that is not reproducible:
+/// one build is recorded whole, the other run writes nothing and exits 4.
+fn two_runs_of_one_version_never_mix_their_files(mut f: Fixture) {
+    let edge = f.start_edge();
+    let small = build(&f, "small", 0);
+    let big = build(&f, "big", 300);
+    // The big build starts first and writes slowly, so the small one records while it writes.
+    let b =
+        spawn(&f, &["deploy"], &[("CUTOVER_DIST_DIR", &big), ("CUTOVER_VERSION", "5"), ("CUTOVER_CONCURRENCY", "2")]);
+    let a = spawn(&f, &["deploy"], &[("CUTOVER_DIST_DIR", &small), ("CUTOVER_VERSION", "5")]);
+    let (a, b) = (finish(a), finish(b));
+    let mut codes = [a.0, b.0];
+    codes.sort_unstable();
+    assert_eq!(codes, [0, 4], "one build wins, the other is refused\nA: {}\nB: {}", a.1, b.1);
+    let refused = if a.0 == 4 { &a.1 } else { &b.1 };
+    assert!(refused.contains("already released with different content"), "{refused}");
+    f.assert_releases_intact();
+    let winner = if a.0 == 0 { "small" } else { "big" };
+    edge.wait_for_active("5");
+    assert_eq!(edge.get("/", None).body, format!("<h1>{winner}</h1>"), "the live site is the recorded build");
+}
+
+/// Completeness is checked by content: a recorded file replaced by other bytes of the same size
+/// makes the release unpromotable.
+fn a_release_changed_after_recording_is_never_promoted(mut f: Fixture) {
+    let _edge = f.start_edge();
+    let one = f.site("one", &[("index.html", "one!")]);
+    let two = f.site("two", &[("index.html", "two!")]);
+    f.deploy(&one, "1");
+    f.deploy(&two, "2");
+    f.with_site(async |site| {
+        let key = site.layout.object_key("1", "index.html");
+        site.store.put(&key, Bytes::from("evil"), &json_meta(), Condition::Always).await.unwrap();
+    });
+    let run = f.run(&["rollback"], &[]);
+    run.assert_code(4);
+    assert!(run.stderr().contains("release 1 is incomplete"), "{}", run.stderr());
+    assert_eq!(f.active().as_deref(), Some("2"));
+}
+
+/// What one side of a race runs.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Stage,
+    Deploy,
+    Promote,
+    Rollback,
+    Prune,
+}
+
+const OPS: [Op; 5] = [Op::Stage, Op::Deploy, Op::Promote, Op::Rollback, Op::Prune];
+
+fn start(f: &Fixture, op: Op, version: &str, tag: &str) -> Child {
+    let dist = build(f, tag, 20);
+    let env = [("CUTOVER_DIST_DIR", dist.as_str()), ("CUTOVER_VERSION", version)];
+    match op {
+        Op::Stage => spawn(f, &["stage"], &env),
+        Op::Deploy => spawn(f, &["deploy"], &env),
+        Op::Promote => spawn(f, &["promote", version], &[]),
+        Op::Rollback => spawn(f, &["rollback"], &[]),
+        Op::Prune => spawn(f, &["prune"], &[("CUTOVER_KEEP", "1")]),
+    }
+}
+
+/// Every pair of writing commands at once, on one version and on two: after each pair every
+/// recorded release is byte for byte what its record says and the live version is one of them.
+#[test]
+fn every_pair_of_commands_at_once_keeps_every_release_intact() {
+    let mut round = 0;
+    for same_version in [true, false] {
+        for (i, first) in OPS.iter().enumerate() {
+            for second in &OPS[i..] {
+                round += 1;
+                let mut f = Fixture::local();
+                let _edge = f.start_edge();
+                for version in ["1", "2", "3"] {
+                    let dist = build(&f, &format!("setup{version}"), 2);
+                    f.deploy(std::path::Path::new(&dist), version);
+                }
+                // Release 1 is old enough to prune.
+                f.with_site(async |site| {
+                    let key = site.layout.record_key("1");
+                    let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+                    record.created_at -= chrono::Duration::hours(2);
+                    site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+                });
+                let other = if same_version { "4" } else { "5" };
+                let a = start(&f, *first, "4", &format!("a{round}"));
+                let b = start(&f, *second, other, &format!("b{round}"));
+                for (op, (code, stderr)) in [(first, finish(a)), (second, finish(b))] {
+                    assert!(
+                        code == 0 || code == 4,
+                        "{first:?} + {second:?} (same version: {same_version}): {op:?} exited {code}\n{stderr}"
+                    );
+                }
+                f.assert_releases_intact();
+            }
+        }
+    }
+}
