@@ -34,6 +34,9 @@ pub async fn run(cli: Cli, env: Env) -> u8 {
     let plan = RawInputs::layered(&env, &cli.inputs).and_then(|raw| Plan::resolve(&raw, &env));
     let reporter = Reporter::new(CiSystem::detect(&env), plan.as_ref().is_ok_and(|p| p.json));
     reporter.mask_secrets(&env);
+    for warning in crate::inputs::variable_warnings(&env) {
+        reporter.warn(&warning);
+    }
     let result = match plan {
         Ok(plan) => execute(command, &plan, &reporter).await,
         Err(e) => Err(e.into()),
@@ -47,6 +50,14 @@ pub async fn run(cli: Cli, env: Env) -> u8 {
             code
         }
     }
+}
+
+/// Tells the CI system that the command line could not be parsed; returns the exit code.
+pub fn refuse_arguments(env: &Env, message: &str) -> u8 {
+    let reporter = Reporter::new(CiSystem::detect(env), false);
+    let first_line = message.lines().next().unwrap_or(message).trim_start_matches("error: ");
+    reporter.fail(&format!("command line: {first_line}"), outcome::EXIT_BAD_INPUT);
+    outcome::EXIT_BAD_INPUT
 }
 
 async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow::Result<()> {

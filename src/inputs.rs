@@ -4,7 +4,7 @@
 //! then `CUTOVER_<NAME>`, then command-line flags. An empty value counts as unset, because GitHub
 //! passes every declared input, given or not.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,8 +28,76 @@ pub struct InputSpec {
 impl InputSpec {
     /// The name as written in `action.yml` and as a flag: `dist-dir`.
     pub fn name(&self) -> String {
-        self.field.replace('_', "-")
+        field_name(self.field)
     }
+}
+
+/// `DIST_DIR` or `dist_dir` -> `dist-dir`.
+fn field_name(field: &str) -> String {
+    field.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Variables with cutover's prefixes that are read on purpose but are not inputs: the action's
+/// and recipes' `command`, TeamCity's tag ref, and the outputs of an earlier cutover step.
+const NOT_INPUTS: [&str; 3] = ["COMMAND", "GIT_REF", "OUTPUT_"];
+
+/// A warning for each `CUTOVER_*` or `INPUT_*` variable that names no input, with the closest
+/// input (a misspelt input is otherwise silently left at its default), and for two spellings of
+/// one input set to different values.
+pub fn variable_warnings(env: &Env) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut spellings: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (name, value) in &env.0 {
+        if let Some(rest) = name.strip_prefix("INPUT_").filter(|_| !value.is_empty()) {
+            spellings.entry(rest.replace(['-', ' '], "_")).or_default().push(name);
+        }
+    }
+    for names in spellings.values().filter(|names| names.len() > 1) {
+        let values: Vec<&str> = names.iter().filter_map(|n| env.get(n)).collect();
+        if values.windows(2).any(|w| w[0] != w[1]) {
+            warnings.push(format!(
+                "{} are all set, to different values; {} is used",
+                names.join(" and "),
+                names.iter().find(|n| n.contains('-')).unwrap_or(&names[0])
+            ));
+        }
+    }
+    for name in env.0.keys() {
+        let Some((prefix, rest)) = ["CUTOVER_", "INPUT_"].iter().find_map(|p| Some((*p, name.strip_prefix(p)?))) else {
+            continue;
+        };
+        let field = rest.replace(['-', ' '], "_").to_ascii_lowercase();
+        let known = INPUTS.iter().any(|i| i.field == field)
+            || NOT_INPUTS.iter().any(|n| if n.ends_with('_') { rest.starts_with(n) } else { rest == *n });
+        if known {
+            continue;
+        }
+        let closest = INPUTS.iter().map(|i| (edit_distance(&field, i.field), i)).min_by_key(|(d, _)| *d);
+        let hint = match closest {
+            Some((distance, input)) if distance <= 2.max(field.len() / 4) => {
+                format!("; did you mean {prefix}{} (input `{}`)?", input.field.to_ascii_uppercase(), input.name())
+            }
+            _ => "; see the inputs in cutover's README".to_owned(),
+        };
+        warnings.push(format!("{name} is not an input of cutover and is ignored{hint}"));
+    }
+    warnings
+}
+
+/// Levenshtein distance, for suggesting the input a misspelt variable meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 macro_rules! define_inputs {
@@ -141,6 +209,22 @@ impl Env {
     pub fn is_set(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
+
+    /// The CI system this run is in, by name, if any.
+    pub fn ci_name(&self) -> Option<&'static str> {
+        let truthy = |name: &str| self.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        if truthy("GITHUB_ACTIONS") {
+            Some("GitHub Actions")
+        } else if self.is_set("TEAMCITY_VERSION") {
+            Some("TeamCity")
+        } else if truthy("CIRCLECI") {
+            Some("CircleCI")
+        } else if truthy("CI") {
+            Some("a CI system (CI is set)")
+        } else {
+            None
+        }
+    }
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Env {
@@ -177,10 +261,18 @@ impl RawInputs {
     }
 
     fn from_env_prefix(env: &Env, prefix: &str) -> Result<RawInputs, InputError> {
-        let vars = env.0.iter().filter_map(|(name, value)| {
-            let rest = name.strip_prefix(prefix)?;
-            (!value.is_empty()).then(|| (rest.replace(['-', ' '], "_"), value.clone()))
-        });
+        let mut vars: BTreeMap<String, (&str, &str)> = BTreeMap::new();
+        for (name, value) in &env.0 {
+            let Some(rest) = name.strip_prefix(prefix).filter(|_| !value.is_empty()) else { continue };
+            let field = rest.replace(['-', ' '], "_");
+            // GitHub writes `INPUT_DIST-DIR`; a workflow may set `INPUT_DIST_DIR` too. The runner's
+            // own spelling wins ([`variable_warnings`] tells of a disagreement).
+            let runner_spelling = rest.to_ascii_lowercase() == field_name(&field);
+            if runner_spelling || !vars.contains_key(&field) {
+                vars.insert(field, (name, value));
+            }
+        }
+        let vars = vars.into_iter().map(|(field, (_, value))| (field, value.to_owned()));
         envy::from_iter(vars).map_err(|e| InputError::new(prefix, e.to_string()))
     }
 
@@ -273,7 +365,18 @@ impl Plan {
         let text = |field: &str| raw.value(field);
         let prefix = parse_prefix(&text("prefix").unwrap_or_default())?;
         let backend = match text("bucket") {
-            None => Backend::Local { dir: PathBuf::from(text("store_dir").unwrap_or_default()) },
+            None => {
+                let asked = raw.store_dir.is_some() || raw.pointer.as_deref() == Some("file");
+                if let Some(ci) = env.ci_name().filter(|_| !asked) {
+                    return Err(InputError::new(
+                        "bucket",
+                        format!(
+                            "not set, and this run is in {ci}: the embedded local store would be left behind with the CI machine and nothing would be released; set `bucket`, or set `store-dir` to use the embedded store on purpose"
+                        ),
+                    ));
+                }
+                Backend::Local { dir: PathBuf::from(text("store_dir").unwrap_or_default()) }
+            }
             Some(bucket) => {
                 validate_bucket(&bucket)?;
                 let endpoint_overridden = env.is_set("AWS_ENDPOINT_URL") || env.is_set("AWS_ENDPOINT_URL_S3");
@@ -678,5 +781,60 @@ mod tests {
             assert_eq!(err.input, *input, "{vars:?}: {err}");
             assert!(err.to_string().starts_with(&format!("input `{input}`")), "{err}");
         }
+    }
+
+    #[test]
+    fn misspelt_variables_are_named_with_the_input_they_meant() {
+        let env: Env = [
+            ("CUTOVER_BUCKT", "my-site"),
+            ("CUTOVER_KEPE", "3"),
+            ("INPUT_SITE-UR", "https://x"),
+            ("CUTOVER_TOTALLY_UNRELATED_THING", "x"),
+            ("CUTOVER_TO", "3"),
+            ("CUTOVER_GIT_REF", "refs/tags/v1"),
+            ("CUTOVER_COMMAND", "deploy"),
+            ("INPUT_COMMAND", "deploy"),
+            ("CUTOVER_OUTPUT_VERSION", "41"),
+            ("INPUT_DIST-DIR", "out"),
+        ]
+        .into_iter()
+        .collect();
+        let mut warnings = variable_warnings(&env);
+        warnings.sort();
+        assert_eq!(
+            warnings,
+            [
+                "CUTOVER_BUCKT is not an input of cutover and is ignored; did you mean CUTOVER_BUCKET (input `bucket`)?",
+                "CUTOVER_KEPE is not an input of cutover and is ignored; did you mean CUTOVER_KEEP (input `keep`)?",
+                "CUTOVER_TOTALLY_UNRELATED_THING is not an input of cutover and is ignored; see the inputs in cutover's README",
+                "INPUT_SITE-UR is not an input of cutover and is ignored; did you mean INPUT_SITE_URL (input `site-url`)?",
+            ]
+        );
+    }
+
+    #[test]
+    fn two_spellings_of_one_github_input_use_the_runners_and_say_so() {
+        let p = plan(&[("INPUT_DIST-DIR", "out"), ("INPUT_DIST_DIR", "other")]).unwrap();
+        assert_eq!(p.dist_dir, PathBuf::from("out"));
+        let env: Env = [("INPUT_DIST-DIR", "out"), ("INPUT_DIST_DIR", "other")].into_iter().collect();
+        let warnings = variable_warnings(&env);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("INPUT_DIST-DIR") && warnings[0].contains("INPUT_DIST_DIR"), "{warnings:?}");
+        assert!(warnings[0].ends_with("INPUT_DIST-DIR is used"), "{warnings:?}");
+        let same: Env = [("INPUT_DIST-DIR", "out"), ("INPUT_DIST_DIR", "out")].into_iter().collect();
+        assert!(variable_warnings(&same).is_empty());
+    }
+
+    #[test]
+    fn in_ci_the_embedded_store_is_used_only_when_asked_for() {
+        for ci in [("GITHUB_ACTIONS", "true"), ("TEAMCITY_VERSION", "2025.03"), ("CIRCLECI", "true"), ("CI", "true")] {
+            let err = plan(&[ci]).expect_err("a CI run without a bucket is refused");
+            assert_eq!(err.input, "bucket", "{ci:?}: {err}");
+            assert!(err.problem.contains("set `store-dir`"), "{err}");
+            assert!(plan(&[ci, ("CUTOVER_STORE_DIR", ".cutover")]).is_ok(), "{ci:?}");
+            assert!(plan(&[ci, ("CUTOVER_POINTER", "file")]).is_ok(), "{ci:?}");
+            assert!(plan(&[ci, ("CUTOVER_BUCKET", "my-site")]).is_ok(), "{ci:?}");
+        }
+        assert!(plan(&[("CI", "false")]).is_ok());
     }
 }

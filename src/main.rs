@@ -3,7 +3,15 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = cutover::cli::Cli::parse();
+    let env = cutover::inputs::Env::from_process();
+    let cli = match cutover::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            return std::process::ExitCode::from(cutover::commands::refuse_arguments(&env, &e.to_string()));
+        }
+    };
     // One thread drives every request: staging is bound by round trips, not by this process's CPU,
     // and a single-threaded runtime spends less of it (no cross-thread wake-ups) than a pool does.
     // File reads and hashing still run on tokio's blocking threads.
@@ -14,6 +22,6 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(cutover::outcome::EXIT_FAILED);
         }
     };
-    let code = runtime.block_on(cutover::commands::run(cli, cutover::inputs::Env::from_process()));
+    let code = runtime.block_on(cutover::commands::run(cli, env));
     std::process::ExitCode::from(code)
 }

@@ -63,3 +63,72 @@ fn unknown_flags_and_missing_commands_exit_2() {
     let version = f.run(&["--version"], &[]);
     assert_eq!(version.assert_code(0).stdout().trim(), format!("cutover {}", env!("CARGO_PKG_VERSION")));
 }
+
+/// A misspelt `bucket` in a CI run is refused and named, in each CI system's own way, and the
+/// embedded store is not touched; asked for explicitly, the embedded store works in CI.
+#[test]
+fn a_ci_run_without_a_bucket_is_refused_and_the_misspelling_named() {
+    let mut f = Fixture::local();
+    let dist = f.site("dist", &[("index.html", "ok")]).display().to_string();
+    f.env.remove("CUTOVER_STORE_DIR");
+    f.env.remove("GITHUB_ACTIONS");
+    let systems: [&[(&str, &str)]; 4] =
+        [&[("GITHUB_ACTIONS", "true")], &[("TEAMCITY_VERSION", "2025.03")], &[("CIRCLECI", "true")], &[("CI", "true")]];
+    for system in systems {
+        let mut env =
+            vec![("CUTOVER_BUCKT", "my-site-bucket"), ("CUTOVER_DIST_DIR", dist.as_str()), ("CUTOVER_VERSION", "17")];
+        env.extend_from_slice(system);
+        let run = f.run(&["deploy"], &env);
+        let context = format!("{system:?}\nstdout: {}\nstderr: {}", run.stdout(), run.stderr());
+        assert_eq!(run.code(), 2, "{context}");
+        assert!(run.stderr().contains("input `bucket`: not set, and this run is in"), "{context}");
+        assert!(run.stderr().contains("set `store-dir` to use the embedded store on purpose"), "{context}");
+        let all = run.stdout() + &run.stderr();
+        assert!(
+            all.contains("CUTOVER_BUCKT is not an input of cutover and is ignored; did you mean CUTOVER_BUCKET"),
+            "{context}"
+        );
+        assert!(!f.dir.path().join(".cutover").exists(), "nothing may be written: {context}");
+        match system[0].0 {
+            "GITHUB_ACTIONS" => assert!(run.stdout().contains("::error title=cutover failed (exit 2)::"), "{context}"),
+            "TEAMCITY_VERSION" => assert!(run.stdout().contains("##teamcity[buildProblem"), "{context}"),
+            _ => {}
+        }
+    }
+    let explicit = f.run(
+        &["deploy"],
+        &[
+            ("TEAMCITY_VERSION", "2025.03"),
+            ("CUTOVER_STORE_DIR", ".cutover"),
+            ("CUTOVER_DIST_DIR", &dist),
+            ("CUTOVER_VERSION", "17"),
+        ],
+    );
+    explicit.assert_code(0);
+    assert!(f.dir.path().join(".cutover").exists());
+}
+
+/// Every command's arguments come from inputs too, and a command line cutover cannot parse is
+/// still reported to the CI system.
+#[test]
+fn promote_and_rollback_take_their_versions_from_inputs() {
+    let f = Fixture::local();
+    for version in ["1", "2", "3"] {
+        let dist = f.site(&format!("v{version}"), &[("index.html", version)]);
+        f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist.display().to_string()), ("CUTOVER_VERSION", version)])
+            .assert_code(0);
+    }
+    f.run(&["promote"], &[("INPUT_VERSION", "3")]).assert_code(0);
+    assert_eq!(f.active().as_deref(), Some("3"));
+    f.run(&["rollback"], &[("CUTOVER_TO", "1")]).assert_code(0);
+    assert_eq!(f.active().as_deref(), Some("1"));
+    f.run(&["rollback"], &[("INPUT_TO", "2")]).assert_code(0);
+    assert_eq!(f.active().as_deref(), Some("2"));
+    let unparsable = f.run(&["promote", "3", "4"], &[]);
+    unparsable.assert_code(2);
+    assert!(
+        unparsable.stdout().contains("::error title=cutover failed (exit 2)::command line:"),
+        "{}",
+        unparsable.stdout()
+    );
+}
