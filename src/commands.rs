@@ -13,8 +13,8 @@ use crate::cli::{Cli, Command, EdgeCommand};
 use crate::edge_bundle::{RouterConfig, bundle};
 use crate::inputs::{Backend, Env, InputError, Plan, RawInputs};
 use crate::outcome::{self, Refusal};
-use crate::pointer::previous_active;
-use crate::promote::{Direction, PromoteRequest, promote};
+use crate::pointer::rollback_target;
+use crate::promote::{Active, Direction, PromoteRequest, promote};
 use crate::prune::prune;
 use crate::report::Outputs;
 use crate::smoke::{SmokeCheck, preview_url, smoke};
@@ -72,9 +72,10 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
                 Some(given) => crate::version::validate(given).map_err(|p| InputError::new("version", p))?,
                 None => plan.require_version()?.to_owned(),
             };
-            finish(reporter, &plan, flip(&plan, &version, Direction::Forward).await?, started)
+            let site = Site::connect(&plan).await;
+            finish(reporter, &plan, flip(&plan, &site, &version, Direction::Forward).await?, started)
         }
-        Command::Rollback => finish(reporter, &plan, rollback(&plan, plan.rollback_to.as_deref()).await?, started),
+        Command::Rollback => finish(reporter, &plan, rollback(&plan, &Site::connect(&plan).await).await?, started),
         Command::Status => {
             let site = Site::connect(&plan).await;
             let status = status::status(&site).await?;
@@ -110,7 +111,8 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     plan.require_dist_dir()?;
     let version = plan.require_version()?;
     let site = Site::connect(plan).await;
-    let active = site.pointer.read().await?;
+    // A pointer holding a value cutover did not write is refused before anything is staged.
+    let active = Active::read(&site).await?.before_promotion(&site, plan.take_over_pointer)?;
     let mut outputs = staged(&site, plan, version, active.as_deref(), reporter).await?;
     outputs.previous_version = active.clone();
     if plan.dry_run {
@@ -126,6 +128,7 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         expected_active: Some(active),
         lock_lease: plan.lock_lease,
         run: &plan.run,
+        take_over_pointer: plan.take_over_pointer,
         dry_run: false,
     };
     let promoted = reporter.phase("promote", promote(&site, &request)).await?;
@@ -145,8 +148,8 @@ async fn stage_only(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs>
     plan.require_dist_dir()?;
     let version = plan.require_version()?;
     let site = Site::connect(plan).await;
-    let active = site.pointer.read().await?;
-    staged(&site, plan, version, active.as_deref(), reporter).await
+    let active = Active::read(&site).await?;
+    staged(&site, plan, version, active.known(), reporter).await
 }
 
 async fn staged(
@@ -210,17 +213,20 @@ async fn smoke_release(
     Ok((checks, Some(preview_url(&served, version, &plan.edge))))
 }
 
-async fn flip(plan: &Plan, version: &str, direction: Direction) -> anyhow::Result<Outputs> {
-    let site = Site::connect(plan).await;
+async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> anyhow::Result<Outputs> {
     let request = PromoteRequest {
         version,
         direction,
         expected_active: None,
         lock_lease: plan.lock_lease,
         run: &plan.run,
+        take_over_pointer: plan.take_over_pointer,
         dry_run: plan.dry_run,
     };
-    let report = promote(&site, &request).await?;
+    let report = promote(site, &request).await?;
+    if !report.promoted && report.previous.as_deref() == Some(version) {
+        eprintln!("{version} is already live: nothing to do");
+    }
     Ok(Outputs {
         version: report.version,
         previous_version: report.previous,
@@ -231,18 +237,18 @@ async fn flip(plan: &Plan, version: &str, direction: Direction) -> anyhow::Resul
     })
 }
 
-async fn rollback(plan: &Plan, to: Option<&str>) -> anyhow::Result<Outputs> {
-    let target = match to {
+async fn rollback(plan: &Plan, site: &Site) -> anyhow::Result<Outputs> {
+    let target = match &plan.rollback_to {
         Some(version) => version.to_owned(),
-        None => {
-            let site = Site::connect(plan).await;
-            let history = site.pointer.history().await?;
-            previous_active(&history)
-                .map(str::to_owned)
-                .ok_or_else(|| Refusal::new("no earlier version in the promotion history to roll back to; use --to"))?
-        }
+        None => rollback_target(&site.pointer.history().await?).map(str::to_owned).ok_or_else(|| {
+            Refusal::new("no earlier version in the promotion history to roll back to; use `to` to name one")
+        })?,
     };
-    flip(plan, &target, Direction::Rollback).await
+    let outputs = flip(plan, site, &target, Direction::Rollback).await?;
+    if outputs.promoted {
+        eprintln!("rolled back from {} to {target}", outputs.previous_version.as_deref().unwrap_or("nothing"));
+    }
+    Ok(outputs)
 }
 
 /// Publishes a command's outputs and prints its result.

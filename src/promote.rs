@@ -11,6 +11,7 @@ use crate::backend::Site;
 use crate::inputs::RunInfo;
 use crate::lock::DeployLock;
 use crate::outcome::Refusal;
+use crate::pointer::ROLLED_BACK;
 use crate::release::{ReleaseRecord, read_record};
 use crate::version;
 
@@ -32,7 +33,53 @@ pub struct PromoteRequest<'a> {
     pub expected_active: Option<Option<String>>,
     pub lock_lease: Duration,
     pub run: &'a RunInfo,
+    /// Replace a pointer value that is not a release of this site instead of refusing.
+    pub take_over_pointer: bool,
     pub dry_run: bool,
+}
+
+/// What the pointer holds, as far as this site's releases go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Active {
+    None,
+    /// A version this site recorded.
+    Known(String),
+    /// A value cutover did not write: not a version, or one this site has no record of.
+    Foreign(String),
+}
+
+impl Active {
+    /// Reads the pointer and tells a recorded release from a value someone else wrote.
+    pub async fn read(site: &Site) -> anyhow::Result<Active> {
+        let Some(value) = site.pointer.read().await? else { return Ok(Active::None) };
+        let recorded = version::is_valid(&value) && read_record(site, &site.layout.record_key(&value)).await?.is_some();
+        Ok(if recorded { Active::Known(value) } else { Active::Foreign(value) })
+    }
+
+    /// The live release, if the pointer names one.
+    pub fn known(&self) -> Option<&str> {
+        match self {
+            Active::Known(version) => Some(version),
+            _ => None,
+        }
+    }
+
+    /// The live release before a promotion: a foreign value is refused, unless `take_over`
+    /// says to replace it, when it counts as no release.
+    pub fn before_promotion(self, site: &Site, take_over: bool) -> Result<Option<String>, Refusal> {
+        match self {
+            Active::None => Ok(None),
+            Active::Known(version) => Ok(Some(version)),
+            Active::Foreign(value) if take_over => {
+                eprintln!("taking over {}: it held {value:?}, not a release of this site", site.pointer.describe());
+                Ok(None)
+            }
+            Active::Foreign(value) => Err(Refusal::new(format!(
+                "{} holds {value:?}, which is not a release of this site; cutover does not overwrite a value it did not write: set `take-over-pointer: true` to replace it",
+                site.pointer.describe()
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,25 +127,18 @@ fn note(direction: Direction, run_url: Option<&str>, from: Option<&str>) -> Stri
     format!("{verb} by {} from {}", run_url.unwrap_or("cutover"), from.unwrap_or("nothing"))
 }
 
-const ROLLED_BACK: &str = "rolled back";
-
-/// Whether a logged promotion was a rollback.
-fn is_rollback(note: &str) -> bool {
-    note.starts_with(ROLLED_BACK)
-}
-
 /// Checks the guards; `promoted` in the report says whether a flip is due.
 async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
     let version = request.version;
     let record = complete_record(site, version).await?;
-    let active = site.pointer.read().await?;
+    let active = Active::read(site).await?.before_promotion(site, request.take_over_pointer)?;
     if let Some(expected) = &request.expected_active
         && expected != &active
     {
         // A forward deploy that raced this run is superseded if this version is newer (the order
         // guard below decides); a rollback this run did not see is never undone.
         let history = site.pointer.history().await?;
-        let rolled_back = history.last().is_some_and(|p| Some(&p.version) == active.as_ref() && is_rollback(&p.note));
+        let rolled_back = history.last().is_some_and(|p| Some(&p.version) == active.as_ref() && p.is_rollback());
         if rolled_back || active.is_none() {
             return Err(Refusal::new(format!(
                 "the active version was rolled back from {} to {} while this run was working; re-run to release on top of it",
@@ -173,14 +213,16 @@ async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pointer::Promotion;
 
     #[test]
     fn notes_say_which_way_a_promotion_went() {
+        let promotion = |note: String| Promotion { version: "1".into(), at: None, note };
         let forward = note(Direction::Forward, Some("https://ci/run/1"), Some("41"));
         assert_eq!(forward, "promoted by https://ci/run/1 from 41");
-        assert!(!is_rollback(&forward));
+        assert!(!promotion(forward).is_rollback());
         let back = note(Direction::Rollback, None, None);
         assert_eq!(back, "rolled back by cutover from nothing");
-        assert!(is_rollback(&back));
+        assert!(promotion(back).is_rollback());
     }
 }

@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use crate::backend::Site;
 use crate::lock::DeployLock;
-use crate::pointer::previous_active;
+use crate::pointer::rollback_target;
 use crate::release::all_records;
 
 /// Releases younger than this are never pruned.
@@ -40,7 +40,7 @@ pub async fn prune(
 async fn prune_locked(site: &Site, keep: usize, dry_run: bool) -> anyhow::Result<PruneReport> {
     let history = site.pointer.history().await?;
     let active = site.pointer.read().await?;
-    let protected: HashSet<&str> = active.as_deref().into_iter().chain(previous_active(&history)).collect();
+    let protected: HashSet<&str> = active.as_deref().into_iter().chain(rollback_target(&history)).collect();
     let recent_since = Utc::now() - chrono::Duration::from_std(RECENT)?;
     let records = all_records(site).await?;
     let mut report = PruneReport::default();

@@ -41,6 +41,8 @@ on_both_backends!(
     prune_keeps_the_live_the_previous_and_the_recent,
     dry_run_writes_nothing,
     large_files_go_in_parts_and_resume_by_their_etag,
+    rollbacks_walk_back_through_the_history,
+    a_pointer_value_cutover_did_not_write_is_refused,
 );
 
 fn first_deploy_uploads_and_the_next_copies_what_did_not_change(mut f: Fixture) {
@@ -379,4 +381,55 @@ fn on_s3_without_a_site_url_the_smoke_test_is_skipped_with_a_warning() {
     let run = f.deploy(&dist, "1");
     assert!(run.stdout().contains("::warning::no site-url given: the smoke test is skipped"), "{}", run.stdout());
     assert_eq!(f.active().as_deref(), Some("1"));
+}
+
+fn rollbacks_walk_back_through_the_history(mut f: Fixture) {
+    let _edge = f.start_edge();
+    for version in ["1", "2", "3"] {
+        f.deploy(&f.site(&format!("v{version}"), &[("index.html", version)]), version);
+    }
+    f.outputs();
+    let first = f.run(&["rollback"], &[]);
+    first.assert_code(0);
+    assert!(first.stderr().contains("rolled back from 3 to 2"), "{}", first.stderr());
+    let second = f.run(&["rollback"], &[]);
+    second.assert_code(0);
+    assert!(second.stderr().contains("rolled back from 2 to 1"), "{}", second.stderr());
+    assert_eq!(f.active().as_deref(), Some("1"));
+    let out = f.outputs();
+    assert_eq!([&out["version"], &out["previous-version"]], ["1", "2"]);
+    let none_left = f.run(&["rollback"], &[]);
+    none_left.assert_code(4);
+    assert!(none_left.stderr().contains("no earlier version"), "{}", none_left.stderr());
+    f.run(&["promote", "3"], &[]).assert_code(0);
+    let again = f.run(&["promote", "3"], &[]);
+    again.assert_code(0);
+    assert!(again.stderr().contains("3 is already live"), "{}", again.stderr());
+    assert_eq!(f.active().as_deref(), Some("3"));
+}
+
+fn a_pointer_value_cutover_did_not_write_is_refused(mut f: Fixture) {
+    let _edge = f.start_edge();
+    let foreign = "hello world; <b>not a version</b>";
+    f.with_site(async |site| site.pointer.write(foreign, "set by hand").await.unwrap());
+    let dist = f.site("v1", &[("index.html", "1")]);
+    let run = f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist.display().to_string()), ("CUTOVER_VERSION", "1")]);
+    run.assert_code(4);
+    assert!(run.stderr().contains("which is not a release of this site"), "{}", run.stderr());
+    assert!(run.stderr().contains("take-over-pointer"), "{}", run.stderr());
+    assert_eq!(f.active().as_deref(), Some(foreign), "the pointer is left alone");
+    let staged = f.with_site(async |site| site.store.list(&site.layout.version_dir("1")).await.unwrap().len());
+    assert_eq!(staged, 0, "nothing is staged before the refusal");
+    let taken = f.run(
+        &["deploy"],
+        &[
+            ("CUTOVER_DIST_DIR", &dist.display().to_string()),
+            ("CUTOVER_VERSION", "1"),
+            ("CUTOVER_TAKE_OVER_POINTER", "true"),
+        ],
+    );
+    taken.assert_code(0);
+    assert!(taken.stderr().contains("taking over"), "{}", taken.stderr());
+    assert_eq!(f.active().as_deref(), Some("1"));
+    assert_eq!(f.outputs()["previous-version"], "");
 }
