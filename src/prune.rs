@@ -10,7 +10,7 @@ use chrono::Utc;
 use crate::backend::Site;
 use crate::lock::DeployLock;
 use crate::pointer::rollback_target;
-use crate::release::all_records;
+use crate::release::{ReleaseRecord, all_records};
 
 /// Releases younger than this are never pruned.
 pub const RECENT: Duration = Duration::from_secs(3600);
@@ -51,25 +51,22 @@ async fn prune_locked(site: &Site, keep: usize, dry_run: bool) -> anyhow::Result
             continue;
         }
         if !dry_run {
-            delete_release(site, &record.version).await?;
+            delete_release(site, record).await?;
         }
         report.deleted.push(record.version.clone());
     }
     Ok(report)
 }
 
-/// Deletes the record first, so a half-deleted release can never be promoted, then its files.
-async fn delete_release(site: &Site, version: &str) -> anyhow::Result<()> {
+/// Deletes the record first, so a half-deleted release can never be promoted, then exactly the
+/// files it lists: never a directory, so prune cannot reach into anything the record does not name.
+async fn delete_release(site: &Site, record: &ReleaseRecord) -> anyhow::Result<()> {
+    let version = &record.version;
     site.store
         .delete(&[site.layout.record_key(version)])
         .await
         .with_context(|| format!("deleting the record of {version}"))?;
-    let objects = site
-        .store
-        .list(&site.layout.version_dir(version))
-        .await
-        .with_context(|| format!("listing release {version}"))?;
-    let keys: Vec<String> = objects.into_iter().map(|o| o.key).collect();
+    let keys: Vec<String> = record.files.keys().map(|path| site.layout.object_key(version, path)).collect();
     site.store.delete(&keys).await.with_context(|| format!("deleting the files of {version}"))?;
     Ok(())
 }

@@ -77,6 +77,15 @@ impl Layout {
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
+
+    /// The layouts of every prefix this one lies inside, the bucket root first.
+    pub fn enclosing(&self) -> Vec<Layout> {
+        if self.prefix.is_empty() {
+            return Vec::new();
+        }
+        let segments: Vec<&str> = self.prefix.split('/').collect();
+        (0..segments.len()).map(|n| Layout::new(&segments[..n].join("/"))).collect()
+    }
 }
 
 /// One file as recorded in a release.
@@ -163,6 +172,9 @@ mod tests {
         assert_eq!(site.record_key("41"), "site/_cutover/releases/41.json");
         assert_eq!(site.version_of_record("site/_cutover/releases/41.json").as_deref(), Some("41"));
         assert_eq!(site.version_of_record("site/41/index.html"), None);
+        let enclosing: Vec<String> = Layout::new("a/b/c").enclosing().iter().map(|l| l.prefix().to_owned()).collect();
+        assert_eq!(enclosing, ["", "a", "a/b"]);
+        assert!(Layout::new("").enclosing().is_empty());
         let root = Layout::new("");
         assert_eq!(root.object_key("1", "index.html"), "1/index.html");
         assert_eq!(root.lock_key(), "_cutover/lock");

@@ -20,7 +20,7 @@ use crate::inputs::{InputError, Plan};
 use crate::lock::{Claimed, StagingClaim};
 use crate::outcome::Refusal;
 use crate::progress::Progress;
-use crate::release::{MAX_KEY_BYTES, RecordedFile, ReleaseRecord, read_record};
+use crate::release::{Layout, MAX_KEY_BYTES, RecordedFile, ReleaseRecord, read_record};
 use crate::rules;
 use crate::site::{self, FileDigest, SiteFile};
 use crate::store::{Condition, ObjectMeta, StoreError, json_meta};
@@ -76,6 +76,7 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
         let problem = format!("{}: its object key would be {bytes} bytes; S3 allows {MAX_KEY_BYTES}", file.path);
         return Err(InputError::new("dist-dir", problem).into());
     }
+    refuse_nested_sites(site, version).await?;
     let record_key = site.layout.record_key(version);
     if plan.dry_run {
         if read_record(site, &record_key).await?.is_some() {
@@ -93,6 +94,34 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
     let report = written?;
     released?;
     Ok(report)
+}
+
+/// Prefixes of two sites never nest: a site inside another's prefix could be overwritten by the
+/// other's releases and deleted by its prune. Refuses (before anything is written) a prefix inside
+/// one that holds releases, and a version whose directory holds another site.
+async fn refuse_nested_sites(site: &Site, version: &str) -> anyhow::Result<()> {
+    for outer in site.layout.enclosing() {
+        let records = site.store.list(&outer.records_dir()).await.context("looking for sites around this prefix")?;
+        if !records.is_empty() {
+            let problem = format!(
+                "{:?} lies inside the site at {:?}, which holds releases; prefixes of two sites must not nest",
+                site.layout.prefix(),
+                outer.prefix()
+            );
+            return Err(InputError::new("prefix", problem).into());
+        }
+    }
+    let inner = Layout::new(site.layout.version_dir(version).trim_end_matches('/'));
+    let inner_site = site.store.list(&inner.records_dir()).await.context("looking for a site inside this version")?;
+    if !inner_site.is_empty() {
+        let problem = format!(
+            "version {version} of the site at {:?} would be written into the site at {:?}; prefixes of two sites must not nest",
+            site.layout.prefix(),
+            inner.prefix()
+        );
+        return Err(InputError::new("prefix", problem).into());
+    }
+    Ok(())
 }
 
 /// Places every file under the held claim, removes what no file of this build explains (left by

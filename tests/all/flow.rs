@@ -43,6 +43,7 @@ on_both_backends!(
     large_files_go_in_parts_and_resume_by_their_etag,
     rollbacks_walk_back_through_the_history,
     a_pointer_value_cutover_did_not_write_is_refused,
+    prefixes_of_two_sites_never_nest,
 );
 
 fn first_deploy_uploads_and_the_next_copies_what_did_not_change(mut f: Fixture) {
@@ -432,4 +433,68 @@ fn a_pointer_value_cutover_did_not_write_is_refused(mut f: Fixture) {
     assert!(taken.stderr().contains("taking over"), "{}", taken.stderr());
     assert_eq!(f.active().as_deref(), Some("1"));
     assert_eq!(f.outputs()["previous-version"], "");
+}
+
+fn prefixes_of_two_sites_never_nest(f: Fixture) {
+    let dist = f.site("v", &[("index.html", "x")]).display().to_string();
+    // Each site keeps its own pointer (on the local store the pointer follows the prefix).
+    let on_moto = f.env.contains_key("CUTOVER_POINTER");
+    let deploy = |prefix: &str, version: &str| {
+        let pointer = format!("ssm:/cutover/test/{prefix}");
+        let mut env = vec![
+            ("CUTOVER_PREFIX", prefix),
+            ("CUTOVER_DIST_DIR", dist.as_str()),
+            ("CUTOVER_VERSION", version),
+            ("CUTOVER_SMOKE_TIMEOUT", "1s"),
+        ];
+        if on_moto {
+            env.push(("CUTOVER_POINTER", &pointer));
+        }
+        f.run(&["deploy"], &env)
+    };
+    let stored = |prefix: &str| {
+        f.with_site(async |site| {
+            site.store.list(&format!("{prefix}/")).await.unwrap().into_iter().map(|o| o.key).collect::<Vec<_>>()
+        })
+    };
+    // A site inside one that holds releases.
+    deploy("outer", "1").assert_code(0);
+    let nested = deploy("outer/2", "1");
+    nested.assert_code(2);
+    assert!(
+        nested.stderr().contains("input `prefix`: \"outer/2\" lies inside the site at \"outer\""),
+        "{}",
+        nested.stderr()
+    );
+    assert!(stored("outer/2").is_empty(), "nothing is written for the nested site");
+    // A release written into a site that lives where its version's directory would be.
+    deploy("inner/2", "1").assert_code(0);
+    let around = deploy("inner", "2");
+    around.assert_code(2);
+    assert!(around.stderr().contains("would be written into the site at \"inner/2\""), "{}", around.stderr());
+    // A store where both exist anyway (written before this check): prune deletes only what its
+    // records list, so the site inside is untouched.
+    for version in ["2", "3", "4"] {
+        deploy("outer", version).assert_code(0);
+    }
+    f.with_site(async |site| {
+        let inner = [("outer/2/7/index.html", "inner site"), ("outer/2/_cutover/releases/7.json", "{}")];
+        for (key, body) in inner {
+            site.store.put(key, Bytes::from(body), &json_meta(), Condition::Always).await.unwrap();
+        }
+        let outer = cutover::release::Layout::new("outer");
+        for version in ["1", "2"] {
+            let key = outer.record_key(version);
+            let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+            record.created_at -= chrono::Duration::hours(2);
+            site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+        }
+    });
+    let mut env = vec![("CUTOVER_PREFIX", "outer"), ("CUTOVER_KEEP", "0")];
+    if on_moto {
+        env.push(("CUTOVER_POINTER", "ssm:/cutover/test/outer"));
+    }
+    let pruned = f.run(&["prune", "--json"], &env);
+    assert_eq!(pruned.assert_code(0).json()["deleted"], serde_json::json!(["2", "1"]));
+    assert_eq!(stored("outer/2"), ["outer/2/7/index.html", "outer/2/_cutover/releases/7.json"]);
 }
