@@ -16,6 +16,7 @@ use crate::outcome::{self, Refusal};
 use crate::pointer::rollback_target;
 use crate::promote::{Active, Direction, PromoteRequest, promote};
 use crate::prune::prune;
+use crate::release::Verdict;
 use crate::report::Outputs;
 use crate::smoke::{SmokeCheck, preview_url, smoke};
 use crate::stage::stage;
@@ -119,7 +120,8 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         reporter.warn("dry run: nothing was written, so nothing is smoke-tested or promoted");
         return Ok(outputs);
     }
-    let (checks, preview) = reporter.phase("smoke", smoke_release(&site, plan, version, reporter)).await?;
+    let smoked = reporter.phase("smoke", smoke_release(&site, plan, version, reporter)).await;
+    let (checks, preview) = remember_verdict(&site, plan, version, smoked).await?;
     outputs.smoke = checks;
     outputs.preview_url = preview;
     let request = PromoteRequest {
@@ -131,7 +133,8 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         take_over_pointer: plan.take_over_pointer,
         dry_run: false,
     };
-    let promoted = reporter.phase("promote", promote(&site, &request)).await?;
+    let promoted =
+        remember_verdict(&site, plan, version, reporter.phase("promote", promote(&site, &request)).await).await?;
     outputs.promoted = promoted.promoted;
     outputs.invalidation_id = promoted.invalidation_id;
     if let Some(keep) = plan.keep {
@@ -188,6 +191,27 @@ async fn smoke_only(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs>
         smoke,
         ..Outputs::default()
     })
+}
+
+/// Keeps why a recorded release did not go live (a failed smoke test or a refusal) for `status`;
+/// the run's own error is returned as it was.
+async fn remember_verdict<T>(site: &Site, plan: &Plan, version: &str, result: anyhow::Result<T>) -> anyhow::Result<T> {
+    let Err(err) = &result else { return result };
+    let outcome = match outcome::exit_code(err) {
+        outcome::EXIT_SMOKE_FAILED => "smoke failed",
+        outcome::EXIT_REFUSED => "refused",
+        _ => return result,
+    };
+    let verdict = Verdict {
+        outcome: outcome.to_owned(),
+        reason: format!("{err:#}"),
+        at: chrono::Utc::now(),
+        run_url: plan.run.run_url.clone(),
+    };
+    if let Err(e) = verdict.write(site, version).await {
+        eprintln!("warning: could not keep why {version} did not go live: {e:#}");
+    }
+    result
 }
 
 /// Smoke-tests through `site-url`, or through a local edge on the embedded store.

@@ -63,7 +63,7 @@ async fn prune_locked(site: &Site, keep: usize, dry_run: bool) -> anyhow::Result
 async fn delete_release(site: &Site, record: &ReleaseRecord) -> anyhow::Result<()> {
     let version = &record.version;
     site.store
-        .delete(&[site.layout.record_key(version)])
+        .delete(&[site.layout.record_key(version), site.layout.verdict_key(version)])
         .await
         .with_context(|| format!("deleting the record of {version}"))?;
     let keys: Vec<String> = record.files.keys().map(|path| site.layout.object_key(version, path)).collect();

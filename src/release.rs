@@ -56,6 +56,15 @@ impl Layout {
         self.under_prefix("_cutover/promotions.json")
     }
 
+    /// Why the release never went live, when a run found out (see [`Verdict`]).
+    pub fn verdict_key(&self, version: &str) -> String {
+        format!("{}{version}.json", self.verdicts_dir())
+    }
+
+    pub fn verdicts_dir(&self) -> String {
+        self.under_prefix("_cutover/verdicts/")
+    }
+
     /// Held by the one run writing `version`'s files (see [`crate::lock::StagingClaim`]).
     pub fn claim_key(&self, version: &str) -> String {
         format!("{}{version}.json", self.claims_dir())
@@ -136,6 +145,42 @@ impl ReleaseRecord {
 
     pub fn from_json(key: &str, bytes: &[u8]) -> anyhow::Result<Self> {
         serde_json::from_slice(bytes).map_err(|e| anyhow::anyhow!("release record {key} is damaged: {e}"))
+    }
+}
+
+/// Why a recorded release did not go live: its smoke test failed, or a guard refused it. Kept for
+/// `status`, so such a release is not mistaken for one waiting to be promoted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// `smoke failed` or `refused`.
+    pub outcome: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    pub run_url: Option<String>,
+}
+
+impl Verdict {
+    pub async fn write(&self, site: &Site, version: &str) -> anyhow::Result<()> {
+        let body = bytes::Bytes::from(serde_json::to_vec(self)?);
+        let key = site.layout.verdict_key(version);
+        site.store.put(&key, body, &crate::store::json_meta(), crate::store::Condition::Always).await?;
+        Ok(())
+    }
+
+    /// Every verdict of the site, by version; unreadable ones are skipped.
+    pub async fn read_all(site: &Site) -> anyhow::Result<std::collections::HashMap<String, Verdict>> {
+        let dir = site.layout.verdicts_dir();
+        let listed = site.store.list(&dir).await.context("listing release verdicts")?;
+        let mut verdicts = std::collections::HashMap::new();
+        for key in listed.into_iter().map(|l| l.key) {
+            let Some(version) = key.strip_prefix(&dir).and_then(|k| k.strip_suffix(".json")) else { continue };
+            if let Some(fetched) = site.store.get(&key).await.context("reading a release verdict")?
+                && let Ok(verdict) = serde_json::from_slice(&fetched.body)
+            {
+                verdicts.insert(version.to_owned(), verdict);
+            }
+        }
+        Ok(verdicts)
     }
 }
 

@@ -5,8 +5,9 @@ use serde::Serialize;
 
 use crate::backend::Site;
 use crate::pointer::Promotion;
+use crate::pointer::rollback_target;
 use crate::progress::human_bytes;
-use crate::release::all_records;
+use crate::release::{Verdict, all_records};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReleaseSummary {
@@ -15,6 +16,10 @@ pub struct ReleaseSummary {
     pub bytes: u64,
     pub created_at: DateTime<Utc>,
     pub active: bool,
+    /// Where `rollback` without `to` goes.
+    pub rollback_target: bool,
+    /// Why the release never went live, if a run found out (smoke failed, or refused).
+    pub verdict: Option<Verdict>,
     pub run_url: Option<String>,
 }
 
@@ -29,33 +34,50 @@ pub struct Status {
 
 pub async fn status(site: &Site) -> anyhow::Result<Status> {
     let active = site.pointer.read().await?;
+    let promotions = site.pointer.history().await?;
+    let target = rollback_target(&promotions).map(str::to_owned);
+    let mut verdicts = Verdict::read_all(site).await?;
     let releases = all_records(site)
         .await?
         .into_iter()
-        .map(|r| ReleaseSummary {
-            files: r.files.len(),
-            bytes: r.total_bytes(),
-            active: active.as_deref() == Some(r.version.as_str()),
-            version: r.version,
-            created_at: r.created_at,
-            run_url: r.run.run_url,
+        .map(|r| {
+            // A verdict stands only while the release has never been live since.
+            let verdict = verdicts.remove(&r.version).filter(|_| !promotions.iter().any(|p| p.version == r.version));
+            ReleaseSummary {
+                files: r.files.len(),
+                bytes: r.total_bytes(),
+                active: active.as_deref() == Some(r.version.as_str()),
+                rollback_target: target.as_deref() == Some(r.version.as_str()),
+                verdict,
+                version: r.version,
+                created_at: r.created_at,
+                run_url: r.run.run_url,
+            }
         })
         .collect();
-    Ok(Status { active, releases, promotions: site.pointer.history().await? })
+    Ok(Status { active, releases, promotions })
 }
 
 impl Status {
     /// The report for people.
     pub fn render(&self) -> String {
-        let mut out = format!("active: {}\n\nreleases (newest first):\n", self.active.as_deref().unwrap_or("none"));
+        let mut out = format!(
+            "active: {}\n\nreleases (newest first; * live, < where rollback goes):\n",
+            self.active.as_deref().unwrap_or("none")
+        );
         if self.releases.is_empty() {
             out.push_str("  none\n");
         }
         for r in self.releases.iter().rev() {
-            let marker = if r.active { "*" } else { " " };
+            let marker = match (r.active, r.rollback_target) {
+                (true, _) => "*",
+                (false, true) => "<",
+                _ => " ",
+            };
             let run = r.run_url.as_deref().unwrap_or("");
+            let verdict = r.verdict.as_ref().map(|v| format!("  [{}, never live]", v.outcome)).unwrap_or_default();
             out.push_str(&format!(
-                "{marker} {:<24} {:>7} files {:>10}  {}  {run}\n",
+                "{marker} {:<24} {:>7} files {:>10}  {}  {run}{verdict}\n",
                 r.version,
                 r.files,
                 human_bytes(r.bytes),

@@ -44,6 +44,7 @@ on_both_backends!(
     rollbacks_walk_back_through_the_history,
     a_pointer_value_cutover_did_not_write_is_refused,
     prefixes_of_two_sites_never_nest,
+    status_marks_what_never_went_live_and_where_rollback_goes,
 );
 
 fn first_deploy_uploads_and_the_next_copies_what_did_not_change(mut f: Fixture) {
@@ -497,4 +498,38 @@ fn prefixes_of_two_sites_never_nest(f: Fixture) {
     let pruned = f.run(&["prune", "--json"], &env);
     assert_eq!(pruned.assert_code(0).json()["deleted"], serde_json::json!(["2", "1"]));
     assert_eq!(stored("outer/2"), ["outer/2/7/index.html", "outer/2/_cutover/releases/7.json"]);
+}
+
+fn status_marks_what_never_went_live_and_where_rollback_goes(mut f: Fixture) {
+    let _edge = f.start_edge();
+    for version in ["1", "2"] {
+        f.deploy(&f.site(&format!("v{version}"), &[("index.html", "Welcome")]), version);
+    }
+    let broken = f.site("v3", &[("index.html", "oops")]).display().to_string();
+    let env = [
+        ("CUTOVER_DIST_DIR", broken.as_str()),
+        ("CUTOVER_VERSION", "3"),
+        ("CUTOVER_SMOKE_EXPECT_TEXT", "Welcome"),
+        ("CUTOVER_SMOKE_TIMEOUT", "1s"),
+    ];
+    f.run(&["deploy"], &env).assert_code(3);
+    let old = f.site("v0", &[("index.html", "Welcome")]).display().to_string();
+    f.run(&["deploy"], &[("CUTOVER_DIST_DIR", old.as_str()), ("CUTOVER_VERSION", "0")]).assert_code(4);
+    let status = f.run(&["status", "--json"], &[]).assert_code(0).json();
+    let release = |version: &str| {
+        status["releases"].as_array().unwrap().iter().find(|r| r["version"] == version).unwrap().clone()
+    };
+    assert_eq!(release("3")["verdict"]["outcome"], "smoke failed");
+    assert_eq!(release("0")["verdict"]["outcome"], "refused");
+    assert!(release("0")["verdict"]["reason"].as_str().unwrap().contains("older than the active 2"));
+    assert_eq!([&release("1")["rollback_target"], &release("2")["active"]], [true, true]);
+    assert!(release("2")["verdict"].is_null() && release("1")["verdict"].is_null());
+    let human = f.run(&["status"], &[]).assert_code(0).stdout();
+    assert!(human.lines().any(|l| l.starts_with("< 1 ")), "{human}");
+    assert!(human.lines().any(|l| l.starts_with("  3 ") && l.ends_with("[smoke failed, never live]")), "{human}");
+    // Once it goes live, a release is no longer marked.
+    f.run(&["rollback"], &[("CUTOVER_TO", "0")]).assert_code(0);
+    let status = f.run(&["status", "--json"], &[]).assert_code(0).json();
+    let zero = status["releases"].as_array().unwrap().iter().find(|r| r["version"] == "0").unwrap().clone();
+    assert!(zero["verdict"].is_null(), "{zero}");
 }
