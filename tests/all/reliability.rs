@@ -228,6 +228,12 @@ fn deploy_waiting_for_lock(f: &Fixture, dist: &Path, version: &str) -> std::proc
 /// Deploys `version` while another run moves the live version to `moved_to` (noted `note`)
 /// between its staging and its promotion; returns how the deploy ended.
 fn deploy_while_the_live_version_moves(f: &Fixture, version: &str, moved_to: &str, note: &str) -> (i32, String) {
+    // The other run promotes a release it recorded: a value cutover never recorded is refused.
+    let recorded = f.with_site(async |site| site.store.get(&site.layout.record_key(moved_to)).await.unwrap().is_some());
+    if !recorded {
+        let other = site(f, &format!("other{moved_to}"), 2, false).display().to_string();
+        f.run(&["stage"], &[("CUTOVER_DIST_DIR", &other), ("CUTOVER_VERSION", moved_to)]).assert_code(0);
+    }
     hold_lock(f);
     let run = deploy_waiting_for_lock(f, &site(f, &format!("v{version}"), 2, false), version);
     f.with_site(async |site| site.pointer.write(moved_to, note).await.unwrap());
