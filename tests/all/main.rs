@@ -11,5 +11,6 @@ mod harness;
 mod hostile;
 mod infra;
 mod manifests;
+mod outputs;
 mod proxy;
 mod reliability;
