@@ -1,5 +1,6 @@
 //! How each CI system hears about a run: phases, warnings, failures and step outputs, each in the
-//! system's own format. Human logs go to stderr; CI commands go to stdout unless `--json` owns it.
+//! system's own format. Human logs go to stderr; CI commands go to stdout unless `--json` owns it,
+//! and then the run ends with one JSON object there: its result, or its failure.
 
 use std::fs::OpenOptions;
 use std::future::Future;
@@ -8,8 +9,12 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use serde::Serialize;
+use serde_json::{Map, Value};
+
 use crate::inputs::Env;
-use crate::report::Outputs;
+use crate::report::{self, Outputs};
+use crate::smoke::SiteUrl;
 
 /// The CI system a run is in, detected from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,21 +46,24 @@ const SECRET_VARS: [&str; 2] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 /// Outputs that are counts, reported to TeamCity as build statistics too.
 const STATISTICS: [&str; 5] = ["files", "uploaded", "copied", "bytes-uploaded", "duration-ms"];
 
-/// Speaks to the CI system (commands on its console) and to people (stderr).
+/// Speaks to the CI system (commands on its console), to people (stderr) and to programs (the
+/// result on stdout).
 pub struct Reporter {
     ci: CiSystem,
     console: Mutex<Box<dyn Write + Send>>,
+    /// With `--json`: the result is kept here until the run ends, failure or not.
+    json: Option<Mutex<Option<Map<String, Value>>>>,
 }
 
 impl Reporter {
     /// CI commands go to stdout, or to stderr when `--json` owns stdout.
     pub fn new(ci: CiSystem, json: bool) -> Self {
         let console: Box<dyn Write + Send> = if json { Box::new(io::stderr()) } else { Box::new(io::stdout()) };
-        Self::with_console(ci, console)
+        Self { json: json.then(Mutex::default), ..Self::with_console(ci, console) }
     }
 
     pub fn with_console(ci: CiSystem, console: Box<dyn Write + Send>) -> Self {
-        Self { ci, console: Mutex::new(console) }
+        Self { ci, console: Mutex::new(console), json: None }
     }
 
     /// Writes a CI command line where the CI system reads it.
@@ -64,12 +72,37 @@ impl Reporter {
         let _ = writeln!(console, "{line}").and_then(|()| console.flush());
     }
 
-    /// Asks GitHub to hide secret values wherever they might show later.
-    pub fn mask_secrets(&self, env: &Env) {
+    /// Asks GitHub to hide secret values wherever they might show later: the AWS secrets and the
+    /// credentials in the site URL.
+    pub fn mask_secrets(&self, env: &Env, site_url: Option<&SiteUrl>) {
         if matches!(self.ci, CiSystem::GitHub { .. }) {
-            for value in SECRET_VARS.iter().filter_map(|name| env.get(name)) {
-                self.command(&format!("::add-mask::{}", github_escape(value)));
+            let vars = SECRET_VARS.iter().filter_map(|name| env.get(name)).map(str::to_owned);
+            for value in vars.chain(site_url.map(SiteUrl::secrets).unwrap_or_default()) {
+                self.command(&format!("::add-mask::{}", github_escape(&value)));
             }
+        }
+    }
+
+    /// The command's result: printed now for people, or kept for the JSON object the run ends with.
+    /// A result is a JSON object.
+    pub fn result<T: Serialize>(&self, result: &T, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+        let Some(kept) = &self.json else {
+            print!("{}", human());
+            return Ok(());
+        };
+        let Value::Object(object) = serde_json::to_value(result)? else {
+            anyhow::bail!("a command's result must be a JSON object");
+        };
+        *kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(object);
+        Ok(())
+    }
+
+    /// Ends the run: with `--json`, prints its one object on stdout, with the failure if it failed.
+    pub fn end(&self, failure: Option<(&anyhow::Error, u8)>) {
+        let Some(kept) = &self.json else { return };
+        let result = kept.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(object) = report::json_result(result, failure) {
+            println!("{object:#}");
         }
     }
 
@@ -136,7 +169,7 @@ impl Reporter {
             }
             CiSystem::TeamCity => {
                 for (name, value) in &pairs {
-                    let (name, value) = (env_name(name), teamcity_escape(value));
+                    let (name, value) = (output_env_name(name), teamcity_escape(value));
                     self.command(&format!("##teamcity[setParameter name='env.{name}' value='{value}']"));
                 }
                 for (name, value) in pairs.iter().filter(|(name, _)| STATISTICS.contains(name)) {
@@ -147,7 +180,7 @@ impl Reporter {
             CiSystem::CircleCi { bash_env: Some(path) } => {
                 let lines: String = pairs
                     .iter()
-                    .map(|(name, value)| format!("export {}={}\n", env_name(name), shell_quote(value)))
+                    .map(|(name, value)| format!("export {}={}\n", output_env_name(name), shell_quote(value)))
                     .collect();
                 append(path, &lines)?;
             }
@@ -169,9 +202,13 @@ fn append(path: &PathBuf, text: &str) -> io::Result<()> {
     file.write_all(text.as_bytes())
 }
 
-/// `bytes-uploaded` -> `CUTOVER_BYTES_UPLOADED`.
-pub fn env_name(output: &str) -> String {
-    format!("CUTOVER_{}", output.to_ascii_uppercase().replace('-', "_"))
+/// What output env vars (TeamCity, CircleCI) start with. Inputs are read from `CUTOVER_<NAME>` and
+/// no input is named `output-*`, so one step's outputs never become the next step's inputs.
+pub const OUTPUT_ENV_PREFIX: &str = "CUTOVER_OUTPUT_";
+
+/// The env var an output reaches later steps as: `bytes-uploaded` -> `CUTOVER_OUTPUT_BYTES_UPLOADED`.
+pub fn output_env_name(output: &str) -> String {
+    format!("{OUTPUT_ENV_PREFIX}{}", output.to_ascii_uppercase().replace('-', "_"))
 }
 
 /// `name=value` lines; a multi-line value uses the heredoc form with a random delimiter.
@@ -250,22 +287,27 @@ mod tests {
         }
     }
 
-    /// Outputs holding every character the CI formats must escape.
+    /// Outputs holding every character the CI formats must escape, and a URL with credentials.
     fn awkward() -> Outputs {
+        let url = |text: &str| Some(SiteUrl::parse(text).unwrap());
         Outputs {
             version: "42".into(),
             previous_version: Some("41".into()),
             promoted: true,
-            preview_url: Some("https://example.com/?override_build_number=42".into()),
-            site_url: Some("https://example.com/it's [a|b] 100% \"é\"\nnext".into()),
+            preview_url: url("https://example.com/?override_build_number=42"),
+            site_url: url("https://deploy:S3cr3t@example.com/it's [a|b] 100% \"é\""),
             files: 3,
             uploaded: 2,
             copied: 1,
             bytes_uploaded: 1234,
             duration_ms: 5678,
+            invalidation_id: Some("first line\nsecond".into()),
             ..Outputs::default()
         }
     }
+
+    /// `awkward()`'s site URL as every output shows it: encoded by the URL parser, no credentials.
+    const AWKWARD_URL: &str = "https://example.com/it's%20[a|b]%20100%%20%22%C3%A9%22";
 
     fn reporter(ci: CiSystem) -> (Reporter, Captured) {
         let console = Captured::default();
@@ -290,17 +332,18 @@ mod tests {
         let (reporter, console) = reporter(ci);
         reporter.publish(&awkward()).unwrap();
         let written = std::fs::read_to_string(&output).unwrap();
-        let delimiter = written.lines().find_map(|l| l.strip_prefix("site-url<<")).unwrap().to_owned();
+        let delimiter = written.lines().find_map(|l| l.strip_prefix("invalidation-id<<")).unwrap().to_owned();
         assert!(delimiter.starts_with("CUTOVER_EOF_") && delimiter.len() == 28, "{delimiter}");
         let expected = format!(
             "version=42\nprevious-version=41\npromoted=true\npreview-url=https://example.com/?override_build_number=42\n\
-             site-url<<{delimiter}\nhttps://example.com/it's [a|b] 100% \"é\"\nnext\n{delimiter}\n\
-             files=3\nuploaded=2\ncopied=1\nbytes-uploaded=1234\nduration-ms=5678\ninvalidation-id=\n"
+             site-url={AWKWARD_URL}\nfiles=3\nuploaded=2\ncopied=1\nbytes-uploaded=1234\nduration-ms=5678\n\
+             invalidation-id<<{delimiter}\nfirst line\nsecond\n{delimiter}\n"
         );
         assert_eq!(written, expected);
         let summary = std::fs::read_to_string(&summary).unwrap();
         assert!(summary.starts_with("### cutover: 42\n"), "{summary}");
-        assert!(summary.contains("| site-url | https://example.com/it's [a\\|b] 100%"), "{summary}");
+        assert!(summary.contains("| site-url | https://example.com/it's%20[a\\|b]%20100%"), "{summary}");
+        assert!(!summary.contains("S3cr3t"), "{summary}");
         assert!(summary.contains("`cutover rollback --to 41`"), "{summary}");
         assert_eq!(console.text(), "");
     }
@@ -311,12 +354,14 @@ mod tests {
         reporter.warn("50% done\nnext");
         reporter.fail("bad [input] 'x'\r\nsecond line", 2);
         let env: Env = [("AWS_SECRET_ACCESS_KEY", "s3cr%t"), ("AWS_SESSION_TOKEN", "tok")].into_iter().collect();
-        reporter.mask_secrets(&env);
+        let site = SiteUrl::parse("https://deploy:p%40ss@example.com/").unwrap();
+        reporter.mask_secrets(&env, Some(&site));
         assert_eq!(
             console.text(),
             "::warning::50%25 done%0Anext\n\
              ::error title=cutover failed (exit 2)::bad [input] 'x'%0D%0Asecond line\n\
-             ::add-mask::s3cr%25t\n::add-mask::tok\n"
+             ::add-mask::s3cr%25t\n::add-mask::tok\n\
+             ::add-mask::deploy:p%2540ss\n::add-mask::p%2540ss\n::add-mask::p@ss\n"
         );
     }
 
@@ -331,17 +376,17 @@ mod tests {
 ##teamcity[progressStart 'stage']
 ##teamcity[progressFinish 'stage']
 ##teamcity[blockClosed name='stage']
-##teamcity[setParameter name='env.CUTOVER_VERSION' value='42']
-##teamcity[setParameter name='env.CUTOVER_PREVIOUS_VERSION' value='41']
-##teamcity[setParameter name='env.CUTOVER_PROMOTED' value='true']
-##teamcity[setParameter name='env.CUTOVER_PREVIEW_URL' value='https://example.com/?override_build_number=42']
-##teamcity[setParameter name='env.CUTOVER_SITE_URL' value='https://example.com/it|'s |[a||b|] 100% \"|0x00E9\"|nnext']
-##teamcity[setParameter name='env.CUTOVER_FILES' value='3']
-##teamcity[setParameter name='env.CUTOVER_UPLOADED' value='2']
-##teamcity[setParameter name='env.CUTOVER_COPIED' value='1']
-##teamcity[setParameter name='env.CUTOVER_BYTES_UPLOADED' value='1234']
-##teamcity[setParameter name='env.CUTOVER_DURATION_MS' value='5678']
-##teamcity[setParameter name='env.CUTOVER_INVALIDATION_ID' value='']
+##teamcity[setParameter name='env.CUTOVER_OUTPUT_VERSION' value='42']
+##teamcity[setParameter name='env.CUTOVER_OUTPUT_PREVIOUS_VERSION' value='41']
+##teamcity[setParameter name='env.CUTOVER_OUTPUT_PROMOTED' value='true']
+##teamcity[setParameter name='env.CUTOVER_OUTPUT_PREVIEW_URL' value='https://example.com/?override_build_number=42']
+##teamcity[setParameter name='env.CUTOVER_OUTPUT_SITE_URL' value='https://example.com/it|'s%20|[a||b|]%20100%%20%22%C3%A9%22']
+##teamcity[setParameter name='env.CUTOVER_OUTPUT_FILES' value='3']
+##teamcity[setParameter name='env.CUTOVER_OUTPUT_UPLOADED' value='2']
+##teamcity[setParameter name='env.CUTOVER_OUTPUT_COPIED' value='1']
+##teamcity[setParameter name='env.CUTOVER_OUTPUT_BYTES_UPLOADED' value='1234']
+##teamcity[setParameter name='env.CUTOVER_OUTPUT_DURATION_MS' value='5678']
+##teamcity[setParameter name='env.CUTOVER_OUTPUT_INVALIDATION_ID' value='first line|nsecond']
 ##teamcity[buildStatisticValue key='cutover.files' value='3']
 ##teamcity[buildStatisticValue key='cutover.uploaded' value='2']
 ##teamcity[buildStatisticValue key='cutover.copied' value='1']
@@ -361,16 +406,19 @@ mod tests {
         reporter.publish(&awkward()).unwrap();
         let written = std::fs::read_to_string(&bash_env).unwrap();
         assert!(
-            written.starts_with("export CUTOVER_VERSION='42'\nexport CUTOVER_PREVIOUS_VERSION='41'\n"),
+            written.starts_with("export CUTOVER_OUTPUT_VERSION='42'\nexport CUTOVER_OUTPUT_PREVIOUS_VERSION='41'\n"),
             "{written}"
         );
-        assert!(written.contains("export CUTOVER_SITE_URL='https://example.com/it'\\''s [a|b] 100% \"é\"\nnext'\n"));
+        assert!(written.contains("export CUTOVER_OUTPUT_INVALIDATION_ID='first line\nsecond'\n"), "{written}");
         let sourced = std::process::Command::new("bash")
             .arg("-c")
-            .arg(format!("source '{}' && printf '%s' \"$CUTOVER_SITE_URL\"", bash_env.display()))
+            .arg(format!(
+                "source '{}' && printf '%s|%s' \"$CUTOVER_OUTPUT_SITE_URL\" \"$CUTOVER_OUTPUT_INVALIDATION_ID\"",
+                bash_env.display()
+            ))
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8(sourced.stdout).unwrap(), awkward().site_url.unwrap());
+        assert_eq!(String::from_utf8(sourced.stdout).unwrap(), format!("{AWKWARD_URL}|first line\nsecond"));
         assert_eq!(console.text(), "");
     }
 
@@ -380,6 +428,23 @@ mod tests {
         assert_eq!(teamcity_escape("é😀"), "|0x00E9|0xD83D|0xDE00");
         assert_eq!(github_escape("50% a\r\nb"), "50%25 a%0D%0Ab");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(env_name("bytes-uploaded"), "CUTOVER_BYTES_UPLOADED");
+        assert_eq!(output_env_name("bytes-uploaded"), "CUTOVER_OUTPUT_BYTES_UPLOADED");
+    }
+
+    /// Inputs are read from `CUTOVER_<NAME>`: an input named `output-*` would read other steps' outputs.
+    #[test]
+    fn output_env_names_are_never_input_names() {
+        for input in crate::inputs::INPUTS {
+            assert!(!input.name().starts_with("output"), "input `{}` would collide with outputs", input.name());
+        }
+        let inputs: Vec<String> =
+            crate::inputs::INPUTS.iter().map(|i| format!("CUTOVER_{}", i.field.to_ascii_uppercase())).collect();
+        for (output, _) in crate::report::OUTPUTS {
+            let name = output_env_name(output);
+            assert!(name.starts_with(OUTPUT_ENV_PREFIX) && !inputs.contains(&name), "{name}");
+        }
+        // A later step sees an earlier step's outputs; they are not misspelt inputs.
+        let env: Env = crate::report::OUTPUTS.iter().map(|(output, _)| (output_env_name(output), "x")).collect();
+        assert_eq!(crate::inputs::variable_warnings(&env), Vec::<String>::new());
     }
 }

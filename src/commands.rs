@@ -4,50 +4,60 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use anyhow::Context;
-use serde::Serialize;
 use url::Url;
 
 use crate::backend::Site;
 use crate::ci::{CiSystem, Reporter};
 use crate::cli::{Cli, Command, EdgeCommand};
 use crate::edge_bundle::{RouterConfig, bundle};
-use crate::inputs::{Backend, Env, InputError, Plan, RawInputs};
+use crate::inputs::{Backend, Env, InputError, Plan, RawInputs, parse_bool};
 use crate::outcome::{self, Refusal};
 use crate::pointer::rollback_target;
 use crate::promote::{Active, Direction, PromoteRequest, promote};
 use crate::prune::prune;
 use crate::release::Verdict;
 use crate::report::Outputs;
-use crate::smoke::{SmokeCheck, preview_url, smoke};
+use crate::smoke::{SiteUrl, SmokeCheck, preview_url, smoke};
 use crate::stage::stage;
 use crate::{doctor, serve, status};
 
-/// Runs a command to its end and returns the exit code; failures are printed with their causes.
+/// Runs a command to its end and returns the exit code; failures are printed with their causes,
+/// and with `--json` the result object on stdout says how the run ended, failure or not.
 pub async fn run(cli: Cli, env: Env) -> u8 {
-    let Some(command) = &cli.command else {
-        if cli.wants_own_version() {
-            println!("cutover {}", env!("CARGO_PKG_VERSION"));
-            return outcome::EXIT_OK;
+    if cli.wants_own_version() {
+        println!("cutover {}", env!("CARGO_PKG_VERSION"));
+        return outcome::EXIT_OK;
+    }
+    // `--json` holds even when other inputs are bad; when the inputs cannot be read, the flag alone.
+    let json_asked = |raw: &RawInputs| raw.json.as_deref().is_some_and(|v| parse_bool("json", v).unwrap_or(false));
+    let (plan, json) = match RawInputs::layered(&env, &cli.inputs) {
+        Ok(raw) => {
+            let plan = Plan::resolve(&raw, &env);
+            let json = plan.as_ref().map_or_else(|_| json_asked(&raw), |p| p.json);
+            (plan, json)
         }
-        eprintln!("error: no command given; see `cutover --help`");
-        return outcome::EXIT_BAD_INPUT;
+        Err(e) => (Err(e), json_asked(&cli.inputs)),
     };
-    let plan = RawInputs::layered(&env, &cli.inputs).and_then(|raw| Plan::resolve(&raw, &env));
-    let reporter = Reporter::new(CiSystem::detect(&env), plan.as_ref().is_ok_and(|p| p.json));
-    reporter.mask_secrets(&env);
+    let reporter = Reporter::new(CiSystem::detect(&env), json);
+    reporter.mask_secrets(&env, plan.as_ref().ok().and_then(|p| p.site_url.as_ref()));
     for warning in crate::inputs::variable_warnings(&env) {
         reporter.warn(&warning);
     }
-    let result = match plan {
-        Ok(plan) => execute(command, &plan, &reporter).await,
-        Err(e) => Err(e.into()),
+    let result = match (&cli.command, plan) {
+        (None, _) => Err(InputError::new("command", "no command given; see `cutover --help`").into()),
+        (Some(command), Ok(plan)) => execute(command, &plan, &reporter).await,
+        (Some(_), Err(e)) => Err(e.into()),
     };
     match result {
-        Ok(()) => outcome::EXIT_OK,
+        Ok(()) => {
+            reporter.end(None);
+            outcome::EXIT_OK
+        }
         Err(err) => {
             let code = outcome::exit_code(&err);
             eprintln!("error: {err:#}");
             reporter.fail(&format!("{err:#}"), code);
+            reporter.end(Some((&err, code)));
             code
         }
     }
@@ -80,7 +90,7 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
         Command::Status => {
             let site = Site::connect(&plan).await;
             let status = status::status(&site).await?;
-            print_result(&plan, &status, || status.render())
+            reporter.result(&status, || status.render())
         }
         Command::Prune => {
             let keep = plan
@@ -88,18 +98,18 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
                 .ok_or_else(|| InputError::new("keep", "prune needs `keep`, the number of releases to keep"))?;
             let site = Site::connect(&plan).await;
             let report = prune(&site, keep, plan.lock_lease, plan.run.run_url.as_deref(), plan.dry_run).await?;
-            print_result(&plan, &report, || format!("deleted: {:?}\nkept: {:?}\n", report.deleted, report.kept))
+            reporter.result(&report, || format!("deleted: {:?}\nkept: {:?}\n", report.deleted, report.kept))
         }
         Command::Edge { action: EdgeCommand::Bundle { out } } => {
             let config = RouterConfig::from_plan(&plan)?;
             if !plan.dry_run {
                 bundle(&config, out)?;
             }
-            print_result(&plan, &config, || format!("wrote {} ({} mode)\n", out.display(), config.mode))
+            reporter.result(&config, || format!("wrote {} ({} mode)\n", out.display(), config.mode))
         }
         Command::Doctor => {
             let checks = doctor::doctor(&plan).await?;
-            print_result(&plan, &checks, || doctor::render(&checks))?;
+            reporter.result(&serde_json::json!({ "checks": checks }), || doctor::render(&checks))?;
             let failed = checks.iter().filter(|c| !c.passed).count();
             anyhow::ensure!(failed == 0, "{failed} of {} checks failed", checks.len());
             Ok(())
@@ -170,7 +180,7 @@ async fn staged(
     }
     Ok(Outputs {
         version: version.to_owned(),
-        site_url: plan.site_url.as_ref().map(Url::to_string),
+        site_url: plan.site_url.clone(),
         preview_url: plan.site_url.as_ref().map(|url| preview_url(url, version, &plan.edge)),
         files: report.files,
         uploaded: report.uploaded,
@@ -186,7 +196,7 @@ async fn smoke_only(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs>
     let (smoke, preview_url) = reporter.phase("smoke", smoke_release(&site, plan, version, reporter)).await?;
     Ok(Outputs {
         version: version.to_owned(),
-        site_url: plan.site_url.as_ref().map(Url::to_string),
+        site_url: plan.site_url.clone(),
         preview_url,
         smoke,
         ..Outputs::default()
@@ -220,7 +230,7 @@ async fn smoke_release(
     plan: &Plan,
     version: &str,
     reporter: &Reporter,
-) -> anyhow::Result<(Vec<SmokeCheck>, Option<String>)> {
+) -> anyhow::Result<(Vec<SmokeCheck>, Option<SiteUrl>)> {
     if let Some(url) = &plan.site_url {
         return Ok((smoke(url, version, &plan.smoke, &plan.edge).await?, Some(preview_url(url, version, &plan.edge))));
     }
@@ -229,11 +239,11 @@ async fn smoke_release(
         return Ok((Vec::new(), None));
     }
     let edge = serve::start(site.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), plan.edge.clone()).await?;
-    let url = Url::parse(&format!("http://{}/", edge.addr)).context("local edge address")?;
+    let url = local_url(edge.addr)?;
     eprintln!("smoke-testing through the local edge at {url}");
     let checks = smoke(&url, version, &plan.smoke, &plan.edge).await?;
     // The edge above stops with this run; the preview lives where `cutover serve` listens.
-    let served = Url::parse(&format!("http://{}/", plan.listen)).context("listen address")?;
+    let served = local_url(plan.listen)?;
     Ok((checks, Some(preview_url(&served, version, &plan.edge))))
 }
 
@@ -256,7 +266,7 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
         previous_version: report.previous,
         promoted: report.promoted,
         invalidation_id: report.invalidation_id,
-        site_url: plan.site_url.as_ref().map(Url::to_string),
+        site_url: plan.site_url.clone(),
         ..Outputs::default()
     })
 }
@@ -275,21 +285,20 @@ async fn rollback(plan: &Plan, site: &Site) -> anyhow::Result<Outputs> {
     Ok(outputs)
 }
 
-/// Publishes a command's outputs and prints its result.
+/// The site URL of a local edge.
+fn local_url(addr: SocketAddr) -> anyhow::Result<SiteUrl> {
+    let url = Url::parse(&format!("http://{addr}/")).context("local edge address")?;
+    Ok(SiteUrl::try_from(url)?)
+}
+
+/// Reports a command's result and publishes its outputs; `--json` shows the result even when
+/// publishing fails.
 fn finish(reporter: &Reporter, plan: &Plan, mut outputs: Outputs, started: Instant) -> anyhow::Result<()> {
     outputs.duration_ms = started.elapsed().as_millis() as u64;
+    reporter.result(&outputs, String::new)?;
     if !plan.dry_run {
         reporter.publish(&outputs).context("writing step outputs")?;
     }
     eprintln!("{}", outputs.line());
-    print_result(plan, &outputs, String::new)
-}
-
-fn print_result<T: Serialize>(plan: &Plan, result: &T, human: impl FnOnce() -> String) -> anyhow::Result<()> {
-    if plan.json {
-        println!("{}", serde_json::to_string_pretty(result)?);
-    } else {
-        print!("{}", human());
-    }
     Ok(())
 }

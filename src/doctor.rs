@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::backend::AwsClients;
 use crate::inputs::{Backend, InputError, Plan, PointerSpec};
 use crate::routing::{EdgeNames, VERSION_HEADER};
+use crate::smoke::SiteUrl;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -239,12 +240,12 @@ pub fn cache_policy_sane(policy: Option<&CachePolicyConfig>, style: Style, names
     }
 }
 
-async fn site_answers(url: &url::Url) -> Check {
+async fn site_answers(url: &SiteUrl) -> Check {
     let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build() {
         Ok(client) => client,
         Err(e) => return fail("site", format!("no HTTP client: {e}"), "report this"),
     };
-    match client.get(url.clone()).send().await {
+    match url.get(&client, "").send().await {
         Ok(response) if response.headers().contains_key(VERSION_HEADER) => {
             pass("site", format!("{url} answers {} through the router", response.status().as_u16()))
         }

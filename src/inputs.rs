@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use url::Url;
 
 use crate::pointer::cloudfront::Invalidation;
 use crate::routing::EdgeNames;
 use crate::rules::CacheRules;
+use crate::smoke::SiteUrl;
 use crate::version;
 
 /// One input as users see it: the name they write, what it does, and its default.
@@ -138,7 +138,7 @@ define_inputs! {
     to = None;
     /// CloudFront distribution serving the site, for `cutover doctor` (a `cloudfront:` pointer names it itself).
     distribution_id = None;
-    /// Public URL of the site, used for the smoke test and the preview link.
+    /// Public URL of the site, used for the smoke test and the preview link. Credentials in it (`https://user:password@host/`) are sent as Basic auth and shown nowhere.
     site_url = None;
     /// Paths the smoke test requests, separated by commas or newlines.
     smoke_paths = Some("/");
@@ -338,7 +338,7 @@ pub struct Plan {
     /// The version this run releases, if one could be resolved.
     pub version: Option<String>,
     pub pointer: PointerSpec,
-    pub site_url: Option<Url>,
+    pub site_url: Option<SiteUrl>,
     pub distribution_id: Option<String>,
     pub smoke: SmokePlan,
     pub concurrency: usize,
@@ -397,7 +397,7 @@ impl Plan {
                 .map(|(v, source)| version::validate(&v).map_err(|p| InputError::new(source, p)))
                 .transpose()?,
         };
-        let site_url = text("site_url").map(|u| parse_url("site-url", &u)).transpose()?;
+        let site_url = text("site_url").map(|u| SiteUrl::parse(&u)).transpose()?;
         let smoke = SmokePlan {
             paths: parse_smoke_paths(&text("smoke_paths").unwrap_or_default())?,
             expect_text: text("smoke_expect_text"),
@@ -592,14 +592,6 @@ fn valid_parameter_name(name: &str) -> bool {
         && !name.contains("//")
 }
 
-fn parse_url(input: &str, text: &str) -> Result<Url, InputError> {
-    let url = Url::parse(text).map_err(|e| InputError::new(input, format!("{text:?} is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(InputError::new(input, format!("{text:?} is not an http(s) URL with a host")));
-    }
-    Ok(url)
-}
-
 fn parse_smoke_paths(text: &str) -> Result<Vec<String>, InputError> {
     let paths: Vec<String> =
         text.split([',', '\n']).map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect();
@@ -643,7 +635,7 @@ fn parse_count(input: &str, text: &str) -> Result<usize, InputError> {
     text.trim().parse().map_err(|_| InputError::new(input, format!("{text:?} is not a whole number")))
 }
 
-fn parse_bool(input: &str, text: &str) -> Result<bool, InputError> {
+pub(crate) fn parse_bool(input: &str, text: &str) -> Result<bool, InputError> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" => Ok(false),
@@ -677,7 +669,7 @@ mod tests {
     fn github_inputs_are_read_in_both_spellings() {
         let p = plan(&[("INPUT_DIST-DIR", "out"), ("INPUT_SITE_URL", "https://example.com")]).unwrap();
         assert_eq!(p.dist_dir, PathBuf::from("out"));
-        assert_eq!(p.site_url.unwrap().as_str(), "https://example.com/");
+        assert_eq!(p.site_url.unwrap().to_string(), "https://example.com/");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! How a run ends: the documented exit codes, and the errors that choose them.
 
 use crate::inputs::InputError;
+use crate::smoke::SmokeCheck;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
@@ -19,10 +20,13 @@ impl Refusal {
     }
 }
 
-/// The smoke test failed; nothing was promoted.
+/// The smoke test failed; nothing was promoted. It carries the result of every path.
 #[derive(Debug, thiserror::Error)]
-#[error("smoke test failed: {0}")]
-pub struct SmokeFailure(pub String);
+#[error("smoke test failed: {message}")]
+pub struct SmokeFailure {
+    pub message: String,
+    pub checks: Vec<SmokeCheck>,
+}
 
 /// The exit code for an error: the first cause in its chain that has one decides, else 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -51,7 +55,10 @@ mod tests {
         let refused = Err::<(), _>(Refusal::new("x")).context("promoting 4").unwrap_err();
         assert_eq!(exit_code(&refused), EXIT_REFUSED);
         assert_eq!(exit_code(&anyhow::Error::new(InputError::new("bucket", "bad"))), EXIT_BAD_INPUT);
-        assert_eq!(exit_code(&anyhow::Error::new(SmokeFailure("/".into()))), EXIT_SMOKE_FAILED);
+        assert_eq!(
+            exit_code(&anyhow::Error::new(SmokeFailure { message: "/".into(), checks: Vec::new() })),
+            EXIT_SMOKE_FAILED
+        );
         assert_eq!(exit_code(&anyhow::anyhow!("network")), EXIT_FAILED);
     }
 }

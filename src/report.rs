@@ -1,9 +1,12 @@
-//! Report: the result object every command ends with, as step outputs, a summary and one line.
+//! Report: the result object every command ends with, as step outputs, a summary, one line and
+//! the `--json` object.
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
+use crate::outcome::SmokeFailure;
 use crate::progress::human_bytes;
-use crate::smoke::SmokeCheck;
+use crate::smoke::{SiteUrl, SmokeCheck};
 
 /// Every output with what it holds, in the order CI systems receive them.
 pub const OUTPUTS: &[(&str, &str)] = &[
@@ -20,22 +23,22 @@ pub const OUTPUTS: &[(&str, &str)] = &[
     ("invalidation-id", "The CloudFront invalidation this run created, if any."),
 ];
 
-/// The step outputs, keyed as DESIGN.md names them.
+/// The step outputs, keyed as DESIGN.md names them, and the smoke results. URLs show no credentials.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub struct Outputs {
     pub version: String,
     pub previous_version: Option<String>,
     pub promoted: bool,
-    pub preview_url: Option<String>,
-    pub site_url: Option<String>,
+    pub preview_url: Option<SiteUrl>,
+    pub site_url: Option<SiteUrl>,
     pub files: usize,
     pub uploaded: usize,
     pub copied: usize,
     pub bytes_uploaded: u64,
     pub duration_ms: u64,
     pub invalidation_id: Option<String>,
-    #[serde(skip)]
+    /// Each smoke path's result: in the summary and `--json`, not a step output.
     pub smoke: Vec<SmokeCheck>,
 }
 
@@ -43,12 +46,13 @@ impl Outputs {
     /// Name and text of every output, in DESIGN.md's order; unset ones are empty.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let url = |v: &Option<SiteUrl>| v.as_ref().map(SiteUrl::to_string).unwrap_or_default();
         vec![
             ("version", self.version.clone()),
             ("previous-version", text(&self.previous_version)),
             ("promoted", self.promoted.to_string()),
-            ("preview-url", text(&self.preview_url)),
-            ("site-url", text(&self.site_url)),
+            ("preview-url", url(&self.preview_url)),
+            ("site-url", url(&self.site_url)),
             ("files", self.files.to_string()),
             ("uploaded", self.uploaded.to_string()),
             ("copied", self.copied.to_string()),
@@ -108,6 +112,19 @@ impl Outputs {
     }
 }
 
+/// The `--json` object a run ends with: the command's result, and when it failed `error` (the
+/// message with its causes), `exit-code` and, when the smoke test failed, `smoke`.
+pub fn json_result(result: Option<Map<String, Value>>, failure: Option<(&anyhow::Error, u8)>) -> Option<Value> {
+    let Some((err, code)) = failure else { return result.map(Value::Object) };
+    let mut object = result.unwrap_or_default();
+    if let Some(smoke) = err.chain().find_map(|cause| cause.downcast_ref::<SmokeFailure>()) {
+        object.insert("smoke".into(), serde_json::to_value(&smoke.checks).unwrap_or_default());
+    }
+    object.insert("error".into(), format!("{err:#}").into());
+    object.insert("exit-code".into(), code.into());
+    Some(Value::Object(object))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,14 +137,34 @@ mod tests {
     }
 
     #[test]
-    fn json_keys_are_the_output_names() {
+    fn json_keys_are_the_output_names_and_the_smoke_results() {
         let outputs = Outputs { version: "42".into(), promoted: true, ..Default::default() };
         let json = serde_json::to_value(&outputs).unwrap();
         let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
-        let names: Vec<&str> = outputs.pairs().iter().map(|(n, _)| *n).collect();
-        let mut sorted = names.clone();
-        sorted.sort_unstable();
-        assert_eq!(keys, sorted);
+        let mut names: Vec<&str> = outputs.pairs().iter().map(|(n, _)| *n).collect();
+        names.push("smoke");
+        names.sort_unstable();
+        assert_eq!(keys, names);
         assert_eq!(json["promoted"], true);
+    }
+
+    #[test]
+    fn a_failure_adds_the_error_the_exit_code_and_the_smoke_results() {
+        let check = SmokeCheck { path: "/".into(), passed: false, attempts: 3, detail: "status 500".into() };
+        let smoke = SmokeFailure { message: "version 4: /: status 500".into(), checks: vec![check] };
+        let err = anyhow::Error::new(smoke).context("smoke-testing 4");
+        let result: Map<String, Value> = [("checks".to_owned(), Value::from(1))].into_iter().collect();
+        let json = json_result(Some(result.clone()), Some((&err, 3))).unwrap();
+        let expected = serde_json::json!({
+            "checks": 1,
+            "smoke": [{ "path": "/", "passed": false, "attempts": 3, "detail": "status 500" }],
+            "error": "smoke-testing 4: smoke test failed: version 4: /: status 500",
+            "exit-code": 3,
+        });
+        assert_eq!(json, expected);
+        let bad = anyhow::anyhow!("bad");
+        assert_eq!(json_result(None, Some((&bad, 2))).unwrap(), serde_json::json!({ "error": "bad", "exit-code": 2 }));
+        assert_eq!(json_result(Some(result), None).unwrap(), serde_json::json!({ "checks": 1 }));
+        assert_eq!(json_result(None, None), None);
     }
 }

@@ -6,7 +6,7 @@ use crate::harness::{Fixture, free_port};
 
 fn checks(run: &crate::harness::Run) -> Vec<(String, bool)> {
     let report = run.json();
-    report
+    report["checks"]
         .as_array()
         .expect("a list of checks")
         .iter()
@@ -37,6 +37,10 @@ fn a_correct_setup_passes_what_moto_can_hold() {
     ];
     assert_eq!(checks(&run), expected.map(|(n, p)| (n.to_owned(), p)), "{}", run.stdout());
     assert!(run.stderr().contains("2 of 7 checks failed"), "{}", run.stderr());
+    assert_eq!(
+        (run.json()["error"].as_str(), run.json()["exit-code"].as_u64()),
+        (Some("2 of 7 checks failed"), Some(1))
+    );
     assert_eq!(f.active().as_deref(), Some("1"), "doctor changes nothing");
 }
 

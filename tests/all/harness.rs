@@ -260,10 +260,17 @@ impl Fixture {
 
     /// Starts `cutover serve` on a free port and makes it the fixture's site URL.
     pub fn start_edge(&mut self) -> Edge {
+        let edge = self.spawn_edge(&[]);
+        self.set("CUTOVER_SITE_URL", &edge.url);
+        edge
+    }
+
+    /// Starts `cutover serve` on a free port with the fixture's env plus `extra`.
+    pub fn spawn_edge(&self, extra: &[(&str, &str)]) -> Edge {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let child = self
-            .command(&["serve"], &[("CUTOVER_LISTEN", &listen)])
+            .command(&["serve"], &[extra, &[("CUTOVER_LISTEN", listen.as_str())]].concat())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -274,7 +281,6 @@ impl Fixture {
             assert!(Instant::now() < deadline, "cutover serve did not listen on {listen}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.set("CUTOVER_SITE_URL", &edge.url);
         edge
     }
 }

@@ -10,7 +10,8 @@ use cutover::release::{ReleaseRecord, read_record};
 use cutover::store::{Condition, ObjectMeta, json_meta};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::harness::Fixture;
+use crate::harness::{Fixture, free_port};
+use crate::proxy::{Fault, Proxy};
 
 /// Characters a browser leaves as they are in a path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -290,4 +291,87 @@ fn prune_touches_nothing_but_old_releases_of_its_own_site() {
         assert!(keys.iter().any(|k| k.starts_with(&format!("site/{version}/"))), "{version} stays: {keys:?}");
     }
     assert_eq!(f.active().as_deref(), Some("12"));
+}
+
+/// Every file under `dir`, as text.
+fn every_file(dir: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            files.extend(every_file(&path));
+        } else if entry.file_type().unwrap().is_file() {
+            files.push((path.display().to_string(), String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into()));
+        }
+    }
+    files
+}
+
+/// One deploy: its arguments, extra env and expected exit code.
+type Deploy<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32);
+
+/// A password in `site-url` (a protected staging site) is sent with every smoke request, and shown
+/// nowhere: not in outputs, summaries, JSON, logs, error lines or any file, on any CI system.
+#[test]
+fn url_credentials_reach_the_site_and_nothing_written() {
+    use base64::Engine;
+    const PASSWORD: &str = "S3cr3tPa55";
+    let mut f = Fixture::local();
+    let edge = f.spawn_edge(&[]);
+    // The site answers only requests that carry the URL's credentials, as a protected one does.
+    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("deploy:{PASSWORD}")));
+    let site = Proxy::start(&edge.url, move |request| {
+        (request.header("authorization") != Some(expected.as_str())).then_some(Fault::InternalError)
+    });
+    let with_password = |url: &str| url.replacen("http://", &format!("http://deploy:{PASSWORD}@"), 1);
+    let site_url = with_password(&site.url);
+    let closed = with_password(&format!("http://127.0.0.1:{}", free_port()));
+    let dist = f.site("v1", &[("index.html", "ok")]).display().to_string();
+    f.set("CUTOVER_DIST_DIR", &dist).set("CUTOVER_SITE_URL", &site_url);
+    let bash_env = f.dir.path().join("bash_env").display().to_string();
+    let systems: [&[(&str, &str)]; 3] = [
+        &[],
+        &[("GITHUB_ACTIONS", ""), ("TEAMCITY_VERSION", "2025.03")],
+        &[("GITHUB_ACTIONS", ""), ("CIRCLECI", "true"), ("BASH_ENV", &bash_env)],
+    ];
+    let mut version = 0;
+    for system in systems {
+        let runs: [Deploy; 5] = [
+            (&["deploy"], &[], 0),
+            (&["deploy", "--json"], &[], 0),
+            (
+                &["deploy", "--json"],
+                &[("CUTOVER_SMOKE_EXPECT_TEXT", "not on the page"), ("CUTOVER_SMOKE_TIMEOUT", "1s")],
+                3,
+            ),
+            (&["deploy"], &[("CUTOVER_SITE_URL", &closed), ("CUTOVER_SMOKE_TIMEOUT", "1s")], 3),
+            (&["deploy", "--json"], &[("CUTOVER_SITE_URL", &format!("http://deploy:{PASSWORD}@exa mple.com/"))], 2),
+        ];
+        for (args, extra, code) in runs {
+            version += 1;
+            let version = version.to_string();
+            let mut env = vec![("CUTOVER_VERSION", version.as_str())];
+            env.extend_from_slice(system);
+            env.extend_from_slice(extra);
+            let run = f.run(args, &env);
+            let context = format!("{system:?} {args:?} {extra:?}");
+            assert_eq!(run.code(), code, "{context}: {}", run.stderr());
+            let mut written = vec![("stdout".to_owned(), run.stdout()), ("stderr".to_owned(), run.stderr())];
+            written.extend(every_file(f.dir.path()));
+            for (name, text) in written {
+                for line in text.lines().filter(|l| !l.starts_with("::add-mask::")) {
+                    assert!(!line.contains(PASSWORD), "{context} leaks in {name}: {line}");
+                }
+            }
+            if system.is_empty() && code == 0 {
+                let console = if args.contains(&"--json") { run.stderr() } else { run.stdout() };
+                for masked in [PASSWORD.to_owned(), format!("deploy:{PASSWORD}")] {
+                    assert!(console.lines().any(|l| l == format!("::add-mask::{masked}")), "{context}: {console}");
+                }
+                let outputs = f.outputs();
+                assert_eq!(outputs["site-url"], format!("{}/", site.url), "the URL without its credentials");
+                assert!(outputs["preview-url"].starts_with(&format!("{}/?", site.url)), "{outputs:?}");
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod harness;
 mod hostile;
 mod infra;
 mod manifests;
+mod outputs;
 mod proxy;
 mod races;
 mod reliability;

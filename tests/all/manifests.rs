@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use cutover::ci::{OUTPUT_ENV_PREFIX, output_env_name};
 use cutover::inputs::{INPUTS, InputSpec};
 use cutover::report::OUTPUTS;
 
@@ -30,6 +31,14 @@ fn env_var(input: &InputSpec) -> String {
 /// A YAML double-quoted scalar (JSON strings are valid YAML).
 fn quoted(text: &str) -> String {
     serde_json::to_string(text).expect("a string serialises")
+}
+
+/// Where TeamCity and CircleCI steps find the outputs: never an input's name.
+fn outputs_note(parameter: &str) -> String {
+    format!(
+        "Outputs reach later steps as {parameter}{OUTPUT_ENV_PREFIX}<NAME>, e.g. {parameter}{}.",
+        output_env_name("version")
+    )
 }
 
 fn commented(text: &str) -> String {
@@ -70,7 +79,13 @@ fn recipe_yml() -> String {
     let mut out = commented(HEADER);
     out.push_str("name: cutover/cutover-deploy\ntitle: cutover\n");
     out.push_str(&format!("version: {}\n", env!("CARGO_PKG_VERSION")));
-    out.push_str("description: Release a static site through S3 and CloudFront as an immutable, smoke-tested version made live by one atomic pointer flip.\n");
+    out.push_str(&format!(
+        "description: {}\n",
+        quoted(&format!(
+            "Release a static site through S3 and CloudFront as an immutable, smoke-tested version made live by one atomic pointer flip. {}",
+            outputs_note("env.")
+        ))
+    ));
     out.push_str(&format!("container: {}\ninputs:\n", image()));
     let mut input = |name: &str, kind: &str, label: &str, description: &str, default: Option<&str>| {
         out.push_str(&format!("  - {name}:\n      type: {kind}\n      label: {}\n", quoted(label)));
@@ -119,7 +134,10 @@ fn xml_escape(text: &str) -> String {
 fn meta_runner_xml() -> String {
     let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!--\n{HEADER}\n-->\n");
     out.push_str("<meta-runner name=\"cutover\">\n");
-    out.push_str("  <description>Release a static site through S3 and CloudFront: stage, smoke-test, promote, roll back.</description>\n");
+    out.push_str(&format!(
+        "  <description>Release a static site through S3 and CloudFront: stage, smoke-test, promote, roll back. {}</description>\n",
+        xml_escape(&outputs_note("env."))
+    ));
     out.push_str("  <settings>\n    <parameters>\n");
     let mut param = |name: &str, value: &str, spec: String| {
         out.push_str(&format!(
@@ -202,7 +220,13 @@ fn orb_yml() -> String {
     out.push_str("description: Release a static site through S3 and CloudFront as an immutable, smoke-tested version made live by one atomic pointer flip.\n");
     out.push_str("display:\n  home_url: https://github.com/cutover-dev/cutover\n  source_url: https://github.com/cutover-dev/cutover\n");
     out.push_str(&format!("executors:\n  default:\n    docker:\n      - image: {}\n", image()));
-    out.push_str("commands:\n  deploy:\n    description: Run cutover (deploy by default; any command via `command`) with the inputs as parameters.\n    parameters:\n");
+    let exports = OUTPUTS.iter().map(|(name, _)| output_env_name(name)).collect::<Vec<_>>().join(", ");
+    out.push_str(&format!(
+        "commands:\n  deploy:\n    description: {}\n    parameters:\n",
+        quoted(&format!(
+            "Run cutover (deploy by default; any command via `command`) with the inputs as parameters. Outputs are exported through $BASH_ENV to the job's later steps as {exports}."
+        ))
+    ));
     out.push_str(&orb_parameters("      "));
     out.push_str(
         "    steps:\n      - run:\n          name: cutover << parameters.command >>\n          environment:\n",
@@ -233,6 +257,17 @@ fn orb_yml() -> String {
         "      workflows:\n        release:\n          jobs:\n            - build\n            - cutover/deploy:\n",
     );
     out.push_str("                requires: [build]\n                bucket: my-site-bucket\n                site-url: https://www.example.com\n");
+    out.push_str("  outputs:\n    description: Use a release's outputs in a later step of the same job.\n    usage:\n      version: 2.1\n");
+    out.push_str(&format!("      orbs:\n        cutover: cutover-dev/cutover@{}\n", env!("CARGO_PKG_VERSION")));
+    out.push_str("      jobs:\n        release:\n          executor: cutover/default\n          steps:\n");
+    out.push_str("            - attach_workspace:\n                at: .\n            - cutover/deploy:\n");
+    out.push_str("                bucket: my-site-bucket\n                site-url: https://www.example.com\n");
+    out.push_str(&format!(
+        "            - run: echo \"released ${} (was ${})\"\n",
+        output_env_name("version"),
+        output_env_name("previous-version")
+    ));
+    out.push_str("      workflows:\n        release:\n          jobs:\n            - release\n");
     out
 }
 
@@ -276,6 +311,10 @@ print(json.dumps({
     "orb_command": {k: v.get("default") for k, v in orb["commands"]["deploy"]["parameters"].items()},
     "orb_job": {k: v.get("default") for k, v in orb["jobs"]["deploy"]["parameters"].items()},
     "orb_image": orb["executors"]["default"]["docker"][0]["image"],
+    "recipe_description": recipe["description"],
+    "meta_description": meta.find("description").text,
+    "orb_command_description": orb["commands"]["deploy"]["description"],
+    "orb_example_steps": orb["examples"]["outputs"]["usage"]["jobs"]["release"]["steps"],
 }))
 "#;
     let output = Command::new(&python)
@@ -306,4 +345,14 @@ print(json.dumps({
         assert!(parsed["recipe"].get(name).is_some() && parsed["meta"].get(name).is_some(), "{name}");
     }
     assert_eq!(parsed["meta"]["env.CUTOVER_GIT_REF"], "%teamcity.build.branch%");
+    let recipe_description = parsed["recipe_description"].as_str().expect("a recipe description");
+    assert!(recipe_description.chars().count() <= 250, "TeamCity takes at most 250: {recipe_description}");
+    for description in [recipe_description, parsed["meta_description"].as_str().expect("a meta-runner description")] {
+        assert!(description.contains("env.CUTOVER_OUTPUT_VERSION"), "{description}");
+    }
+    let orb_description = parsed["orb_command_description"].as_str().expect("an orb command description");
+    for (name, _) in OUTPUTS {
+        assert!(orb_description.contains(&output_env_name(name)), "{name}: {orb_description}");
+    }
+    assert!(parsed["orb_example_steps"][2]["run"].as_str().unwrap().contains("$CUTOVER_OUTPUT_VERSION"));
 }
