@@ -10,7 +10,7 @@ use cutover::rules::{IMMUTABLE, REVALIDATE};
 use cutover::stage::COPY_MIN_BYTES;
 use cutover::store::{Condition, json_meta};
 
-use crate::harness::{Fixture, versions};
+use crate::harness::{Fixture, finish, kill, versions};
 
 /// Runs each scenario twice: on the local store and on moto.
 macro_rules! on_both_backends {
@@ -199,7 +199,7 @@ fn a_killed_stage_resumes(f: Fixture) {
     let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
     let dist = f.site("v1", &borrowed).display().to_string();
     let env = [("CUTOVER_DIST_DIR", dist.as_str()), ("CUTOVER_VERSION", "1"), ("CUTOVER_CONCURRENCY", "1")];
-    let mut child = f
+    let child = f
         .command(&["stage"], &env)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -210,8 +210,7 @@ fn a_killed_stage_resumes(f: Fixture) {
         assert!(std::time::Instant::now() < deadline, "the stage never started storing files");
         std::thread::sleep(Duration::from_millis(5));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(child);
     let stored = f.with_site(async |site| site.store.list(&site.layout.version_dir("1")).await.unwrap().len());
     f.run(&["promote", "1"], &[]).assert_code(4);
     let run = f.run(&["stage"], &env);
@@ -238,9 +237,9 @@ fn concurrent_deploys_are_serialised_by_the_lock(mut f: Fixture) {
         .collect();
     let mut promoted = Vec::new();
     for (version, child) in children {
-        let output = child.wait_with_output().unwrap();
-        let code = output.status.code().unwrap();
-        assert!(code == 0 || code == 4, "{version}: exit {code}: {}", String::from_utf8_lossy(&output.stderr));
+        let run = finish(child);
+        let code = run.code();
+        assert!(code == 0 || code == 4, "{version}: exit {code}: {}", run.stderr());
         if code == 0 {
             promoted.push(version);
         }
