@@ -146,11 +146,11 @@ define_inputs! {
     smoke_expect_text = None;
     /// HTTP status every smoke response must have.
     smoke_status = Some("200");
-    /// How long the smoke test keeps retrying, e.g. `90s` or `2m`.
+    /// How long the smoke test keeps retrying, e.g. `90s` or `2m`; 0s to 1h (`0s`: one try).
     smoke_timeout = Some("60s");
-    /// How many uploads run at once.
+    /// How many uploads run at once, 1 to 1024.
     concurrency = Some("32");
-    /// Releases to keep when pruning; the active one, the one before it and any staged in the last hour are always kept. Unset: no pruning.
+    /// Releases to keep when pruning; the active one, the one before it and any staged in the last hour are always kept; 0 to 100000. Unset: no pruning.
     keep = None;
     /// Cache-Control rules, `GLOB=VALUE` separated by newlines or `;`; the first match wins over the defaults.
     cache_control = None;
@@ -159,7 +159,7 @@ define_inputs! {
     invalidate = Some("true");
     /// With a `cloudfront:` pointer: the paths to invalidate, separated by commas or newlines.
     invalidation_paths = Some("/*");
-    /// With a `cloudfront:` pointer: wait at most this long for the invalidation to complete (`0s`: do not wait).
+    /// With a `cloudfront:` pointer: wait at most this long for the invalidation to complete, 0s to 1h (`0s`: do not wait).
     invalidation_wait = Some("0s");
     /// Release `.git/`, `.env` files and the other secret files listed in the README instead of skipping them with a warning.
     #[arg(num_args = 0..=1, default_missing_value = "true")]
@@ -167,7 +167,7 @@ define_inputs! {
     /// Let a promotion replace a pointer value that is not a version cutover knows (refused with exit 4 otherwise).
     #[arg(num_args = 0..=1, default_missing_value = "true")]
     take_over_pointer = Some("false");
-    /// How long a deploy lock is honoured before another run may take it over.
+    /// How long a deploy lock is honoured before another run may take it over, 1s to 1h.
     lock_lease = Some("2m");
     /// Directory of the embedded local store (used when no bucket is set).
     store_dir = Some(".cutover");
@@ -177,7 +177,7 @@ define_inputs! {
     version_cookie = Some("Build-Number");
     /// Cookie that must be `true` for the version cookie to count.
     override_cookie = Some("Override");
-    /// How long the CloudFront router trusts the active version it read from SSM.
+    /// How long the CloudFront router trusts the active version it read from SSM, 0s to 1h.
     edge_cache = Some("5s");
     /// Address `cutover serve` listens on.
     listen = Some("127.0.0.1:8080");
@@ -402,18 +402,15 @@ impl Plan {
             paths: parse_smoke_paths(&text("smoke_paths").unwrap_or_default())?,
             expect_text: text("smoke_expect_text"),
             expect_status: parse_status(&text("smoke_status").unwrap_or_default())?,
-            timeout: parse_duration("smoke-timeout", &text("smoke_timeout").unwrap_or_default())?,
+            timeout: parse_duration(&SMOKE_TIMEOUT, &text("smoke_timeout").unwrap_or_default())?,
         };
-        let concurrency = parse_count("concurrency", &text("concurrency").unwrap_or_default())?;
-        if concurrency == 0 || concurrency > 1024 {
-            return Err(InputError::new("concurrency", format!("{concurrency} is not between 1 and 1024")));
-        }
-        let keep = text("keep").map(|k| parse_count("keep", &k)).transpose()?;
+        let concurrency = parse_count(&CONCURRENCY, &text("concurrency").unwrap_or_default())?;
+        let keep = text("keep").map(|k| parse_count(&KEEP, &k)).transpose()?;
         let rollback_to =
             text("to").map(|v| version::validate(&v).map_err(|p| InputError::new("to", p))).transpose()?;
         let cache_rules = CacheRules::parse(text("cache_control").as_deref().unwrap_or(""))
             .map_err(|p| InputError::new("cache-control", p))?;
-        let lock_lease = parse_duration("lock-lease", &text("lock_lease").unwrap_or_default())?;
+        let lock_lease = parse_duration(&LOCK_LEASE, &text("lock_lease").unwrap_or_default())?;
         let listen_text = text("listen").unwrap_or_default();
         let listen = listen_text
             .parse()
@@ -423,7 +420,7 @@ impl Plan {
             version_cookie: parse_name("version-cookie", &text("version_cookie").unwrap_or_default())?,
             override_cookie: parse_name("override-cookie", &text("override_cookie").unwrap_or_default())?,
         };
-        let edge_cache = parse_duration("edge-cache", &text("edge_cache").unwrap_or_default())?;
+        let edge_cache = parse_duration(&EDGE_CACHE, &text("edge_cache").unwrap_or_default())?;
         Ok(Plan {
             dist_dir: PathBuf::from(text("dist_dir").unwrap_or_default()),
             backend,
@@ -571,7 +568,7 @@ fn parse_invalidation(text: &impl Fn(&str) -> Option<String>) -> Result<Option<I
     if paths.is_empty() || paths.iter().any(|p| !p.starts_with('/') || p.chars().any(char::is_control)) {
         return Err(InputError::new("invalidation-paths", format!("{raw:?} must list paths starting with '/'")));
     }
-    let wait = parse_duration("invalidation-wait", &text("invalidation_wait").unwrap_or_default())?;
+    let wait = parse_duration(&INVALIDATION_WAIT, &text("invalidation_wait").unwrap_or_default())?;
     Ok(Some(Invalidation { paths, wait: (!wait.is_zero()).then_some(wait) }))
 }
 
@@ -611,13 +608,54 @@ fn parse_status(text: &str) -> Result<u16, InputError> {
     }
 }
 
-fn parse_duration(input: &str, text: &str) -> Result<Duration, InputError> {
+/// The values a numeric input accepts. Every duration and count is bounded up front, so no later
+/// arithmetic on it (deadlines, lock expiry) can overflow; each input's description names its range.
+struct Bounds<T> {
+    input: &'static str,
+    min: T,
+    max: T,
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+/// `0s` tries once; an hour is as long as a CI job should wait for an edge.
+const SMOKE_TIMEOUT: Bounds<Duration> = Bounds { input: "smoke-timeout", min: Duration::ZERO, max: HOUR };
+/// CloudFront invalidations finish in minutes; past an hour the edges catch up without us.
+const INVALIDATION_WAIT: Bounds<Duration> = Bounds { input: "invalidation-wait", min: Duration::ZERO, max: HOUR };
+/// A crashed run's lock blocks every other run for a lease: an hour at most.
+const LOCK_LEASE: Bounds<Duration> = Bounds { input: "lock-lease", min: Duration::from_secs(1), max: HOUR };
+/// A promotion reaches visitors within this: more than an hour makes a rollback useless.
+const EDGE_CACHE: Bounds<Duration> = Bounds { input: "edge-cache", min: Duration::ZERO, max: HOUR };
+/// Uploads stop getting faster far below 1024 at once (README, Performance: at 32 on two cores).
+const CONCURRENCY: Bounds<usize> = Bounds { input: "concurrency", min: 1, max: 1024 };
+/// More releases than any site keeps; a larger number means "keep all" anyway.
+const KEEP: Bounds<usize> = Bounds { input: "keep", min: 0, max: 100_000 };
+
+impl Bounds<Duration> {
+    fn range(&self) -> String {
+        format!("{} to {}", humantime::format_duration(self.min), humantime::format_duration(self.max))
+    }
+}
+
+impl Bounds<usize> {
+    fn range(&self) -> String {
+        format!("{} to {}", self.min, self.max)
+    }
+}
+
+fn parse_duration(bounds: &Bounds<Duration>, text: &str) -> Result<Duration, InputError> {
     let text = text.trim();
     let parsed = match text.parse::<u64>() {
         Ok(seconds) => Ok(Duration::from_secs(seconds)),
         Err(_) => humantime::parse_duration(text),
     };
-    parsed.map_err(|_| InputError::new(input, format!("{text:?} is not a duration like 90s or 2m")))
+    match parsed {
+        Ok(duration) if (bounds.min..=bounds.max).contains(&duration) => Ok(duration),
+        Ok(_) => Err(InputError::new(bounds.input, format!("{text:?} is out of range: use {}", bounds.range()))),
+        Err(_) => Err(InputError::new(
+            bounds.input,
+            format!("{text:?} is not a duration like 90s or 2m ({})", bounds.range()),
+        )),
+    }
 }
 
 /// A query parameter or cookie name: a non-empty token.
@@ -631,8 +669,11 @@ fn parse_name(input: &str, text: &str) -> Result<String, InputError> {
     }
 }
 
-fn parse_count(input: &str, text: &str) -> Result<usize, InputError> {
-    text.trim().parse().map_err(|_| InputError::new(input, format!("{text:?} is not a whole number")))
+fn parse_count(bounds: &Bounds<usize>, text: &str) -> Result<usize, InputError> {
+    match text.trim().parse() {
+        Ok(count) if (bounds.min..=bounds.max).contains(&count) => Ok(count),
+        _ => Err(InputError::new(bounds.input, format!("{text:?} is not a whole number from {}", bounds.range()))),
+    }
 }
 
 pub(crate) fn parse_bool(input: &str, text: &str) -> Result<bool, InputError> {
@@ -767,6 +808,18 @@ mod tests {
             (&[("CUTOVER_VERSION_COOKIE", "a b")], "version-cookie"),
             (&[("CUTOVER_OVERRIDE_QUERY", "x=y")], "override-query"),
             (&[("CUTOVER_EDGE_CACHE", "a while")], "edge-cache"),
+            (&[("CUTOVER_EDGE_CACHE", "100000000y")], "edge-cache"),
+            (&[("CUTOVER_LOCK_LEASE", "100000000y")], "lock-lease"),
+            (&[("CUTOVER_LOCK_LEASE", "0s")], "lock-lease"),
+            (&[("CUTOVER_SMOKE_TIMEOUT", "18446744073709551615")], "smoke-timeout"),
+            (&[("CUTOVER_SMOKE_TIMEOUT", "99999999999999999999999y")], "smoke-timeout"),
+            (
+                &[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E1"), ("CUTOVER_INVALIDATION_WAIT", "2h")],
+                "invalidation-wait",
+            ),
+            (&[("CUTOVER_CONCURRENCY", "18446744073709551616")], "concurrency"),
+            (&[("CUTOVER_KEEP", "99999999999999999999999")], "keep"),
+            (&[("CUTOVER_KEEP", "100001")], "keep"),
         ];
         for (vars, input) in cases {
             let err = plan(vars).expect_err(&format!("{vars:?} should be refused"));
@@ -828,5 +881,84 @@ mod tests {
             assert!(plan(&[ci, ("CUTOVER_BUCKET", "my-site")]).is_ok(), "{ci:?}");
         }
         assert!(plan(&[("CI", "false")]).is_ok());
+    }
+
+    #[test]
+    fn bounds_are_checked_inclusively_and_named_in_the_descriptions() {
+        let p = plan(&[("CUTOVER_LOCK_LEASE", "1s"), ("CUTOVER_SMOKE_TIMEOUT", "0s"), ("CUTOVER_EDGE_CACHE", "3600")]);
+        let p = p.unwrap();
+        assert_eq!((p.lock_lease, p.smoke.timeout, p.edge_cache), (Duration::from_secs(1), Duration::ZERO, HOUR));
+        assert_eq!(plan(&[("CUTOVER_KEEP", "100000"), ("CUTOVER_CONCURRENCY", "1024")]).unwrap().keep, Some(100_000));
+        let err = plan(&[("CUTOVER_LOCK_LEASE", "100000000y")]).unwrap_err();
+        assert_eq!(err.to_string(), "input `lock-lease`: \"100000000y\" is out of range: use 1s to 1h");
+        let ranges = [SMOKE_TIMEOUT, INVALIDATION_WAIT, LOCK_LEASE, EDGE_CACHE].map(|b| (b.input, b.range()));
+        for (input, range) in ranges.into_iter().chain([CONCURRENCY, KEEP].map(|b| (b.input, b.range()))) {
+            let spec = INPUTS.iter().find(|s| s.name() == input).unwrap();
+            assert!(spec.description.contains(&range), "{input}: {:?} must say {range}", spec.description);
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any text, and the texts most likely to break a parser: huge numbers and durations, pointers.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "[0-9]{1,30}",
+                "-?[0-9]{1,25}(ns|us|ms|s|m|h|d|w|M|y)( [0-9]{1,25}[a-z]{1,2})?",
+                "(ssm|cloudfront|file|http|https):[/a-zA-Z0-9.@:%_-]{0,40}",
+            ]
+        }
+
+        /// Resolves a plan: a refusal is fine; a plan that resolves holds only durations and counts
+        /// within their bounds.
+        fn resolve(env: &Env, flags: &RawInputs) -> Result<(), TestCaseError> {
+            let Ok(plan) = RawInputs::layered(env, flags).and_then(|raw| Plan::resolve(&raw, env)) else {
+                return Ok(());
+            };
+            let wait = match &plan.pointer {
+                PointerSpec::CloudFront { invalidation: Some(i), .. } => i.wait,
+                _ => None,
+            };
+            let durations = [(SMOKE_TIMEOUT, Some(plan.smoke.timeout)), (INVALIDATION_WAIT, wait)]
+                .into_iter()
+                .chain([(LOCK_LEASE, Some(plan.lock_lease)), (EDGE_CACHE, Some(plan.edge_cache))]);
+            for (bounds, duration) in durations {
+                prop_assert!(duration.is_none_or(|d| (bounds.min..=bounds.max).contains(&d)), "{}", bounds.input);
+            }
+            prop_assert!((CONCURRENCY.min..=CONCURRENCY.max).contains(&plan.concurrency));
+            prop_assert!(plan.keep.is_none_or(|k| k <= KEEP.max));
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn no_value_of_any_input_panics(value in value()) {
+                for spec in INPUTS {
+                    let upper = spec.field.to_ascii_uppercase();
+                    for name in [format!("CUTOVER_{upper}"), format!("INPUT_{}", spec.name().to_ascii_uppercase())] {
+                        let env: Env = [(name, value.clone())].into_iter().collect();
+                        resolve(&env, &RawInputs::default())?;
+                    }
+                    let flags: RawInputs = serde_json::from_value(serde_json::json!({ spec.field: value })).unwrap();
+                    let on_aws: Env = [("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E1")].into_iter().collect();
+                    resolve(&on_aws, &flags)?;
+                }
+            }
+
+            #[test]
+            fn no_mix_of_input_values_panics(values in proptest::collection::vec(value(), INPUTS.len())) {
+                let env: Env = INPUTS
+                    .iter()
+                    .zip(values)
+                    .map(|(spec, value)| (format!("CUTOVER_{}", spec.field.to_ascii_uppercase()), value))
+                    .collect();
+                resolve(&env, &RawInputs::default())?;
+            }
+        }
     }
 }

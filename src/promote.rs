@@ -12,7 +12,7 @@ use crate::inputs::RunInfo;
 use crate::lock::DeployLock;
 use crate::outcome::Refusal;
 use crate::pointer::ROLLED_BACK;
-use crate::release::{ReleaseRecord, read_record};
+use crate::release::{self, ReleaseRecord, read_record};
 use crate::version;
 
 /// Which way a promotion may move.
@@ -130,7 +130,7 @@ fn note(direction: Direction, run_url: Option<&str>, from: Option<&str>) -> Stri
 /// Checks the guards; `promoted` in the report says whether a flip is due.
 async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
     let version = request.version;
-    let record = complete_record(site, version).await?;
+    complete_record(site, version).await?;
     let active = Active::read(site).await?.before_promotion(site, request.take_over_pointer)?;
     if let Some(expected) = &request.expected_active
         && expected != &active
@@ -158,18 +158,11 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resu
     if current == version {
         return Ok(report(false));
     }
-    if request.direction == Direction::Forward {
-        let current_time = read_record(site, &site.layout.record_key(current)).await?.map(|r| r.created_at);
-        let order = match current_time {
-            Some(time) => version::compare((version, record.created_at), (current, time)),
-            None => version::compare_text(version, current).unwrap_or(Ordering::Greater),
-        };
-        if order == Ordering::Less {
-            return Err(Refusal::new(format!(
-                "{version} is older than the active {current}; to go back on purpose run `cutover rollback --to {version}`"
-            ))
-            .into());
-        }
+    if request.direction == Direction::Forward && release::compare(site, version, current).await? == Ordering::Less {
+        return Err(Refusal::new(format!(
+            "{version} is older than the active {current}; to go back on purpose run `cutover rollback --to {version}`"
+        ))
+        .into());
     }
     Ok(report(true))
 }

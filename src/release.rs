@@ -1,5 +1,6 @@
 //! The bucket layout and the release record: a release without its record does not exist.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -192,18 +193,44 @@ pub async fn read_record(site: &Site, key: &str) -> anyhow::Result<Option<Releas
     }
 }
 
-/// Every recorded release of the site, oldest first.
+/// Every recorded release of the site, oldest first in the release order ([`version::places`]).
 pub async fn all_records(site: &Site) -> anyhow::Result<Vec<ReleaseRecord>> {
+    let records = records_where(site, |_| true).await?;
+    let places = version::places(&records.iter().map(|r| (r.version.as_str(), r.created_at)).collect::<Vec<_>>());
+    let mut placed: Vec<_> = places.into_iter().zip(records).collect();
+    placed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(placed.into_iter().map(|(_, record)| record).collect())
+}
+
+/// How release `a` stands against release `b` in the release order that [`all_records`] lists,
+/// reading only the records that can move either. A version without a record counts as recorded
+/// before any other.
+pub async fn compare(site: &Site, a: &str, b: &str) -> anyhow::Result<Ordering> {
+    let records = records_where(site, |v| version::can_move(v, a) || version::can_move(v, b)).await?;
+    let mut releases: Vec<(String, DateTime<Utc>)> = records.into_iter().map(|r| (r.version, r.created_at)).collect();
+    let mut index_of = |version: &str| match releases.iter().position(|(v, _)| v == version) {
+        Some(i) => i,
+        None => {
+            releases.push((version.to_owned(), DateTime::<Utc>::MIN_UTC));
+            releases.len() - 1
+        }
+    };
+    let (a, b) = (index_of(a), index_of(b));
+    let places = version::places(&releases);
+    Ok(places[a].cmp(&places[b]))
+}
+
+/// The records of the versions `wanted` accepts, in no particular order.
+async fn records_where(site: &Site, wanted: impl Fn(&str) -> bool) -> anyhow::Result<Vec<ReleaseRecord>> {
     let listed = site.store.list(&site.layout.records_dir()).await.context("listing release records")?;
-    let keys = listed.into_iter().filter(|l| site.layout.version_of_record(&l.key).is_some()).map(|l| l.key);
-    let mut records: Vec<ReleaseRecord> = futures::stream::iter(keys)
+    let keys =
+        listed.into_iter().filter(|l| site.layout.version_of_record(&l.key).is_some_and(|v| wanted(&v))).map(|l| l.key);
+    futures::stream::iter(keys)
         .map(|key| async move { read_record(site, &key).await })
         .buffer_unordered(RECORD_READS)
         .try_filter_map(|record| async move { Ok(record) })
         .try_collect()
-        .await?;
-    records.sort_by(|a, b| version::compare((&a.version, a.created_at), (&b.version, b.created_at)));
-    Ok(records)
+        .await
 }
 
 #[cfg(test)]

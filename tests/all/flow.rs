@@ -1,16 +1,18 @@
 //! The release flow end to end, run as a CI step runs it, through `cutover serve` as the edge,
 //! on the embedded local store and on S3 + SSM (moto).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
+use cutover::inputs::RunInfo;
 use cutover::release::{ReleaseRecord, read_record};
 use cutover::rules::{IMMUTABLE, REVALIDATE};
 use cutover::stage::COPY_MIN_BYTES;
 use cutover::store::{Condition, json_meta};
 
-use crate::harness::{Fixture, versions};
+use crate::harness::{Fixture, finish, kill, versions};
 
 /// Runs each scenario twice: on the local store and on moto.
 macro_rules! on_both_backends {
@@ -45,6 +47,7 @@ on_both_backends!(
     a_pointer_value_cutover_did_not_write_is_refused,
     prefixes_of_two_sites_never_nest,
     status_marks_what_never_went_live_and_where_rollback_goes,
+    a_store_of_every_version_style_lists_prunes_and_deploys,
 );
 
 fn first_deploy_uploads_and_the_next_copies_what_did_not_change(mut f: Fixture) {
@@ -209,7 +212,7 @@ fn a_killed_stage_resumes(f: Fixture) {
         ("CUTOVER_CONCURRENCY", "1"),
         ("CUTOVER_LOCK_LEASE", "1s"),
     ];
-    let mut child = f
+    let child = f
         .command(&["stage"], &env)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -220,8 +223,7 @@ fn a_killed_stage_resumes(f: Fixture) {
         assert!(std::time::Instant::now() < deadline, "the stage never started storing files");
         std::thread::sleep(Duration::from_millis(5));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(child);
     let stored = f.with_site(async |site| site.store.list(&site.layout.version_dir("1")).await.unwrap().len());
     f.run(&["promote", "1"], &[]).assert_code(4);
     let run = f.run(&["stage"], &env);
@@ -249,9 +251,9 @@ fn concurrent_deploys_are_serialised_by_the_lock(mut f: Fixture) {
         .collect();
     let mut promoted = Vec::new();
     for (version, child) in children {
-        let output = child.wait_with_output().unwrap();
-        let code = output.status.code().unwrap();
-        assert!(code == 0 || code == 4, "{version}: exit {code}: {}", String::from_utf8_lossy(&output.stderr));
+        let run = finish(child);
+        let code = run.code();
+        assert!(code == 0 || code == 4, "{version}: exit {code}: {}", run.stderr());
         if code == 0 {
             promoted.push(version);
         }
@@ -334,6 +336,61 @@ fn large_files_go_in_parts_and_resume_by_their_etag(mut f: Fixture) {
     let out = f.outputs();
     assert_eq!([&out["copied"], &out["uploaded"]], ["1", "1"]);
     assert!(edge.get("/media/big.bin", Some("Build-Number=2; Override=true")).body == big);
+}
+
+/// The store that made `status`, `prune` and `deploy --keep` panic: run numbers 1..60, `v2.N.0` tags
+/// and `v1.9.N` hotfix tags, recorded interleaved over days.
+fn a_store_of_every_version_style_lists_prunes_and_deploys(f: Fixture) {
+    let hour = |h: i64| Utc::now() - chrono::Duration::days(10) + chrono::Duration::hours(h);
+    let mut store: Vec<(String, _)> = (1..=60).map(|n| (n.to_string(), hour(2 * n))).collect();
+    store.extend((0..10).map(|n| (format!("v2.{n}.0"), hour(12 * n + 1))));
+    // Recorded after v2.0.0, so they stand before it, where the 1.9 line stood.
+    store.extend((1..=8).map(|n| (format!("v1.9.{n}"), hour(10 * n + 70))));
+    f.with_site(async |site| {
+        for (version, created_at) in &store {
+            let record = ReleaseRecord {
+                version: version.clone(),
+                created_at: *created_at,
+                cutover_version: "test".into(),
+                run: RunInfo::default(),
+                files: BTreeMap::new(),
+            };
+            let key = site.layout.record_key(version);
+            site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::IfAbsent).await.unwrap();
+        }
+        site.pointer.write("v1.9.8", "promoted by the test from nothing").await.unwrap();
+        site.pointer.write("60", "promoted by the test from v1.9.8").await.unwrap();
+    });
+    let no_lock_left = || f.with_site(async |site| site.store.get(&site.layout.lock_key()).await.unwrap()).is_none();
+
+    let status = f.run(&["status", "--json"], &[]).assert_code(0).json();
+    let listed = versions(&status["releases"]);
+    let hotfixes: Vec<String> = (1..=8).map(|n| format!("v1.9.{n}")).collect();
+    assert_eq!(listed[..8], hotfixes);
+    assert_eq!(listed[8..12], ["v2.0.0", "1", "2", "3"]);
+    assert_eq!(listed[71..], ["v2.9.0", "55", "56", "57", "58", "59", "60"]);
+
+    let newest = ["60", "59", "58", "57", "56", "55", "v2.9.0", "54", "53", "52", "51", "50", "49", "v2.8.0"];
+    let newest: Vec<&str> = newest.into_iter().chain(["48", "47", "46", "45", "44", "43"]).collect();
+    let planned = f.run(&["prune", "--keep", "20", "--dry-run", "--json"], &[]).assert_code(0).json();
+    let kept: Vec<&str> = newest.iter().copied().chain(["v1.9.8"]).collect();
+    assert_eq!(planned["kept"], serde_json::json!(kept), "the newest 20 and the previous live version");
+    assert_eq!(planned["deleted"].as_array().unwrap().len(), 57);
+
+    let dist = f.site("v61", &[("index.html", "61")]);
+    let dist = dist.display().to_string();
+    f.run(&["deploy", "--keep", "20"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", "61")]).assert_code(0);
+    assert_eq!(f.active().as_deref(), Some("61"));
+    assert!(no_lock_left(), "deploy left the lock");
+
+    let pruned = f.run(&["prune", "--keep", "20", "--json"], &[]).assert_code(0).json();
+    let kept: Vec<&str> = ["61"].into_iter().chain(newest[..19].iter().copied()).collect();
+    assert_eq!(pruned["kept"], serde_json::json!(kept));
+    assert_eq!(pruned["deleted"], serde_json::json!([]), "deploy --keep 20 pruned already");
+    assert!(no_lock_left(), "prune left the lock");
+    let status = f.run(&["status", "--json"], &[]).assert_code(0).json();
+    let oldest_first: Vec<&str> = kept.into_iter().rev().collect();
+    assert_eq!(versions(&status["releases"]), oldest_first);
 }
 
 fn dry_run_writes_nothing(f: Fixture) {

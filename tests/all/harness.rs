@@ -211,8 +211,9 @@ impl Fixture {
     }
 
     /// Runs the binary with the fixture's env plus `extra`, as a GitHub Actions step.
+    #[track_caller]
     pub fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        self.command(args, extra).output().map(Run).expect("running cutover")
+        Run::new(self.command(args, extra).output().expect("running cutover"))
     }
 
     pub fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
@@ -223,6 +224,7 @@ impl Fixture {
     }
 
     /// Deploys `dist` as `version`, expecting success.
+    #[track_caller]
     pub fn deploy(&self, dist: &Path, version: &str) -> Run {
         let run =
             self.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist.display().to_string()), ("CUTOVER_VERSION", version)]);
@@ -269,13 +271,14 @@ impl Fixture {
     pub fn spawn_edge(&self, extra: &[(&str, &str)]) -> Edge {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
+        let log = self.dir.path().join(format!("serve-{port}.log"));
         let child = self
             .command(&["serve"], &[extra, &[("CUTOVER_LISTEN", listen.as_str())]].concat())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("serve log"))
             .spawn()
             .expect("starting cutover serve");
-        let edge = Edge { child, url: format!("http://{listen}") };
+        let edge = Edge { child, url: format!("http://{listen}"), log };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(&listen).is_err() {
             assert!(Instant::now() < deadline, "cutover serve did not listen on {listen}");
@@ -307,6 +310,8 @@ fn base_env(dir: &Path) -> BTreeMap<String, String> {
 pub struct Edge {
     child: Child,
     pub url: String,
+    /// Its stderr, shown if it panicked.
+    log: PathBuf,
 }
 
 impl Edge {
@@ -329,15 +334,45 @@ impl Edge {
 
 impl Drop for Edge {
     fn drop(&mut self) {
+        let exited = self.child.try_wait().ok().flatten();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if exited.and_then(|status| status.code()) == Some(PANIC_EXIT) && !std::thread::panicking() {
+            let stderr = std::fs::read_to_string(&self.log).unwrap_or_default();
+            panic!("cutover serve panicked (exit {PANIC_EXIT})\nstderr:\n{stderr}");
+        }
     }
 }
 
-/// A finished run of the binary.
-pub struct Run(pub Output);
+/// Rust's exit code for a panic. No run of cutover may end with it, whatever a test expects.
+const PANIC_EXIT: i32 = 101;
+
+/// A finished run of the binary, never a panicked one.
+pub struct Run(Output);
+
+/// Waits for a spawned run to end; a panic fails the test with the run's output.
+#[track_caller]
+pub fn finish(child: Child) -> Run {
+    Run::new(child.wait_with_output().expect("waiting for cutover"))
+}
+
+/// Kills a spawned run and reaps it; one that had already panicked fails the test.
+#[track_caller]
+pub fn kill(mut child: Child) {
+    child.kill().expect("killing cutover");
+    finish(child);
+}
 
 impl Run {
+    /// Every way a test sees a run end passes here, so a panic fails the test that saw it.
+    #[track_caller]
+    pub fn new(output: Output) -> Run {
+        let run = Run(output);
+        let (stdout, stderr) = (run.stdout(), run.stderr());
+        assert_ne!(run.code(), PANIC_EXIT, "cutover panicked\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        run
+    }
+
     pub fn code(&self) -> i32 {
         self.0.status.code().unwrap_or(-1)
     }

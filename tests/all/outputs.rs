@@ -44,7 +44,7 @@ fn circleci_step(f: &Fixture, env: &[(String, String)], script: &str) -> Run {
     command.env_clear().envs(&f.env).envs(env.iter().map(|(k, v)| (k, v)));
     command.envs([("GITHUB_ACTIONS", ""), ("CIRCLECI", "true")]).env("BASH_ENV", &bash_env);
     command.env("CUTOVER", env!("CARGO_BIN_EXE_cutover")).current_dir(f.dir.path()).stdin(Stdio::null());
-    command.args(["-c", &format!("source \"$BASH_ENV\"; {script}")]).output().map(Run).expect("running bash")
+    command.args(["-c", &format!("source \"$BASH_ENV\"; {script}")]).output().map(Run::new).expect("running bash")
 }
 
 /// TeamCity's escaping undone: what `##teamcity[... value='...']` means.

@@ -22,10 +22,10 @@ fn spawn(f: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Child {
     f.command(args, env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starting cutover")
 }
 
-/// Waits for a child; returns its exit code and stderr.
+/// Waits for a child (failing on a panic); returns its exit code and stderr.
 fn finish(child: Child) -> (i32, String) {
-    let output = child.wait_with_output().expect("waiting for cutover");
-    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+    let run = crate::harness::finish(child);
+    (run.code(), run.stderr())
 }
 
 macro_rules! on_both_backends {

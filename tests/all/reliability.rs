@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::harness::Fixture;
+use crate::harness::{self, Fixture};
 use crate::proxy::{Fault, Proxy};
 
 /// A site of `count` small pages, and one file large enough to go multipart when `large`.
@@ -158,10 +158,9 @@ fn killed_at_seeded_points_the_live_site_is_old_or_new_whole() {
             ("CUTOVER_CONCURRENCY", "1"),
             ("CUTOVER_LOCK_LEASE", "1s"),
         ];
-        let mut child = f.command(&["deploy"], &env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let child = f.command(&["deploy"], &env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let held = proxy.wait_for_hold(Duration::from_secs(60));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        harness::kill(child);
         drop(proxy);
         assert!(held.is_some(), "point {point}: the deploy never made request {point}");
 
@@ -242,8 +241,8 @@ fn deploy_while_the_live_version_moves(f: &Fixture, version: &str, moved_to: &st
 }
 
 fn finish(child: std::process::Child) -> (i32, String) {
-    let out = child.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    let run = harness::finish(child);
+    (run.code(), run.stderr())
 }
 
 #[test]
