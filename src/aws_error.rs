@@ -69,7 +69,7 @@ impl AwsError {
                 ("no AWS credentials found".to_owned(), Some(NO_CREDENTIALS.to_owned()))
             }
             (_, Some(e)) => {
-                (format!("loading AWS credentials failed: {}", one_line(e)), Some(BAD_CREDENTIALS.to_owned()))
+                (format!("loading AWS credentials failed: {}", one_line(causes(e))), Some(BAD_CREDENTIALS.to_owned()))
             }
             (SdkError::ServiceError(_), _) => {
                 let problem = err.message().unwrap_or_default().to_owned();
@@ -162,28 +162,21 @@ fn causes<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dy
     std::iter::successors(Some(err), |&e| e.source())
 }
 
-/// The causes below the SDK's own summary (`dispatch failure`, `io error`), joined on one line,
-/// each said once.
+/// The causes below the SDK's own summary (`dispatch failure`), on one line.
 fn sources(err: &(dyn StdError + 'static)) -> String {
-    let mut said: Vec<String> = Vec::new();
-    for cause in causes(err).skip(1) {
-        let text = one_line_text(&cause.to_string());
-        if matches!(text.as_str(), "" | "io error" | "timeout" | "user error" | "other") {
-            continue;
-        }
-        if !said.iter().any(|s| s.contains(&text)) {
-            said.push(text);
-        }
+    match one_line(causes(err).skip(1)) {
+        said if said.is_empty() => "no cause given".to_owned(),
+        said => said,
     }
-    if said.is_empty() { "no cause given".to_owned() } else { said.join(": ") }
 }
 
-/// An error and its causes on one line.
-fn one_line(err: &(dyn StdError + 'static)) -> String {
+/// Errors on one line, each said once, leaving out the SDK's bare labels (`io error`, `other`).
+fn one_line<'a>(errors: impl Iterator<Item = &'a (dyn StdError + 'static)>) -> String {
     let mut said: Vec<String> = Vec::new();
-    for cause in causes(err) {
-        let text = one_line_text(&cause.to_string());
-        if !text.is_empty() && !said.iter().any(|s| s.contains(&text)) {
+    for error in errors {
+        let text = one_line_text(&error.to_string());
+        let label = matches!(text.as_str(), "" | "io error" | "timeout" | "user error" | "other");
+        if !label && !said.iter().any(|s| s.contains(&text)) {
             said.push(text);
         }
     }
