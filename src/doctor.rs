@@ -2,9 +2,9 @@
 //! one line with its fix. Every check runs, whatever the others find.
 
 use aws_sdk_cloudfront::types::{CachePolicyConfig, DistributionConfig};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use serde::Serialize;
 
+use crate::aws_error::AwsError;
 use crate::backend::AwsClients;
 use crate::inputs::{Backend, InputError, Plan, PointerSpec};
 use crate::routing::{EdgeNames, VERSION_HEADER};
@@ -79,7 +79,7 @@ async fn bucket_reachable(aws: &AwsClients, bucket: &str) -> Check {
         Ok(_) => pass("bucket", format!("s3://{bucket} is reachable")),
         Err(e) => fail(
             "bucket",
-            format!("s3://{bucket} cannot be reached: {}", DisplayErrorContext(&e)),
+            AwsError::new("S3 HeadBucket", format!("s3://{bucket}"), &e).to_string(),
             "create it (infra/cutover.yml does) or correct `bucket` and the credentials' region",
         ),
     }
@@ -120,7 +120,7 @@ async fn parameter_usable(aws: &AwsClients, parameter: &str) -> Check {
         Err(e) => {
             return fail(
                 "parameter",
-                format!("SSM parameter {parameter} cannot be read: {}", DisplayErrorContext(&e)),
+                AwsError::new("SSM GetParameter", parameter, &e).to_string(),
                 "allow ssm:GetParameter on it (the DeployPolicy in infra/cutover.yml does)",
             );
         }
@@ -134,7 +134,7 @@ async fn parameter_usable(aws: &AwsClients, parameter: &str) -> Check {
         Ok(_) => pass("parameter", format!("SSM parameter {parameter} is readable and writable")),
         Err(e) => fail(
             "parameter",
-            format!("SSM parameter {parameter} cannot be written: {}", DisplayErrorContext(&e)),
+            AwsError::new("SSM PutParameter", parameter, &e).to_string(),
             "allow ssm:PutParameter and ssm:GetParameterHistory on it (the DeployPolicy in infra/cutover.yml does)",
         ),
     }
@@ -146,7 +146,7 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
         Err(e) => {
             return vec![fail(
                 "distribution",
-                format!("distribution {id} cannot be read: {}", DisplayErrorContext(&e)),
+                AwsError::new("CloudFront GetDistributionConfig", id, &e).to_string(),
                 "correct the distribution ID, or allow cloudfront:GetDistributionConfig",
             )];
         }

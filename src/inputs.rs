@@ -387,7 +387,7 @@ impl Plan {
                 Backend::Aws { bucket, region: text("region"), path_style }
             }
         };
-        let mut pointer = parse_pointer(text("pointer").as_deref(), &backend, &prefix)?;
+        let mut pointer = parse_pointer(text("pointer").as_deref(), &backend, &prefix, env)?;
         if let PointerSpec::CloudFront { invalidation, .. } = &mut pointer {
             *invalidation = parse_invalidation(&text)?;
         }
@@ -492,15 +492,44 @@ fn parse_prefix(text: &str) -> Result<String, InputError> {
     Ok(trimmed.to_owned())
 }
 
+/// Beginnings S3 reserves for its own names (general purpose bucket naming rules).
+const BUCKET_RESERVED_PREFIXES: &[&str] = &["xn--", "sthree-", "amzn-s3-demo-"];
+/// Endings S3 reserves for access point aliases, Multi-Region Access Points, directory and table
+/// buckets.
+const BUCKET_RESERVED_SUFFIXES: &[&str] = &["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+
+/// A general purpose bucket name, by S3's naming rules. Names only us-east-1 allowed before March
+/// 2018 (capitals, underscores, up to 255 characters) are refused.
 fn validate_bucket(bucket: &str) -> Result<(), InputError> {
-    let ok = (3..=63).contains(&bucket.len())
-        && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok { Ok(()) } else { Err(InputError::new("bucket", format!("{bucket:?} is not a valid S3 bucket name"))) }
+    let length = bucket.chars().count();
+    let problem = if !(3..=63).contains(&length) {
+        format!("has {length} characters; a bucket name has 3 to 63")
+    } else if !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
+        "may hold only lowercase letters, digits, '.' and '-'".to_owned()
+    } else if !bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        "must begin and end with a letter or digit".to_owned()
+    } else if bucket.contains("..") {
+        "must not hold two adjacent periods".to_owned()
+    } else if bucket.split('.').count() == 4 && bucket.split('.').all(|part| part.bytes().all(|b| b.is_ascii_digit())) {
+        "must not be formatted as an IP address".to_owned()
+    } else if let Some(prefix) = BUCKET_RESERVED_PREFIXES.iter().find(|p| bucket.starts_with(*p)) {
+        format!("must not start with {prefix:?}, which S3 reserves")
+    } else if let Some(suffix) = BUCKET_RESERVED_SUFFIXES.iter().find(|s| bucket.ends_with(*s)) {
+        format!("must not end with {suffix:?}, which S3 reserves")
+    } else {
+        return Ok(());
+    };
+    Err(InputError::new("bucket", format!("{bucket:?} is not an S3 bucket name: it {problem}")))
 }
 
-fn parse_pointer(text: Option<&str>, backend: &Backend, prefix: &str) -> Result<PointerSpec, InputError> {
+fn parse_pointer(text: Option<&str>, backend: &Backend, prefix: &str, env: &Env) -> Result<PointerSpec, InputError> {
+    // The region sizes the parameter's ARN, which counts toward SSM's length limit.
+    let region = match backend {
+        Backend::Aws { region, .. } => region.as_deref().or(env.get("AWS_REGION")).or(env.get("AWS_DEFAULT_REGION")),
+        Backend::Local { .. } => None,
+    };
     match (text, backend) {
         (None, Backend::Local { .. }) | (Some("file"), Backend::Local { .. }) => Ok(PointerSpec::File),
         (Some("file"), Backend::Aws { .. }) => {
@@ -508,10 +537,25 @@ fn parse_pointer(text: Option<&str>, backend: &Backend, prefix: &str) -> Result<
         }
         (None, Backend::Aws { bucket, .. }) => {
             let site = [bucket.as_str(), prefix].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>();
-            Ok(PointerSpec::Ssm { parameter: format!("/cutover/{}/active", site.join("/")) })
+            let parameter = format!("/cutover/{}/active", site.join("/"));
+            if let Some(problem) = parameter_name_problem(&parameter, region) {
+                return Err(InputError::new(
+                    "prefix",
+                    format!(
+                        "makes the default pointer ssm:{parameter} unusable: it {problem}; shorten `prefix` or set `pointer`"
+                    ),
+                ));
+            }
+            Ok(PointerSpec::Ssm { parameter })
         }
         (Some(spec), _) => match spec.split_once(':') {
-            Some(("ssm", name)) if valid_parameter_name(name) => {
+            Some(("ssm", name)) => {
+                if let Some(problem) = parameter_name_problem(name, region) {
+                    return Err(InputError::new(
+                        "pointer",
+                        format!("{name:?} is not an SSM parameter name: it {problem}"),
+                    ));
+                }
                 if matches!(backend, Backend::Local { .. }) {
                     return Err(InputError::new("pointer", "ssm needs a bucket; set `bucket` or use pointer file"));
                 }
@@ -528,25 +572,17 @@ fn parse_pointer(text: Option<&str>, backend: &Backend, prefix: &str) -> Result<
                     Some((distribution, origin)) => (distribution, Some(origin)),
                     None => (target, None),
                 };
-                let origin_ok = origin.is_none_or(|o| !o.is_empty() && !o.chars().any(char::is_control));
-                if parse_distribution_id("pointer", distribution).is_err() || !origin_ok {
+                let distribution = parse_distribution_id("pointer", distribution)?;
+                if origin.is_some_and(|o| o.is_empty() || o.chars().any(char::is_control)) {
                     return Err(InputError::new(
                         "pointer",
                         format!(
-                            "{spec:?} is not cloudfront:<distribution-id>[/<origin-id>] (an ID like E2QWRUHAPOMQZL)"
+                            "{spec:?} is not cloudfront:<distribution-id>[/<origin-id>]: the origin ID is empty or has control characters"
                         ),
                     ));
                 }
-                Ok(PointerSpec::CloudFront {
-                    distribution: distribution.to_owned(),
-                    origin: origin.map(str::to_owned),
-                    invalidation: None,
-                })
+                Ok(PointerSpec::CloudFront { distribution, origin: origin.map(str::to_owned), invalidation: None })
             }
-            Some(("ssm", name)) => Err(InputError::new(
-                "pointer",
-                format!("{name:?} is not an SSM parameter name (letters, digits, _.-/, at most 1011 chars)"),
-            )),
             _ => Err(InputError::new(
                 "pointer",
                 format!(
@@ -572,21 +608,74 @@ fn parse_invalidation(text: &impl Fn(&str) -> Option<String>) -> Result<Option<I
     Ok(Some(Invalidation { paths, wait: (!wait.is_zero()).then_some(wait) }))
 }
 
-/// A CloudFront distribution ID, like `E2QWRUHAPOMQZL`.
+/// A CloudFront distribution ID: CloudFront's are `E` and 13 more capitals and digits
+/// (`E2QWRUHAPOMQZL`); moto's are 13 long and start with any capital; AWS's documentation uses the
+/// 15-long `EDFDVBD6EXAMPLE`. A capital, then 12 to 14 capitals or digits.
 fn parse_distribution_id(input: &str, id: &str) -> Result<String, InputError> {
-    let ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    let ok = (13..=15).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_uppercase())
+        && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
     if ok {
         Ok(id.to_owned())
     } else {
-        Err(InputError::new(input, format!("{id:?} is not a distribution ID like E2QWRUHAPOMQZL")))
+        Err(InputError::new(
+            input,
+            format!(
+                "{id:?} is not a CloudFront distribution ID: 13 to 15 capital letters and digits, a letter first, like E2QWRUHAPOMQZL"
+            ),
+        ))
     }
 }
 
-fn valid_parameter_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 1011
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
-        && !name.contains("//")
+/// SSM's limit on a parameter name counted with the ARN before it (`arn:aws:ssm:<region>:<account>:parameter/`).
+const PARAMETER_ARN_LIMIT: usize = 1011;
+/// SSM's deepest parameter hierarchy.
+const PARAMETER_LEVELS: usize = 15;
+
+/// Why `name` cannot be a parameter cutover writes, by SSM's PutParameter naming rules; `None` when
+/// it can. `region` sizes the ARN; unknown, the longest partition and region are assumed.
+fn parameter_name_problem(name: &str, region: Option<&str>) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty".into());
+    }
+    if name.starts_with("arn:") {
+        return Some("is an ARN; PutParameter takes the name itself, like /cutover/my-site/active".into());
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.-/".contains(*c))) {
+        return Some(format!("holds {c:?}; only letters, digits, '_', '.', '-' and '/' are allowed"));
+    }
+    if name.contains('/') && !name.starts_with('/') {
+        return Some(
+            "has a '/' but does not start with one; a name in a hierarchy is written in full, like /a/b".into(),
+        );
+    }
+    let levels: Vec<&str> = name.strip_prefix('/').unwrap_or(name).split('/').collect();
+    if levels.iter().any(|level| level.is_empty()) {
+        return Some("has an empty level ('//' or a '/' at the end)".into());
+    }
+    if levels.len() > PARAMETER_LEVELS {
+        return Some(format!("has {} levels; SSM allows at most {PARAMETER_LEVELS}", levels.len()));
+    }
+    let first = levels[0].to_ascii_lowercase();
+    if first.starts_with("aws") || first.starts_with("ssm") {
+        return Some("begins with \"aws\" or \"ssm\" (in any case), which AWS reserves".into());
+    }
+    let (partition, region) = match region {
+        Some(region) if region.starts_with("cn-") => ("aws-cn", region),
+        Some(region) if region.starts_with("us-gov-") => ("aws-us-gov", region),
+        Some(region) if region.starts_with("eusc-") => ("aws-eusc", region),
+        Some(region) => ("aws", region),
+        None => ("aws-us-gov", "us-gov-west-1"),
+    };
+    let arn_prefix = format!("arn:{partition}:ssm:{region}:<account>:parameter/");
+    // The account ID in an ARN is 12 digits.
+    let length = arn_prefix.len() - "<account>".len() + 12 + levels.join("/").len();
+    if length > PARAMETER_ARN_LIMIT {
+        return Some(format!(
+            "is {length} characters counted with its ARN {arn_prefix}...; SSM allows at most {PARAMETER_ARN_LIMIT}"
+        ));
+    }
+    None
 }
 
 fn parse_smoke_paths(text: &str) -> Result<Vec<String>, InputError> {
@@ -750,13 +839,16 @@ mod tests {
             invalidation,
         };
         assert_eq!(p.pointer, expected);
-        let p =
-            plan(&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E1"), ("CUTOVER_INVALIDATE", "false")])
-                .unwrap();
+        let p = plan(&[
+            ("CUTOVER_BUCKET", "bkt"),
+            ("CUTOVER_POINTER", "cloudfront:E1ABCDEFGHIJKL"),
+            ("CUTOVER_INVALIDATE", "false"),
+        ])
+        .unwrap();
         assert!(matches!(p.pointer, PointerSpec::CloudFront { invalidation: None, origin: None, .. }));
         let p = plan(&[
             ("CUTOVER_BUCKET", "bkt"),
-            ("CUTOVER_POINTER", "cloudfront:E1"),
+            ("CUTOVER_POINTER", "cloudfront:E1ABCDEFGHIJKL"),
             ("CUTOVER_INVALIDATION_PATHS", "/index.html, /assets/*"),
             ("CUTOVER_INVALIDATION_WAIT", "5m"),
         ])
@@ -773,6 +865,47 @@ mod tests {
         assert_eq!(plan(&[("CUTOVER_VERSION", "x9"), ("BUILD_NUMBER", "41")]).unwrap().version.as_deref(), Some("x9"));
     }
 
+    /// `/Level-1/L2/.../L14/L15/parameter-name`: AWS's own example of a name one level too deep.
+    const SIXTEEN_LEVELS: &str = "ssm:/Level-1/L2/L3/L4/L5/L6/L7/L8/L9/L10/L11/L12/L13/L14/L15/parameter-name";
+
+    #[test]
+    fn aws_names_are_checked_by_aws_rules() {
+        let with = |vars: &[(&str, &str)]| plan(&[&[("CUTOVER_BUCKET", "bkt")], vars].concat());
+        for name in [
+            "MyParameter1",
+            "/MyParameter2",
+            "/Dev/Production/East/Project-ABC/MyParameter",
+            "/Level-1/L2/L3/L4/L5/L6/L7/L8/L9/L10/L11/L12/L13/L14/parameter-name",
+            "/my-aws/ssm",
+            "/a_b.c-d",
+        ] {
+            let p = with(&[("CUTOVER_POINTER", &format!("ssm:{name}"))]).unwrap();
+            assert_eq!(p.pointer, PointerSpec::Ssm { parameter: name.into() });
+        }
+        // The name counts with its ARN: 45 characters in us-east-2, 56 in us-gov-west-1.
+        let name = |length: usize| format!("ssm:/{}", "n".repeat(length - 1));
+        let region = |region: &'static str| [("AWS_REGION", region)];
+        assert!(with(&[&region("us-east-2")[..], &[("CUTOVER_POINTER", &name(1011 - 44))]].concat()).is_ok());
+        let long = with(&[&region("us-east-2")[..], &[("CUTOVER_POINTER", &name(1011 - 43))]].concat());
+        assert!(long.unwrap_err().problem.contains("1012 characters counted with its ARN"));
+        assert!(with(&[&region("us-gov-west-1")[..], &[("CUTOVER_POINTER", &name(1011 - 44))]].concat()).is_err());
+        assert!(with(&[("CUTOVER_REGION", "us-gov-west-1"), ("CUTOVER_POINTER", &name(1011 - 55))]).is_ok());
+        assert!(with(&[("CUTOVER_POINTER", &name(1011 - 55))]).is_ok(), "unknown region: the longest is assumed");
+        assert!(with(&[("CUTOVER_POINTER", &name(1011 - 54))]).is_err());
+
+        for bucket in ["abc", "my.site-1", "site-111122223333-us-west-2-an", "1.2.3", &"b".repeat(63)] {
+            assert!(plan(&[("CUTOVER_BUCKET", bucket)]).is_ok(), "{bucket}");
+        }
+        for id in ["E2QWRUHAPOMQZL", "A1B2C3D4E5F6G", "EDFDVBD6EXAMPLE"] {
+            let p = with(&[("CUTOVER_POINTER", &format!("cloudfront:{id}")), ("CUTOVER_DISTRIBUTION_ID", id)]).unwrap();
+            assert!(matches!(p.pointer, PointerSpec::CloudFront { distribution, .. } if distribution == id));
+        }
+        let why = |vars: &[(&str, &str)]| with(vars).unwrap_err().to_string();
+        assert!(why(&[("CUTOVER_POINTER", "ssm:/aws/reserved")]).contains("begins with \"aws\" or \"ssm\""));
+        assert!(why(&[("CUTOVER_POINTER", SIXTEEN_LEVELS)]).contains("has 16 levels; SSM allows at most 15"));
+        assert!(why(&[("CUTOVER_BUCKET", "site.mrap")]).contains("must not end with \".mrap\""));
+    }
+
     #[test]
     fn bad_inputs_name_the_input() {
         let cases: &[(&[(&str, &str)], &str)] = &[
@@ -786,8 +919,48 @@ mod tests {
             (&[("CUTOVER_POINTER", "ssm:/x")], "pointer"),
             (&[("CUTOVER_POINTER", "cloudfront:E123")], "pointer"),
             (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:e123")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E1")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:1E2QWRUHAPOMQZ")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZLXYZ")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL/")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:/aws/reserved")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:/ssm/x")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:/AWS")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:awsTestParameter")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:SSM-testparameter")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:MyParameter3/L1")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:/a//b")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:/a/")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:/")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:/a:1")], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:/é")], "pointer"),
             (
-                &[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E1"), ("CUTOVER_INVALIDATION_PATHS", "x")],
+                &[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "ssm:arn:aws:ssm:us-east-1:111122223333:parameter/a")],
+                "pointer",
+            ),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", SIXTEEN_LEVELS)], "pointer"),
+            (&[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_PREFIX", "a/b/c/d/e/f/g/h/i/j/k/l/m")], "prefix"),
+            (&[("CUTOVER_BUCKET", "ab")], "bucket"),
+            (&[("CUTOVER_BUCKET", &"b".repeat(64))], "bucket"),
+            (&[("CUTOVER_BUCKET", "-site")], "bucket"),
+            (&[("CUTOVER_BUCKET", "site.")], "bucket"),
+            (&[("CUTOVER_BUCKET", "my..site")], "bucket"),
+            (&[("CUTOVER_BUCKET", "192.168.5.4")], "bucket"),
+            (&[("CUTOVER_BUCKET", "xn--site")], "bucket"),
+            (&[("CUTOVER_BUCKET", "sthree-site")], "bucket"),
+            (&[("CUTOVER_BUCKET", "amzn-s3-demo-site")], "bucket"),
+            (&[("CUTOVER_BUCKET", "site-s3alias")], "bucket"),
+            (&[("CUTOVER_BUCKET", "site--ol-s3")], "bucket"),
+            (&[("CUTOVER_BUCKET", "site.mrap")], "bucket"),
+            (&[("CUTOVER_BUCKET", "site--usw2-az1--x-s3")], "bucket"),
+            (&[("CUTOVER_BUCKET", "site--table-s3")], "bucket"),
+            (
+                &[
+                    ("CUTOVER_BUCKET", "bkt"),
+                    ("CUTOVER_POINTER", "cloudfront:E1ABCDEFGHIJKL"),
+                    ("CUTOVER_INVALIDATION_PATHS", "x"),
+                ],
                 "invalidation-paths",
             ),
             (&[("CUTOVER_SITE_URL", "not a url")], "site-url"),

@@ -3,6 +3,7 @@
 //!
 //! The modules follow a release: inputs -> plan -> stage -> smoke -> promote -> prune -> report.
 
+pub mod aws_error;
 pub mod backend;
 pub mod ci;
 pub mod cli;

@@ -14,7 +14,8 @@ use aws_sdk_cloudfront::error::ProvideErrorMetadata;
 use aws_sdk_cloudfront::types::{DistributionConfig, InvalidationBatch, Paths};
 use bytes::Bytes;
 
-use super::{Flipped, Pointer, Promotion, sdk_error};
+use super::{Flipped, Pointer, Promotion};
+use crate::aws_error::AwsError;
 use crate::release::Layout;
 use crate::store::{Condition, Store, json_meta};
 use crate::version;
@@ -69,8 +70,7 @@ impl CloudFrontPointer {
             .id(&self.distribution)
             .send()
             .await
-            .map_err(sdk_error)
-            .with_context(|| format!("reading CloudFront distribution {}", self.distribution))?;
+            .map_err(|e| AwsError::new("CloudFront GetDistributionConfig", &self.distribution, &e))?;
         let config = out.distribution_config().cloned().context("the distribution has no config")?;
         Ok((config, out.e_tag().unwrap_or_default().to_owned()))
     }
@@ -86,8 +86,7 @@ impl CloudFrontPointer {
             .invalidation_batch(batch)
             .send()
             .await
-            .map_err(sdk_error)
-            .context("creating the invalidation")?;
+            .map_err(|e| AwsError::new("CloudFront CreateInvalidation", &self.distribution, &e))?;
         let id = out.invalidation().map(|i| i.id().to_owned()).context("CloudFront returned no invalidation")?;
         if let Some(limit) = plan.wait {
             self.wait_for(&id, limit).await?;
@@ -98,15 +97,9 @@ impl CloudFrontPointer {
     async fn wait_for(&self, id: &str, limit: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let out = self
-                .client
-                .get_invalidation()
-                .distribution_id(&self.distribution)
-                .id(id)
-                .send()
-                .await
-                .map_err(sdk_error)
-                .with_context(|| format!("reading invalidation {id}"))?;
+            let out = self.client.get_invalidation().distribution_id(&self.distribution).id(id).send().await.map_err(
+                |e| AwsError::new("CloudFront GetInvalidation", format!("{id} of {}", self.distribution), &e),
+            )?;
             let status = out.invalidation().map(|i| i.status().to_owned()).unwrap_or_default();
             if status.eq_ignore_ascii_case("completed") {
                 return Ok(());
@@ -192,9 +185,7 @@ impl DistributionApi for CloudFrontPointer {
         match sent {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("PreconditionFailed") => Ok(false),
-            Err(e) => {
-                Err(sdk_error(e)).with_context(|| format!("updating CloudFront distribution {}", self.distribution))
-            }
+            Err(e) => Err(AwsError::new("CloudFront UpdateDistribution", &self.distribution, &e).into()),
         }
     }
 }

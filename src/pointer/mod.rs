@@ -37,11 +37,6 @@ pub trait Pointer: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// An AWS SDK error with its whole cause chain, which the SDK's own Display leaves out.
-pub(crate) fn sdk_error(err: impl std::error::Error) -> anyhow::Error {
-    anyhow::anyhow!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err))
-}
-
 /// How a rollback's note begins; every other promotion went forward.
 pub const ROLLED_BACK: &str = "rolled back";
 

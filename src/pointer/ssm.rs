@@ -1,13 +1,13 @@
 //! The active version in an SSM Parameter Store parameter, read by the edge router; its history is
 //! the promotion log.
 
-use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::ParameterType;
 use chrono::{DateTime, Utc};
 
-use super::{Flipped, Pointer, Promotion, sdk_error};
+use super::{Flipped, Pointer, Promotion};
+use crate::aws_error::AwsError;
 
 /// SSM refuses longer parameter descriptions.
 const DESCRIPTION_LIMIT: usize = 1024;
@@ -29,7 +29,7 @@ impl Pointer for SsmPointer {
         match self.client.get_parameter().name(&self.parameter).send().await {
             Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_owned)),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => Ok(None),
-            Err(e) => Err(sdk_error(e)).with_context(|| format!("reading SSM parameter {}", self.parameter)),
+            Err(e) => Err(AwsError::new("SSM GetParameter", &self.parameter, &e).into()),
         }
     }
 
@@ -44,8 +44,7 @@ impl Pointer for SsmPointer {
             .description(description)
             .send()
             .await
-            .map_err(sdk_error)
-            .with_context(|| format!("writing SSM parameter {}", self.parameter))?;
+            .map_err(|e| AwsError::new("SSM PutParameter", &self.parameter, &e))?;
         Ok(Flipped::default())
     }
 
@@ -57,10 +56,7 @@ impl Pointer for SsmPointer {
                 Ok(Some(page)) => page,
                 Ok(None) => break,
                 Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => break,
-                Err(e) => {
-                    return Err(sdk_error(e))
-                        .with_context(|| format!("reading the history of SSM parameter {}", self.parameter));
-                }
+                Err(e) => return Err(AwsError::new("SSM GetParameterHistory", &self.parameter, &e).into()),
             };
             history.extend(
                 page.parameters().iter().map(|entry| Promotion {

@@ -4,11 +4,11 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{Condition, Fetched, Listed, ObjectMeta, Store, StoreError, StoreResult};
+use crate::aws_error::AwsError;
 use crate::site::{Contents, FileDigest, MULTIPART_THRESHOLD, PART_SIZE, ReadFile};
 
 /// Parts of one file uploaded at once.
@@ -32,6 +33,22 @@ pub struct S3Store {
 impl S3Store {
     pub fn new(client: Client, bucket: &str) -> Self {
         Self { client, bucket: bucket.to_owned() }
+    }
+
+    /// An object of this bucket as messages name it.
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// Maps an SDK error to a store error, keeping 412 distinct so conditional writes can act on it.
+    fn failure<E>(&self, operation: &str, resource: String, err: SdkError<E, HttpResponse>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        if err.code() == Some("PreconditionFailed") || err.code() == Some("ConditionalRequestConflict") {
+            return StoreError::PreconditionFailed;
+        }
+        StoreError::Other(AwsError::new(&format!("S3 {operation}"), resource, &err).into())
     }
 
     /// A PutObject with the body's MD5 (so S3 verifies it) and the headers it is served with.
@@ -63,7 +80,7 @@ impl S3Store {
             .cache_control(&meta.cache_control)
             .send()
             .await
-            .map_err(|e| failure(format!("starting multipart upload of {key}"), e))?;
+            .map_err(|e| self.failure("CreateMultipartUpload", self.url(key), e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
         let parts = futures::stream::iter(0..size.div_ceil(PART_SIZE))
             .map(|index| self.upload_part(key, &upload_id, file, index, size, digest.part_md5s.get(index as usize)))
@@ -92,7 +109,7 @@ impl S3Store {
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
             .await
-            .map_err(|e| failure(format!("completing multipart upload of {key}"), e))?;
+            .map_err(|e| self.failure("CompleteMultipartUpload", self.url(key), e))?;
         Ok(())
     }
 
@@ -128,21 +145,9 @@ impl S3Store {
             .disable_payload_signing()
             .send()
             .await
-            .map_err(|e| failure(format!("uploading part {number} of {key}"), e))?;
+            .map_err(|e| self.failure("UploadPart", format!("part {number} of {}", self.url(key)), e))?;
         Ok(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_owned)).build())
     }
-}
-
-/// Maps an SDK error to a store error, keeping 412 distinct so conditional writes can act on it.
-fn failure<E, R>(what: String, err: SdkError<E, R>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    if err.code() == Some("PreconditionFailed") || err.code() == Some("ConditionalRequestConflict") {
-        return StoreError::PreconditionFailed;
-    }
-    StoreError::Other(anyhow::anyhow!("{what}: {}", DisplayErrorContext(&err)))
 }
 
 #[async_trait]
@@ -165,7 +170,7 @@ impl Store for S3Store {
             .disable_payload_signing()
             .send()
             .await
-            .map_err(|e| failure(format!("uploading {key}"), e))?;
+            .map_err(|e| self.failure("PutObject", self.url(key), e))?;
         Ok(())
     }
 
@@ -181,7 +186,7 @@ impl Store for S3Store {
             .cache_control(&meta.cache_control)
             .send()
             .await
-            .map_err(|e| failure(format!("copying {from} to {to}"), e))?;
+            .map_err(|e| self.failure("CopyObject", format!("{} from {from}", self.url(to)), e))?;
         Ok(())
     }
 
@@ -193,7 +198,7 @@ impl Store for S3Store {
             Condition::IfAbsent => request.if_none_match("*"),
             Condition::IfMatch(etag) => request.if_match(etag),
         };
-        request.send().await.map_err(|e| failure(format!("writing {key}"), e))?;
+        request.send().await.map_err(|e| self.failure("PutObject", self.url(key), e))?;
         Ok(())
     }
 
@@ -201,7 +206,7 @@ impl Store for S3Store {
         let response = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(response) => response,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(failure(format!("reading {key}"), e)),
+            Err(e) => return Err(self.failure("GetObject", self.url(key), e)),
         };
         let etag = response.e_tag().unwrap_or_default().trim_matches('"').to_owned();
         let meta = ObjectMeta {
@@ -220,7 +225,7 @@ impl Store for S3Store {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<Listed>> {
         let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
         let mut found = Vec::new();
-        while let Some(page) = pages.try_next().await.map_err(|e| failure(format!("listing {prefix}"), e))? {
+        while let Some(page) = pages.try_next().await.map_err(|e| self.failure("ListObjectsV2", self.url(prefix), e))? {
             found.extend(page.contents().iter().map(|object| Listed {
                 key: object.key().unwrap_or_default().to_owned(),
                 size: object.size().unwrap_or_default().max(0) as u64,
@@ -242,20 +247,14 @@ impl Store for S3Store {
                 .quiet(true)
                 .build()
                 .map_err(|e| StoreError::Other(e.into()))?;
-            let result = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(|e| failure(format!("deleting {} objects", batch.len()), e))?;
+            let result =
+                self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await.map_err(|e| {
+                    self.failure("DeleteObjects", format!("{} keys in s3://{}", batch.len(), self.bucket), e)
+                })?;
             if let Some(error) = result.errors().first() {
-                return Err(StoreError::Other(anyhow::anyhow!(
-                    "deleting {}: {}",
-                    error.key().unwrap_or_default(),
-                    error.message().unwrap_or_default()
-                )));
+                let resource = self.url(error.key().unwrap_or_default());
+                let failed = AwsError::reported("S3 DeleteObjects", resource, error.code(), error.message());
+                return Err(StoreError::Other(failed.into()));
             }
         }
         Ok(())

@@ -146,3 +146,39 @@ fn promote_and_rollback_take_their_versions_from_inputs() {
         unparsable.stdout()
     );
 }
+
+/// `/Level-1/L2/.../L15/parameter-name`: AWS's own example of a name one level too deep.
+const SIXTEEN_LEVELS: &str = "ssm:/Level-1/L2/L3/L4/L5/L6/L7/L8/L9/L10/L11/L12/L13/L14/L15/parameter-name";
+
+/// Names AWS refuses, each with the input the message must name.
+const AWS_NAMES: &[(&str, &str, &str)] = &[
+    ("CUTOVER_POINTER", "ssm:/aws/reserved", "pointer"),
+    ("CUTOVER_POINTER", "ssm:/ssm/x", "pointer"),
+    ("CUTOVER_POINTER", "ssm:SSM-testparameter", "pointer"),
+    ("CUTOVER_POINTER", "ssm:relative/name", "pointer"),
+    ("CUTOVER_POINTER", SIXTEEN_LEVELS, "pointer"),
+    ("CUTOVER_POINTER", "cloudfront:E1", "pointer"),
+    ("CUTOVER_DISTRIBUTION_ID", "E1", "distribution-id"),
+    ("CUTOVER_BUCKET", "site..bucket", "bucket"),
+    ("CUTOVER_BUCKET", "192.168.5.4", "bucket"),
+    ("CUTOVER_BUCKET", "xn--site-bucket", "bucket"),
+    ("CUTOVER_BUCKET", "site-bucket--x-s3", "bucket"),
+];
+
+#[test]
+fn names_aws_refuses_exit_2_before_anything_is_written_to_moto() {
+    let f = Fixture::moto();
+    let dist = f.site("dist", &[("index.html", "ok")]).display().to_string();
+    for (name, value, input) in AWS_NAMES {
+        let run = f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", "1"), (name, value)]);
+        let context = format!("{name}={value}\nstderr: {}", run.stderr());
+        assert_eq!(run.code(), 2, "{context}");
+        assert!(run.stderr().contains(&format!("input `{input}`")), "message must name `{input}`: {context}");
+        assert!(f.outputs().is_empty(), "no outputs on bad input: {context}");
+    }
+    let objects = f.with_site(async |site| site.store.list("").await.expect("listing the bucket"));
+    assert!(objects.is_empty(), "nothing may be staged: {objects:?}");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let parameters = runtime.block_on(f.moto_server().ssm().describe_parameters().send()).expect("listing parameters");
+    assert!(parameters.parameters().is_empty(), "no parameter may be written: {:?}", parameters.parameters());
+}

@@ -419,13 +419,26 @@ pub fn http_get(base: &str, path: &str, cookie: Option<&str>) -> Result<Response
     http_request(base, "GET", path, cookie)
 }
 
-/// A minimal HTTP/1.0 client: enough to look at an edge or poke moto without async.
 fn http_request(base: &str, method: &str, path: &str, cookie: Option<&str>) -> Result<Response, String> {
+    let cookie = cookie.map(|c| ("Cookie", c));
+    http_send(base, method, path, cookie.as_slice(), "")
+}
+
+/// A minimal HTTP/1.0 client: enough to look at an edge or poke moto without async.
+pub fn http_send(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Response, String> {
     let host = base.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
-    let request = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n{cookie}Content-Length: 0\r\n\r\n");
+    let headers: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    let length = body.len();
+    let request =
+        format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\n{headers}Content-Length: {length}\r\n\r\n{body}");
     stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
 //! The one integration-test binary: the built `cutover` run as a CI step against a real local AWS.
 
+mod aws_errors;
 mod bad_input;
 mod cloudfront;
 mod docs;
