@@ -6,10 +6,12 @@ mod docs;
 mod doctor;
 mod edge_bundle;
 mod edge_vectors;
+#[macro_use]
 mod flow;
 mod harness;
 mod hostile;
 mod infra;
+mod layout;
 mod manifests;
 mod proxy;
 mod reliability;
