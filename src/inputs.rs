@@ -57,7 +57,7 @@ define_inputs! {
     dist_dir = Some("dist");
     /// S3 bucket that holds the releases. Unset: the embedded local store (no AWS needed).
     bucket = None;
-    /// Key prefix of the site inside the bucket: releases live at `<prefix>/<version>/`.
+    /// Key prefix of the site inside the bucket: releases live at `<prefix>/<version>/`. `/` asks for the bucket root; empty, like every input, counts as unset (`site`).
     prefix = Some("site");
     /// AWS region. Unset: the standard AWS chain (AWS_REGION, profile).
     region = None;
@@ -369,11 +369,15 @@ impl Plan {
     }
 }
 
+/// A prefix without its trailing `/`; the bucket root (`""`) only when asked for as `/`.
 fn parse_prefix(text: &str) -> Result<String, InputError> {
     let bad = |why: &str| InputError::new("prefix", format!("{text:?} {why}"));
+    if text == "/" {
+        return Ok(String::new());
+    }
     let trimmed = text.strip_suffix('/').unwrap_or(text);
     if trimmed.is_empty() {
-        return Ok(String::new());
+        return Err(bad("is empty: leave prefix unset for `site`, or give `/` for the bucket root"));
     }
     if trimmed.starts_with('/') {
         return Err(bad("must not start with '/'"));
@@ -592,6 +596,27 @@ mod tests {
         let p = plan(&[("INPUT_PREFIX", ""), ("INPUT_BUCKET", "")]).unwrap();
         assert_eq!(p.prefix, "site");
         assert!(matches!(p.backend, Backend::Local { .. }));
+    }
+
+    #[test]
+    fn prefix_empty_means_the_default_and_slash_the_bucket_root() {
+        let flag = |prefix: &str| {
+            let flags = RawInputs { prefix: Some(prefix.into()), ..Default::default() };
+            Plan::resolve(&RawInputs::layered(&Env::default(), &flags).unwrap(), &Env::default()).map(|p| p.prefix)
+        };
+        assert_eq!(flag("").unwrap(), "site");
+        assert_eq!(plan(&[("INPUT_PREFIX", "")]).unwrap().prefix, "site");
+        assert_eq!(plan(&[("CUTOVER_PREFIX", "")]).unwrap().prefix, "site");
+        assert_eq!(flag("/").unwrap(), "");
+        assert_eq!(plan(&[("CUTOVER_PREFIX", "/")]).unwrap().prefix, "");
+        assert_eq!(flag("sites/blog/").unwrap(), "sites/blog");
+        // What the layers never pass on is refused too, so no spelling but `/` means the root.
+        let err = parse_prefix("").unwrap_err();
+        assert!(err.to_string().contains("give `/` for the bucket root"), "{err}");
+        for bad in ["//", "/site", " "] {
+            assert_eq!(flag(bad).unwrap_err().input, "prefix", "{bad:?}");
+        }
+        assert!(spec("prefix").description.contains("`/` asks for the bucket root"));
     }
 
     #[test]

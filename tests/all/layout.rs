@@ -1,5 +1,5 @@
 //! Where things live: what a release takes from the build directory (never the store, secret
-//! files only when asked).
+//! files only when asked), and where `prefix` puts it.
 
 use std::path::Path;
 
@@ -7,7 +7,10 @@ use cutover::release::read_record;
 
 use crate::harness::{Fixture, Run};
 
-on_both_backends!(dist_dir_dot_releases_neither_the_store_nor_secret_files);
+on_both_backends!(
+    dist_dir_dot_releases_neither_the_store_nor_secret_files,
+    an_empty_prefix_is_the_default_and_slash_the_bucket_root,
+);
 
 /// Runs the binary from `dir`, as a CI step run in the checkout does.
 fn run_in(f: &Fixture, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
@@ -64,4 +67,25 @@ fn dist_dir_dot_releases_neither_the_store_nor_secret_files(mut f: Fixture) {
         released(&f, "3"),
         [".env", ".git/HEAD", ".git/config", ".gitignore", ".well-known/security.txt", "index.html"]
     );
+}
+
+fn an_empty_prefix_is_the_default_and_slash_the_bucket_root(mut f: Fixture) {
+    f.env.remove("CUTOVER_POINTER");
+    let dist = f.site("v1", &[("index.html", "1")]).display().to_string();
+    let stage = |prefix: &str, version: &str| {
+        f.run(&["deploy", "--prefix", prefix], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)])
+            .assert_code(0);
+    };
+    stage("", "1");
+    stage("/", "2");
+    let keys =
+        f.with_site(async |site| site.store.list("").await.unwrap().into_iter().map(|o| o.key).collect::<Vec<_>>());
+    assert_eq!(
+        keys,
+        ["2/index.html", "_cutover/releases/2.json", "site/1/index.html", "site/_cutover/releases/1.json"]
+    );
+    f.set("CUTOVER_PREFIX", "/");
+    assert_eq!(f.active().as_deref(), Some("2"), "the bucket root has its own pointer");
+    f.set("CUTOVER_PREFIX", "");
+    assert_eq!(f.active().as_deref(), Some("1"));
 }
