@@ -65,6 +65,7 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
         }
         Command::Rollback => finish(reporter, &plan, rollback(&plan, plan.rollback_to.as_deref()).await?, started),
         Command::Status => {
+            status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
             let status = status::status(&site).await?;
             print_result(&plan, &status, || status.render())

@@ -1,5 +1,5 @@
 //! Where things live: what a release takes from the build directory (never the store, secret
-//! files only when asked), and where `prefix` puts it.
+//! files only when asked), where `prefix` puts it, and a store looked for where it is not.
 
 use std::path::Path;
 
@@ -88,4 +88,19 @@ fn an_empty_prefix_is_the_default_and_slash_the_bucket_root(mut f: Fixture) {
     assert_eq!(f.active().as_deref(), Some("2"), "the bucket root has its own pointer");
     f.set("CUTOVER_PREFIX", "");
     assert_eq!(f.active().as_deref(), Some("1"));
+}
+
+#[test]
+fn status_without_a_store_says_there_is_none_there() {
+    let f = Fixture::local();
+    let run = f.run(&["status"], &[]);
+    run.assert_code(2);
+    let store = f.dir.path().join("store");
+    let said = format!("input `store-dir`: there is no store at {}", store.display());
+    assert!(run.stderr().contains(&said), "{}", run.stderr());
+    assert!(!store.exists(), "status creates nothing");
+    let dist = f.site("v1", &[("index.html", "1")]);
+    f.deploy(&dist, "1");
+    let status = f.run(&["status", "--json"], &[]);
+    assert_eq!(status.assert_code(0).json()["active"], "1");
 }
