@@ -3,6 +3,7 @@
 //! `objects/<key>` holds each body and `meta/<key>` its headers and MD5 (the ETag). Every write
 //! lands in `tmp/` first and is renamed into place, so a reader never sees half a file; conditional
 //! writes serialise on a file lock so separate processes get S3's create-only and If-Match rules.
+//! A deletion removes the directories it leaves empty.
 
 use std::fs::{self, File};
 use std::io;
@@ -58,6 +59,18 @@ impl LocalStore {
         place(&tmp, &self.path_in("objects", key)?)?;
         fs::write(&tmp, serde_json::to_vec(meta)?)?;
         place(&tmp, &self.path_in("meta", key)?)
+    }
+
+    /// Removes the directories a deletion left empty, up to the tree's root.
+    fn remove_empty_parents(&self, tree: &str, deleted: &Path) {
+        let top = self.root.join(tree);
+        let mut dir = deleted.parent();
+        while let Some(current) = dir.filter(|d| d.starts_with(&top) && *d != top) {
+            match fs::remove_dir(current) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return,
+                _ => dir = current.parent(),
+            }
+        }
     }
 
     fn read_meta(&self, key: &str) -> io::Result<Option<MetaFile>> {
@@ -141,11 +154,17 @@ fn meta_file(md5: String, meta: &ObjectMeta) -> MetaFile {
     MetaFile { md5, content_type: meta.content_type.clone(), cache_control: meta.cache_control.clone() }
 }
 
+/// Renames a temp file into place, creating its directory; again when a deletion emptying that
+/// directory removed it in between.
 fn place(tmp: &Path, target: &Path) -> io::Result<()> {
-    if let Some(parent) = target.parent() {
-        fs::create_dir_all(parent)?;
+    let parent = target.parent().unwrap_or(target);
+    let mut attempts = 0;
+    loop {
+        match fs::create_dir_all(parent).and_then(|()| fs::rename(tmp, target)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tmp.exists() && attempts < 3 => attempts += 1,
+            placed => return placed,
+        }
     }
-    fs::rename(tmp, target)
 }
 
 fn other(key: &str) -> impl Fn(io::Error) -> StoreError + '_ {
@@ -200,9 +219,10 @@ impl Store for LocalStore {
         blocking(move || {
             for key in &keys {
                 for tree in ["meta", "objects"] {
-                    match fs::remove_file(store.path_in(tree, key).map_err(other(key))?) {
+                    let path = store.path_in(tree, key).map_err(other(key))?;
+                    match fs::remove_file(&path) {
                         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(other(key)(e)),
-                        _ => {}
+                        _ => store.remove_empty_parents(tree, &path),
                     }
                 }
             }
@@ -252,5 +272,24 @@ mod tests {
         store.delete(&["s/1/a.txt".into(), "s/1/missing".into()]).await.unwrap();
         assert!(store.get("s/1/a.txt").await.unwrap().is_none());
         assert!(store.put("../x", Bytes::new(), &meta(), Condition::Always).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_deletion_leaves_no_empty_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        for key in ["s/1/a.txt", "s/1/d/e/b.txt", "s/2/c.txt"] {
+            store.put(key, Bytes::from("x"), &meta(), Condition::Always).await.unwrap();
+        }
+        store.delete(&["s/1/a.txt".into(), "s/1/d/e/b.txt".into()]).await.unwrap();
+        for tree in ["objects", "meta"] {
+            assert!(!dir.path().join(tree).join("s/1").exists(), "{tree}/s/1 is left behind");
+            assert!(dir.path().join(tree).join("s/2/c.txt").exists());
+        }
+        store.delete(&["s/2/c.txt".into()]).await.unwrap();
+        for tree in ["objects", "meta"] {
+            assert_eq!(fs::read_dir(dir.path().join(tree)).unwrap().count(), 0, "{tree} is emptied, not removed");
+        }
+        assert!(store.list("s/").await.unwrap().is_empty());
     }
 }
