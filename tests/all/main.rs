@@ -15,3 +15,4 @@ mod layout;
 mod manifests;
 mod proxy;
 mod reliability;
+mod signals;
