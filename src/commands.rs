@@ -88,6 +88,7 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
         }
         Command::Rollback => finish(reporter, &plan, rollback(&plan, &Site::connect(&plan).await).await?, started),
         Command::Status => {
+            status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
             let status = status::status(&site).await?;
             reporter.result(&status, || status.render())

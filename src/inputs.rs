@@ -125,7 +125,7 @@ define_inputs! {
     dist_dir = Some("dist");
     /// S3 bucket that holds the releases. Unset: the embedded local store (no AWS needed).
     bucket = None;
-    /// Key prefix of the site inside the bucket: releases live at `<prefix>/<version>/`.
+    /// Key prefix of the site inside the bucket: releases live at `<prefix>/<version>/`. `/` asks for the bucket root; empty, like every input, counts as unset (`site`).
     prefix = Some("site");
     /// AWS region. Unset: the standard AWS chain (AWS_REGION, profile).
     region = None;
@@ -469,11 +469,15 @@ impl Plan {
     }
 }
 
+/// A prefix without its trailing `/`; the bucket root (`""`) only when asked for as `/`.
 fn parse_prefix(text: &str) -> Result<String, InputError> {
     let bad = |why: &str| InputError::new("prefix", format!("{text:?} {why}"));
+    if text == "/" {
+        return Ok(String::new());
+    }
     let trimmed = text.strip_suffix('/').unwrap_or(text);
     if trimmed.is_empty() {
-        return Ok(String::new());
+        return Err(bad("is empty: leave prefix unset for `site`, or give `/` for the bucket root"));
     }
     if trimmed.starts_with('/') {
         return Err(bad("must not start with '/'"));
@@ -820,6 +824,27 @@ mod tests {
     }
 
     #[test]
+    fn prefix_empty_means_the_default_and_slash_the_bucket_root() {
+        let flag = |prefix: &str| {
+            let flags = RawInputs { prefix: Some(prefix.into()), ..Default::default() };
+            Plan::resolve(&RawInputs::layered(&Env::default(), &flags).unwrap(), &Env::default()).map(|p| p.prefix)
+        };
+        assert_eq!(flag("").unwrap(), "site");
+        assert_eq!(plan(&[("INPUT_PREFIX", "")]).unwrap().prefix, "site");
+        assert_eq!(plan(&[("CUTOVER_PREFIX", "")]).unwrap().prefix, "site");
+        assert_eq!(flag("/").unwrap(), "");
+        assert_eq!(plan(&[("CUTOVER_PREFIX", "/")]).unwrap().prefix, "");
+        assert_eq!(flag("sites/blog/").unwrap(), "sites/blog");
+        // What the layers never pass on is refused too, so no spelling but `/` means the root.
+        let err = parse_prefix("").unwrap_err();
+        assert!(err.to_string().contains("give `/` for the bucket root"), "{err}");
+        for bad in ["//", "/site", " "] {
+            assert_eq!(flag(bad).unwrap_err().input, "prefix", "{bad:?}");
+        }
+        assert!(spec("prefix").description.contains("`/` asks for the bucket root"));
+    }
+
+    #[test]
     fn bucket_selects_aws_with_a_default_ssm_pointer_and_path_style_under_an_endpoint() {
         let p = plan(&[("CUTOVER_BUCKET", "my-site"), ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]).unwrap();
         assert_eq!(p.backend, Backend::Aws { bucket: "my-site".into(), region: None, path_style: true });
@@ -987,7 +1012,11 @@ mod tests {
             (&[("CUTOVER_SMOKE_TIMEOUT", "18446744073709551615")], "smoke-timeout"),
             (&[("CUTOVER_SMOKE_TIMEOUT", "99999999999999999999999y")], "smoke-timeout"),
             (
-                &[("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E1"), ("CUTOVER_INVALIDATION_WAIT", "2h")],
+                &[
+                    ("CUTOVER_BUCKET", "bkt"),
+                    ("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL"),
+                    ("CUTOVER_INVALIDATION_WAIT", "2h"),
+                ],
                 "invalidation-wait",
             ),
             (&[("CUTOVER_CONCURRENCY", "18446744073709551616")], "concurrency"),
@@ -1118,7 +1147,7 @@ mod tests {
                         resolve(&env, &RawInputs::default())?;
                     }
                     let flags: RawInputs = serde_json::from_value(serde_json::json!({ spec.field: value })).unwrap();
-                    let on_aws: Env = [("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E1")].into_iter().collect();
+                    let on_aws: Env = [("CUTOVER_BUCKET", "bkt"), ("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL")].into_iter().collect();
                     resolve(&on_aws, &flags)?;
                 }
             }

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod doctor;
 pub mod edge_bundle;
 pub mod inputs;
+pub mod interrupt;
 pub mod lock;
 pub mod outcome;
 pub mod pointer;

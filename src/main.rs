@@ -22,6 +22,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(cutover::outcome::EXIT_FAILED);
         }
     };
-    let code = runtime.block_on(cutover::commands::run(cli, env));
+    let run = cutover::commands::run(cli, env);
+    let code = runtime.block_on(cutover::interrupt::until_signal(run));
+    // Blocking work a signal left running (a file being hashed or copied) is not waited for: the
+    // temp file it writes is removed already, and it can create no other.
+    runtime.shutdown_background();
     std::process::ExitCode::from(code)
 }

@@ -24,10 +24,52 @@ pub struct SiteFile {
     pub size: u64,
 }
 
+/// Names never released unless `release-secret-files` says so, matched case-insensitively against
+/// every file and directory name at any depth: each holds credentials, or a repository's whole
+/// history, and a static site needs none of them. `.env.*` includes `.env.example`: a template is
+/// no use to visitors, and real values end up in one often enough.
+const SECRET_NAMES: &[&str] = &[
+    // Version control: the full source history, often with credentials in old commits.
+    ".git",
+    ".svn",
+    ".hg",
+    // Environment files (`.env.*` is matched below) and a Python virtualenv named `.env/`.
+    ".env",
+    // Registry and network credentials.
+    ".npmrc",
+    ".yarnrc.yml",
+    ".pypirc",
+    ".netrc",
+    "_netrc",
+    ".git-credentials",
+    ".htpasswd",
+    // Credential directories of a home directory.
+    ".aws",
+    ".ssh",
+    ".gnupg",
+    // SSH private keys (the `.pub` halves are public and released).
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+];
+
+/// Extensions of files that are secret when they hold a PEM private key; a certificate, or a
+/// Keynote deck named `.key`, is released.
+const KEY_EXTENSIONS: &[&str] = &["pem", "key"];
+
+/// How much of a `.pem` or `.key` file is searched for a private key block.
+const KEY_SNIFF_BYTES: u64 = 64 * 1024;
+
+/// Secret entries listed in full in the warning; the rest are counted.
+const SECRETS_NAMED: usize = 10;
+
 #[derive(Debug, thiserror::Error)]
 pub enum WalkError {
-    #[error("{0} holds no files")]
-    Empty(PathBuf),
+    #[error("{path} holds no files to release{}", skipped_note(skipped))]
+    Empty { path: PathBuf, skipped: Vec<String> },
+    #[error("{0} is the store directory: a build cannot hold the store it is released into; set store-dir outside it")]
+    IsStore(PathBuf),
     #[error("{path}: symlink leads outside the build directory (to {target})")]
     EscapingLink { path: PathBuf, target: PathBuf },
     #[error("{0}: not a regular file (a FIFO, socket or device cannot be released)")]
@@ -37,29 +79,65 @@ pub enum WalkError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("walking the build directory: {0}")]
-    Walk(#[from] ignore::Error),
+    Walk(#[from] walkdir::Error),
+}
+
+fn skipped_note(skipped: &[String]) -> String {
+    if skipped.is_empty() { String::new() } else { format!(" ({})", secrets_warning(skipped)) }
+}
+
+/// What the walk leaves out besides what it always refuses.
+#[derive(Debug, Clone, Default)]
+pub struct WalkOptions {
+    /// The embedded store's directory: cutover's own, never part of a release, wherever it is.
+    pub store_dir: Option<PathBuf>,
+    /// Release the secret files (see [`SECRET_NAMES`]) instead of leaving them out.
+    pub release_secret_files: bool,
+}
+
+/// The files to release, and the secret ones left out.
+#[derive(Debug, Clone)]
+pub struct Walked {
+    /// Sorted by path.
+    pub files: Vec<SiteFile>,
+    /// Release-relative paths of the secret files and directories (ending in `/`) left out.
+    pub secrets_skipped: Vec<String>,
 }
 
 /// Lists every file to release, sorted by path.
 ///
 /// Hidden files are released (`.well-known/`), ignore files are not honoured (a `dist/` is often
-/// git-ignored), symlinks are followed only while they stay inside `root`.
-pub fn walk(root: &Path) -> Result<Vec<SiteFile>, WalkError> {
+/// git-ignored), symlinks are followed only while they stay inside `root`. The store directory is
+/// never entered, and secret files are left out unless `options` says to release them.
+pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, WalkError> {
     fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalkError + '_ {
         move |source| WalkError::Io { path: path.to_owned(), source }
     }
     let canonical_root = root.canonicalize().map_err(io_err(root))?;
-    let walker = ignore::WalkBuilder::new(&canonical_root)
-        .standard_filters(false)
-        .follow_links(true)
-        .sort_by_file_name(|a, b| a.cmp(b))
-        .build();
-    let mut files = Vec::new();
-    for entry in walker {
+    // A store that does not exist yet cannot be in the build: nothing is written before the walk.
+    let store = options.store_dir.as_deref().and_then(|dir| dir.canonicalize().ok());
+    if store.as_deref() == Some(canonical_root.as_path()) {
+        return Err(WalkError::IsStore(root.to_owned()));
+    }
+    let mut entries = walkdir::WalkDir::new(&canonical_root).follow_links(true).sort_by_file_name().into_iter();
+    let (mut files, mut secrets_skipped) = (Vec::new(), Vec::new());
+    while let Some(entry) = entries.next() {
         let entry = entry?;
+        if entry.depth() == 0 {
+            continue;
+        }
         let path = entry.path();
-        let Some(kind) = entry.file_type() else { continue };
+        let relative = path.strip_prefix(&canonical_root).expect("walked paths are under the root");
+        let relative = relative.to_str().ok_or_else(|| WalkError::NotUtf8(path.to_owned()))?;
+        let relative = relative.replace(std::path::MAIN_SEPARATOR, "/");
+        let kind = entry.file_type();
         if kind.is_dir() {
+            if store.is_some() && path.canonicalize().ok() == store {
+                entries.skip_current_dir();
+            } else if !options.release_secret_files && is_secret_name(&entry.file_name().to_string_lossy()) {
+                entries.skip_current_dir();
+                secrets_skipped.push(format!("{relative}/"));
+            }
             continue;
         }
         if !kind.is_file() {
@@ -69,17 +147,50 @@ pub fn walk(root: &Path) -> Result<Vec<SiteFile>, WalkError> {
         if !target.starts_with(&canonical_root) {
             return Err(WalkError::EscapingLink { path: path.to_owned(), target });
         }
-        let relative = path.strip_prefix(&canonical_root).expect("walked paths are under the root");
-        let relative = relative.to_str().ok_or_else(|| WalkError::NotUtf8(path.to_owned()))?;
         let size = entry.metadata()?.len();
-        File::open(path).map_err(io_err(path))?;
-        files.push(SiteFile { path: relative.replace(std::path::MAIN_SEPARATOR, "/"), size });
+        let file = File::open(path).map_err(io_err(path))?;
+        if !options.release_secret_files && is_secret_file(&relative, file).map_err(io_err(path))? {
+            secrets_skipped.push(relative);
+            continue;
+        }
+        files.push(SiteFile { path: relative, size });
     }
     if files.is_empty() {
-        return Err(WalkError::Empty(root.to_owned()));
+        return Err(WalkError::Empty { path: root.to_owned(), skipped: secrets_skipped });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
+    Ok(Walked { files, secrets_skipped })
+}
+
+/// Whether a file or directory name is one of [`SECRET_NAMES`], or `.env.<anything>`.
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_NAMES.contains(&name.as_str()) || name.starts_with(".env.")
+}
+
+/// Whether the file at `relative` (open as `file`) is secret by its name or, for a `.pem` or `.key`
+/// file, by holding a private key.
+fn is_secret_file(relative: &str, file: File) -> io::Result<bool> {
+    let name = relative.rsplit('/').next().unwrap_or(relative);
+    if is_secret_name(name) {
+        return Ok(true);
+    }
+    let extension = name.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase());
+    if !extension.is_some_and(|ext| KEY_EXTENSIONS.contains(&ext.as_str())) {
+        return Ok(false);
+    }
+    let mut head = Vec::new();
+    file.take(KEY_SNIFF_BYTES).read_to_end(&mut head)?;
+    Ok(head.windows(b"PRIVATE KEY-----".len()).any(|w| w == b"PRIVATE KEY-----"))
+}
+
+/// The one warning line naming the secret files a walk left out.
+pub fn secrets_warning(skipped: &[String]) -> String {
+    let mut named = skipped.iter().take(SECRETS_NAMED).cloned().collect::<Vec<_>>().join(", ");
+    if skipped.len() > SECRETS_NAMED {
+        named.push_str(&format!(" and {} more", skipped.len() - SECRETS_NAMED));
+    }
+    format!("not released, as they may hold secrets: {named} (set release-secret-files to true to release them)")
 }
 
 /// A file's MD5 and, for multipart-sized files, each part's MD5 and the ETag S3 gives the upload.
@@ -185,15 +296,116 @@ mod tests {
             (".ignore", "*.js\n"),
             ("assets/app.js", "js"),
         ]);
-        let paths: Vec<_> = walk(dir.path()).unwrap().into_iter().map(|f| f.path).collect();
-        assert_eq!(paths, [".gitignore", ".ignore", ".well-known/security.txt", "assets/app.js", "index.html"]);
+        assert_eq!(
+            paths(dir.path(), &WalkOptions::default()),
+            [".gitignore", ".ignore", ".well-known/security.txt", "assets/app.js", "index.html"]
+        );
+    }
+
+    fn paths(root: &Path, options: &WalkOptions) -> Vec<String> {
+        walk(root, options).unwrap().files.into_iter().map(|f| f.path).collect()
+    }
+
+    const PRIVATE_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIEv\n-----END PRIVATE KEY-----\n";
+    const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----\nMIIDd\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn secret_files_are_left_out_and_named_unless_asked_for() {
+        let dir = tree(&[
+            ("index.html", "hi"),
+            (".git/HEAD", "ref: refs/heads/main"),
+            (".git/objects/ab/cdef", "x"),
+            (".env", "TOKEN=s3cr3t"),
+            (".env.production.local", "TOKEN=s3cr3t"),
+            (".ENV.example", "TOKEN="),
+            ("docs/.npmrc", "//registry.npmjs.org/:_authToken=x"),
+            ("vendor/lib/.git", "gitdir: ../../.git/modules/lib"),
+            ("venv/.env/bin/python", "x"),
+            (".ssh/id_ed25519", "key"),
+            ("keys/id_rsa", "key"),
+            ("keys/id_rsa.pub", "ssh-rsa AAAA"),
+            ("tls/server.pem", PRIVATE_KEY),
+            ("tls/chain.pem", CERTIFICATE),
+            ("talks/deck.key", "a Keynote deck"),
+            (".htpasswd", "admin:$apr1$x"),
+            (".well-known/security.txt", "Contact: x"),
+            (".gitignore", "*"),
+            (".environment.js", "not an env file"),
+            (".DS_Store", "x"),
+        ]);
+        let walked = walk(dir.path(), &WalkOptions::default()).unwrap();
+        let released: Vec<_> = walked.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            released,
+            [
+                ".DS_Store",
+                ".environment.js",
+                ".gitignore",
+                ".well-known/security.txt",
+                "index.html",
+                "keys/id_rsa.pub",
+                "talks/deck.key",
+                "tls/chain.pem"
+            ]
+        );
+        assert_eq!(
+            walked.secrets_skipped,
+            [
+                ".ENV.example",
+                ".env",
+                ".env.production.local",
+                ".git/",
+                ".htpasswd",
+                ".ssh/",
+                "docs/.npmrc",
+                "keys/id_rsa",
+                "tls/server.pem",
+                "vendor/lib/.git",
+                "venv/.env/"
+            ]
+        );
+        let warning = secrets_warning(&walked.secrets_skipped);
+        assert!(warning.starts_with("not released, as they may hold secrets: .ENV.example, .env,"), "{warning}");
+        assert!(warning.contains("vendor/lib/.git and 1 more (set release-secret-files to true"), "{warning}");
+
+        let all = WalkOptions { release_secret_files: true, ..WalkOptions::default() };
+        let walked = walk(dir.path(), &all).unwrap();
+        assert!(walked.secrets_skipped.is_empty());
+        assert_eq!(walked.files.len(), 20);
+    }
+
+    #[test]
+    fn a_build_of_nothing_but_secrets_says_what_it_left_out() {
+        let dir = tree(&[(".env", "TOKEN=s3cr3t")]);
+        let err = walk(dir.path(), &WalkOptions::default()).unwrap_err();
+        assert!(err.to_string().ends_with("holds no files to release (not released, as they may hold secrets: .env (set release-secret-files to true to release them))"), "{err}");
+    }
+
+    #[test]
+    fn the_store_directory_is_never_released_wherever_it_is() {
+        let dir = tree(&[
+            ("index.html", "hi"),
+            (".cutover/objects/site/1/index.html", "old"),
+            ("nested/store/meta/site/1/index.html", "{}"),
+        ]);
+        std::os::unix::fs::symlink(dir.path().join(".cutover"), dir.path().join("alias")).unwrap();
+        let options = |store: &str| WalkOptions { store_dir: Some(dir.path().join(store)), ..WalkOptions::default() };
+        assert_eq!(paths(dir.path(), &options(".cutover")), ["index.html", "nested/store/meta/site/1/index.html"]);
+        assert_eq!(
+            paths(dir.path(), &options("nested/store")),
+            [".cutover/objects/site/1/index.html", "alias/objects/site/1/index.html", "index.html"]
+        );
+        assert_eq!(paths(dir.path(), &options("not/there")).len(), 4);
+        let err = walk(dir.path(), &options(".")).unwrap_err();
+        assert!(matches!(err, WalkError::IsStore(_)), "{err}");
+        assert!(err.to_string().contains("set store-dir outside it"), "{err}");
     }
 
     #[test]
     fn empty_directory_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("sub")).unwrap();
-        assert!(matches!(walk(dir.path()), Err(WalkError::Empty(_))));
+        assert!(matches!(walk(dir.path(), &WalkOptions::default()), Err(WalkError::Empty { .. })));
     }
 
     #[test]
@@ -201,9 +413,9 @@ mod tests {
         let outside = tree(&[("secret", "s")]);
         let dir = tree(&[("index.html", "hi")]);
         std::os::unix::fs::symlink(dir.path().join("index.html"), dir.path().join("alias.html")).unwrap();
-        assert_eq!(walk(dir.path()).unwrap().len(), 2);
+        assert_eq!(paths(dir.path(), &WalkOptions::default()).len(), 2);
         std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("leak")).unwrap();
-        let err = walk(dir.path()).unwrap_err();
+        let err = walk(dir.path(), &WalkOptions::default()).unwrap_err();
         assert!(matches!(err, WalkError::EscapingLink { .. }), "{err}");
         assert!(err.to_string().contains("leak"), "{err}");
     }

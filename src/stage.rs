@@ -16,7 +16,7 @@ use chrono::Utc;
 use futures::StreamExt;
 
 use crate::backend::Site;
-use crate::inputs::{InputError, Plan};
+use crate::inputs::{Backend, InputError, Plan};
 use crate::lock::{Claimed, StagingClaim};
 use crate::outcome::Refusal;
 use crate::progress::Progress;
@@ -66,9 +66,20 @@ enum Action {
 /// staging it, only checks that its build is the recorded content.
 pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&str>) -> anyhow::Result<StageReport> {
     let dist = plan.dist_dir.clone();
-    let files = tokio::task::spawn_blocking(move || site::walk(&dist))
+    let options = site::WalkOptions {
+        store_dir: match &plan.backend {
+            Backend::Local { dir } => Some(dir.clone()),
+            Backend::Aws { .. } => None,
+        },
+        release_secret_files: plan.release_secret_files,
+    };
+    let walked = tokio::task::spawn_blocking(move || site::walk(&dist, &options))
         .await?
         .map_err(|e| InputError::new("dist-dir", e.to_string()))?;
+    if !walked.secrets_skipped.is_empty() {
+        eprintln!("warning: {}", site::secrets_warning(&walked.secrets_skipped));
+    }
+    let files = walked.files;
     let version_dir_bytes = site.layout.version_dir(version).len();
     if let Some((file, bytes)) =
         files.iter().map(|f| (f, version_dir_bytes + f.path.len())).find(|(_, bytes)| *bytes > MAX_KEY_BYTES)

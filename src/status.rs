@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::backend::Site;
+use crate::inputs::{Backend, InputError, Plan};
 use crate::pointer::Promotion;
 use crate::pointer::rollback_target;
 use crate::progress::human_bytes;
@@ -30,6 +31,21 @@ pub struct Status {
     pub releases: Vec<ReleaseSummary>,
     /// Oldest first.
     pub promotions: Vec<Promotion>,
+}
+
+/// On the embedded store, checks there is one: a missing directory is a wrong `store-dir` (or
+/// working directory), not a store without releases.
+pub fn require_store(plan: &Plan) -> Result<(), InputError> {
+    match &plan.backend {
+        Backend::Local { dir } if !dir.is_dir() => Err(InputError::new(
+            "store-dir",
+            format!(
+                "there is no store at {}: nothing was ever staged there; run where the store is or set store-dir",
+                dir.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub async fn status(site: &Site) -> anyhow::Result<Status> {

@@ -3,10 +3,14 @@
 //! `objects/<key>` holds each body and `meta/<key>` its headers and MD5 (the ETag). Every write
 //! lands in `tmp/` first and is renamed into place, so a reader never sees half a file; conditional
 //! writes serialise on a file lock so separate processes get S3's create-only and If-Match rules.
+//! Temp files are removed when a signal stops the run, and swept once stale when a run was killed
+//! outright; a deletion removes the directories it leaves empty.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -15,11 +19,18 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::{Condition, Fetched, Listed, ObjectMeta, Store, StoreError, StoreResult};
+use crate::interrupt::{CLEANUP, TempFile};
 use crate::site::{Contents, ReadFile};
+
+/// A temp file lives from its creation to its rename, and its modification time moves while its
+/// bytes are written; one untouched this long was left by a run killed outright.
+const STALE_TEMP: Duration = Duration::from_secs(60 * 60);
 
 #[derive(Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// Whether this run swept the stale temp files yet: once, before its first write.
+    swept: Arc<Once>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -31,7 +42,7 @@ struct MetaFile {
 
 impl LocalStore {
     pub fn new(root: &Path) -> Self {
-        Self { root: root.to_owned() }
+        Self { root: root.to_owned(), swept: Arc::new(Once::new()) }
     }
 
     pub fn root(&self) -> &Path {
@@ -50,14 +61,29 @@ impl LocalStore {
     }
 
     /// Writes `body` then its meta, each through a temp file and a rename.
-    fn write(&self, key: &str, body: impl FnOnce(&Path) -> io::Result<()>, meta: &MetaFile) -> io::Result<()> {
+    fn write(&self, key: &str, body: impl FnOnce(&mut File) -> io::Result<()>, meta: &MetaFile) -> io::Result<()> {
         let tmp_dir = self.root.join("tmp");
         fs::create_dir_all(&tmp_dir)?;
-        let tmp = tmp_dir.join(format!("{:016x}", rand::random::<u64>()));
-        body(&tmp)?;
+        self.swept.call_once(|| sweep_stale(&tmp_dir, STALE_TEMP));
+        let temp_file = || CLEANUP.temp_file(tmp_dir.join(format!("{:016x}", rand::random::<u64>())));
+        let (mut file, tmp) = temp_file()?;
+        body(&mut file)?;
         place(&tmp, &self.path_in("objects", key)?)?;
-        fs::write(&tmp, serde_json::to_vec(meta)?)?;
+        let (mut file, tmp) = temp_file()?;
+        file.write_all(&serde_json::to_vec(meta)?)?;
         place(&tmp, &self.path_in("meta", key)?)
+    }
+
+    /// Removes the directories a deletion left empty, up to the tree's root.
+    fn remove_empty_parents(&self, tree: &str, deleted: &Path) {
+        let top = self.root.join(tree);
+        let mut dir = deleted.parent();
+        while let Some(current) = dir.filter(|d| d.starts_with(&top) && *d != top) {
+            match fs::remove_dir(current) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return,
+                _ => dir = current.parent(),
+            }
+        }
     }
 
     fn read_meta(&self, key: &str) -> io::Result<Option<MetaFile>> {
@@ -93,7 +119,7 @@ impl LocalStore {
             return Err(StoreError::PreconditionFailed);
         }
         let md5 = hex::encode(Md5::digest(body));
-        self.write(key, |tmp| fs::write(tmp, body), &meta_file(md5, meta)).map_err(other(key))
+        self.write(key, |file| file.write_all(body), &meta_file(md5, meta)).map_err(other(key))
     }
 
     /// Holds the store-wide lock that makes conditional writes atomic across processes.
@@ -141,11 +167,27 @@ fn meta_file(md5: String, meta: &ObjectMeta) -> MetaFile {
     MetaFile { md5, content_type: meta.content_type.clone(), cache_control: meta.cache_control.clone() }
 }
 
-fn place(tmp: &Path, target: &Path) -> io::Result<()> {
-    if let Some(parent) = target.parent() {
-        fs::create_dir_all(parent)?;
+/// Renames a temp file into place, creating its directory; again when a deletion emptying that
+/// directory removed it in between.
+fn place(tmp: &TempFile, target: &Path) -> io::Result<()> {
+    let parent = target.parent().unwrap_or(target);
+    let mut attempts = 0;
+    loop {
+        match fs::create_dir_all(parent).and_then(|()| fs::rename(tmp.path(), target)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tmp.path().exists() && attempts < 3 => attempts += 1,
+            placed => return placed,
+        }
     }
-    fs::rename(tmp, target)
+}
+
+/// Removes the temp files nothing has touched for `age`.
+fn sweep_stale(tmp_dir: &Path, age: Duration) {
+    let Some(cutoff) = SystemTime::now().checked_sub(age) else { return };
+    for entry in fs::read_dir(tmp_dir).into_iter().flatten().flatten() {
+        if entry.metadata().and_then(|m| m.modified()).is_ok_and(|modified| modified < cutoff) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn other(key: &str) -> impl Fn(io::Error) -> StoreError + '_ {
@@ -162,9 +204,9 @@ impl Store for LocalStore {
     async fn upload(&self, key: &str, file: &ReadFile, meta: &ObjectMeta) -> StoreResult<()> {
         let (store, key, contents) = (self.clone(), key.to_owned(), file.contents.clone());
         let meta = meta_file(file.digest.md5_hex(), meta);
-        let body = move |tmp: &Path| match &contents {
-            Contents::Memory(bytes) => fs::write(tmp, bytes),
-            Contents::Disk(path) => fs::copy(path, tmp).map(drop),
+        let body = move |file: &mut File| match &contents {
+            Contents::Memory(bytes) => file.write_all(bytes),
+            Contents::Disk(path) => io::copy(&mut File::open(path)?, file).map(drop),
         };
         blocking(move || store.write(&key, body, &meta).map_err(other(&key))).await
     }
@@ -175,7 +217,8 @@ impl Store for LocalStore {
             let source = store.read_meta(&from).map_err(other(&from))?;
             let source = source.ok_or_else(|| anyhow::anyhow!("local store: {from} does not exist"))?;
             let body = store.path_in("objects", &from).map_err(other(&from))?;
-            store.write(&to, |tmp| fs::copy(&body, tmp).map(drop), &meta_file(source.md5, &meta)).map_err(other(&to))
+            let copy = |file: &mut File| io::copy(&mut File::open(&body)?, file).map(drop);
+            store.write(&to, copy, &meta_file(source.md5, &meta)).map_err(other(&to))
         })
         .await
     }
@@ -200,9 +243,10 @@ impl Store for LocalStore {
         blocking(move || {
             for key in &keys {
                 for tree in ["meta", "objects"] {
-                    match fs::remove_file(store.path_in(tree, key).map_err(other(key))?) {
+                    let path = store.path_in(tree, key).map_err(other(key))?;
+                    match fs::remove_file(&path) {
                         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(other(key)(e)),
-                        _ => {}
+                        _ => store.remove_empty_parents(tree, &path),
                     }
                 }
             }
@@ -252,5 +296,38 @@ mod tests {
         store.delete(&["s/1/a.txt".into(), "s/1/missing".into()]).await.unwrap();
         assert!(store.get("s/1/a.txt").await.unwrap().is_none());
         assert!(store.put("../x", Bytes::new(), &meta(), Condition::Always).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_deletion_leaves_no_empty_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        for key in ["s/1/a.txt", "s/1/d/e/b.txt", "s/2/c.txt"] {
+            store.put(key, Bytes::from("x"), &meta(), Condition::Always).await.unwrap();
+        }
+        store.delete(&["s/1/a.txt".into(), "s/1/d/e/b.txt".into()]).await.unwrap();
+        for tree in ["objects", "meta"] {
+            assert!(!dir.path().join(tree).join("s/1").exists(), "{tree}/s/1 is left behind");
+            assert!(dir.path().join(tree).join("s/2/c.txt").exists());
+        }
+        store.delete(&["s/2/c.txt".into()]).await.unwrap();
+        for tree in ["objects", "meta"] {
+            assert_eq!(fs::read_dir(dir.path().join(tree)).unwrap().count(), 0, "{tree} is emptied, not removed");
+        }
+        assert!(store.list("s/").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_first_write_sweeps_stale_temp_files_and_leaves_fresh_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let stale = File::create(tmp.join("stale")).unwrap();
+        stale.set_modified(SystemTime::now() - STALE_TEMP - Duration::from_secs(60)).unwrap();
+        fs::write(tmp.join("fresh"), "a run still writing").unwrap();
+        let store = LocalStore::new(dir.path());
+        store.put("s/1/a.txt", Bytes::from("a"), &meta(), Condition::Always).await.unwrap();
+        let left: Vec<_> = fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["fresh"], "the stale temp file is swept, the fresh one and none of this run's remain");
     }
 }

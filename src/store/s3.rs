@@ -12,11 +12,13 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, Metadat
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{Condition, Fetched, Listed, ObjectMeta, Store, StoreError, StoreResult};
 use crate::aws_error::AwsError;
+use crate::interrupt::CLEANUP;
 use crate::site::{Contents, FileDigest, MULTIPART_THRESHOLD, PART_SIZE, ReadFile};
 
 /// Parts of one file uploaded at once.
@@ -82,6 +84,12 @@ impl S3Store {
             .await
             .map_err(|e| self.failure("CreateMultipartUpload", self.url(key), e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        // Aborted if a signal stops the run while the parts go up: S3 keeps (and bills) the parts
+        // of an upload nobody completes or aborts.
+        let _abort_on_stop = CLEANUP.on_stop({
+            let abort = self.abort(key, &upload_id);
+            move || abort
+        });
         let parts = futures::stream::iter(0..size.div_ceil(PART_SIZE))
             .map(|index| self.upload_part(key, &upload_id, file, index, size, digest.part_md5s.get(index as usize)))
             .buffered(PART_CONCURRENCY)
@@ -90,14 +98,7 @@ impl S3Store {
         let parts = match parts {
             Ok(parts) => parts,
             Err(e) => {
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
+                self.abort(key, &upload_id).await;
                 return Err(e);
             }
         };
@@ -111,6 +112,14 @@ impl S3Store {
             .await
             .map_err(|e| self.failure("CompleteMultipartUpload", self.url(key), e))?;
         Ok(())
+    }
+
+    /// Aborts a multipart upload, as best it can: what it misses, the bucket's lifecycle rule does.
+    fn abort(&self, key: &str, upload_id: &str) -> BoxFuture<'static, ()> {
+        let request = self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id);
+        Box::pin(async move {
+            let _ = request.send().await;
+        })
     }
 
     async fn upload_part(

@@ -314,6 +314,11 @@ fn prune_keeps_the_live_the_previous_and_the_recent(mut f: Fixture) {
     });
     assert_eq!(left, [(0, false), (0, false), (2, true), (2, true), (2, true)]);
     assert_eq!(f.active().as_deref(), Some("5"));
+    if let Some(store) = f.env.get("CUTOVER_STORE_DIR") {
+        for pruned in ["objects/site/1", "meta/site/2"] {
+            assert!(!std::path::Path::new(store).join(pruned).exists(), "prune left the empty {pruned}");
+        }
+    }
 }
 
 fn large_files_go_in_parts_and_resume_by_their_etag(mut f: Fixture) {

@@ -35,3 +35,12 @@ fn the_template_names_the_parameter_cutover_uses_by_default() {
         assert!(template.contains(cookie), "the origin-path cache key names {cookie}");
     }
 }
+
+#[test]
+fn the_bucket_aborts_incomplete_multipart_uploads_after_a_day() {
+    let template = std::fs::read_to_string(root().join("infra/cutover.yml")).expect("infra/cutover.yml");
+    let bucket = &template[template.find("  SiteBucket:\n").expect("the SiteBucket resource")..];
+    let bucket = &bucket[..bucket.find("\n\n").unwrap_or(bucket.len())];
+    let rule = "            Status: Enabled\n            AbortIncompleteMultipartUpload:\n              DaysAfterInitiation: 1";
+    assert!(bucket.contains(rule), "the SiteBucket has an enabled AbortIncompleteMultipartUpload rule:\n{bucket}");
+}

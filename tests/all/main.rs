@@ -7,12 +7,15 @@ mod docs;
 mod doctor;
 mod edge_bundle;
 mod edge_vectors;
+#[macro_use]
 mod flow;
 mod harness;
 mod hostile;
 mod infra;
+mod layout;
 mod manifests;
 mod outputs;
 mod proxy;
 mod races;
 mod reliability;
+mod signals;

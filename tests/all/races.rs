@@ -28,22 +28,6 @@ fn finish(child: Child) -> (i32, String) {
     (run.code(), run.stderr())
 }
 
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        $(mod $scenario {
-            #[test]
-            fn local() {
-                super::$scenario(crate::harness::Fixture::local());
-            }
-
-            #[test]
-            fn moto() {
-                super::$scenario(crate::harness::Fixture::moto());
-            }
-        })*
-    };
-}
-
 on_both_backends!(two_runs_of_one_version_never_mix_their_files, a_release_changed_after_recording_is_never_promoted,);
 
 /// A re-run of a tag build while the first still runs, with a build that is not reproducible:
