@@ -1,5 +1,6 @@
 //! What a run undoes when SIGINT or SIGTERM stops it: the local store's temp files and the
-//! multipart uploads in flight, which would otherwise stay forever (the uploads billed as storage).
+//! multipart uploads in flight, which would otherwise stay forever (the uploads billed as storage),
+//! and the leases it holds (the deploy lock, a staging claim), which would hold up the next run.
 //!
 //! Work that leaves something behind until it finishes registers how to undo it with [`CLEANUP`];
 //! [`until_signal`] runs a command and, on a signal, drops it (and every request in flight with
@@ -160,7 +161,7 @@ pub async fn until_signal(work: impl Future<Output = u8>) -> u8 {
     tokio::select! {
         undone = tokio::time::timeout(UNDO_LIMIT, Cleanup::undo(pending)) => match undone {
             Ok(undone) => eprintln!(
-                "removed {} temp files and aborted {} unfinished multipart uploads",
+                "removed {} temp files and undid {} unfinished writes (multipart uploads, leases)",
                 undone.temp_files, undone.tasks
             ),
             Err(_) => eprintln!("cleaning up took over {}s; stopping anyway", UNDO_LIMIT.as_secs()),

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Site;
+use crate::interrupt::{CLEANUP, Registered};
 use crate::outcome::Refusal;
 use crate::release::read_record;
 use crate::store::{Condition, Fetched, StoreError, json_meta};
@@ -47,6 +48,7 @@ impl LeaseBody {
 }
 
 /// A held lease on one key; give it back with [`Lease::release`].
+#[derive(Clone)]
 struct Lease {
     site: Site,
     key: String,
@@ -55,9 +57,23 @@ struct Lease {
     run_url: Option<String>,
 }
 
+/// A taken lease, given back by a signal that stops the run too, so no re-run waits for it.
+struct Held {
+    lease: Lease,
+    _on_stop: Registered,
+}
+
+impl Held {
+    fn new(lease: Lease) -> Held {
+        let undo = lease.clone();
+        let on_stop = CLEANUP.on_stop(move || Box::pin(async move { undo.release().await.unwrap_or_default() }));
+        Held { lease, _on_stop: on_stop }
+    }
+}
+
 /// What one attempt to take a lease found.
 enum Attempt {
-    Taken(Lease),
+    Taken(Held),
     Held(Option<LeaseBody>),
 }
 
@@ -81,7 +97,7 @@ impl Lease {
     /// Creates the lease, or takes it over when it has lapsed; `what` names it in messages.
     async fn attempt(self, what: &str) -> anyhow::Result<Attempt> {
         match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfAbsent).await {
-            Ok(()) => return Ok(Attempt::Taken(self)),
+            Ok(()) => return Ok(Attempt::Taken(Held::new(self))),
             Err(StoreError::PreconditionFailed) => {}
             Err(StoreError::Other(e)) => return Err(e.context(format!("taking the {what}"))),
         }
@@ -96,7 +112,7 @@ impl Lease {
             Ok(()) => {
                 let who = holder.map_or("an unreadable lease".into(), |h| h.describe());
                 eprintln!("taking over the stale {what}: {who}");
-                Ok(Attempt::Taken(self))
+                Ok(Attempt::Taken(Held::new(self)))
             }
             Err(StoreError::PreconditionFailed) => Ok(Attempt::Held(None)),
             Err(StoreError::Other(e)) => Err(e.context(format!("taking over the stale {what}"))),
@@ -129,7 +145,7 @@ impl Lease {
 }
 
 /// A held deploy lock; release it with [`DeployLock::release`].
-pub struct DeployLock(Lease);
+pub struct DeployLock(Held);
 
 impl DeployLock {
     /// Takes the lock, waiting while another run holds a live one (at most two leases).
@@ -155,7 +171,7 @@ impl DeployLock {
 
     /// Removes the lock if this run still holds it.
     pub async fn release(self) -> anyhow::Result<()> {
-        self.0.release().await.context("releasing the deploy lock")
+        self.0.lease.release().await.context("releasing the deploy lock")
     }
 }
 
@@ -169,7 +185,7 @@ pub enum Claimed {
 
 /// The right to write a version's files, renewed in the background while the run stages.
 pub struct StagingClaim {
-    lease: Arc<Lease>,
+    held: Arc<Held>,
     lost: Arc<AtomicBool>,
     _renewer: Renewer,
 }
@@ -201,13 +217,13 @@ impl StagingClaim {
             }
             let attempt = Lease::new(site, site.layout.claim_key(version), lease, run_url);
             match attempt.attempt(&what).await? {
-                Attempt::Taken(lease) => {
+                Attempt::Taken(held) => {
                     // The holder before this run may have recorded the version just before it let go.
                     if read_record(site, &record_key).await?.is_some() {
-                        lease.release().await?;
+                        held.lease.release().await?;
                         return Ok(Claimed::Recorded);
                     }
-                    return Ok(Claimed::Writer(StagingClaim::renewed(lease)));
+                    return Ok(Claimed::Writer(StagingClaim::renewed(held)));
                 }
                 Attempt::Held(holder) => {
                     if tokio::time::Instant::now() >= next_note {
@@ -221,28 +237,28 @@ impl StagingClaim {
         }
     }
 
-    fn renewed(lease: Lease) -> StagingClaim {
-        let lease = Arc::new(lease);
+    fn renewed(held: Held) -> StagingClaim {
+        let held = Arc::new(held);
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn({
-            let (lease, lost) = (Arc::clone(&lease), Arc::clone(&lost));
+            let (held, lost) = (Arc::clone(&held), Arc::clone(&lost));
             async move {
                 loop {
-                    tokio::time::sleep(lease.length / 3).await;
+                    tokio::time::sleep(held.lease.length / 3).await;
                     // A failed renewal is retried at the next tick; only another holder ends it.
-                    if let Ok(false) = lease.renew().await {
+                    if let Ok(false) = held.lease.renew().await {
                         lost.store(true, Ordering::SeqCst);
                         return;
                     }
                 }
             }
         });
-        StagingClaim { lease, lost, _renewer: Renewer(renewer) }
+        StagingClaim { held, lost, _renewer: Renewer(renewer) }
     }
 
     /// Fails unless this run still holds the claim: checked before the record makes the files final.
     pub async fn confirm(&self) -> anyhow::Result<()> {
-        if self.lost.load(Ordering::SeqCst) || self.lease.held().await?.is_none() {
+        if self.lost.load(Ordering::SeqCst) || self.held.lease.held().await?.is_none() {
             anyhow::bail!(
                 "lost the staging claim to another run (this run stalled past its lease); nothing was recorded"
             );
@@ -253,6 +269,6 @@ impl StagingClaim {
     /// Stops renewing and gives the claim up.
     pub async fn release(self) -> anyhow::Result<()> {
         drop(self._renewer);
-        self.lease.release().await.context("releasing the staging claim")
+        self.held.lease.release().await.context("releasing the staging claim")
     }
 }

@@ -41,7 +41,7 @@ fn a_missing_bucket_is_one_line_with_its_hint() {
     assert_names(
         &error_line(&run),
         &[
-            "S3 GetObject on s3://no-such-bucket/site/",
+            "on s3://no-such-bucket/",
             "NoSuchBucket (HTTP 404): The specified bucket does not exist",
             "hint: the bucket does not exist",
         ],

@@ -31,7 +31,7 @@ const CASES: &[Case] = &[
         &["deploy"],
         &[
             ("CUTOVER_BUCKET", "site-bucket"),
-            ("CUTOVER_POINTER", "cloudfront:E1"),
+            ("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL"),
             ("CUTOVER_INVALIDATION_WAIT", "100000000y"),
         ],
         "invalidation-wait",

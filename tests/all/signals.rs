@@ -52,8 +52,12 @@ fn a_stopped_local_stage_leaves_no_temp_files_and_exits_128_plus_the_signal() {
         assert_eq!(out.status.code(), Some(code), "SIG{signal}: {stderr}");
         assert!(stderr.contains(&format!("stopped by SIG{signal}")), "{stderr}");
         assert_eq!(entries(&tmp), 0, "SIG{signal} left temp files in {}", tmp.display());
+        let claims = f.with_site(async |site| site.store.list(&site.layout.claims_dir()).await.unwrap());
+        assert!(claims.is_empty(), "SIG{signal} left the staging claim: {claims:?}");
     }
-    f.deploy(Path::new(&dist), "1");
+    // The stopped run gave its claim back, so the re-run neither waits nor takes anything over.
+    let rerun = f.deploy(Path::new(&dist), "1");
+    assert!(!rerun.stderr().contains("staging claim"), "{}", rerun.stderr());
     assert_eq!(entries(&tmp), 0);
 }
 
@@ -79,6 +83,7 @@ fn sigint_during_a_multipart_upload_aborts_it() {
     let out = stop(child, "INT");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("aborted 1 unfinished multipart uploads"), "{stderr}");
+    // The upload and the staging claim.
+    assert!(stderr.contains("undid 2 unfinished writes"), "{stderr}");
     assert!(open_uploads().is_empty(), "the interrupted upload is aborted");
 }
