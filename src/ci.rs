@@ -87,7 +87,7 @@ impl Reporter {
     /// A result is a JSON object.
     pub fn result<T: Serialize>(&self, result: &T, human: impl FnOnce() -> String) -> anyhow::Result<()> {
         let Some(kept) = &self.json else {
-            print!("{}", human());
+            crate::show!("{}", human());
             return Ok(());
         };
         let Value::Object(object) = serde_json::to_value(result)? else {
@@ -102,7 +102,7 @@ impl Reporter {
         let Some(kept) = &self.json else { return };
         let result = kept.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(object) = report::json_result(result, failure) {
-            println!("{object:#}");
+            crate::show!("{object:#}\n");
         }
     }
 
@@ -116,10 +116,10 @@ impl Reporter {
                 self.command(&format!("##teamcity[blockOpened name='{quoted}']"));
                 self.command(&format!("##teamcity[progressStart '{quoted}']"));
             }
-            _ => eprintln!("== {name}"),
+            _ => crate::say!("== {name}"),
         }
         let result = work.await;
-        eprintln!("{name} took {:.1}s", started.elapsed().as_secs_f64());
+        crate::say!("{name} took {:.1}s", started.elapsed().as_secs_f64());
         match &self.ci {
             CiSystem::GitHub { .. } => self.command("::endgroup::"),
             CiSystem::TeamCity => {
@@ -137,7 +137,7 @@ impl Reporter {
             CiSystem::TeamCity => {
                 self.command(&format!("##teamcity[message text='{}' status='WARNING']", teamcity_escape(message)))
             }
-            _ => eprintln!("warning: {message}"),
+            _ => crate::say!("warning: {message}"),
         }
     }
 

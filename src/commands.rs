@@ -25,7 +25,7 @@ use crate::{doctor, serve, status};
 /// and with `--json` the result object on stdout says how the run ended, failure or not.
 pub async fn run(cli: Cli, env: Env) -> u8 {
     if cli.wants_own_version() {
-        println!("cutover {}", env!("CARGO_PKG_VERSION"));
+        crate::show!("cutover {}\n", env!("CARGO_PKG_VERSION"));
         return outcome::EXIT_OK;
     }
     // `--json` holds even when other inputs are bad; when the inputs cannot be read, the flag alone.
@@ -55,7 +55,7 @@ pub async fn run(cli: Cli, env: Env) -> u8 {
         }
         Err(err) => {
             let code = outcome::exit_code(&err);
-            eprintln!("error: {err:#}");
+            crate::say!("error: {err:#}");
             reporter.fail(&format!("{err:#}"), code);
             reporter.end(Some((&err, code)));
             code
@@ -83,10 +83,14 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
                 Some(given) => crate::version::validate(given).map_err(|p| InputError::new("version", p))?,
                 None => plan.require_version()?.to_owned(),
             };
+            status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
             finish(reporter, &plan, flip(&plan, &site, &version, Direction::Forward).await?, started)
         }
-        Command::Rollback => finish(reporter, &plan, rollback(&plan, &Site::connect(&plan).await).await?, started),
+        Command::Rollback => {
+            status::require_store(&plan)?;
+            finish(reporter, &plan, rollback(&plan, &Site::connect(&plan).await).await?, started)
+        }
         Command::Status => {
             status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
@@ -97,6 +101,7 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             let keep = plan
                 .keep
                 .ok_or_else(|| InputError::new("keep", "prune needs `keep`, the number of releases to keep"))?;
+            status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
             let report = prune(&site, keep, plan.lock_lease, plan.run.run_url.as_deref(), plan.dry_run).await?;
             reporter.result(&report, || format!("deleted: {:?}\nkept: {:?}\n", report.deleted, report.kept))
@@ -152,7 +157,7 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         let pruned =
             reporter.phase("prune", prune(&site, keep, plan.lock_lease, plan.run.run_url.as_deref(), false)).await?;
         if !pruned.deleted.is_empty() {
-            eprintln!("pruned releases: {}", pruned.deleted.join(", "));
+            crate::say!("pruned releases: {}", pruned.deleted.join(", "));
         }
     }
     Ok(outputs)
@@ -175,9 +180,9 @@ async fn staged(
 ) -> anyhow::Result<Outputs> {
     let report = reporter.phase("stage", stage(site, plan, version, active)).await?;
     if report.already_recorded {
-        eprintln!("version {version} was already staged with this content");
+        crate::say!("version {version} was already staged with this content");
     } else if report.resumed > 0 {
-        eprintln!("resumed: {} files were already in place from an earlier run", report.resumed);
+        crate::say!("resumed: {} files were already in place from an earlier run", report.resumed);
     }
     Ok(Outputs {
         version: version.to_owned(),
@@ -220,7 +225,7 @@ async fn remember_verdict<T>(site: &Site, plan: &Plan, version: &str, result: an
         run_url: plan.run.run_url.clone(),
     };
     if let Err(e) = verdict.write(site, version).await {
-        eprintln!("warning: could not keep why {version} did not go live: {e:#}");
+        crate::say!("warning: could not keep why {version} did not go live: {e:#}");
     }
     result
 }
@@ -241,7 +246,7 @@ async fn smoke_release(
     }
     let edge = serve::start(site.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), plan.edge.clone()).await?;
     let url = local_url(edge.addr)?;
-    eprintln!("smoke-testing through the local edge at {url}");
+    crate::say!("smoke-testing through the local edge at {url}");
     let checks = smoke(&url, version, &plan.smoke, &plan.edge).await?;
     // The edge above stops with this run; the preview lives where `cutover serve` listens.
     let served = local_url(plan.listen)?;
@@ -260,7 +265,7 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
     };
     let report = promote(site, &request).await?;
     if !report.promoted && report.previous.as_deref() == Some(version) {
-        eprintln!("{version} is already live: nothing to do");
+        crate::say!("{version} is already live: nothing to do");
     }
     Ok(Outputs {
         version: report.version,
@@ -281,7 +286,7 @@ async fn rollback(plan: &Plan, site: &Site) -> anyhow::Result<Outputs> {
     };
     let outputs = flip(plan, site, &target, Direction::Rollback).await?;
     if outputs.promoted {
-        eprintln!("rolled back from {} to {target}", outputs.previous_version.as_deref().unwrap_or("nothing"));
+        crate::say!("rolled back from {} to {target}", outputs.previous_version.as_deref().unwrap_or("nothing"));
     }
     Ok(outputs)
 }
@@ -300,6 +305,6 @@ fn finish(reporter: &Reporter, plan: &Plan, mut outputs: Outputs, started: Insta
     if !plan.dry_run {
         reporter.publish(&outputs).context("writing step outputs")?;
     }
-    eprintln!("{}", outputs.line());
+    crate::say!("{}", outputs.line());
     Ok(())
 }

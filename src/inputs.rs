@@ -219,6 +219,10 @@ impl Env {
             Some("TeamCity")
         } else if truthy("CIRCLECI") {
             Some("CircleCI")
+        } else if self.is_set("JENKINS_URL") {
+            Some("Jenkins")
+        } else if truthy("TF_BUILD") {
+            Some("Azure Pipelines")
         } else if truthy("CI") {
             Some("a CI system (CI is set)")
         } else {
@@ -1074,7 +1078,15 @@ mod tests {
 
     #[test]
     fn in_ci_the_embedded_store_is_used_only_when_asked_for() {
-        for ci in [("GITHUB_ACTIONS", "true"), ("TEAMCITY_VERSION", "2025.03"), ("CIRCLECI", "true"), ("CI", "true")] {
+        let systems = [
+            ("GITHUB_ACTIONS", "true"),
+            ("TEAMCITY_VERSION", "2025.03"),
+            ("CIRCLECI", "true"),
+            ("JENKINS_URL", "https://jenkins.example.com/"),
+            ("TF_BUILD", "True"),
+            ("CI", "true"),
+        ];
+        for ci in systems {
             let err = plan(&[ci]).expect_err("a CI run without a bucket is refused");
             assert_eq!(err.input, "bucket", "{ci:?}: {err}");
             assert!(err.problem.contains("set `store-dir`"), "{err}");

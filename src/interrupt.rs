@@ -145,7 +145,7 @@ impl Drop for TempFile {
 pub async fn until_signal(work: impl Future<Output = u8>) -> u8 {
     let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
     else {
-        eprintln!("warning: signal handlers could not be installed; a signal will leave temp files and uploads");
+        crate::say!("warning: signal handlers could not be installed; a signal will leave temp files and uploads");
         return work.await;
     };
     let mut work = Box::pin(work);
@@ -154,20 +154,20 @@ pub async fn until_signal(work: impl Future<Output = u8>) -> u8 {
         _ = interrupt.recv() => ("SIGINT", EXIT_SIGINT),
         _ = terminate.recv() => ("SIGTERM", EXIT_SIGTERM),
     };
-    eprintln!("stopped by {name}: cleaning up");
+    crate::say!("stopped by {name}: cleaning up");
     // Taken before `work` is dropped, so guards dropped with it cannot unregister what must be undone.
     let pending = CLEANUP.take();
     drop(work);
     tokio::select! {
         undone = tokio::time::timeout(UNDO_LIMIT, Cleanup::undo(pending)) => match undone {
-            Ok(undone) => eprintln!(
+            Ok(undone) => crate::say!(
                 "removed {} temp files and undid {} unfinished writes (multipart uploads, leases)",
                 undone.temp_files, undone.tasks
             ),
-            Err(_) => eprintln!("cleaning up took over {}s; stopping anyway", UNDO_LIMIT.as_secs()),
+            Err(_) => crate::say!("cleaning up took over {}s; stopping anyway", UNDO_LIMIT.as_secs()),
         },
-        _ = interrupt.recv() => eprintln!("stopped again: cleanup cut short"),
-        _ = terminate.recv() => eprintln!("stopped again: cleanup cut short"),
+        _ = interrupt.recv() => crate::say!("stopped again: cleanup cut short"),
+        _ = terminate.recv() => crate::say!("stopped again: cleanup cut short"),
     }
     code
 }

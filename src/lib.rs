@@ -4,6 +4,26 @@
 //! The modules follow a release: inputs -> plan -> stage -> smoke -> promote -> prune -> report.
 
 pub mod aws_error;
+/// `eprintln!` that never panics: a closed stderr (`cutover deploy 2>&1 | head`) must not stop a
+/// release between its flip and its outputs. Everything cutover says to people goes through it.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics, for results on stdout (`cutover status | head -1`).
+#[macro_export]
+macro_rules! show {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let mut stdout = ::std::io::stdout();
+        let _ = ::std::write!(stdout, $($arg)*).and_then(|()| stdout.flush());
+    }};
+}
+
 pub mod backend;
 pub mod ci;
 pub mod cli;

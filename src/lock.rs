@@ -6,9 +6,10 @@
 //! taking over the same stale lease only one wins. The staging claim is renewed while its holder
 //! works, so it lapses only when the holder is gone.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -111,7 +112,7 @@ impl Lease {
         match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfMatch(held.etag)).await {
             Ok(()) => {
                 let who = holder.map_or("an unreadable lease".into(), |h| h.describe());
-                eprintln!("taking over the stale {what}: {who}");
+                crate::say!("taking over the stale {what}: {who}");
                 Ok(Attempt::Taken(Held::new(self)))
             }
             Err(StoreError::PreconditionFailed) => Ok(Attempt::Held(None)),
@@ -162,7 +163,7 @@ impl DeployLock {
                 return Err(Refusal::new(format!("the deploy lock is still held: {holder}")).into());
             }
             if !waiting_reported {
-                eprintln!("waiting for the deploy lock: {holder}");
+                crate::say!("waiting for the deploy lock: {holder}");
                 waiting_reported = true;
             }
             tokio::time::sleep(POLL).await;
@@ -187,7 +188,32 @@ pub enum Claimed {
 pub struct StagingClaim {
     held: Arc<Held>,
     lost: Arc<AtomicBool>,
+    fence: Fence,
     _renewer: Renewer,
+}
+
+/// Checked before each write under a claim: the claim was renewed recently enough, by this
+/// process's own monotonic clock (which runs on while the process is stopped or starved), that no
+/// other run can have taken it over. A run paused past its lease stops writing when it resumes;
+/// conditional writes cover the moment between the check and the write.
+#[derive(Clone)]
+pub struct Fence {
+    renewed: Arc<Mutex<Instant>>,
+    lease: Duration,
+}
+
+impl Fence {
+    pub fn check(&self) -> anyhow::Result<()> {
+        let since = self.renewed.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+        if since > self.lease * 3 / 4 {
+            anyhow::bail!(
+                "the staging claim was last renewed {:.1}s ago (lease {:.1}s): another run may hold it now, so this run writes no more",
+                since.as_secs_f64(),
+                self.lease.as_secs_f64()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The background task renewing a claim; stopped when dropped, so no path leaves it running.
@@ -216,6 +242,7 @@ impl StagingClaim {
                 return Ok(Claimed::Recorded);
             }
             let attempt = Lease::new(site, site.layout.claim_key(version), lease, run_url);
+            let sent = Instant::now();
             match attempt.attempt(&what).await? {
                 Attempt::Taken(held) => {
                     // The holder before this run may have recorded the version just before it let go.
@@ -223,12 +250,12 @@ impl StagingClaim {
                         held.lease.release().await?;
                         return Ok(Claimed::Recorded);
                     }
-                    return Ok(Claimed::Writer(StagingClaim::renewed(held)));
+                    return Ok(Claimed::Writer(StagingClaim::renewed(held, sent)));
                 }
                 Attempt::Held(holder) => {
                     if tokio::time::Instant::now() >= next_note {
                         let holder = holder.map(|h| h.describe()).unwrap_or_default();
-                        eprintln!("waiting: version {version} is being staged by another run, {holder}");
+                        crate::say!("waiting: version {version} is being staged by another run, {holder}");
                         next_note = tokio::time::Instant::now() + WAITING_NOTE;
                     }
                     tokio::time::sleep(POLL).await;
@@ -237,27 +264,39 @@ impl StagingClaim {
         }
     }
 
-    fn renewed(held: Held) -> StagingClaim {
+    fn renewed(held: Held, taken_at: Instant) -> StagingClaim {
         let held = Arc::new(held);
         let lost = Arc::new(AtomicBool::new(false));
+        let fence = Fence { renewed: Arc::new(Mutex::new(taken_at)), lease: held.lease.length };
         let renewer = tokio::spawn({
-            let (held, lost) = (Arc::clone(&held), Arc::clone(&lost));
+            let (held, lost, renewed) = (Arc::clone(&held), Arc::clone(&lost), Arc::clone(&fence.renewed));
             async move {
                 loop {
-                    tokio::time::sleep(held.lease.length / 3).await;
+                    tokio::time::sleep(held.lease.length / 4).await;
+                    let sent = Instant::now();
                     // A failed renewal is retried at the next tick; only another holder ends it.
-                    if let Ok(false) = held.lease.renew().await {
-                        lost.store(true, Ordering::SeqCst);
-                        return;
+                    match held.lease.renew().await {
+                        Ok(true) => *renewed.lock().unwrap_or_else(|e| e.into_inner()) = sent,
+                        Ok(false) => {
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(_) => {}
                     }
                 }
             }
         });
-        StagingClaim { held, lost, _renewer: Renewer(renewer) }
+        StagingClaim { held, lost, fence, _renewer: Renewer(renewer) }
+    }
+
+    /// The check each write under this claim makes first.
+    pub fn fence(&self) -> Fence {
+        self.fence.clone()
     }
 
     /// Fails unless this run still holds the claim: checked before the record makes the files final.
     pub async fn confirm(&self) -> anyhow::Result<()> {
+        self.fence.check()?;
         if self.lost.load(Ordering::SeqCst) || self.held.lease.held().await?.is_none() {
             anyhow::bail!(
                 "lost the staging claim to another run (this run stalled past its lease); nothing was recorded"

@@ -18,7 +18,7 @@ fn main() -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            cutover::say!("error: starting the async runtime: {e}");
             return std::process::ExitCode::from(cutover::outcome::EXIT_FAILED);
         }
     };

@@ -51,7 +51,7 @@ impl Progress {
         let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
         if last.elapsed() >= LOG_EVERY {
             *last = Instant::now();
-            eprintln!("{}: {done}/{} files, {} sent", self.label, self.total, human_bytes(sent));
+            crate::say!("{}: {done}/{} files, {} sent", self.label, self.total, human_bytes(sent));
         }
     }
 

@@ -71,7 +71,7 @@ impl Active {
             Active::None => Ok(None),
             Active::Known(version) => Ok(Some(version)),
             Active::Foreign(value) if take_over => {
-                eprintln!("taking over {}: it held {value:?}, not a release of this site", site.pointer.describe());
+                crate::say!("taking over {}: it held {value:?}, not a release of this site", site.pointer.describe());
                 Ok(None)
             }
             Active::Foreign(value) => Err(Refusal::new(format!(

@@ -44,6 +44,11 @@ impl Layout {
         self.version_dir(version) + path
     }
 
+    /// `<prefix>/_cutover/`: everything cutover keeps about the site; any object here means a site.
+    pub fn cutover_dir(&self) -> String {
+        self.under_prefix("_cutover/")
+    }
+
     pub fn records_dir(&self) -> String {
         self.under_prefix("_cutover/releases/")
     }

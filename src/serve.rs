@@ -55,7 +55,7 @@ pub async fn start(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::
             let _ = stopped.await;
         };
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-            eprintln!("local edge stopped: {e}");
+            crate::say!("local edge stopped: {e}");
         }
     });
     Ok(RunningEdge { addr, _stop: stop })
@@ -65,7 +65,7 @@ pub async fn start(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::
 pub async fn serve(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::Result<()> {
     let described = format!("{} ({})", site.store.describe(), site.pointer.describe());
     let edge = start(site, listen, names).await?;
-    eprintln!("serving {described} on http://{}", edge.addr);
+    crate::say!("serving {described} on http://{}", edge.addr);
     tokio::signal::ctrl_c().await?;
     Ok(())
 }

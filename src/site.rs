@@ -76,6 +76,8 @@ pub enum WalkError {
     NotAFile(PathBuf),
     #[error("{0}: file name is not valid UTF-8")]
     NotUtf8(PathBuf),
+    #[error("{0:?}: a name holding a control character (a newline, a tab) cannot be released")]
+    ControlCharacter(String),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("walking the build directory: {0}")]
@@ -130,11 +132,19 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, WalkError> {
         let relative = path.strip_prefix(&canonical_root).expect("walked paths are under the root");
         let relative = relative.to_str().ok_or_else(|| WalkError::NotUtf8(path.to_owned()))?;
         let relative = relative.replace(std::path::MAIN_SEPARATOR, "/");
+        // A newline in a key would let a file name write lines of its own into CI logs.
+        if relative.chars().any(char::is_control) {
+            return Err(WalkError::ControlCharacter(relative));
+        }
         let kind = entry.file_type();
         if kind.is_dir() {
-            if store.is_some() && path.canonicalize().ok() == store {
+            let target = path.canonicalize().ok();
+            if store.is_some() && target == store {
                 entries.skip_current_dir();
-            } else if !options.release_secret_files && is_secret_name(&entry.file_name().to_string_lossy()) {
+            } else if !options.release_secret_files
+                && (is_secret_name(&entry.file_name().to_string_lossy())
+                    || target.is_some_and(|t| reaches_secret(&canonical_root, &t)))
+            {
                 entries.skip_current_dir();
                 secrets_skipped.push(format!("{relative}/"));
             }
@@ -149,7 +159,9 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, WalkError> {
         }
         let size = entry.metadata()?.len();
         let file = File::open(path).map_err(io_err(path))?;
-        if !options.release_secret_files && is_secret_file(&relative, file).map_err(io_err(path))? {
+        let secret =
+            || Ok::<_, io::Error>(reaches_secret(&canonical_root, &target) || is_secret_file(&relative, file)?);
+        if !options.release_secret_files && secret().map_err(io_err(path))? {
             secrets_skipped.push(relative);
             continue;
         }
@@ -160,6 +172,13 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, WalkError> {
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Walked { files, secrets_skipped })
+}
+
+/// Whether a symlink's target (canonical, inside `root`) is or lies inside a secret file or
+/// directory: `ln -s .git repo` releases `.git` as surely as `.git` itself would.
+fn reaches_secret(root: &Path, target: &Path) -> bool {
+    let inside = target.strip_prefix(root).unwrap_or(target);
+    inside.components().any(|part| is_secret_name(&part.as_os_str().to_string_lossy()))
 }
 
 /// Whether a file or directory name is one of [`SECRET_NAMES`], or `.env.<anything>`.
@@ -186,7 +205,8 @@ fn is_secret_file(relative: &str, file: File) -> io::Result<bool> {
 
 /// The one warning line naming the secret files a walk left out.
 pub fn secrets_warning(skipped: &[String]) -> String {
-    let mut named = skipped.iter().take(SECRETS_NAMED).cloned().collect::<Vec<_>>().join(", ");
+    // Quoted: a name is the build's to choose, and must not read as anything but a name.
+    let mut named = skipped.iter().take(SECRETS_NAMED).map(|name| format!("{name:?}")).collect::<Vec<_>>().join(", ");
     if skipped.len() > SECRETS_NAMED {
         named.push_str(&format!(" and {} more", skipped.len() - SECRETS_NAMED));
     }
@@ -365,8 +385,11 @@ mod tests {
             ]
         );
         let warning = secrets_warning(&walked.secrets_skipped);
-        assert!(warning.starts_with("not released, as they may hold secrets: .ENV.example, .env,"), "{warning}");
-        assert!(warning.contains("vendor/lib/.git and 1 more (set release-secret-files to true"), "{warning}");
+        assert!(
+            warning.starts_with("not released, as they may hold secrets: \".ENV.example\", \".env\","),
+            "{warning}"
+        );
+        assert!(warning.contains("\"vendor/lib/.git\" and 1 more (set release-secret-files to true"), "{warning}");
 
         let all = WalkOptions { release_secret_files: true, ..WalkOptions::default() };
         let walked = walk(dir.path(), &all).unwrap();
@@ -375,10 +398,44 @@ mod tests {
     }
 
     #[test]
+    fn a_link_to_a_secret_is_as_secret_as_what_it_names() {
+        let dir = tree(&[
+            ("index.html", "hi"),
+            (".git/config", "[remote]"),
+            (".ENV", "TOKEN=s3cr3t"),
+            (".aws/credentials", "k"),
+        ]);
+        for (target, link) in
+            [(".git", "repo"), (".ENV", "public.env.txt"), (".aws", "awsdir"), (".git/config", "gitconfig")]
+        {
+            std::os::unix::fs::symlink(dir.path().join(target), dir.path().join(link)).unwrap();
+        }
+        let walked = walk(dir.path(), &WalkOptions::default()).unwrap();
+        let released: Vec<_> = walked.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(released, ["index.html"]);
+        assert_eq!(
+            walked.secrets_skipped,
+            [".ENV", ".aws/", ".git/", "awsdir/", "gitconfig", "public.env.txt", "repo/"]
+        );
+    }
+
+    #[test]
+    fn names_with_control_characters_are_refused_and_never_printed_raw() {
+        for name in [".env.a\n::warning::INJECTED", ".git\n::error::GITDIR/config", "tab\there.html"] {
+            let dir = tree(&[("index.html", "hi"), (name, "x")]);
+            let err = walk(dir.path(), &WalkOptions::default()).unwrap_err();
+            assert!(matches!(err, WalkError::ControlCharacter(_)), "{name:?}: {err}");
+            assert!(!err.to_string().contains(['\n', '\t']), "{err}");
+        }
+        let warning = secrets_warning(&[".env.b']##teamcity[buildStatus text='x".to_owned()]);
+        assert!(warning.contains("\".env.b']##teamcity[buildStatus text='x\""), "{warning}");
+    }
+
+    #[test]
     fn a_build_of_nothing_but_secrets_says_what_it_left_out() {
         let dir = tree(&[(".env", "TOKEN=s3cr3t")]);
         let err = walk(dir.path(), &WalkOptions::default()).unwrap_err();
-        assert!(err.to_string().ends_with("holds no files to release (not released, as they may hold secrets: .env (set release-secret-files to true to release them))"), "{err}");
+        assert!(err.to_string().ends_with("holds no files to release (not released, as they may hold secrets: \".env\" (set release-secret-files to true to release them))"), "{err}");
     }
 
     #[test]

@@ -39,20 +39,22 @@ struct Credentials {
 impl SiteUrl {
     /// Parses the `site-url` input; an error never repeats credentials.
     pub fn parse(text: &str) -> Result<SiteUrl, InputError> {
-        let url = Url::parse(text).map_err(|e| {
-            // Unparsed, the credentials cannot be told apart from the rest: show none of it.
-            let shown = if text.contains('@') {
+        // A value that did not parse as an http(s) URL with a host may hold credentials anywhere
+        // (`user:password@host` without a scheme parses with `user` as the scheme): if it has an
+        // `@`, none of it is shown.
+        let shown = || {
+            if text.contains('@') {
                 "the value (not shown: it may hold credentials)".into()
             } else {
                 format!("{text:?}")
-            };
-            InputError::new("site-url", format!("{shown} is not a URL: {e}"))
-        })?;
-        let site = SiteUrl::try_from(url)?;
-        if !matches!(site.url.scheme(), "http" | "https") || site.url.host().is_none() {
-            return Err(InputError::new("site-url", format!("\"{site}\" is not an http(s) URL with a host")));
+            }
+        };
+        let url =
+            Url::parse(text).map_err(|e| InputError::new("site-url", format!("{} is not a URL: {e}", shown())))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(InputError::new("site-url", format!("{} is not an http(s) URL with a host", shown())));
         }
-        Ok(site)
+        SiteUrl::try_from(url)
     }
 
     /// A GET of `path` under the site (the site itself for an empty path), with its credentials.
@@ -249,8 +251,13 @@ mod tests {
 
     #[test]
     fn a_bad_site_url_never_repeats_its_credentials() {
-        for text in ["https://deploy:S3cr3t@exa mple.com/", "ftp://deploy:S3cr3t@example.com/", "https://u:%FF@x.com/"]
-        {
+        for text in [
+            "https://deploy:S3cr3t@exa mple.com/",
+            "deploy:S3cr3t@127.0.0.1:18080",
+            "deploy:S3cr3t@example.com/",
+            "ftp://deploy:S3cr3t@example.com/",
+            "https://u:%FF@x.com/",
+        ] {
             let err = SiteUrl::parse(text).unwrap_err();
             assert_eq!(err.input, "site-url");
             assert!(!err.to_string().contains("S3cr3t") && !err.to_string().contains("%FF"), "{err}");

@@ -17,12 +17,12 @@ use futures::StreamExt;
 
 use crate::backend::Site;
 use crate::inputs::{Backend, InputError, Plan};
-use crate::lock::{Claimed, StagingClaim};
+use crate::lock::{Claimed, Fence, StagingClaim};
 use crate::outcome::Refusal;
 use crate::progress::Progress;
 use crate::release::{Layout, MAX_KEY_BYTES, RecordedFile, ReleaseRecord, read_record};
 use crate::rules;
-use crate::site::{self, FileDigest, SiteFile};
+use crate::site::{self, FileDigest, ReadFile, SiteFile};
 use crate::store::{Condition, ObjectMeta, StoreError, json_meta};
 
 /// Unchanged files at least this large are copied server-side; smaller ones are sent again.
@@ -77,7 +77,7 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
         .await?
         .map_err(|e| InputError::new("dist-dir", e.to_string()))?;
     if !walked.secrets_skipped.is_empty() {
-        eprintln!("warning: {}", site::secrets_warning(&walked.secrets_skipped));
+        crate::say!("warning: {}", site::secrets_warning(&walked.secrets_skipped));
     }
     let files = walked.files;
     let version_dir_bytes = site.layout.version_dir(version).len();
@@ -93,8 +93,8 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
         if read_record(site, &record_key).await?.is_some() {
             return check_recorded(site, plan, version, files).await;
         }
-        let target = Target::new(site, version, previous, false).await?;
-        return Ok(place_all(site, plan, version, files, target).await?.0);
+        let target = Target::new(site, version, previous, None).await?;
+        return Ok(place_all(site, plan, version, files, target).await?.report);
     }
     let claim = match StagingClaim::acquire(site, version, plan.lock_lease, plan.run.run_url.as_deref()).await? {
         Claimed::Recorded => return check_recorded(site, plan, version, files).await,
@@ -112,10 +112,10 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
 /// one that holds releases, and a version whose directory holds another site.
 async fn refuse_nested_sites(site: &Site, version: &str) -> anyhow::Result<()> {
     for outer in site.layout.enclosing() {
-        let records = site.store.list(&outer.records_dir()).await.context("looking for sites around this prefix")?;
+        let records = site.store.list(&outer.cutover_dir()).await.context("looking for sites around this prefix")?;
         if !records.is_empty() {
             let problem = format!(
-                "{:?} lies inside the site at {:?}, which holds releases; prefixes of two sites must not nest",
+                "{:?} lies inside the site at {:?}; prefixes of two sites must not nest",
                 site.layout.prefix(),
                 outer.prefix()
             );
@@ -123,7 +123,7 @@ async fn refuse_nested_sites(site: &Site, version: &str) -> anyhow::Result<()> {
         }
     }
     let inner = Layout::new(site.layout.version_dir(version).trim_end_matches('/'));
-    let inner_site = site.store.list(&inner.records_dir()).await.context("looking for a site inside this version")?;
+    let inner_site = site.store.list(&inner.cutover_dir()).await.context("looking for a site inside this version")?;
     if !inner_site.is_empty() {
         let problem = format!(
             "version {version} of the site at {:?} would be written into the site at {:?}; prefixes of two sites must not nest",
@@ -145,9 +145,16 @@ async fn write_release(
     files: Vec<SiteFile>,
     claim: &StagingClaim,
 ) -> anyhow::Result<StageReport> {
-    let target = Target::new(site, version, previous, true).await?;
+    let target = Target::new(site, version, previous, Some(claim.fence())).await?;
     let present: Vec<String> = target.present.keys().cloned().collect();
-    let (report, record) = place_all(site, plan, version, files, target).await?;
+    let Placed { report, record, written } = place_all(site, plan, version, files, target).await?;
+    // A site that began at a nesting prefix while this run staged: the two must not both stand,
+    // so this run takes back what it wrote.
+    if let Err(nested) = refuse_nested_sites(site, version).await {
+        let keys: Vec<String> = written.iter().map(|path| site.layout.object_key(version, path)).collect();
+        site.store.delete(&keys).await.context("taking back what this run wrote")?;
+        return Err(nested);
+    }
     let version_dir = site.layout.version_dir(version);
     let stale: Vec<String> = present
         .into_iter()
@@ -172,8 +179,8 @@ async fn write_release(
 async fn check_recorded(site: &Site, plan: &Plan, version: &str, files: Vec<SiteFile>) -> anyhow::Result<StageReport> {
     let record_key = site.layout.record_key(version);
     let existing = read_record(site, &record_key).await?.context("release record vanished while reading it")?;
-    let target = Target { write: false, present: HashMap::new(), reuse: None };
-    let (report, record) = place_all(site, plan, version, files, target).await?;
+    let target = Target { writing: None, present: HashMap::new(), reuse: None };
+    let Placed { report, record, .. } = place_all(site, plan, version, files, target).await?;
     same_or_refuse(&existing, &record)?;
     // Nothing was written: every file is already in the recorded release.
     Ok(StageReport {
@@ -188,14 +195,15 @@ async fn check_recorded(site: &Site, plan: &Plan, version: &str, files: Vec<Site
 /// What the version's directory holds already, where unchanged files can be copied from, and
 /// whether anything is written.
 struct Target {
-    write: bool,
+    /// Set when files are written: the staging claim's fence.
+    writing: Option<Fence>,
     /// Objects already under the version's prefix: key -> ETag.
     present: HashMap<String, String>,
     reuse: Option<Previous>,
 }
 
 impl Target {
-    async fn new(site: &Site, version: &str, previous: Option<&str>, write: bool) -> anyhow::Result<Target> {
+    async fn new(site: &Site, version: &str, previous: Option<&str>, writing: Option<Fence>) -> anyhow::Result<Target> {
         let reuse = match previous.filter(|p| *p != version) {
             Some(previous) => {
                 let record = read_record(site, &site.layout.record_key(previous)).await?;
@@ -210,20 +218,28 @@ impl Target {
         };
         let listed = site.store.list(&site.layout.version_dir(version)).await.context("listing the staged release")?;
         let present = listed.into_iter().map(|l| (l.key, l.etag)).collect();
-        Ok(Target { write, present, reuse })
+        Ok(Target { writing, present, reuse })
     }
 }
 
-/// Hashes and (when `target.write`) stores every file, `concurrency` at once; returns the report
-/// and the release record describing the build.
+/// What placing the files did: the report, the record describing the build, and the paths this
+/// run wrote (not those it found in place).
+struct Placed {
+    report: StageReport,
+    record: ReleaseRecord,
+    written: Vec<String>,
+}
+
+/// Hashes and (when `target.writing`) stores every file, `concurrency` at once.
 async fn place_all(
     site: &Site,
     plan: &Plan,
     version: &str,
     files: Vec<SiteFile>,
     target: Target,
-) -> anyhow::Result<(StageReport, ReleaseRecord)> {
+) -> anyhow::Result<Placed> {
     let progress = Progress::new("staging", files.len() as u64);
+    let writing = target.writing.is_some();
     let jobs = Arc::new(Jobs {
         site: site.clone(),
         dist: plan.dist_dir.clone(),
@@ -231,7 +247,7 @@ async fn place_all(
         rules: plan.cache_rules.clone(),
         present: target.present,
         reuse: target.reuse,
-        write: target.write,
+        writing: target.writing,
     });
     let mut placed = futures::stream::iter(files)
         .map(|file| {
@@ -247,8 +263,8 @@ async fn place_all(
         .buffer_unordered(plan.concurrency);
     // Each result goes straight into the record as it arrives: nothing per file is kept twice.
     let mut report = StageReport::default();
-    let mut entries = BTreeMap::new();
-    let (mut failed, mut failures) = (0, Vec::new());
+    let (mut entries, mut written) = (BTreeMap::new(), Vec::new());
+    let (mut failed, mut failures, mut refused) = (0, Vec::new(), false);
     while let Some(result) = placed.next().await {
         match result {
             Ok((path, action, recorded_file)) => {
@@ -262,10 +278,14 @@ async fn place_all(
                         report.bytes_uploaded += recorded_file.size;
                     }
                 }
+                if writing && action != Action::AlreadyThere {
+                    written.push(path.clone());
+                }
                 entries.insert(path, recorded_file);
             }
             Err(e) => {
                 failed += 1;
+                refused |= e.chain().any(|cause| cause.is::<Refusal>());
                 if failures.len() < ERRORS_SHOWN {
                     failures.push(format!("{e:#}"));
                 }
@@ -279,7 +299,9 @@ async fn place_all(
         if failed > ERRORS_SHOWN {
             message.push_str(&format!("\n  ... and {} more", failed - ERRORS_SHOWN));
         }
-        anyhow::bail!("{failed} files could not be staged:\n  {message}");
+        let problem = format!("{failed} files could not be staged:\n  {message}");
+        // Another run writing the same version is a refusal (exit 4), not a failure to retry.
+        return Err(if refused { Refusal::new(problem).into() } else { anyhow::anyhow!(problem) });
     }
     let record = ReleaseRecord {
         version: version.to_owned(),
@@ -288,7 +310,7 @@ async fn place_all(
         run: plan.run.clone(),
         files: entries,
     };
-    Ok((report, record))
+    Ok(Placed { report, record, written })
 }
 
 fn same_or_refuse(existing: &ReleaseRecord, staged: &ReleaseRecord) -> anyhow::Result<()> {
@@ -321,7 +343,8 @@ struct Jobs {
     /// Objects already under the version's prefix: key -> ETag.
     present: HashMap<String, String>,
     reuse: Option<Previous>,
-    write: bool,
+    /// Set when files are written: the staging claim's fence, checked before each write.
+    writing: Option<Fence>,
 }
 
 impl Jobs {
@@ -346,14 +369,55 @@ impl Jobs {
         };
         let key = self.site.layout.object_key(&self.version, &file.path);
         let action = self.choose(&key, &file.path, &recorded, &read.digest);
-        if self.write {
-            match &action {
-                (Action::AlreadyThere, _) => {}
-                (Action::Copy, Some(from)) => self.site.store.copy(from, &key, &meta).await?,
-                _ => self.site.store.upload(&key, &read, &meta).await?,
-            }
+        if let Some(fence) = &self.writing {
+            self.write(fence, &key, &action, &read, &meta).await?;
         }
         Ok((file.path.clone(), action.0, recorded))
+    }
+
+    /// Writes one file as `action` says, never over another run's write.
+    async fn write(
+        &self,
+        fence: &Fence,
+        key: &str,
+        action: &(Action, Option<String>),
+        read: &ReadFile,
+        meta: &ObjectMeta,
+    ) -> anyhow::Result<()> {
+        // Replace only what the listing showed, create only what it did not: another run's write
+        // since then (one that took over a lapsed claim) is never overwritten.
+        let condition = match self.present.get(key) {
+            Some(etag) => Condition::IfMatch(etag.clone()),
+            None => Condition::IfAbsent,
+        };
+        let written = match action {
+            (Action::AlreadyThere, _) => return Ok(()),
+            (Action::Copy, Some(from)) => {
+                fence.check()?;
+                self.site.store.copy(from, key, meta, &condition).await
+            }
+            _ => {
+                fence.check()?;
+                self.site.store.upload(key, read, meta, &condition).await
+            }
+        };
+        match written {
+            // Stopped between the check and the write's end, this run may have written after
+            // another took the claim over: it takes back what it wrote.
+            Ok(()) => match fence.check() {
+                Ok(()) => Ok(()),
+                Err(lapsed) => {
+                    self.site.store.delete(&[key.to_owned()]).await?;
+                    Err(lapsed)
+                }
+            },
+            Err(StoreError::PreconditionFailed) => Err(Refusal::new(format!(
+                "{key} was written by another run while this run staged version {}",
+                self.version
+            ))
+            .into()),
+            Err(StoreError::Other(e)) => Err(e),
+        }
     }
 
     fn choose(&self, key: &str, path: &str, file: &RecordedFile, digest: &FileDigest) -> (Action, Option<String>) {

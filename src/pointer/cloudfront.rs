@@ -105,7 +105,7 @@ impl CloudFrontPointer {
                 return Ok(());
             }
             if tokio::time::Instant::now() + INVALIDATION_POLL > deadline {
-                eprintln!("invalidation {id} is still {status} after {}s; edges will catch up", limit.as_secs());
+                crate::say!("invalidation {id} is still {status} after {}s; edges will catch up", limit.as_secs());
                 return Ok(());
             }
             tokio::time::sleep(INVALIDATION_POLL).await;

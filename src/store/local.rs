@@ -61,17 +61,36 @@ impl LocalStore {
     }
 
     /// Writes `body` then its meta, each through a temp file and a rename.
-    fn write(&self, key: &str, body: impl FnOnce(&mut File) -> io::Result<()>, meta: &MetaFile) -> io::Result<()> {
+    /// Writes `body` and its meta to temp files, then, if `condition` holds, renames both into
+    /// place; a conditional write checks and renames under the store-wide lock, so separate
+    /// processes get S3's create-only and If-Match rules.
+    fn write(
+        &self,
+        key: &str,
+        condition: &Condition,
+        body: impl FnOnce(&mut File) -> io::Result<()>,
+        meta: &MetaFile,
+    ) -> StoreResult<()> {
         let tmp_dir = self.root.join("tmp");
-        fs::create_dir_all(&tmp_dir)?;
+        fs::create_dir_all(&tmp_dir).map_err(other(key))?;
         self.swept.call_once(|| sweep_stale(&tmp_dir, STALE_TEMP));
         let temp_file = || CLEANUP.temp_file(tmp_dir.join(format!("{:016x}", rand::random::<u64>())));
-        let (mut file, tmp) = temp_file()?;
-        body(&mut file)?;
-        place(&tmp, &self.path_in("objects", key)?)?;
-        let (mut file, tmp) = temp_file()?;
-        file.write_all(&serde_json::to_vec(meta)?)?;
-        place(&tmp, &self.path_in("meta", key)?)
+        let (mut file, body_tmp) = temp_file().map_err(other(key))?;
+        body(&mut file).map_err(other(key))?;
+        let (mut file, meta_tmp) = temp_file().map_err(other(key))?;
+        file.write_all(&serde_json::to_vec(meta).map_err(io::Error::other).map_err(other(key))?).map_err(other(key))?;
+        let _guard = if condition == &Condition::Always { None } else { Some(self.exclusive()?) };
+        let current = self.read_meta(key).map_err(other(key))?.map(|m| m.md5);
+        let allowed = match condition {
+            Condition::Always => true,
+            Condition::IfAbsent => current.is_none(),
+            Condition::IfMatch(etag) => current.as_deref() == Some(etag.trim_matches('"')),
+        };
+        if !allowed {
+            return Err(StoreError::PreconditionFailed);
+        }
+        place(&body_tmp, &self.path_in("objects", key).map_err(other(key))?).map_err(other(key))?;
+        place(&meta_tmp, &self.path_in("meta", key).map_err(other(key))?).map_err(other(key))
     }
 
     /// Removes the directories a deletion left empty, up to the tree's root.
@@ -108,18 +127,8 @@ impl LocalStore {
     }
 
     fn put_blocking(&self, key: &str, body: &[u8], meta: &ObjectMeta, condition: &Condition) -> StoreResult<()> {
-        let _guard = if condition == &Condition::Always { None } else { Some(self.exclusive()?) };
-        let current = self.read_meta(key).map_err(other(key))?.map(|m| m.md5);
-        let allowed = match condition {
-            Condition::Always => true,
-            Condition::IfAbsent => current.is_none(),
-            Condition::IfMatch(etag) => current.as_deref() == Some(etag.trim_matches('"')),
-        };
-        if !allowed {
-            return Err(StoreError::PreconditionFailed);
-        }
         let md5 = hex::encode(Md5::digest(body));
-        self.write(key, |file| file.write_all(body), &meta_file(md5, meta)).map_err(other(key))
+        self.write(key, condition, |file| file.write_all(body), &meta_file(md5, meta))
     }
 
     /// Holds the store-wide lock that makes conditional writes atomic across processes.
@@ -201,24 +210,26 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> StoreResult<T> + Sen
 
 #[async_trait]
 impl Store for LocalStore {
-    async fn upload(&self, key: &str, file: &ReadFile, meta: &ObjectMeta) -> StoreResult<()> {
-        let (store, key, contents) = (self.clone(), key.to_owned(), file.contents.clone());
+    async fn upload(&self, key: &str, file: &ReadFile, meta: &ObjectMeta, condition: &Condition) -> StoreResult<()> {
+        let (store, key, contents, condition) =
+            (self.clone(), key.to_owned(), file.contents.clone(), condition.clone());
         let meta = meta_file(file.digest.md5_hex(), meta);
         let body = move |file: &mut File| match &contents {
             Contents::Memory(bytes) => file.write_all(bytes),
             Contents::Disk(path) => io::copy(&mut File::open(path)?, file).map(drop),
         };
-        blocking(move || store.write(&key, body, &meta).map_err(other(&key))).await
+        blocking(move || store.write(&key, &condition, body, &meta)).await
     }
 
-    async fn copy(&self, from: &str, to: &str, meta: &ObjectMeta) -> StoreResult<()> {
-        let (store, from, to, meta) = (self.clone(), from.to_owned(), to.to_owned(), meta.clone());
+    async fn copy(&self, from: &str, to: &str, meta: &ObjectMeta, condition: &Condition) -> StoreResult<()> {
+        let (store, from, to, meta, condition) =
+            (self.clone(), from.to_owned(), to.to_owned(), meta.clone(), condition.clone());
         blocking(move || {
             let source = store.read_meta(&from).map_err(other(&from))?;
             let source = source.ok_or_else(|| anyhow::anyhow!("local store: {from} does not exist"))?;
             let body = store.path_in("objects", &from).map_err(other(&from))?;
             let copy = |file: &mut File| io::copy(&mut File::open(&body)?, file).map(drop);
-            store.write(&to, copy, &meta_file(source.md5, &meta)).map_err(other(&to))
+            store.write(&to, &condition, copy, &meta_file(source.md5, &meta))
         })
         .await
     }
@@ -289,7 +300,9 @@ mod tests {
         store.put("s/1/a.txt", Bytes::from("a"), &meta(), Condition::Always).await.unwrap();
         store.put("s/1/d/b.txt", Bytes::from("bb"), &meta(), Condition::Always).await.unwrap();
         store.put("s/10/c.txt", Bytes::from("c"), &meta(), Condition::Always).await.unwrap();
-        store.copy("s/1/a.txt", "s/2/a.txt", &meta()).await.unwrap();
+        store.copy("s/1/a.txt", "s/2/a.txt", &meta(), &Condition::IfAbsent).await.unwrap();
+        let again = store.copy("s/1/a.txt", "s/2/a.txt", &meta(), &Condition::IfAbsent).await;
+        assert!(matches!(again, Err(StoreError::PreconditionFailed)), "a create-only copy never overwrites");
         let keys: Vec<_> = store.list("s/1/").await.unwrap().into_iter().map(|l| (l.key, l.size)).collect();
         assert_eq!(keys, [("s/1/a.txt".to_owned(), 1), ("s/1/d/b.txt".to_owned(), 2)]);
         assert_eq!(store.get("s/2/a.txt").await.unwrap().unwrap().etag, hex::encode(Md5::digest(b"a")));

@@ -54,11 +54,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The calls cutover makes on a release store, and no others.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Uploads a file from memory or streamed from disk; in parts above
+    /// Uploads a file from memory or streamed from disk, under a condition; in parts above
     /// [`crate::site::MULTIPART_THRESHOLD`].
-    async fn upload(&self, key: &str, file: &ReadFile, meta: &ObjectMeta) -> StoreResult<()>;
-    /// Copies an object inside the store, giving the copy `meta`.
-    async fn copy(&self, from: &str, to: &str, meta: &ObjectMeta) -> StoreResult<()>;
+    async fn upload(&self, key: &str, file: &ReadFile, meta: &ObjectMeta, condition: &Condition) -> StoreResult<()>;
+    /// Copies an object inside the store under a condition, giving the copy `meta`.
+    async fn copy(&self, from: &str, to: &str, meta: &ObjectMeta, condition: &Condition) -> StoreResult<()>;
     /// Writes a small object under a condition.
     async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta, condition: Condition) -> StoreResult<()>;
     /// Reads a whole object; `None` when it does not exist.

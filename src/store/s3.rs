@@ -32,6 +32,18 @@ pub struct S3Store {
     bucket: String,
 }
 
+/// Adds a write condition to any S3 request that takes one (PutObject, CopyObject,
+/// CompleteMultipartUpload): `If-None-Match: *` or `If-Match: <etag>`.
+macro_rules! on_condition {
+    ($request:expr, $condition:expr) => {
+        match $condition {
+            Condition::Always => $request,
+            Condition::IfAbsent => $request.if_none_match("*"),
+            Condition::IfMatch(etag) => $request.if_match(etag.clone()),
+        }
+    };
+}
+
 impl S3Store {
     pub fn new(client: Client, bucket: &str) -> Self {
         Self { client, bucket: bucket.to_owned() }
@@ -72,6 +84,7 @@ impl S3Store {
         size: u64,
         digest: &FileDigest,
         meta: &ObjectMeta,
+        condition: &Condition,
     ) -> StoreResult<()> {
         let created = self
             .client
@@ -102,12 +115,14 @@ impl S3Store {
                 return Err(e);
             }
         };
-        self.client
+        let complete = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .upload_id(&upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+        on_condition!(complete, condition)
             .send()
             .await
             .map_err(|e| self.failure("CompleteMultipartUpload", self.url(key), e))?;
@@ -161,18 +176,18 @@ impl S3Store {
 
 #[async_trait]
 impl Store for S3Store {
-    async fn upload(&self, key: &str, file: &ReadFile, meta: &ObjectMeta) -> StoreResult<()> {
+    async fn upload(&self, key: &str, file: &ReadFile, meta: &ObjectMeta, condition: &Condition) -> StoreResult<()> {
         let body = match &file.contents {
             Contents::Memory(bytes) => ByteStream::from(bytes.clone()),
             Contents::Disk(path) if file.size > MULTIPART_THRESHOLD => {
-                return self.upload_in_parts(key, path, file.size, &file.digest, meta).await;
+                return self.upload_in_parts(key, path, file.size, &file.digest, meta, condition).await;
             }
             Contents::Disk(path) => ByteStream::from_path(path)
                 .await
                 .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {}: {e}", path.display())))?,
         };
-        self.put_request(key, body, &file.digest.md5, meta)
-            .content_length(file.size as i64)
+        let request = self.put_request(key, body, &file.digest.md5, meta).content_length(file.size as i64);
+        on_condition!(request, condition)
             // Content-MD5 already lets S3 check every byte; signing the payload too would read the
             // file a second time for a SHA-256 nobody needs.
             .customize()
@@ -183,16 +198,18 @@ impl Store for S3Store {
         Ok(())
     }
 
-    async fn copy(&self, from: &str, to: &str, meta: &ObjectMeta) -> StoreResult<()> {
+    async fn copy(&self, from: &str, to: &str, meta: &ObjectMeta, condition: &Condition) -> StoreResult<()> {
         let source = format!("{}/{}", self.bucket, utf8_percent_encode(from, COPY_SOURCE_KEEP));
-        self.client
+        let request = self
+            .client
             .copy_object()
             .bucket(&self.bucket)
             .key(to)
             .copy_source(source)
             .metadata_directive(MetadataDirective::Replace)
             .content_type(&meta.content_type)
-            .cache_control(&meta.cache_control)
+            .cache_control(&meta.cache_control);
+        on_condition!(request, condition)
             .send()
             .await
             .map_err(|e| self.failure("CopyObject", format!("{} from {from}", self.url(to)), e))?;
@@ -202,12 +219,7 @@ impl Store for S3Store {
     async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta, condition: Condition) -> StoreResult<()> {
         let md5 = <md5::Md5 as md5::Digest>::digest(&body);
         let request = self.put_request(key, ByteStream::from(body), &md5, meta);
-        let request = match condition {
-            Condition::Always => request,
-            Condition::IfAbsent => request.if_none_match("*"),
-            Condition::IfMatch(etag) => request.if_match(etag),
-        };
-        request.send().await.map_err(|e| self.failure("PutObject", self.url(key), e))?;
+        on_condition!(request, &condition).send().await.map_err(|e| self.failure("PutObject", self.url(key), e))?;
         Ok(())
     }
 

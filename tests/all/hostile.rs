@@ -336,7 +336,7 @@ fn url_credentials_reach_the_site_and_nothing_written() {
     ];
     let mut version = 0;
     for system in systems {
-        let runs: [Deploy; 5] = [
+        let runs: [Deploy; 6] = [
             (&["deploy"], &[], 0),
             (&["deploy", "--json"], &[], 0),
             (
@@ -346,6 +346,8 @@ fn url_credentials_reach_the_site_and_nothing_written() {
             ),
             (&["deploy"], &[("CUTOVER_SITE_URL", &closed), ("CUTOVER_SMOKE_TIMEOUT", "1s")], 3),
             (&["deploy", "--json"], &[("CUTOVER_SITE_URL", &format!("http://deploy:{PASSWORD}@exa mple.com/"))], 2),
+            // The scheme forgotten: `deploy` parses as the scheme and the rest as a path.
+            (&["deploy", "--json"], &[("CUTOVER_SITE_URL", &format!("deploy:{PASSWORD}@127.0.0.1:1"))], 2),
         ];
         for (args, extra, code) in runs {
             version += 1;

@@ -93,12 +93,14 @@ fn an_empty_prefix_is_the_default_and_slash_the_bucket_root(mut f: Fixture) {
 #[test]
 fn status_without_a_store_says_there_is_none_there() {
     let f = Fixture::local();
-    let run = f.run(&["status"], &[]);
-    run.assert_code(2);
     let store = f.dir.path().join("store");
     let said = format!("input `store-dir`: there is no store at {}", store.display());
-    assert!(run.stderr().contains(&said), "{}", run.stderr());
-    assert!(!store.exists(), "status creates nothing");
+    for command in [&["status"][..], &["prune", "--keep", "1"], &["rollback"], &["promote", "1"]] {
+        let run = f.run(command, &[]);
+        run.assert_code(2);
+        assert!(run.stderr().contains(&said), "{command:?}: {}", run.stderr());
+        assert!(!store.exists(), "{command:?} creates nothing");
+    }
     let dist = f.site("v1", &[("index.html", "1")]);
     f.deploy(&dist, "1");
     let status = f.run(&["status", "--json"], &[]);

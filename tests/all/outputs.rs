@@ -190,3 +190,25 @@ fn json_failures_print_the_error_and_exit_code() {
     assert_eq!(smoke[0]["passed"], false, "{smoke}");
     assert!(smoke[0]["detail"].as_str().unwrap().contains("404"), "{smoke}");
 }
+
+/// `cutover deploy | head -c 1` or `2>&1 | head`: a reader that goes away never stops a release
+/// between its flip and its outputs, and never makes cutover panic.
+#[test]
+fn a_closed_stdout_or_stderr_never_stops_a_release() {
+    let f = Fixture::local();
+    let dist = f.site("dist", &[("index.html", "ok")]).display().to_string();
+    for (version, command) in [("1", &["deploy"][..]), ("2", &["deploy", "--json"][..])] {
+        let mut child = f
+            .command(command, &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting cutover");
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        let status = child.wait().expect("waiting for cutover");
+        assert_eq!(status.code(), Some(0), "{command:?} with both pipes closed");
+        assert_eq!(f.outputs().get("version").map(String::as_str), Some(version), "the outputs are written");
+    }
+    assert_eq!(f.active().as_deref(), Some("2"));
+}

@@ -28,7 +28,12 @@ fn finish(child: Child) -> (i32, String) {
     (run.code(), run.stderr())
 }
 
-on_both_backends!(two_runs_of_one_version_never_mix_their_files, a_release_changed_after_recording_is_never_promoted,);
+on_both_backends!(
+    two_runs_of_one_version_never_mix_their_files,
+    a_run_paused_past_its_lease_writes_nothing_into_the_recorded_release,
+    a_release_changed_after_recording_is_never_promoted,
+    two_sites_racing_at_nesting_prefixes_never_mix,
+);
 
 /// A re-run of a tag build while the first still runs, with a build that is not reproducible:
 /// one build is recorded whole, the other run writes nothing and exits 4.
@@ -50,6 +55,70 @@ fn two_runs_of_one_version_never_mix_their_files(mut f: Fixture) {
     let winner = if a.0 == 0 { "small" } else { "big" };
     edge.wait_for_active("5");
     assert_eq!(edge.get("/", None).body, format!("<h1>{winner}</h1>"), "the live site is the recorded build");
+}
+
+fn signal(child: &Child, signal: &str) {
+    let sent = std::process::Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+    assert!(sent.expect("running kill").success(), "kill -{signal}");
+}
+
+/// A run paused past its lease (a stopped or starved runner) while another run takes the version
+/// over: when it resumes it writes no more, takes back what it had in flight, and the recorded
+/// release is the other run's, byte for byte.
+fn a_run_paused_past_its_lease_writes_nothing_into_the_recorded_release(mut f: Fixture) {
+    let edge = f.start_edge();
+    let big = build(&f, "big", 2000);
+    let small = build(&f, "small", 0);
+    let env = [("CUTOVER_VERSION", "5"), ("CUTOVER_LOCK_LEASE", "1s")];
+    let paused = spawn(&f, &["deploy"], &[env[0], env[1], ("CUTOVER_DIST_DIR", &big), ("CUTOVER_CONCURRENCY", "2")]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while f.with_site(async |site| site.store.list(&site.layout.version_dir("5")).await.unwrap().len()) < 10 {
+        assert!(std::time::Instant::now() < deadline, "the paused run never stored a file");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    signal(&paused, "STOP");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let other = f.run(&["deploy"], &[env[0], env[1], ("CUTOVER_DIST_DIR", &small)]);
+    signal(&paused, "CONT");
+    other.assert_code(0);
+    assert!(other.stderr().contains("taking over the stale staging claim on version 5"), "{}", other.stderr());
+    let (code, stderr) = finish(paused);
+    assert!(code == 1 || code == 4, "the resumed run fails: exit {code}\n{stderr}");
+    f.assert_releases_intact();
+    edge.wait_for_active("5");
+    assert_eq!(edge.get("/", None).body, "<h1>small</h1>", "the live site is the recorded build");
+}
+
+/// Two sites deployed at once where one prefix lies in the other's release (`site` version 2 and
+/// `site/2`): whichever run loses takes back what it wrote, so each recorded release holds
+/// exactly its record.
+fn two_sites_racing_at_nesting_prefixes_never_mix(mut f: Fixture) {
+    let on_moto = f.env.contains_key("CUTOVER_POINTER");
+    let site_env = |prefix: &str| {
+        let mut env = vec![("CUTOVER_PREFIX".to_owned(), prefix.to_owned())];
+        if on_moto {
+            env.push(("CUTOVER_POINTER".to_owned(), format!("ssm:/cutover/test/{prefix}")));
+        }
+        env
+    };
+    let outer = build(&f, "outer", 300);
+    let inner = build(&f, "inner", 300);
+    let start = |prefix: &str, dist: &str, version: &str| {
+        let mut env: Vec<(String, String)> = site_env(prefix);
+        env.extend([("CUTOVER_DIST_DIR".into(), dist.into()), ("CUTOVER_VERSION".into(), version.into())]);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        spawn(&f, &["deploy"], &env)
+    };
+    let runs = [start("site", &outer, "2"), start("site/2", &inner, "1")];
+    let codes: Vec<i32> = runs.into_iter().map(|run| finish(run).0).collect();
+    assert!(codes.iter().all(|c| [0, 1, 2, 4].contains(c)), "{codes:?}");
+    assert!(codes.contains(&2) || codes.contains(&4) || codes.contains(&1), "both cannot win: {codes:?}");
+    for prefix in ["site", "site/2"] {
+        for (name, value) in site_env(prefix) {
+            f.set(&name, &value);
+        }
+        f.assert_releases_intact();
+    }
 }
 
 /// Completeness is checked by content: a recorded file replaced by other bytes of the same size
