@@ -56,7 +56,7 @@ fn dist_dir_dot_releases_neither_the_store_nor_secret_files(mut f: Fixture) {
     std::fs::write(project.join("index.html"), "2").unwrap();
     let run = deploy("2", &[]);
     assert_eq!(released(&f, "2"), [".gitignore", ".well-known/security.txt", "index.html"]);
-    let warning = "warning: not released, as they may hold secrets: .env, .git/ (set release-secret-files to true to release them)";
+    let warning = "warning: not released, as they may hold secrets: \".env\", \".git/\" (set release-secret-files to true to release them)";
     assert_eq!(run.stderr().matches("may hold secrets").count(), 1, "{}", run.stderr());
     assert!(run.stderr().contains(warning), "{}", run.stderr());
 

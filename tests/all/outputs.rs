@@ -181,6 +181,7 @@ fn json_failures_print_the_error_and_exit_code() {
     }
     let run = f.run(&["--json"], &[]);
     assert!(failure(&run, 2).contains("no command"), "{}", run.stdout());
+    std::fs::create_dir_all(f.dir.path().join("store")).unwrap();
     let run = f.run(&["promote", "--json"], &[("CUTOVER_VERSION", "9")]);
     assert!(failure(&run, 4).contains('9'), "a refused promotion: {}", run.stdout());
     let run = f.run(&["smoke", "--json"], &[("CUTOVER_SMOKE_TIMEOUT", "1s")]);
