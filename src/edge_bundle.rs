@@ -56,6 +56,11 @@ impl RouterConfig {
 
 /// Writes the deployable zip (`index.js` with handler `index.handler`, and `config.json`) to `out`.
 pub fn bundle(config: &RouterConfig, out: &Path) -> anyhow::Result<()> {
+    // The zip replaces `out` by rename: only ever a file, never a device or a directory.
+    if std::fs::symlink_metadata(out).is_ok_and(|m| !m.is_file()) {
+        let problem = format!("{} exists and is not a regular file; name a file for the zip", out.display());
+        return Err(crate::inputs::InputError::new("out", problem).into());
+    }
     let tmp = out.with_extension("zip.partial");
     let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut zip = zip::ZipWriter::new(file);

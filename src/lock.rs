@@ -145,8 +145,9 @@ impl Lease {
     }
 }
 
-/// A held deploy lock; release it with [`DeployLock::release`].
-pub struct DeployLock(Held);
+/// A held deploy lock; release it with [`DeployLock::release`]. Its fence is checked before each
+/// write made under it: a run paused past the lock's lease writes nothing when it resumes.
+pub struct DeployLock(Held, Fence);
 
 impl DeployLock {
     /// Takes the lock, waiting while another run holds a live one (at most two leases).
@@ -155,8 +156,9 @@ impl DeployLock {
         let mut waiting_reported = false;
         loop {
             let attempt = Lease::new(site, site.layout.lock_key(), lease, run_url);
+            let sent = Instant::now();
             let holder = match attempt.attempt("deploy lock").await? {
-                Attempt::Taken(lease) => return Ok(DeployLock(lease)),
+                Attempt::Taken(held) => return Ok(DeployLock(held, Fence::since(sent, lease, "the deploy lock"))),
                 Attempt::Held(holder) => holder.map(|h| h.describe()).unwrap_or_default(),
             };
             if tokio::time::Instant::now() >= give_up {
@@ -168,6 +170,11 @@ impl DeployLock {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Fails (a refusal: nothing is written) once the lock may have lapsed.
+    pub fn check(&self) -> Result<(), Refusal> {
+        self.1.check().map_err(|lapsed| Refusal::new(lapsed.to_string()))
     }
 
     /// Removes the lock if this run still holds it.
@@ -200,14 +207,23 @@ pub struct StagingClaim {
 pub struct Fence {
     renewed: Arc<Mutex<Instant>>,
     lease: Duration,
+    /// The lease, for messages: `the staging claim`.
+    what: &'static str,
 }
 
 impl Fence {
+    fn since(taken: Instant, lease: Duration, what: &'static str) -> Fence {
+        Fence { renewed: Arc::new(Mutex::new(taken)), lease, what }
+    }
+
     pub fn check(&self) -> anyhow::Result<()> {
         let since = self.renewed.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
-        if since > self.lease * 3 / 4 {
+        // Another run may take over once its clock passes our renewal's send time plus the lease;
+        // a tenth of the lease is left for the two machines' clocks to differ.
+        if since > self.lease * 9 / 10 {
             anyhow::bail!(
-                "the staging claim was last renewed {:.1}s ago (lease {:.1}s): another run may hold it now, so this run writes no more",
+                "{} was taken or renewed {:.1}s ago (lease {:.1}s): another run may hold it now, so this run writes no more",
+                self.what,
                 since.as_secs_f64(),
                 self.lease.as_secs_f64()
             );
@@ -267,12 +283,12 @@ impl StagingClaim {
     fn renewed(held: Held, taken_at: Instant) -> StagingClaim {
         let held = Arc::new(held);
         let lost = Arc::new(AtomicBool::new(false));
-        let fence = Fence { renewed: Arc::new(Mutex::new(taken_at)), lease: held.lease.length };
+        let fence = Fence::since(taken_at, held.lease.length, "the staging claim");
         let renewer = tokio::spawn({
             let (held, lost, renewed) = (Arc::clone(&held), Arc::clone(&lost), Arc::clone(&fence.renewed));
             async move {
                 loop {
-                    tokio::time::sleep(held.lease.length / 4).await;
+                    tokio::time::sleep(held.lease.length / 5).await;
                     let sent = Instant::now();
                     // A failed renewal is retried at the next tick; only another holder ends it.
                     match held.lease.renew().await {

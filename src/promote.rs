@@ -97,25 +97,61 @@ pub async fn promote(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resul
         return Ok(PromoteReport { promoted: false, ..report });
     }
     let lock = DeployLock::acquire(site, request.lock_lease, request.run.run_url.as_deref()).await?;
-    let result = flip(site, request).await;
+    let result = flip(site, request, &lock).await;
     let released = lock.release().await;
     let report = result?;
     released?;
     Ok(report)
 }
 
-async fn flip(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
+async fn flip(site: &Site, request: &PromoteRequest<'_>, lock: &DeployLock) -> anyhow::Result<PromoteReport> {
     let mut report = check_guards(site, request).await?;
     if report.promoted {
         let note = note(request.direction, request.run.run_url.as_deref(), report.previous.as_deref());
+        lock.check()?;
         let flipped = site
             .pointer
             .write(request.version, &note)
             .await
             .with_context(|| format!("flipping {} to {}", site.pointer.describe(), request.version))?;
         report.invalidation_id = flipped.invalidation_id;
+        undo_if_overtaken(site, request, &report, &note).await?;
     }
     Ok(report)
+}
+
+/// After the flip: a promotion that landed between this run's guards and its write (this run was
+/// paused, or its write delayed, past the lock's lease) is put back if this version stands before
+/// it, and the run is refused. A pointer has no compare-and-swap (SSM), so this is checked after.
+async fn undo_if_overtaken(
+    site: &Site,
+    request: &PromoteRequest<'_>,
+    report: &PromoteReport,
+    note: &str,
+) -> anyhow::Result<()> {
+    if request.direction != Direction::Forward {
+        return Ok(());
+    }
+    let history = site.pointer.history().await?;
+    let Some(ours) = history.iter().rposition(|p| p.version == request.version && p.note == note) else {
+        return Ok(());
+    };
+    let Some(overtaken) = ours.checked_sub(1).map(|i| history[i].version.clone()) else { return Ok(()) };
+    if Some(&overtaken) == report.previous.as_ref() || overtaken == request.version {
+        return Ok(());
+    }
+    if release::compare(site, request.version, &overtaken).await? != Ordering::Less {
+        return Ok(());
+    }
+    // Logged as a rollback, so the rollback target is what it was before the older version.
+    let run = request.run.run_url.as_deref().unwrap_or("cutover");
+    let restore = format!("{ROLLED_BACK} by {run} from {}: it overtook a newer promotion", request.version);
+    site.pointer.write(&overtaken, &restore).await.with_context(|| format!("putting {overtaken} back"))?;
+    Err(Refusal::new(format!(
+        "{overtaken} was promoted while this run waited to promote the older {}; {overtaken} was put back",
+        request.version
+    ))
+    .into())
 }
 
 /// The note a promotion is logged with: which way, by which run, from which version.

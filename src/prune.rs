@@ -30,14 +30,15 @@ pub async fn prune(
     dry_run: bool,
 ) -> anyhow::Result<PruneReport> {
     let lock = if dry_run { None } else { Some(DeployLock::acquire(site, lease, run_url).await?) };
-    let result = prune_locked(site, keep, dry_run).await;
+    let result = prune_locked(site, keep, lock.as_ref()).await;
     if let Some(lock) = lock {
         lock.release().await?;
     }
     result
 }
 
-async fn prune_locked(site: &Site, keep: usize, dry_run: bool) -> anyhow::Result<PruneReport> {
+/// Decides under `lock` (none: a dry run, which deletes nothing).
+async fn prune_locked(site: &Site, keep: usize, lock: Option<&DeployLock>) -> anyhow::Result<PruneReport> {
     let history = site.pointer.history().await?;
     let active = site.pointer.read().await?;
     let protected: HashSet<&str> = active.as_deref().into_iter().chain(rollback_target(&history)).collect();
@@ -50,7 +51,9 @@ async fn prune_locked(site: &Site, keep: usize, dry_run: bool) -> anyhow::Result
             report.kept.push(record.version.clone());
             continue;
         }
-        if !dry_run {
+        if let Some(lock) = lock {
+            // Past the lock's lease another run may have made this release live again.
+            lock.check()?;
             delete_release(site, record).await?;
         }
         report.deleted.push(record.version.clone());

@@ -159,8 +159,13 @@ pub fn walk(root: &Path, options: &WalkOptions) -> Result<Walked, WalkError> {
         }
         let size = entry.metadata()?.len();
         let file = File::open(path).map_err(io_err(path))?;
-        let secret =
-            || Ok::<_, io::Error>(reaches_secret(&canonical_root, &target) || is_secret_file(&relative, file)?);
+        // A link is as secret as what it leads to: by the target's names and, for a key file, its content.
+        let secret = || -> io::Result<bool> {
+            let linked = target.strip_prefix(&canonical_root).ok().and_then(Path::to_str).filter(|t| *t != relative);
+            Ok(reaches_secret(&canonical_root, &target)
+                || is_secret_file(&relative, file)?
+                || linked.map(|t| is_secret_file(t, File::open(&target)?)).transpose()?.unwrap_or(false))
+        };
         if !options.release_secret_files && secret().map_err(io_err(path))? {
             secrets_skipped.push(relative);
             continue;

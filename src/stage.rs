@@ -147,14 +147,11 @@ async fn write_release(
 ) -> anyhow::Result<StageReport> {
     let target = Target::new(site, version, previous, Some(claim.fence())).await?;
     let present: Vec<String> = target.present.keys().cloned().collect();
-    let Placed { report, record, written } = place_all(site, plan, version, files, target).await?;
+    let Placed { report, record } = place_all(site, plan, version, files, target).await?;
     // A site that began at a nesting prefix while this run staged: the two must not both stand,
-    // so this run takes back what it wrote.
-    if let Err(nested) = refuse_nested_sites(site, version).await {
-        let keys: Vec<String> = written.iter().map(|path| site.layout.object_key(version, path)).collect();
-        site.store.delete(&keys).await.context("taking back what this run wrote")?;
-        return Err(nested);
-    }
+    // so this release is not recorded. What it wrote stays: the other site may have taken an
+    // identical file into its own release, and deleting it would break that release.
+    refuse_nested_sites(site, version).await?;
     let version_dir = site.layout.version_dir(version);
     let stale: Vec<String> = present
         .into_iter()
@@ -222,12 +219,10 @@ impl Target {
     }
 }
 
-/// What placing the files did: the report, the record describing the build, and the paths this
-/// run wrote (not those it found in place).
+/// What placing the files did: the report and the record describing the build.
 struct Placed {
     report: StageReport,
     record: ReleaseRecord,
-    written: Vec<String>,
 }
 
 /// Hashes and (when `target.writing`) stores every file, `concurrency` at once.
@@ -239,7 +234,6 @@ async fn place_all(
     target: Target,
 ) -> anyhow::Result<Placed> {
     let progress = Progress::new("staging", files.len() as u64);
-    let writing = target.writing.is_some();
     let jobs = Arc::new(Jobs {
         site: site.clone(),
         dist: plan.dist_dir.clone(),
@@ -263,7 +257,7 @@ async fn place_all(
         .buffer_unordered(plan.concurrency);
     // Each result goes straight into the record as it arrives: nothing per file is kept twice.
     let mut report = StageReport::default();
-    let (mut entries, mut written) = (BTreeMap::new(), Vec::new());
+    let mut entries = BTreeMap::new();
     let (mut failed, mut failures, mut refused) = (0, Vec::new(), false);
     while let Some(result) = placed.next().await {
         match result {
@@ -277,9 +271,6 @@ async fn place_all(
                         report.uploaded += 1;
                         report.bytes_uploaded += recorded_file.size;
                     }
-                }
-                if writing && action != Action::AlreadyThere {
-                    written.push(path.clone());
                 }
                 entries.insert(path, recorded_file);
             }
@@ -310,7 +301,7 @@ async fn place_all(
         run: plan.run.clone(),
         files: entries,
     };
-    Ok(Placed { report, record, written })
+    Ok(Placed { report, record })
 }
 
 fn same_or_refuse(existing: &ReleaseRecord, staged: &ReleaseRecord) -> anyhow::Result<()> {
@@ -402,15 +393,10 @@ impl Jobs {
             }
         };
         match written {
-            // Stopped between the check and the write's end, this run may have written after
-            // another took the claim over: it takes back what it wrote.
-            Ok(()) => match fence.check() {
-                Ok(()) => Ok(()),
-                Err(lapsed) => {
-                    self.site.store.delete(&[key.to_owned()]).await?;
-                    Err(lapsed)
-                }
-            },
+            // A write that ended after the claim lapsed is left where it is: the run that took
+            // over may already have taken it into its release, so deleting it could break that
+            // release; it never replaced anything (the write was conditional).
+            Ok(()) => fence.check(),
             Err(StoreError::PreconditionFailed) => Err(Refusal::new(format!(
                 "{key} was written by another run while this run staged version {}",
                 self.version

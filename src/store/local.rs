@@ -2,7 +2,8 @@
 //!
 //! `objects/<key>` holds each body and `meta/<key>` its headers and MD5 (the ETag). Every write
 //! lands in `tmp/` first and is renamed into place, so a reader never sees half a file; conditional
-//! writes serialise on a file lock so separate processes get S3's create-only and If-Match rules.
+//! writes of one key serialise on a file lock so separate processes get S3's create-only and
+//! If-Match rules.
 //! Temp files are removed when a signal stops the run, and swept once stale when a run was killed
 //! outright; a deletion removes the directories it leaves empty.
 
@@ -25,6 +26,9 @@ use crate::site::{Contents, ReadFile};
 /// A temp file lives from its creation to its rename, and its modification time moves while its
 /// bytes are written; one untouched this long was left by a run killed outright.
 const STALE_TEMP: Duration = Duration::from_secs(60 * 60);
+
+/// Lock files conditional writes are spread over (see [`LocalStore::exclusive`]).
+const LOCK_STRIPES: u64 = 64;
 
 #[derive(Clone)]
 pub struct LocalStore {
@@ -79,7 +83,7 @@ impl LocalStore {
         body(&mut file).map_err(other(key))?;
         let (mut file, meta_tmp) = temp_file().map_err(other(key))?;
         file.write_all(&serde_json::to_vec(meta).map_err(io::Error::other).map_err(other(key))?).map_err(other(key))?;
-        let _guard = if condition == &Condition::Always { None } else { Some(self.exclusive()?) };
+        let _guard = if condition == &Condition::Always { None } else { Some(self.exclusive(key)?) };
         let current = self.read_meta(key).map_err(other(key))?.map(|m| m.md5);
         let allowed = match condition {
             Condition::Always => true,
@@ -131,10 +135,14 @@ impl LocalStore {
         self.write(key, condition, |file| file.write_all(body), &meta_file(md5, meta))
     }
 
-    /// Holds the store-wide lock that makes conditional writes atomic across processes.
-    fn exclusive(&self) -> StoreResult<File> {
-        fs::create_dir_all(&self.root).map_err(other("lock"))?;
-        let file = File::create(self.root.join(".lock")).map_err(other("lock"))?;
+    /// Holds the lock that makes a conditional write of `key` atomic across processes. S3 promises
+    /// no more than per-key atomicity, so keys share [`LOCK_STRIPES`] lock files by hash: a stage's
+    /// create-only file writes rarely wait for each other, and one key always meets one lock.
+    fn exclusive(&self, key: &str) -> StoreResult<File> {
+        let stripe = u64::from_le_bytes(Md5::digest(key.as_bytes())[..8].try_into().expect("8 bytes")) % LOCK_STRIPES;
+        let dir = self.root.join("locks");
+        fs::create_dir_all(&dir).map_err(other("lock"))?;
+        let file = File::create(dir.join(format!("{stripe:02}"))).map_err(other("lock"))?;
         file.lock().map_err(other("lock"))?;
         Ok(file)
     }

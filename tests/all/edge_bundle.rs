@@ -75,3 +75,14 @@ fn the_embedded_store_has_no_router_to_bundle() {
     assert!(run.stderr().contains("input `pointer`"), "{}", run.stderr());
     assert!(!zip.exists());
 }
+
+#[test]
+fn the_bundle_never_replaces_anything_but_a_file() {
+    let f = Fixture::moto();
+    let dir = f.dir.path().join("not-a-file");
+    std::fs::create_dir(&dir).unwrap();
+    let run = f.run(&["edge", "bundle", "--out", &dir.display().to_string()], &[]);
+    run.assert_code(2);
+    assert!(run.stderr().contains("input `out`") && run.stderr().contains("is not a regular file"), "{}", run.stderr());
+    assert!(dir.is_dir(), "the directory is left alone");
+}

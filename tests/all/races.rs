@@ -63,13 +63,20 @@ fn signal(child: &Child, signal: &str) {
 }
 
 /// A run paused past its lease (a stopped or starved runner) while another run takes the version
-/// over: when it resumes it writes no more, takes back what it had in flight, and the recorded
-/// release is the other run's, byte for byte.
+/// over: when it resumes it writes no more, and the recorded release is the other run's, byte for
+/// byte (its writes in flight are conditional, so they replace nothing).
 fn a_run_paused_past_its_lease_writes_nothing_into_the_recorded_release(mut f: Fixture) {
     let edge = f.start_edge();
     let big = build(&f, "big", 2000);
+    // The run that takes over has the same pages (it finds the paused run's in place and keeps
+    // them) and its own index.
     let small = build(&f, "small", 0);
-    let env = [("CUTOVER_VERSION", "5"), ("CUTOVER_LOCK_LEASE", "1s")];
+    for entry in std::fs::read_dir(std::path::Path::new(&big).join("p")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::create_dir_all(std::path::Path::new(&small).join("p")).unwrap();
+        std::fs::copy(entry.path(), std::path::Path::new(&small).join("p").join(entry.file_name())).unwrap();
+    }
+    let env = [("CUTOVER_VERSION", "5"), ("CUTOVER_LOCK_LEASE", "3s")];
     let paused = spawn(&f, &["deploy"], &[env[0], env[1], ("CUTOVER_DIST_DIR", &big), ("CUTOVER_CONCURRENCY", "2")]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while f.with_site(async |site| site.store.list(&site.layout.version_dir("5")).await.unwrap().len()) < 10 {
@@ -77,21 +84,20 @@ fn a_run_paused_past_its_lease_writes_nothing_into_the_recorded_release(mut f: F
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     signal(&paused, "STOP");
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::thread::sleep(std::time::Duration::from_millis(4000));
     let other = f.run(&["deploy"], &[env[0], env[1], ("CUTOVER_DIST_DIR", &small)]);
     signal(&paused, "CONT");
     other.assert_code(0);
     assert!(other.stderr().contains("taking over the stale staging claim on version 5"), "{}", other.stderr());
     let (code, stderr) = finish(paused);
     assert!(code == 1 || code == 4, "the resumed run fails: exit {code}\n{stderr}");
-    f.assert_releases_intact();
+    f.assert_recorded_files_intact();
     edge.wait_for_active("5");
     assert_eq!(edge.get("/", None).body, "<h1>small</h1>", "the live site is the recorded build");
 }
 
 /// Two sites deployed at once where one prefix lies in the other's release (`site` version 2 and
-/// `site/2`): whichever run loses takes back what it wrote, so each recorded release holds
-/// exactly its record.
+/// `site/2`): one of them is refused, and every recorded release is byte for byte its record.
 fn two_sites_racing_at_nesting_prefixes_never_mix(mut f: Fixture) {
     let on_moto = f.env.contains_key("CUTOVER_POINTER");
     let site_env = |prefix: &str| {
@@ -117,7 +123,7 @@ fn two_sites_racing_at_nesting_prefixes_never_mix(mut f: Fixture) {
         for (name, value) in site_env(prefix) {
             f.set(&name, &value);
         }
-        f.assert_releases_intact();
+        f.assert_recorded_files_intact();
     }
 }
 
@@ -198,4 +204,37 @@ fn every_pair_of_commands_at_once_keeps_every_release_intact() {
             }
         }
     }
+}
+
+/// Two promotions at once where the older one's pointer write is delayed past its lock's lease
+/// (SSM has no compare-and-swap): the newer one goes live, and the older one, finding it was
+/// overtaken, puts the newer back and is refused.
+#[test]
+fn a_promotion_whose_write_lands_late_never_leaves_an_older_version_live() {
+    let f = Fixture::moto();
+    for version in ["4", "5", "6"] {
+        let dist = build(&f, &format!("v{version}"), 1);
+        f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)]).assert_code(0);
+    }
+    f.run(&["promote", "4"], &[]).assert_code(0);
+    let stall = std::time::Duration::from_secs(4);
+    let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
+        (request.ssm_action() == Some("PutParameter")).then_some(crate::proxy::Fault::Stall(stall))
+    });
+    let late = spawn(&f, &["promote", "5"], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_LOCK_LEASE", "1s")]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while proxy.faults().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the late promotion never wrote the pointer");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let newer = f.run(&["promote", "6"], &[("CUTOVER_LOCK_LEASE", "1s")]);
+    newer.assert_code(0);
+    assert!(newer.stderr().contains("taking over the stale deploy lock"), "{}", newer.stderr());
+    let (code, stderr) = finish(late);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("6 was promoted while this run waited to promote the older 5; 6 was put back"), "{stderr}");
+    assert_eq!(f.active().as_deref(), Some("6"));
+    // The put-back counts as undoing 5: a rollback goes to 4, not to the version that overtook.
+    let rollback = f.run(&["rollback", "--dry-run", "--json"], &[]);
+    assert_eq!(rollback.assert_code(0).json()["version"], "4", "{}", rollback.stdout());
 }
