@@ -8,11 +8,13 @@ use std::collections::HashMap;
 pub struct Env(HashMap<String, String>);
 
 impl Env {
-    /// The variables of this process.
+    /// The variables of this process. A name or value that is not UTF-8 is read lossily (its bad
+    /// bytes become U+FFFD), so such an input is refused by its own checks instead of stopping the run.
     // The one read of the process environment that `clippy.toml` allows: everything else gets `Env`.
     #[allow(clippy::disallowed_methods, reason = "the one place that reads the process environment")]
     pub fn from_process() -> Self {
-        Self(std::env::vars().collect())
+        let lossy = |text: std::ffi::OsString| text.to_string_lossy().into_owned();
+        Self(std::env::vars_os().map(|(name, value)| (lossy(name), lossy(value))).collect())
     }
 
     /// A non-empty variable.
