@@ -5,7 +5,7 @@ use std::sync::Arc;
 use aws_config::retry::RetryConfig;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 
-use crate::inputs::{Backend, Plan, PointerSpec};
+use crate::inputs::{AwsBackend, AwsPointer, Backend, Plan};
 use crate::pointer::{Pointer, cloudfront::CloudFrontPointer, file::FilePointer, ssm::SsmPointer};
 use crate::release::Layout;
 use crate::store::{Store, local::LocalStore, s3::S3Store};
@@ -50,13 +50,13 @@ impl AwsClients {
 }
 
 impl Site {
-    /// The plan's site on AWS through the given clients.
-    pub fn on_aws(plan: &Plan, bucket: &str, aws: AwsClients) -> Site {
-        let layout = Layout::new(&plan.prefix);
-        let store: Arc<dyn Store> = Arc::new(S3Store::new(aws.s3, bucket));
-        let pointer: Arc<dyn Pointer> = match &plan.pointer {
-            PointerSpec::Ssm { parameter } => Arc::new(SsmPointer::new(aws.ssm, parameter)),
-            PointerSpec::CloudFront { distribution, origin, invalidation } => Arc::new(CloudFrontPointer::new(
+    /// The site at `prefix` in `site`'s bucket, through the given clients.
+    pub fn on_aws(prefix: &str, site: &AwsBackend, aws: AwsClients) -> Site {
+        let layout = Layout::new(prefix);
+        let store: Arc<dyn Store> = Arc::new(S3Store::new(aws.s3, &site.bucket));
+        let pointer: Arc<dyn Pointer> = match &site.pointer {
+            AwsPointer::Ssm { parameter } => Arc::new(SsmPointer::new(aws.ssm, parameter)),
+            AwsPointer::CloudFront { distribution, origin, invalidation } => Arc::new(CloudFrontPointer::new(
                 aws.cloudfront,
                 distribution,
                 origin.as_deref(),
@@ -64,7 +64,6 @@ impl Site {
                 store.clone(),
                 invalidation.clone(),
             )),
-            PointerSpec::File => unreachable!("inputs refuse a file pointer with a bucket"),
         };
         Site { store, pointer, layout }
     }
@@ -77,8 +76,8 @@ impl Site {
                 pointer: Arc::new(FilePointer::new(dir, &plan.prefix)),
                 layout,
             },
-            Backend::Aws { bucket, region, path_style } => {
-                Site::on_aws(plan, bucket, AwsClients::load(region.as_deref(), *path_style).await)
+            Backend::Aws(site) => {
+                Site::on_aws(&plan.prefix, site, AwsClients::load(site.region.as_deref(), site.path_style).await)
             }
         }
     }

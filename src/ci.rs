@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::inputs::Env;
+use crate::env::Env;
 use crate::report::{self, Outputs};
 use crate::smoke::SiteUrl;
 

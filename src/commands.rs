@@ -10,7 +10,8 @@ use crate::backend::Site;
 use crate::ci::{CiSystem, Reporter};
 use crate::cli::{Cli, Command, EdgeCommand};
 use crate::edge_bundle::{RouterConfig, bundle};
-use crate::inputs::{Backend, Env, InputError, Plan, RawInputs, parse_bool};
+use crate::env::Env;
+use crate::inputs::{Backend, InputError, Plan, RawInputs};
 use crate::outcome::{self, Refusal};
 use crate::pointer::rollback_target;
 use crate::promote::{Active, Direction, PromoteRequest, promote};
@@ -28,16 +29,10 @@ pub async fn run(cli: Cli, env: Env) -> u8 {
         crate::show!("cutover {}\n", env!("CARGO_PKG_VERSION"));
         return outcome::EXIT_OK;
     }
-    // `--json` holds even when other inputs are bad; when the inputs cannot be read, the flag alone.
-    let json_asked = |raw: &RawInputs| raw.json.as_deref().is_some_and(|v| parse_bool("json", v).unwrap_or(false));
-    let (plan, json) = match RawInputs::layered(&env, &cli.inputs) {
-        Ok(raw) => {
-            let plan = Plan::resolve(&raw, &env);
-            let json = plan.as_ref().map_or_else(|_| json_asked(&raw), |p| p.json);
-            (plan, json)
-        }
-        Err(e) => (Err(e), json_asked(&cli.inputs)),
-    };
+    let raw = RawInputs::layered(&env, &cli.inputs);
+    let plan = Plan::resolve(&raw, &env);
+    // `--json` holds even when other inputs are bad.
+    let json = raw.json_asked();
     let reporter = Reporter::new(CiSystem::detect(&env), json);
     reporter.mask_secrets(&env, plan.as_ref().ok().and_then(|p| p.site_url.as_ref()));
     for warning in crate::inputs::variable_warnings(&env) {

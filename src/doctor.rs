@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::aws_error::AwsError;
 use crate::backend::AwsClients;
-use crate::inputs::{Backend, InputError, Plan, PointerSpec};
+use crate::inputs::{AwsPointer, Backend, InputError, Plan};
 use crate::routing::{EdgeNames, VERSION_HEADER};
 use crate::smoke::SiteUrl;
 
@@ -47,19 +47,19 @@ impl Style {
 
 /// Runs every check for the plan's bucket, pointer, distribution and site URL.
 pub async fn doctor(plan: &Plan) -> Result<Vec<Check>, InputError> {
-    let Backend::Aws { bucket, region, path_style } = &plan.backend else {
+    let Backend::Aws(site) = &plan.backend else {
         return Err(InputError::new("bucket", "doctor checks an AWS setup; set `bucket`"));
     };
-    let aws = &AwsClients::load(region.as_deref(), *path_style).await;
-    let (style, distribution) = match &plan.pointer {
-        PointerSpec::Ssm { .. } => (Style::Ssm, plan.distribution_id.clone()),
-        PointerSpec::CloudFront { distribution, .. } => (Style::OriginPath, Some(distribution.clone())),
-        PointerSpec::File => unreachable!("inputs refuse a file pointer with a bucket"),
-    };
+    let aws = &AwsClients::load(site.region.as_deref(), site.path_style).await;
+    let bucket = &site.bucket;
     let mut checks = vec![bucket_reachable(aws, bucket).await, bucket_private(aws, bucket).await];
-    if let PointerSpec::Ssm { parameter } = &plan.pointer {
-        checks.push(parameter_usable(aws, parameter).await);
-    }
+    let (style, distribution) = match &site.pointer {
+        AwsPointer::Ssm { parameter } => {
+            checks.push(parameter_usable(aws, parameter).await);
+            (Style::Ssm, plan.distribution_id.clone())
+        }
+        AwsPointer::CloudFront { distribution, .. } => (Style::OriginPath, Some(distribution.clone())),
+    };
     match distribution {
         None => checks.push(fail(
             "distribution",

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::inputs::{Backend, InputError, Plan, PointerSpec};
+use crate::inputs::{AwsPointer, Backend, InputError, Plan};
 
 /// The router's source, as tested under Node in `edge/`.
 const ROUTER: &str = include_str!("../edge/router.js");
@@ -30,17 +30,14 @@ pub struct RouterConfig {
 impl RouterConfig {
     /// The router configuration a plan implies; only AWS pointers have a router.
     pub fn from_plan(plan: &Plan) -> Result<Self, InputError> {
-        let (mode, parameter_name) = match &plan.pointer {
-            PointerSpec::Ssm { parameter } => ("ssm", Some(parameter.clone())),
-            PointerSpec::CloudFront { .. } => ("origin-path", None),
-            PointerSpec::File => {
-                return Err(InputError::new("pointer", "the CloudFront router needs an ssm: or cloudfront: pointer"));
-            }
+        let Backend::Aws(site) = &plan.backend else {
+            return Err(InputError::new("pointer", "the CloudFront router needs an ssm: or cloudfront: pointer"));
         };
-        let region = match &plan.backend {
-            Backend::Aws { region: Some(region), .. } => region.clone(),
-            _ => "us-east-1".to_owned(),
+        let (mode, parameter_name) = match &site.pointer {
+            AwsPointer::Ssm { parameter } => ("ssm", Some(parameter.clone())),
+            AwsPointer::CloudFront { .. } => ("origin-path", None),
         };
+        let region = site.region.clone().unwrap_or_else(|| "us-east-1".to_owned());
         Ok(Self {
             mode,
             parameter_name,

@@ -30,6 +30,7 @@ pub mod cli;
 pub mod commands;
 pub mod doctor;
 pub mod edge_bundle;
+pub mod env;
 pub mod inputs;
 pub mod interrupt;
 pub mod lock;

@@ -3,7 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let env = cutover::inputs::Env::from_process();
+    let env = cutover::env::Env::from_process();
     let cli = match cutover::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),

@@ -8,11 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::backend::Site;
-use crate::inputs::RunInfo;
 use crate::lock::DeployLock;
 use crate::outcome::Refusal;
 use crate::pointer::ROLLED_BACK;
-use crate::release::{self, ReleaseRecord, read_record};
+use crate::release::{self, ReleaseRecord, RunInfo, read_record};
 use crate::version;
 
 /// Which way a promotion may move.

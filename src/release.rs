@@ -10,7 +10,7 @@ use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::backend::Site;
-use crate::inputs::RunInfo;
+use crate::env::Env;
 use crate::version;
 
 /// Records read at once when listing every release.
@@ -120,6 +120,30 @@ impl RecordedFile {
     pub fn matches_etag(&self, etag: &str) -> bool {
         let etag = etag.trim_matches('"');
         etag == self.md5 || self.multipart_etag.as_deref() == Some(etag)
+    }
+}
+
+/// Facts about the CI run, recorded with each release and promotion.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub git_sha: Option<String>,
+    pub git_ref: Option<String>,
+    pub run_url: Option<String>,
+}
+
+impl RunInfo {
+    /// What the CI system tells about this run.
+    pub fn from_env(env: &Env) -> RunInfo {
+        let github_run = match (env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY"), env.get("GITHUB_RUN_ID")) {
+            (Some(server), Some(repo), Some(id)) => Some(format!("{server}/{repo}/actions/runs/{id}")),
+            _ => None,
+        };
+        let first = |names: &[&str]| names.iter().find_map(|n| env.get(n)).map(str::to_owned);
+        RunInfo {
+            git_sha: first(&["GITHUB_SHA", "CIRCLE_SHA1", "BUILD_VCS_NUMBER"]),
+            git_ref: first(&["GITHUB_REF", "CIRCLE_TAG", "CIRCLE_BRANCH", "CUTOVER_GIT_REF"]),
+            run_url: github_run.or_else(|| first(&["CIRCLE_BUILD_URL", "BUILD_URL"])),
+        }
     }
 }
 

@@ -69,7 +69,7 @@ pub async fn stage(site: &Site, plan: &Plan, version: &str, previous: Option<&st
     let options = site::WalkOptions {
         store_dir: match &plan.backend {
             Backend::Local { dir } => Some(dir.clone()),
-            Backend::Aws { .. } => None,
+            Backend::Aws(_) => None,
         },
         release_secret_files: plan.release_secret_files,
     };

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::inputs::Env;
+use crate::env::Env;
 
 /// Checks a version against `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`; returns it or the problem.
 pub fn validate(version: &str) -> Result<String, String> {

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use super::{Flipped, Pointer, Promotion};
 use crate::aws_error::AwsError;
+use crate::inputs::Invalidation;
 use crate::release::Layout;
 use crate::store::{Condition, Store, json_meta};
 use crate::version;
@@ -26,14 +27,6 @@ const UPDATE_ATTEMPTS: usize = 4;
 const INVALIDATION_POLL: Duration = Duration::from_secs(5);
 /// Promotions kept in the log.
 const HISTORY_LIMIT: usize = 100;
-
-/// What happens after the flip so that cached copies of the old version go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalidation {
-    pub paths: Vec<String>,
-    /// Wait at most this long for the invalidation to complete.
-    pub wait: Option<Duration>,
-}
 
 pub struct CloudFrontPointer {
     client: Client,

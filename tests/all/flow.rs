@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
-use cutover::inputs::RunInfo;
-use cutover::release::{ReleaseRecord, read_record};
+use cutover::release::{ReleaseRecord, RunInfo, read_record};
 use cutover::rules::{IMMUTABLE, REVALIDATE};
 use cutover::stage::COPY_MIN_BYTES;
 use cutover::store::{Condition, json_meta};

@@ -9,7 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cutover::backend::{AwsClients, Site};
-use cutover::inputs::{Backend, Env, Plan, RawInputs};
+use cutover::env::Env;
+use cutover::inputs::{Backend, Plan, RawInputs};
 
 /// A moto server on a free loopback port, stopped when dropped.
 pub struct Moto {
@@ -20,9 +21,10 @@ pub struct Moto {
 impl Moto {
     /// Starts moto; a test that needs it fails (never skips) when it cannot start.
     pub fn start() -> Moto {
-        let server = std::env::var("CUTOVER_MOTO_SERVER")
+        let server = Env::from_process()
+            .get("CUTOVER_MOTO_SERVER")
             .map(PathBuf::from)
-            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"));
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"));
         assert!(server.exists(), "{} is missing: run scripts/test, which installs moto", server.display());
         let port = free_port();
         let child = Command::new(&server)
@@ -78,8 +80,8 @@ impl Moto {
     /// The plan's site on this moto, with clients built here: the AWS chain would read this
     /// process's environment, not the fixture's.
     pub fn site(&self, plan: &Plan) -> Site {
-        let Backend::Aws { bucket, .. } = &plan.backend else { panic!("a moto fixture has an S3 plan") };
-        Site::on_aws(plan, bucket, AwsClients { s3: self.s3(), ssm: self.ssm(), cloudfront: self.cloudfront() })
+        let Backend::Aws(site) = &plan.backend else { panic!("a moto fixture has an S3 plan") };
+        Site::on_aws(&plan.prefix, site, AwsClients { s3: self.s3(), ssm: self.ssm(), cloudfront: self.cloudfront() })
     }
 
     /// Creates a distribution in front of the bucket; returns its ID.
@@ -244,7 +246,7 @@ impl Fixture {
     /// The site as the library sees it, for checks and for setting up states a run would leave.
     pub fn with_site<T>(&self, work: impl AsyncFnOnce(Site) -> T) -> T {
         let env: Env = self.env.clone().into_iter().collect();
-        let raw = RawInputs::layered(&env, &RawInputs::default()).expect("inputs");
+        let raw = RawInputs::layered(&env, &RawInputs::default());
         let plan = Plan::resolve(&raw, &env).expect("plan");
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async move {
@@ -290,7 +292,7 @@ impl Fixture {
 
 fn base_env(dir: &Path) -> BTreeMap<String, String> {
     [
-        ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ("PATH", Env::from_process().get("PATH").unwrap_or_default().to_owned()),
         ("HOME", dir.display().to_string()),
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),

@@ -10,7 +10,7 @@ use cutover::release::{ReleaseRecord, read_record};
 use cutover::store::{Condition, ObjectMeta, json_meta};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::harness::{Fixture, free_port};
+use crate::harness::{Fixture, Run, free_port};
 use crate::proxy::{Fault, Proxy};
 
 /// Characters a browser leaves as they are in a path segment.
@@ -187,6 +187,23 @@ fn hostile_input_values_are_refused_with_the_input_named() {
         assert!(!f.dir.path().join("store").exists(), "{name}={value:?}: nothing may be written");
         assert!(f.outputs().is_empty(), "{name}={value:?}: no outputs");
     }
+}
+
+/// A variable that is not UTF-8 stops nothing (reading the environment as text panicked, exit 101):
+/// an unrelated one is no concern of cutover's, and an input holding one is refused naming it.
+#[test]
+fn variables_that_are_not_utf8_never_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let f = Fixture::local();
+    let dist = f.site("dist", &[("index.html", "ok")]).display().to_string();
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    let env = [("CUTOVER_DIST_DIR", dist.as_str()), ("CUTOVER_VERSION", "1")];
+    let run = |name: &str| Run::new(f.command(&["stage"], &env).env(name, not_utf8).output().expect("running cutover"));
+    let bad = run("CUTOVER_PREFIX");
+    assert_eq!(bad.code(), 2, "{}", bad.stderr());
+    assert!(bad.stderr().contains("input `prefix`"), "{}", bad.stderr());
+    assert!(!f.dir.path().join("store").exists(), "nothing may be written");
+    run("LC_CUSTOM").assert_code(0);
 }
 
 /// A newline in an input never becomes an extra line in `$GITHUB_OUTPUT` or a TeamCity message.

@@ -27,10 +27,11 @@ fn the_template_passes_cfn_lint() {
 fn the_template_names_the_parameter_cutover_uses_by_default() {
     let template = std::fs::read_to_string(root().join("infra/cutover.yml")).expect("infra/cutover.yml");
     assert!(template.contains(r#"Name: !Sub "/cutover/${BucketName}/${Prefix}/active""#));
-    let env: cutover::inputs::Env = [("CUTOVER_BUCKET", "b-u-c"), ("CUTOVER_PREFIX", "p")].into_iter().collect();
-    let raw = cutover::inputs::RawInputs::layered(&env, &Default::default()).unwrap();
+    let env: cutover::env::Env = [("CUTOVER_BUCKET", "b-u-c"), ("CUTOVER_PREFIX", "p")].into_iter().collect();
+    let raw = cutover::inputs::RawInputs::layered(&env, &Default::default());
     let plan = cutover::inputs::Plan::resolve(&raw, &env).unwrap();
-    assert_eq!(plan.pointer, cutover::inputs::PointerSpec::Ssm { parameter: "/cutover/b-u-c/p/active".into() });
+    let cutover::inputs::Backend::Aws(site) = plan.backend else { panic!("a bucket makes a plan on AWS") };
+    assert_eq!(site.pointer, cutover::inputs::AwsPointer::Ssm { parameter: "/cutover/b-u-c/p/active".into() });
     for cookie in ["Build-Number", "Override", "override_build_number"] {
         assert!(template.contains(cookie), "the origin-path cache key names {cookie}");
     }

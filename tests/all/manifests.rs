@@ -17,7 +17,7 @@ fn image() -> String {
 /// Commands a CI step may run.
 const COMMANDS: [&str; 7] = ["deploy", "stage", "smoke", "promote", "rollback", "status", "prune"];
 
-const HEADER: &str = "Generated from src/inputs.rs and src/report.rs by tests/all/manifests.rs: edit those, then run\n\
+const HEADER: &str = "Generated from src/inputs/mod.rs and src/report.rs by tests/all/manifests.rs: edit those, then run\n\
                       CUTOVER_BLESS=1 cargo test manifests";
 
 fn is_flag(input: &InputSpec) -> bool {
@@ -274,7 +274,7 @@ fn orb_yml() -> String {
 /// Compares a generated file with the one on disk, or rewrites it when blessing.
 fn check(path: &str, expected: &str) {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    if std::env::var("CUTOVER_BLESS").is_ok_and(|v| v == "1") {
+    if cutover::env::Env::from_process().get("CUTOVER_BLESS") == Some("1") {
         std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
         std::fs::write(&full, expected).expect("writing a manifest");
         return;
