@@ -5,22 +5,47 @@
 #
 #   docker build -t cutover .                 # compiles cutover, then the runtime image
 #
-# The runtime stage is `runtime-base` plus the binary; scripts/test-image builds
-# `runtime-prebuilt` (the same base, the binary compiled outside) where no Rust image can be pulled.
+# Targets:
+#   runtime            the binary compiled here (the dependencies in their own cached layer)
+#   runtime-prebuilt   the binary compiled outside, at target/image/<arch>/cutover (<arch> is
+#                      Docker's TARGETARCH: amd64, arm64); the release workflow puts its static
+#                      release binaries there, scripts/test-image the one it builds
+# Both are `runtime-base` plus the binary.
 
-FROM debian:bookworm-slim AS runtime-base
-RUN apt-get update \
- && apt-get install -y --no-install-recommends bash ca-certificates git openssh-client tar gzip \
- && rm -rf /var/lib/apt/lists/*
+# The root filesystem: scripts/image-rootfs installs the packages a CI step needs in a Debian
+# stage and copies out only them and what they need at run time (it lists each package and why):
+# no package manager, no perl, no documentation. To add tools, build your own image and copy the
+# static /usr/local/bin/cutover of a released image into it.
+FROM debian:bookworm-slim AS rootfs
+COPY scripts/image-rootfs /usr/local/bin/image-rootfs
+RUN image-rootfs /rootfs
+
+# One layer holding only the assembled files.
+FROM scratch AS runtime-base
+COPY --from=rootfs /rootfs /
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CMD ["cutover", "--help"]
 
 FROM runtime-base AS runtime-prebuilt
-COPY target/release/cutover /usr/local/bin/cutover
+ARG TARGETARCH
+COPY target/image/${TARGETARCH}/cutover /usr/local/bin/cutover
 
-FROM rust:1-slim-bookworm AS build
+# The build: cargo-chef turns Cargo.toml and Cargo.lock into a recipe, and the dependencies are
+# compiled from the recipe alone, so a change to cutover's own source reuses that layer instead of
+# recompiling every dependency.
+FROM rust:1-slim-bookworm AS chef
+RUN cargo install --locked cargo-chef --version 0.1.78
 WORKDIR /src
+
+FROM chef AS plan
 COPY . .
-RUN cargo build --release --locked
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS build
+COPY --from=plan /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json
+COPY . .
+RUN cargo build --release --locked --bin cutover
 
 FROM runtime-base AS runtime
 COPY --from=build /src/target/release/cutover /usr/local/bin/cutover

@@ -9,9 +9,12 @@ use cutover::ci::{OUTPUT_ENV_PREFIX, output_env_name};
 use cutover::inputs::{INPUTS, InputSpec};
 use cutover::report::OUTPUTS;
 
+/// Where the release workflow pushes the image (its `env.IMAGE`).
+const REGISTRY_PATH: &str = "ghcr.io/cutover-dev/cutover";
+
 /// The published image every manifest runs; its tag is the crate's version.
 fn image() -> String {
-    format!("ghcr.io/cutover-dev/cutover:{}", env!("CARGO_PKG_VERSION"))
+    format!("{REGISTRY_PATH}:{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// Commands a CI step may run.
@@ -355,4 +358,61 @@ print(json.dumps({
         assert!(orb_description.contains(&output_env_name(name)), "{name}: {orb_description}");
     }
     assert!(parsed["orb_example_steps"][2]["run"].as_str().unwrap().contains("$CUTOVER_OUTPUT_VERSION"));
+}
+
+/// The image each manifest on disk runs is the one a release of this version publishes: the
+/// registry path the release workflow pushes to, tagged with the crate's version (the workflow
+/// refuses a tag that is not `v<crate version>`). The README names no other.
+#[test]
+fn manifests_run_the_image_the_release_publishes() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = Path::new(root).join(".venv/bin/python");
+    let script = r#"
+import json, re, sys, yaml, xml.etree.ElementTree as ET
+root = sys.argv[1]
+release = yaml.safe_load(open(root + "/.github/workflows/release.yml"))
+jobs = release["jobs"]
+steps = lambda job: {s["id"]: s for s in jobs[job]["steps"] if "id" in s}
+meta = ET.parse(root + "/teamcity-plugin/cutover-meta-runner.xml").getroot()
+print(json.dumps({
+    "pushed_to": release["env"]["IMAGE"],
+    "tags_script": steps("image")["tags"]["run"],
+    "build": steps("image")["build"]["with"],
+    "tag_check": steps("version")["version"]["run"],
+    "images": {
+        "action.yml": yaml.safe_load(open(root + "/action.yml"))["runs"]["image"].removeprefix("docker://"),
+        "recipe": yaml.safe_load(open(root + "/teamcity-plugin/cutover-recipe.yml"))["container"],
+        "meta-runner": {p.get("name"): p.get("value") for p in meta.iter("param")}["plugin.docker.imageId"],
+        "orb": yaml.safe_load(open(root + "/circleci/orb.yml"))["executors"]["default"]["docker"][0]["image"],
+    },
+    "readme": re.findall(r"ghcr\.io/[\w./-]+:[\w.<>-]+", open(root + "/README.md").read()),
+}))
+"#;
+    let output = Command::new(&python)
+        .args(["-c", script, root])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/test to install it", python.display()));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+
+    assert_eq!(parsed["pushed_to"], REGISTRY_PATH, "the registry path in .github/workflows/release.yml");
+    let tags = parsed["tags_script"].as_str().expect("the image tags step");
+    assert!(tags.contains(r#"echo "$IMAGE:$VERSION""#), "the release pushes IMAGE:<version>: {tags}");
+    assert_eq!(parsed["build"]["tags"], "${{ steps.tags.outputs.tags }}");
+    assert_eq!(parsed["build"]["push"], true);
+    let tag_check = parsed["tag_check"].as_str().expect("the tag check");
+    assert!(tag_check.contains(r#"[ "$GITHUB_REF_NAME" != "v$version" ]"#), "{tag_check}");
+
+    let version = env!("CARGO_PKG_VERSION");
+    for (manifest, image) in parsed["images"].as_object().expect("images") {
+        assert_eq!(image, &format!("{REGISTRY_PATH}:{version}"), "the image {manifest} runs");
+    }
+    let major = version.split('.').next().expect("a major version");
+    let readme = parsed["readme"].as_array().expect("README image references");
+    assert!(!readme.is_empty(), "the README names the image");
+    for reference in readme {
+        let reference = reference.as_str().expect("a reference");
+        let tag = reference.strip_prefix(&format!("{REGISTRY_PATH}:")).unwrap_or_else(|| panic!("README: {reference}"));
+        assert!([version, major, "<version>"].contains(&tag), "README: {reference}");
+    }
 }
