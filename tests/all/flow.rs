@@ -12,24 +12,7 @@ use cutover::rules::{IMMUTABLE, REVALIDATE};
 use cutover::stage::COPY_MIN_BYTES;
 use cutover::store::{Condition, json_meta};
 
-use crate::harness::{Fixture, finish, kill, versions};
-
-/// Runs each scenario twice: on the local store and on moto.
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        $(mod $scenario {
-            #[test]
-            fn local() {
-                super::$scenario(crate::harness::Fixture::local());
-            }
-
-            #[test]
-            fn moto() {
-                super::$scenario(crate::harness::Fixture::moto());
-            }
-        })*
-    };
-}
+use crate::harness::{Fixture, finish, kill, on_both_backends, versions};
 
 on_both_backends!(
     first_deploy_uploads_and_the_next_copies_what_did_not_change,
