@@ -265,7 +265,10 @@ pub fn shell_quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    //! The exact lines each CI system reads are snapshots (`expect-test`): a change shows as a diff,
+    //! and `UPDATE_EXPECT=1 cargo test --lib ci::` rewrites them after a deliberate change.
     use super::*;
+    use expect_test::expect;
     use std::sync::Arc;
 
     /// A console the tests can read back.
@@ -334,17 +337,49 @@ mod tests {
         let written = std::fs::read_to_string(&output).unwrap();
         let delimiter = written.lines().find_map(|l| l.strip_prefix("invalidation-id<<")).unwrap().to_owned();
         assert!(delimiter.starts_with("CUTOVER_EOF_") && delimiter.len() == 28, "{delimiter}");
-        let expected = format!(
-            "version=42\nprevious-version=41\npromoted=true\npreview-url=https://example.com/?override_build_number=42\n\
-             site-url={AWKWARD_URL}\nfiles=3\nuploaded=2\ncopied=1\nbytes-uploaded=1234\nduration-ms=5678\n\
-             invalidation-id<<{delimiter}\nfirst line\nsecond\n{delimiter}\n"
-        );
-        assert_eq!(written, expected);
+        // The delimiter is random; the snapshot names it.
+        expect![[r#"
+            version=42
+            previous-version=41
+            promoted=true
+            preview-url=https://example.com/?override_build_number=42
+            site-url=https://example.com/it's%20[a|b]%20100%%20%22%C3%A9%22
+            files=3
+            uploaded=2
+            copied=1
+            bytes-uploaded=1234
+            duration-ms=5678
+            invalidation-id<<<delimiter>
+            first line
+            second
+            <delimiter>
+        "#]]
+        .assert_eq(&written.replace(&delimiter, "<delimiter>"));
         let summary = std::fs::read_to_string(&summary).unwrap();
-        assert!(summary.starts_with("### cutover: 42\n"), "{summary}");
-        assert!(summary.contains("| site-url | https://example.com/it's%20[a\\|b]%20100%"), "{summary}");
+        expect![[r#"
+            ### cutover: 42
+
+            | | |
+            |---|---|
+            | version | 42 |
+            | previous-version | 41 |
+            | promoted | true |
+            | preview-url | https://example.com/?override_build_number=42 |
+            | site-url | https://example.com/it's%20[a\|b]%20100%%20%22%C3%A9%22 |
+            | files | 3 |
+            | uploaded | 2 |
+            | copied | 1 |
+            | bytes-uploaded | 1234 |
+            | duration-ms | 5678 |
+            | invalidation-id | first line
+            second |
+
+            Preview: [https://example.com/?override_build_number=42](https://example.com/?override_build_number=42)
+
+            To go back: `cutover rollback --to 41`
+        "#]]
+        .assert_eq(&summary);
         assert!(!summary.contains("S3cr3t"), "{summary}");
-        assert!(summary.contains("`cutover rollback --to 41`"), "{summary}");
         assert_eq!(console.text(), "");
     }
 
@@ -356,13 +391,16 @@ mod tests {
         let env: Env = [("AWS_SECRET_ACCESS_KEY", "s3cr%t"), ("AWS_SESSION_TOKEN", "tok")].into_iter().collect();
         let site = SiteUrl::parse("https://deploy:p%40ss@example.com/").unwrap();
         reporter.mask_secrets(&env, Some(&site));
-        assert_eq!(
-            console.text(),
-            "::warning::50%25 done%0Anext\n\
-             ::error title=cutover failed (exit 2)::bad [input] 'x'%0D%0Asecond line\n\
-             ::add-mask::s3cr%25t\n::add-mask::tok\n\
-             ::add-mask::deploy:p%2540ss\n::add-mask::p%2540ss\n::add-mask::p@ss\n"
-        );
+        expect![[r#"
+            ::warning::50%25 done%0Anext
+            ::error title=cutover failed (exit 2)::bad [input] 'x'%0D%0Asecond line
+            ::add-mask::s3cr%25t
+            ::add-mask::tok
+            ::add-mask::deploy:p%2540ss
+            ::add-mask::p%2540ss
+            ::add-mask::p@ss
+        "#]]
+        .assert_eq(&console.text());
     }
 
     #[tokio::test]
@@ -371,31 +409,30 @@ mod tests {
         reporter.phase("stage", async {}).await;
         reporter.publish(&awkward()).unwrap();
         reporter.fail("it's broken | [really]\né", 3);
-        let expected = "\
-##teamcity[blockOpened name='stage']
-##teamcity[progressStart 'stage']
-##teamcity[progressFinish 'stage']
-##teamcity[blockClosed name='stage']
-##teamcity[setParameter name='env.CUTOVER_OUTPUT_VERSION' value='42']
-##teamcity[setParameter name='env.CUTOVER_OUTPUT_PREVIOUS_VERSION' value='41']
-##teamcity[setParameter name='env.CUTOVER_OUTPUT_PROMOTED' value='true']
-##teamcity[setParameter name='env.CUTOVER_OUTPUT_PREVIEW_URL' value='https://example.com/?override_build_number=42']
-##teamcity[setParameter name='env.CUTOVER_OUTPUT_SITE_URL' value='https://example.com/it|'s%20|[a||b|]%20100%%20%22%C3%A9%22']
-##teamcity[setParameter name='env.CUTOVER_OUTPUT_FILES' value='3']
-##teamcity[setParameter name='env.CUTOVER_OUTPUT_UPLOADED' value='2']
-##teamcity[setParameter name='env.CUTOVER_OUTPUT_COPIED' value='1']
-##teamcity[setParameter name='env.CUTOVER_OUTPUT_BYTES_UPLOADED' value='1234']
-##teamcity[setParameter name='env.CUTOVER_OUTPUT_DURATION_MS' value='5678']
-##teamcity[setParameter name='env.CUTOVER_OUTPUT_INVALIDATION_ID' value='first line|nsecond']
-##teamcity[buildStatisticValue key='cutover.files' value='3']
-##teamcity[buildStatisticValue key='cutover.uploaded' value='2']
-##teamcity[buildStatisticValue key='cutover.copied' value='1']
-##teamcity[buildStatisticValue key='cutover.bytes-uploaded' value='1234']
-##teamcity[buildStatisticValue key='cutover.duration-ms' value='5678']
-##teamcity[buildStatus text='cutover: 42 live (was 41): 3 files, 2 uploaded, 1 copied, 1.2 kB sent in 5.7s']
-##teamcity[buildProblem description='it|'s broken || |[really|]|n|0x00E9' identity='cutover-exit-3']
-";
-        assert_eq!(console.text(), expected);
+        expect![[r#"
+            ##teamcity[blockOpened name='stage']
+            ##teamcity[progressStart 'stage']
+            ##teamcity[progressFinish 'stage']
+            ##teamcity[blockClosed name='stage']
+            ##teamcity[setParameter name='env.CUTOVER_OUTPUT_VERSION' value='42']
+            ##teamcity[setParameter name='env.CUTOVER_OUTPUT_PREVIOUS_VERSION' value='41']
+            ##teamcity[setParameter name='env.CUTOVER_OUTPUT_PROMOTED' value='true']
+            ##teamcity[setParameter name='env.CUTOVER_OUTPUT_PREVIEW_URL' value='https://example.com/?override_build_number=42']
+            ##teamcity[setParameter name='env.CUTOVER_OUTPUT_SITE_URL' value='https://example.com/it|'s%20|[a||b|]%20100%%20%22%C3%A9%22']
+            ##teamcity[setParameter name='env.CUTOVER_OUTPUT_FILES' value='3']
+            ##teamcity[setParameter name='env.CUTOVER_OUTPUT_UPLOADED' value='2']
+            ##teamcity[setParameter name='env.CUTOVER_OUTPUT_COPIED' value='1']
+            ##teamcity[setParameter name='env.CUTOVER_OUTPUT_BYTES_UPLOADED' value='1234']
+            ##teamcity[setParameter name='env.CUTOVER_OUTPUT_DURATION_MS' value='5678']
+            ##teamcity[setParameter name='env.CUTOVER_OUTPUT_INVALIDATION_ID' value='first line|nsecond']
+            ##teamcity[buildStatisticValue key='cutover.files' value='3']
+            ##teamcity[buildStatisticValue key='cutover.uploaded' value='2']
+            ##teamcity[buildStatisticValue key='cutover.copied' value='1']
+            ##teamcity[buildStatisticValue key='cutover.bytes-uploaded' value='1234']
+            ##teamcity[buildStatisticValue key='cutover.duration-ms' value='5678']
+            ##teamcity[buildStatus text='cutover: 42 live (was 41): 3 files, 2 uploaded, 1 copied, 1.2 kB sent in 5.7s']
+            ##teamcity[buildProblem description='it|'s broken || |[really|]|n|0x00E9' identity='cutover-exit-3']
+        "#]].assert_eq(&console.text());
     }
 
     #[test]
@@ -405,11 +442,21 @@ mod tests {
         let (reporter, console) = reporter(CiSystem::CircleCi { bash_env: Some(bash_env.clone()) });
         reporter.publish(&awkward()).unwrap();
         let written = std::fs::read_to_string(&bash_env).unwrap();
-        assert!(
-            written.starts_with("export CUTOVER_OUTPUT_VERSION='42'\nexport CUTOVER_OUTPUT_PREVIOUS_VERSION='41'\n"),
-            "{written}"
-        );
-        assert!(written.contains("export CUTOVER_OUTPUT_INVALIDATION_ID='first line\nsecond'\n"), "{written}");
+        expect![[r#"
+            export CUTOVER_OUTPUT_VERSION='42'
+            export CUTOVER_OUTPUT_PREVIOUS_VERSION='41'
+            export CUTOVER_OUTPUT_PROMOTED='true'
+            export CUTOVER_OUTPUT_PREVIEW_URL='https://example.com/?override_build_number=42'
+            export CUTOVER_OUTPUT_SITE_URL='https://example.com/it'\''s%20[a|b]%20100%%20%22%C3%A9%22'
+            export CUTOVER_OUTPUT_FILES='3'
+            export CUTOVER_OUTPUT_UPLOADED='2'
+            export CUTOVER_OUTPUT_COPIED='1'
+            export CUTOVER_OUTPUT_BYTES_UPLOADED='1234'
+            export CUTOVER_OUTPUT_DURATION_MS='5678'
+            export CUTOVER_OUTPUT_INVALIDATION_ID='first line
+            second'
+        "#]]
+        .assert_eq(&written);
         let sourced = std::process::Command::new("bash")
             .arg("-c")
             .arg(format!(

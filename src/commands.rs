@@ -295,7 +295,7 @@ fn local_url(addr: SocketAddr) -> anyhow::Result<SiteUrl> {
 /// Reports a command's result and publishes its outputs; `--json` shows the result even when
 /// publishing fails.
 fn finish(reporter: &Reporter, plan: &Plan, mut outputs: Outputs, started: Instant) -> anyhow::Result<()> {
-    outputs.duration_ms = started.elapsed().as_millis() as u64;
+    outputs.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     reporter.result(&outputs, String::new)?;
     if !plan.dry_run {
         reporter.publish(&outputs).context("writing step outputs")?;

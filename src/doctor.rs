@@ -282,7 +282,7 @@ mod tests {
     };
 
     fn distribution(events: &[&str]) -> DistributionConfig {
-        let mut associations = LambdaFunctionAssociations::builder().quantity(events.len() as i32);
+        let mut associations = LambdaFunctionAssociations::builder().quantity(i32::try_from(events.len()).unwrap());
         for event in events {
             associations = associations.items(
                 LambdaFunctionAssociation::builder()
@@ -316,7 +316,7 @@ mod tests {
     ) -> CachePolicyConfig {
         let mut cookie_config = CachePolicyCookiesConfig::builder().cookie_behavior(cookies);
         if !cookie_names.is_empty() {
-            let mut names = CookieNames::builder().quantity(cookie_names.len() as i32);
+            let mut names = CookieNames::builder().quantity(i32::try_from(cookie_names.len()).unwrap());
             for name in cookie_names {
                 names = names.items(*name);
             }
@@ -324,7 +324,7 @@ mod tests {
         }
         let mut query_config = CachePolicyQueryStringsConfig::builder().query_string_behavior(query);
         if !queries.is_empty() {
-            let mut names = QueryStringNames::builder().quantity(queries.len() as i32);
+            let mut names = QueryStringNames::builder().quantity(i32::try_from(queries.len()).unwrap());
             for name in queries {
                 names = names.items(*name);
             }

@@ -69,7 +69,7 @@ impl Outputs {
         } else {
             "not promoted".to_owned()
         };
-        let seconds = self.duration_ms as f64 / 1000.0;
+        let seconds = std::time::Duration::from_millis(self.duration_ms).as_secs_f64();
         if self.files == 0 {
             return format!("cutover: {} {state} in {seconds:.1}s", self.version);
         }

@@ -280,7 +280,7 @@ pub fn hash_file(path: &Path, size: u64) -> io::Result<FileDigest> {
         let mut chunk = &buffer[..read];
         whole.update(chunk);
         while multipart && !chunk.is_empty() {
-            let take = chunk.len().min((PART_SIZE - part_len) as usize);
+            let take = chunk.len().min(usize::try_from(PART_SIZE - part_len).unwrap_or(usize::MAX));
             part.update(&chunk[..take]);
             part_len += take as u64;
             chunk = &chunk[take..];
@@ -490,14 +490,15 @@ mod tests {
         fs::write(&path, &body).unwrap();
         let digest = hash_file(&path, body.len() as u64).unwrap();
         assert_eq!(digest.md5, <[u8; 16]>::from(Md5::digest(&body)));
-        let parts: Vec<u8> = body.chunks(PART_SIZE as usize).flat_map(|c| Md5::digest(c).to_vec()).collect();
+        let part_size = usize::try_from(PART_SIZE).unwrap();
+        let parts: Vec<u8> = body.chunks(part_size).flat_map(|c| Md5::digest(c).to_vec()).collect();
         let expected = format!("{}-{}", hex::encode(Md5::digest(&parts)), parts.len() / 16);
         assert_eq!(digest.multipart_etag.as_deref(), Some(expected.as_str()));
         assert!(digest.matches_etag(&format!("\"{expected}\"")));
         let small = hash_file(&dir.path().join("big.bin"), 10).unwrap();
         assert!(small.multipart_etag.is_none() && small.part_md5s.is_empty());
         assert_eq!(digest.part_md5s.len(), 3);
-        assert_eq!(digest.part_md5s[2], <[u8; 16]>::from(Md5::digest(&body[2 * PART_SIZE as usize..])));
+        assert_eq!(digest.part_md5s[2], <[u8; 16]>::from(Md5::digest(&body[2 * part_size..])));
     }
 
     #[test]

@@ -10,8 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_cloudfront::Client;
+use aws_sdk_cloudfront::client::Waiters;
 use aws_sdk_cloudfront::error::ProvideErrorMetadata;
 use aws_sdk_cloudfront::types::{DistributionConfig, InvalidationBatch, Paths};
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use bytes::Bytes;
 
 use super::{Flipped, Pointer, Promotion};
@@ -23,8 +25,6 @@ use crate::version;
 
 /// Attempts at UpdateDistribution when another writer changed the config in between.
 const UPDATE_ATTEMPTS: usize = 4;
-/// How often a waiting run asks whether the invalidation has completed.
-const INVALIDATION_POLL: Duration = Duration::from_secs(5);
 /// Promotions kept in the log.
 const HISTORY_LIMIT: usize = 100;
 
@@ -69,7 +69,8 @@ impl CloudFrontPointer {
     }
 
     async fn invalidate(&self, plan: &Invalidation) -> anyhow::Result<String> {
-        let paths = Paths::builder().quantity(plan.paths.len() as i32).set_items(Some(plan.paths.clone())).build()?;
+        let quantity = i32::try_from(plan.paths.len()).context("too many invalidation paths")?;
+        let paths = Paths::builder().quantity(quantity).set_items(Some(plan.paths.clone())).build()?;
         let reference = format!("cutover-{}-{:08x}", chrono::Utc::now().timestamp_millis(), rand::random::<u32>());
         let batch = InvalidationBatch::builder().paths(paths).caller_reference(reference).build()?;
         let out = self
@@ -87,21 +88,29 @@ impl CloudFrontPointer {
         Ok(id)
     }
 
+    /// Waits with the SDK's waiter (its polling and backoff) until the invalidation completes or
+    /// `limit` passes; past `limit` the run goes on and the edges catch up on their own.
     async fn wait_for(&self, id: &str, limit: Duration) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let out = self.client.get_invalidation().distribution_id(&self.distribution).id(id).send().await.map_err(
-                |e| AwsError::new("CloudFront GetInvalidation", format!("{id} of {}", self.distribution), &e),
-            )?;
-            let status = out.invalidation().map(|i| i.status().to_owned()).unwrap_or_default();
-            if status.eq_ignore_ascii_case("completed") {
-                return Ok(());
+        let waited = self
+            .client
+            .wait_until_invalidation_completed()
+            .distribution_id(&self.distribution)
+            .id(id)
+            .wait(limit)
+            .await;
+        match waited {
+            Ok(_) => Ok(()),
+            Err(WaiterError::ExceededMaxWait(_)) => {
+                crate::say!("invalidation {id} is still in progress after {}s; edges will catch up", limit.as_secs());
+                Ok(())
             }
-            if tokio::time::Instant::now() + INVALIDATION_POLL > deadline {
-                crate::say!("invalidation {id} is still {status} after {}s; edges will catch up", limit.as_secs());
-                return Ok(());
-            }
-            tokio::time::sleep(INVALIDATION_POLL).await;
+            Err(WaiterError::OperationFailed(failed)) => Err(AwsError::new(
+                "CloudFront GetInvalidation",
+                format!("{id} of {}", self.distribution),
+                failed.error(),
+            )
+            .into()),
+            Err(other) => Err(anyhow::Error::new(other).context(format!("waiting for invalidation {id}"))),
         }
     }
 

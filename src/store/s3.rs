@@ -103,8 +103,9 @@ impl S3Store {
             let abort = self.abort(key, &upload_id);
             move || abort
         });
+        let part_md5 = |index: u64| usize::try_from(index).ok().and_then(|i| digest.part_md5s.get(i));
         let parts = futures::stream::iter(0..size.div_ceil(PART_SIZE))
-            .map(|index| self.upload_part(key, &upload_id, file, index, size, digest.part_md5s.get(index as usize)))
+            .map(|index| self.upload_part(key, &upload_id, file, index, size, part_md5(index)))
             .buffered(PART_CONCURRENCY)
             .try_collect::<Vec<_>>()
             .await;
@@ -186,7 +187,9 @@ impl Store for S3Store {
                 .await
                 .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {}: {e}", path.display())))?,
         };
-        let request = self.put_request(key, body, &file.digest.md5, meta).content_length(file.size as i64);
+        let request = self
+            .put_request(key, body, &file.digest.md5, meta)
+            .content_length(i64::try_from(file.size).unwrap_or(i64::MAX));
         on_condition!(request, condition)
             // Content-MD5 already lets S3 check every byte; signing the payload too would read the
             // file a second time for a SHA-256 nobody needs.
@@ -249,7 +252,7 @@ impl Store for S3Store {
         while let Some(page) = pages.try_next().await.map_err(|e| self.failure("ListObjectsV2", self.url(prefix), e))? {
             found.extend(page.contents().iter().map(|object| Listed {
                 key: object.key().unwrap_or_default().to_owned(),
-                size: object.size().unwrap_or_default().max(0) as u64,
+                size: u64::try_from(object.size().unwrap_or_default()).unwrap_or(0),
                 etag: object.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
             }));
         }

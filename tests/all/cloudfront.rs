@@ -61,3 +61,25 @@ fn an_unknown_distribution_fails_at_run_time_and_changes_nothing() {
     run.assert_code(1);
     assert!(run.stderr().contains("E0000000000000"), "{}", run.stderr());
 }
+
+/// moto answers a finished invalidation with `COMPLETED`, a spelling the SDK's waiter does not take
+/// for CloudFront's `Completed`: on moto every invalidation is still in progress when
+/// `invalidation-wait` runs out, which is the case this checks.
+#[test]
+fn an_invalidation_still_running_at_the_deadline_is_left_to_the_edges() {
+    let (f, distribution) = cloudfront_fixture();
+    let dist = f.site("v1", &[("index.html", "1")]);
+    let started = std::time::Instant::now();
+    let run = f.run(
+        &["deploy"],
+        &[
+            ("CUTOVER_DIST_DIR", &dist.display().to_string()),
+            ("CUTOVER_VERSION", "1"),
+            ("CUTOVER_INVALIDATION_WAIT", "2s"),
+        ],
+    );
+    run.assert_code(0);
+    assert!(run.stderr().contains("is still in progress after 2s; edges will catch up"), "{}", run.stderr());
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2), "the run waited for the invalidation");
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+}

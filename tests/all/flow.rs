@@ -11,24 +11,7 @@ use cutover::rules::{IMMUTABLE, REVALIDATE};
 use cutover::stage::COPY_MIN_BYTES;
 use cutover::store::{Condition, json_meta};
 
-use crate::harness::{Fixture, finish, kill, versions};
-
-/// Runs each scenario twice: on the local store and on moto.
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        $(mod $scenario {
-            #[test]
-            fn local() {
-                super::$scenario(crate::harness::Fixture::local());
-            }
-
-            #[test]
-            fn moto() {
-                super::$scenario(crate::harness::Fixture::moto());
-            }
-        })*
-    };
-}
+use crate::harness::{Fixture, finish, kill, on_both_backends, versions};
 
 on_both_backends!(
     first_deploy_uploads_and_the_next_copies_what_did_not_change,
@@ -51,7 +34,7 @@ on_both_backends!(
 
 fn first_deploy_uploads_and_the_next_copies_what_did_not_change(mut f: Fixture) {
     let edge = f.start_edge();
-    let hero = "h".repeat(COPY_MIN_BYTES as usize);
+    let hero = "h".repeat(usize::try_from(COPY_MIN_BYTES).unwrap());
     let files = [
         ("index.html", "<h1>one</h1>"),
         ("assets/app.3f9a2c1b.js", "console.log(1)"),
@@ -322,7 +305,7 @@ fn prune_keeps_the_live_the_previous_and_the_recent(mut f: Fixture) {
 
 fn large_files_go_in_parts_and_resume_by_their_etag(mut f: Fixture) {
     let edge = f.start_edge();
-    let big: String = (0..17 * 1024 * 1024 + 321).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let big: String = ('a'..='z').cycle().take(17 * 1024 * 1024 + 321).collect();
     let dist = f.site("v1", &[("index.html", "1"), ("media/big.bin", &big)]);
     let dist_arg = dist.display().to_string();
     f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist_arg), ("CUTOVER_VERSION", "1")]).assert_code(0);

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use cutover::release::read_record;
 
-use crate::harness::{Fixture, Run};
+use crate::harness::{Fixture, Run, on_both_backends};
 
 on_both_backends!(
     dist_dir_dot_releases_neither_the_store_nor_secret_files,

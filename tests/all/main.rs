@@ -7,7 +7,6 @@ mod docs;
 mod doctor;
 mod edge_bundle;
 mod edge_vectors;
-#[macro_use]
 mod flow;
 mod harness;
 mod hostile;

@@ -1,9 +1,12 @@
 //! The CI manifests (`action.yml`, the TeamCity recipe and meta-runner, the CircleCI orb) and the
 //! README's inputs table are generated from the inputs and outputs defined in the code, and this
-//! test fails when a file on disk differs. `CUTOVER_BLESS=1` rewrites them.
+//! test fails when a file on disk differs. They are snapshots (`expect-test`): `UPDATE_EXPECT=1`
+//! rewrites them.
 
 use std::path::Path;
 use std::process::Command;
+
+use expect_test::expect_file;
 
 use cutover::ci::{OUTPUT_ENV_PREFIX, output_env_name};
 use cutover::inputs::{INPUTS, InputSpec};
@@ -21,7 +24,7 @@ fn image() -> String {
 const COMMANDS: [&str; 7] = ["deploy", "stage", "smoke", "promote", "rollback", "status", "prune"];
 
 const HEADER: &str = "Generated from src/inputs/mod.rs and src/report.rs by tests/all/manifests.rs: edit those, then run\n\
-                      CUTOVER_BLESS=1 cargo test manifests";
+                      UPDATE_EXPECT=1 cargo test manifests";
 
 fn is_flag(input: &InputSpec) -> bool {
     matches!(input.default, Some("true" | "false"))
@@ -274,24 +277,12 @@ fn orb_yml() -> String {
     out
 }
 
-/// Compares a generated file with the one on disk, or rewrites it when blessing.
-fn check(path: &str, expected: &str) {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    if cutover::env::Env::from_process().get("CUTOVER_BLESS") == Some("1") {
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&full, expected).expect("writing a manifest");
-        return;
-    }
-    let actual = std::fs::read_to_string(&full).unwrap_or_default();
-    assert!(actual == expected, "{path} differs from the inputs in the code; run CUTOVER_BLESS=1 cargo test manifests");
-}
-
 #[test]
 fn manifests_match_the_inputs_in_the_code() {
-    check("action.yml", &action_yml());
-    check("teamcity-plugin/cutover-recipe.yml", &recipe_yml());
-    check("teamcity-plugin/cutover-meta-runner.xml", &meta_runner_xml());
-    check("circleci/orb.yml", &orb_yml());
+    expect_file!["../../action.yml"].assert_eq(&action_yml());
+    expect_file!["../../teamcity-plugin/cutover-recipe.yml"].assert_eq(&recipe_yml());
+    expect_file!["../../teamcity-plugin/cutover-meta-runner.xml"].assert_eq(&meta_runner_xml());
+    expect_file!["../../circleci/orb.yml"].assert_eq(&orb_yml());
 }
 
 /// Parses each manifest as YAML/XML with Python (from `.venv`) and checks the inputs it declares.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use cutover::release::{ReleaseRecord, read_record};
 use cutover::store::{Condition, json_meta};
 
-use crate::harness::Fixture;
+use crate::harness::{Fixture, on_both_backends};
 
 /// A build of `pages` files plus an `index.html` naming `tag`, so every build differs.
 fn build(f: &Fixture, tag: &str, pages: usize) -> String {
