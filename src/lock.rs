@@ -3,8 +3,9 @@
 //!
 //! A lease is a create-only object naming its holder and when it lapses. A run that finds one
 //! held waits; one past its lapse time is taken over with an `If-Match` write, so of two runs
-//! taking over the same stale lease only one wins. The staging claim is renewed while its holder
-//! works, so it lapses only when the holder is gone.
+//! taking over the same stale lease only one wins. Both leases are renewed while their holder
+//! works, so they lapse only when the holder is gone or stalled, and a holder checks its own clock
+//! (its [`Fence`]) before each write, so a stalled one writes nothing once it may have lapsed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -145,9 +146,10 @@ impl Lease {
     }
 }
 
-/// A held deploy lock; release it with [`DeployLock::release`]. Its fence is checked before each
-/// write made under it: a run paused past the lock's lease writes nothing when it resumes.
-pub struct DeployLock(Held, Fence);
+/// A held deploy lock, renewed while the run works; release it with [`DeployLock::release`]. Its
+/// fence is checked before each write made under it: a run paused past the lease writes nothing
+/// when it resumes.
+pub struct DeployLock(Renewed);
 
 impl DeployLock {
     /// Takes the lock, waiting while another run holds a live one (at most two leases).
@@ -158,7 +160,7 @@ impl DeployLock {
             let attempt = Lease::new(site, site.layout.lock_key(), lease, run_url);
             let sent = Instant::now();
             let holder = match attempt.attempt("deploy lock").await? {
-                Attempt::Taken(held) => return Ok(DeployLock(held, Fence::since(sent, lease, "the deploy lock"))),
+                Attempt::Taken(held) => return Ok(DeployLock(Renewed::start(held, sent, "the deploy lock"))),
                 Attempt::Held(holder) => holder.map(|h| h.describe()).unwrap_or_default(),
             };
             if tokio::time::Instant::now() >= give_up {
@@ -174,12 +176,53 @@ impl DeployLock {
 
     /// Fails (a refusal: nothing is written) once the lock may have lapsed.
     pub fn check(&self) -> Result<(), Refusal> {
-        self.1.check().map_err(|lapsed| Refusal::new(lapsed.to_string()))
+        self.0.fence.check().map_err(|lapsed| Refusal::new(lapsed.to_string()))
     }
 
     /// Removes the lock if this run still holds it.
     pub async fn release(self) -> anyhow::Result<()> {
-        self.0.lease.release().await.context("releasing the deploy lock")
+        self.0.release().await.context("releasing the deploy lock")
+    }
+}
+
+/// A taken lease renewed in the background while its holder works, with the fence its writes check.
+struct Renewed {
+    held: Arc<Held>,
+    lost: Arc<AtomicBool>,
+    fence: Fence,
+    _renewer: Renewer,
+}
+
+impl Renewed {
+    fn start(held: Held, taken_at: Instant, what: &'static str) -> Renewed {
+        let held = Arc::new(held);
+        let lost = Arc::new(AtomicBool::new(false));
+        let fence = Fence::since(taken_at, held.lease.length, what);
+        let renewer = tokio::spawn({
+            let (held, lost, renewed) = (Arc::clone(&held), Arc::clone(&lost), Arc::clone(&fence.renewed));
+            async move {
+                loop {
+                    tokio::time::sleep(held.lease.length / 5).await;
+                    let sent = Instant::now();
+                    // A failed renewal is retried at the next tick; only another holder ends it.
+                    match held.lease.renew().await {
+                        Ok(true) => *renewed.lock().unwrap_or_else(|e| e.into_inner()) = sent,
+                        Ok(false) => {
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+        });
+        Renewed { held, lost, fence, _renewer: Renewer(renewer) }
+    }
+
+    /// Stops renewing and gives the lease up.
+    async fn release(self) -> anyhow::Result<()> {
+        drop(self._renewer);
+        self.held.lease.release().await
     }
 }
 
@@ -192,12 +235,7 @@ pub enum Claimed {
 }
 
 /// The right to write a version's files, renewed in the background while the run stages.
-pub struct StagingClaim {
-    held: Arc<Held>,
-    lost: Arc<AtomicBool>,
-    fence: Fence,
-    _renewer: Renewer,
-}
+pub struct StagingClaim(Renewed);
 
 /// Checked before each write under a claim: the claim was renewed recently enough, by this
 /// process's own monotonic clock (which runs on while the process is stopped or starved), that no
@@ -232,7 +270,7 @@ impl Fence {
     }
 }
 
-/// The background task renewing a claim; stopped when dropped, so no path leaves it running.
+/// The background task renewing a lease; stopped when dropped, so no path leaves it running.
 struct Renewer(tokio::task::JoinHandle<()>);
 
 impl Drop for Renewer {
@@ -266,7 +304,7 @@ impl StagingClaim {
                         held.lease.release().await?;
                         return Ok(Claimed::Recorded);
                     }
-                    return Ok(Claimed::Writer(StagingClaim::renewed(held, sent)));
+                    return Ok(Claimed::Writer(StagingClaim(Renewed::start(held, sent, "the staging claim"))));
                 }
                 Attempt::Held(holder) => {
                     if tokio::time::Instant::now() >= next_note {
@@ -280,40 +318,15 @@ impl StagingClaim {
         }
     }
 
-    fn renewed(held: Held, taken_at: Instant) -> StagingClaim {
-        let held = Arc::new(held);
-        let lost = Arc::new(AtomicBool::new(false));
-        let fence = Fence::since(taken_at, held.lease.length, "the staging claim");
-        let renewer = tokio::spawn({
-            let (held, lost, renewed) = (Arc::clone(&held), Arc::clone(&lost), Arc::clone(&fence.renewed));
-            async move {
-                loop {
-                    tokio::time::sleep(held.lease.length / 5).await;
-                    let sent = Instant::now();
-                    // A failed renewal is retried at the next tick; only another holder ends it.
-                    match held.lease.renew().await {
-                        Ok(true) => *renewed.lock().unwrap_or_else(|e| e.into_inner()) = sent,
-                        Ok(false) => {
-                            lost.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                        Err(_) => {}
-                    }
-                }
-            }
-        });
-        StagingClaim { held, lost, fence, _renewer: Renewer(renewer) }
-    }
-
     /// The check each write under this claim makes first.
     pub fn fence(&self) -> Fence {
-        self.fence.clone()
+        self.0.fence.clone()
     }
 
     /// Fails unless this run still holds the claim: checked before the record makes the files final.
     pub async fn confirm(&self) -> anyhow::Result<()> {
-        self.fence.check()?;
-        if self.lost.load(Ordering::SeqCst) || self.held.lease.held().await?.is_none() {
+        self.0.fence.check()?;
+        if self.0.lost.load(Ordering::SeqCst) || self.0.held.lease.held().await?.is_none() {
             anyhow::bail!(
                 "lost the staging claim to another run (this run stalled past its lease); nothing was recorded"
             );
@@ -323,7 +336,6 @@ impl StagingClaim {
 
     /// Stops renewing and gives the claim up.
     pub async fn release(self) -> anyhow::Result<()> {
-        drop(self._renewer);
-        self.held.lease.release().await.context("releasing the staging claim")
+        self.0.release().await.context("releasing the staging claim")
     }
 }

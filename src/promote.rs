@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::backend::Site;
 use crate::lock::DeployLock;
 use crate::outcome::Refusal;
-use crate::pointer::ROLLED_BACK;
+use crate::pointer::{Promotion, ROLLED_BACK};
 use crate::release::{self, ReleaseRecord, RunInfo, read_record};
 use crate::version;
 
@@ -98,30 +98,40 @@ pub async fn promote(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resul
     let lock = DeployLock::acquire(site, request.lock_lease, request.run.run_url.as_deref()).await?;
     let result = flip(site, request, &lock).await;
     let released = lock.release().await;
-    let report = result?;
+    let (report, note) = result?;
     released?;
-    Ok(report)
-}
-
-async fn flip(site: &Site, request: &PromoteRequest<'_>, lock: &DeployLock) -> anyhow::Result<PromoteReport> {
-    let mut report = check_guards(site, request).await?;
-    if report.promoted {
-        let note = note(request.direction, request.run.run_url.as_deref(), report.previous.as_deref());
-        lock.check()?;
-        let flipped = site
-            .pointer
-            .write(request.version, &note)
-            .await
-            .with_context(|| format!("flipping {} to {}", site.pointer.describe(), request.version))?;
-        report.invalidation_id = flipped.invalidation_id;
+    if let Some(note) = note {
         undo_if_overtaken(site, request, &report, &note).await?;
     }
     Ok(report)
 }
 
+/// Checks the guards and flips; returns the report and, if it flipped, the note it logged.
+async fn flip(
+    site: &Site,
+    request: &PromoteRequest<'_>,
+    lock: &DeployLock,
+) -> anyhow::Result<(PromoteReport, Option<String>)> {
+    let mut report = check_guards(site, request).await?;
+    if !report.promoted {
+        return Ok((report, None));
+    }
+    let note = note(request.direction, request.run.run_url.as_deref(), report.previous.as_deref());
+    lock.check()?;
+    let flipped = site
+        .pointer
+        .write(request.version, &note)
+        .await
+        .with_context(|| format!("flipping {} to {}", site.pointer.describe(), request.version))?;
+    report.invalidation_id = flipped.invalidation_id;
+    Ok((report, Some(note)))
+}
+
 /// After the flip: a promotion that landed between this run's guards and its write (this run was
-/// paused, or its write delayed, past the lock's lease) is put back if this version stands before
-/// it, and the run is refused. A pointer has no compare-and-swap (SSM), so this is checked after.
+/// paused, or its write delayed, past the lock's lease) must not be undone. If a newer version, or
+/// a rollback, landed in between, the run takes the deploy lock again and, if its own write is
+/// still the last, puts that one back; either way the run is refused. A pointer has no
+/// compare-and-swap (SSM), so this is checked after the write.
 async fn undo_if_overtaken(
     site: &Site,
     request: &PromoteRequest<'_>,
@@ -131,26 +141,39 @@ async fn undo_if_overtaken(
     if request.direction != Direction::Forward {
         return Ok(());
     }
+    let ours = |p: &Promotion| p.version == request.version && p.note == note;
     let history = site.pointer.history().await?;
-    let Some(ours) = history.iter().rposition(|p| p.version == request.version && p.note == note) else {
+    let Some(at) = history.iter().rposition(ours) else { return Ok(()) };
+    let Some(between) = at.checked_sub(1).map(|i| history[i].clone()) else { return Ok(()) };
+    if Some(&between.version) == report.previous.as_ref() || between.version == request.version {
+        return Ok(());
+    }
+    let why = if between.is_rollback() {
+        format!("a rollback to {} was made while this run waited to promote {}", between.version, request.version)
+    } else if release::compare(site, request.version, &between.version).await? == Ordering::Less {
+        format!("{} was promoted while this run waited to promote the older {}", between.version, request.version)
+    } else {
         return Ok(());
     };
-    let Some(overtaken) = ours.checked_sub(1).map(|i| history[i].version.clone()) else { return Ok(()) };
-    if Some(&overtaken) == report.previous.as_ref() || overtaken == request.version {
-        return Ok(());
+    let lock = DeployLock::acquire(site, request.lock_lease, request.run.run_url.as_deref()).await?;
+    let repaired = async {
+        // Only this run's write is undone: a promotion made since stands.
+        if !site.pointer.history().await?.last().is_some_and(ours) {
+            return Ok(format!("{why}; the pointer has moved on since"));
+        }
+        lock.check()?;
+        // Logged as a rollback, so the rollback target is what it was before this run's version.
+        let run = request.run.run_url.as_deref().unwrap_or("cutover");
+        let restore = format!("{ROLLED_BACK} by {run} from {}: it overtook a later promotion", request.version);
+        site.pointer
+            .write(&between.version, &restore)
+            .await
+            .with_context(|| format!("putting {} back", between.version))?;
+        anyhow::Ok(format!("{why}; {} was put back", between.version))
     }
-    if release::compare(site, request.version, &overtaken).await? != Ordering::Less {
-        return Ok(());
-    }
-    // Logged as a rollback, so the rollback target is what it was before the older version.
-    let run = request.run.run_url.as_deref().unwrap_or("cutover");
-    let restore = format!("{ROLLED_BACK} by {run} from {}: it overtook a newer promotion", request.version);
-    site.pointer.write(&overtaken, &restore).await.with_context(|| format!("putting {overtaken} back"))?;
-    Err(Refusal::new(format!(
-        "{overtaken} was promoted while this run waited to promote the older {}; {overtaken} was put back",
-        request.version
-    ))
-    .into())
+    .await;
+    lock.release().await?;
+    Err(Refusal::new(repaired?).into())
 }
 
 /// The note a promotion is logged with: which way, by which run, from which version.
@@ -241,7 +264,6 @@ async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pointer::Promotion;
 
     #[test]
     fn notes_say_which_way_a_promotion_went() {

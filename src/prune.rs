@@ -52,9 +52,7 @@ async fn prune_locked(site: &Site, keep: usize, lock: Option<&DeployLock>) -> an
             continue;
         }
         if let Some(lock) = lock {
-            // Past the lock's lease another run may have made this release live again.
-            lock.check()?;
-            delete_release(site, record).await?;
+            delete_release(site, record, lock).await?;
         }
         report.deleted.push(record.version.clone());
     }
@@ -63,13 +61,17 @@ async fn prune_locked(site: &Site, keep: usize, lock: Option<&DeployLock>) -> an
 
 /// Deletes the record first, so a half-deleted release can never be promoted, then exactly the
 /// files it lists: never a directory, so prune cannot reach into anything the record does not name.
-async fn delete_release(site: &Site, record: &ReleaseRecord) -> anyhow::Result<()> {
+async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) -> anyhow::Result<()> {
     let version = &record.version;
+    // Past the lock's lease another run may have made this release live again: each write first
+    // checks the lock is still this run's.
+    lock.check()?;
     site.store
         .delete(&[site.layout.record_key(version), site.layout.verdict_key(version)])
         .await
         .with_context(|| format!("deleting the record of {version}"))?;
     let keys: Vec<String> = record.files.keys().map(|path| site.layout.object_key(version, path)).collect();
+    lock.check()?;
     site.store.delete(&keys).await.with_context(|| format!("deleting the files of {version}"))?;
     Ok(())
 }

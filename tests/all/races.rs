@@ -206,35 +206,63 @@ fn every_pair_of_commands_at_once_keeps_every_release_intact() {
     }
 }
 
-/// Two promotions at once where the older one's pointer write is delayed past its lock's lease
-/// (SSM has no compare-and-swap): the newer one goes live, and the older one, finding it was
-/// overtaken, puts the newer back and is refused.
+/// A promotion whose pointer write lands late (SSM has no compare-and-swap): a run racing it waits
+/// for the deploy lock, which the late run keeps renewing; and a flip that bypassed the lock (a
+/// paused run's write landing) in between, a newer version or a rollback, is put back and the
+/// late run refused.
 #[test]
-fn a_promotion_whose_write_lands_late_never_leaves_an_older_version_live() {
+fn a_promotion_whose_write_lands_late_never_undoes_what_landed_in_between() {
     let f = Fixture::moto();
-    for version in ["4", "5", "6"] {
+    for version in ["3", "4", "5", "6", "7", "8", "9"] {
         let dist = build(&f, &format!("v{version}"), 1);
         f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)]).assert_code(0);
     }
     f.run(&["promote", "4"], &[]).assert_code(0);
-    let stall = std::time::Duration::from_secs(4);
+    let stall = std::time::Duration::from_secs(3);
     let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
         (request.ssm_action() == Some("PutParameter")).then_some(crate::proxy::Fault::Stall(stall))
     });
-    let late = spawn(&f, &["promote", "5"], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_LOCK_LEASE", "1s")]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while proxy.faults().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the late promotion never wrote the pointer");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let late = |version: &str| {
+        let child = spawn(&f, &["promote", version], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_LOCK_LEASE", "1s")]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let stalled = proxy.faults().len();
+        while proxy.faults().len() == stalled {
+            assert!(std::time::Instant::now() < deadline, "promote {version} never wrote the pointer");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child
+    };
+    // A run racing the late one waits for its lock, then goes on top of it.
+    let running = late("5");
     let newer = f.run(&["promote", "6"], &[("CUTOVER_LOCK_LEASE", "1s")]);
     newer.assert_code(0);
-    assert!(newer.stderr().contains("taking over the stale deploy lock"), "{}", newer.stderr());
-    let (code, stderr) = finish(late);
-    assert_eq!(code, 4, "{stderr}");
-    assert!(stderr.contains("6 was promoted while this run waited to promote the older 5; 6 was put back"), "{stderr}");
+    assert!(newer.stderr().contains("waiting for the deploy lock"), "{}", newer.stderr());
+    assert_eq!(finish(running).0, 0);
     assert_eq!(f.active().as_deref(), Some("6"));
-    // The put-back counts as undoing 5: a rollback goes to 4, not to the version that overtook.
+    // A newer version, then a rollback, written past the lock while the late write is in flight.
+    let cases = [
+        (
+            "7",
+            "8",
+            "promoted by a paused run from 6",
+            "8 was promoted while this run waited to promote the older 7; 8 was put back",
+        ),
+        (
+            "9",
+            "3",
+            "rolled back by an operator from 8",
+            "a rollback to 3 was made while this run waited to promote 9; 3 was put back",
+        ),
+    ];
+    for (version, between, note, said) in cases {
+        let running = late(version);
+        f.with_site(async |site| site.pointer.write(between, note).await.unwrap());
+        let (code, stderr) = finish(running);
+        assert_eq!(code, 4, "{stderr}");
+        assert!(stderr.contains(said), "{stderr}");
+        assert_eq!(f.active().as_deref(), Some(between));
+    }
+    // The put-back counts as undoing 9: a rollback goes where it went before 9 landed.
     let rollback = f.run(&["rollback", "--dry-run", "--json"], &[]);
-    assert_eq!(rollback.assert_code(0).json()["version"], "4", "{}", rollback.stdout());
+    assert_eq!(rollback.assert_code(0).json()["version"], "8", "{}", rollback.stdout());
 }
