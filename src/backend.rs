@@ -21,6 +21,19 @@ pub struct Site {
     pub layout: Layout,
 }
 
+/// Record reads take a site as its store and its layout (`release::read_record`, `all_records`).
+impl AsRef<dyn Store> for Site {
+    fn as_ref(&self) -> &(dyn Store + 'static) {
+        self.store.as_ref()
+    }
+}
+
+impl AsRef<Layout> for Site {
+    fn as_ref(&self) -> &Layout {
+        &self.layout
+    }
+}
+
 /// The AWS clients a plan needs, from the standard AWS chain (env, web identity, profile).
 pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,

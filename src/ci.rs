@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::env::Env;
+use crate::inputs::SiteUrl;
 use crate::report::{self, Outputs};
-use crate::smoke::SiteUrl;
 
 /// The CI system a run is in, detected from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,14 +11,14 @@ use crate::ci::{CiSystem, Reporter};
 use crate::cli::{Cli, Command, EdgeCommand};
 use crate::edge_bundle::{RouterConfig, bundle};
 use crate::env::Env;
-use crate::inputs::{Backend, InputError, Plan, RawInputs};
+use crate::inputs::{Backend, InputError, Plan, RawInputs, SiteUrl};
 use crate::outcome::{self, Refusal};
 use crate::pointer::rollback_target;
 use crate::promote::{Active, Direction, PromoteRequest, promote};
 use crate::prune::prune;
 use crate::release::Verdict;
 use crate::report::Outputs;
-use crate::smoke::{SiteUrl, SmokeCheck, preview_url, smoke};
+use crate::smoke::{SmokeCheck, smoke};
 use crate::stage::stage;
 use crate::{doctor, serve, status};
 
@@ -182,7 +182,7 @@ async fn staged(
     Ok(Outputs {
         version: version.to_owned(),
         site_url: plan.site_url.clone(),
-        preview_url: plan.site_url.as_ref().map(|url| preview_url(url, version, &plan.edge)),
+        preview_url: plan.site_url.as_ref().map(|url| url.preview(version, &plan.edge)),
         files: report.files,
         uploaded: report.uploaded,
         copied: report.copied,
@@ -233,7 +233,7 @@ async fn smoke_release(
     reporter: &Reporter,
 ) -> anyhow::Result<(Vec<SmokeCheck>, Option<SiteUrl>)> {
     if let Some(url) = &plan.site_url {
-        return Ok((smoke(url, version, &plan.smoke, &plan.edge).await?, Some(preview_url(url, version, &plan.edge))));
+        return Ok((smoke(url, version, &plan.smoke, &plan.edge).await?, Some(url.preview(version, &plan.edge))));
     }
     if !matches!(plan.backend, Backend::Local { .. }) {
         reporter.warn("no site-url given: the smoke test is skipped");
@@ -245,7 +245,7 @@ async fn smoke_release(
     let checks = smoke(&url, version, &plan.smoke, &plan.edge).await?;
     // The edge above stops with this run; the preview lives where `cutover serve` listens.
     let served = local_url(plan.listen)?;
-    Ok((checks, Some(preview_url(&served, version, &plan.edge))))
+    Ok((checks, Some(served.preview(version, &plan.edge))))
 }
 
 async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> anyhow::Result<Outputs> {

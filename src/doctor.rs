@@ -6,9 +6,8 @@ use serde::Serialize;
 
 use crate::aws_error::AwsError;
 use crate::backend::AwsClients;
-use crate::inputs::{AwsPointer, Backend, InputError, Plan};
+use crate::inputs::{AwsPointer, Backend, InputError, Plan, SiteUrl};
 use crate::routing::{EdgeNames, VERSION_HEADER};
-use crate::smoke::SiteUrl;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,7 +1,7 @@
 //! How a run ends: the documented exit codes, and the errors that choose them.
 
 use crate::inputs::InputError;
-use crate::smoke::SmokeCheck;
+use crate::smoke::SmokeFailure;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
@@ -18,14 +18,6 @@ impl Refusal {
     pub fn new(why: impl Into<String>) -> Self {
         Self(why.into())
     }
-}
-
-/// The smoke test failed; nothing was promoted. It carries the result of every path.
-#[derive(Debug, thiserror::Error)]
-#[error("smoke test failed: {message}")]
-pub struct SmokeFailure {
-    pub message: String,
-    pub checks: Vec<SmokeCheck>,
 }
 
 /// The exit code for an error: the first cause in its chain that has one decides, else 1.

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::backend::Site;
 use crate::env::Env;
+use crate::store::{Condition, Store, json_meta};
 use crate::version;
 
 /// Records read at once when listing every release.
@@ -190,21 +190,24 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub async fn write(&self, site: &Site, version: &str) -> anyhow::Result<()> {
+    pub async fn write(&self, site: &(impl AsRef<dyn Store> + AsRef<Layout>), version: &str) -> anyhow::Result<()> {
+        let (store, layout): (&dyn Store, &Layout) = (site.as_ref(), site.as_ref());
         let body = bytes::Bytes::from(serde_json::to_vec(self)?);
-        let key = site.layout.verdict_key(version);
-        site.store.put(&key, body, &crate::store::json_meta(), crate::store::Condition::Always).await?;
+        store.put(&layout.verdict_key(version), body, &json_meta(), Condition::Always).await?;
         Ok(())
     }
 
     /// Every verdict of the site, by version; unreadable ones are skipped.
-    pub async fn read_all(site: &Site) -> anyhow::Result<std::collections::HashMap<String, Verdict>> {
-        let dir = site.layout.verdicts_dir();
-        let listed = site.store.list(&dir).await.context("listing release verdicts")?;
+    pub async fn read_all(
+        site: &(impl AsRef<dyn Store> + AsRef<Layout>),
+    ) -> anyhow::Result<std::collections::HashMap<String, Verdict>> {
+        let (store, layout): (&dyn Store, &Layout) = (site.as_ref(), site.as_ref());
+        let dir = layout.verdicts_dir();
+        let listed = store.list(&dir).await.context("listing release verdicts")?;
         let mut verdicts = std::collections::HashMap::new();
         for key in listed.into_iter().map(|l| l.key) {
             let Some(version) = key.strip_prefix(&dir).and_then(|k| k.strip_suffix(".json")) else { continue };
-            if let Some(fetched) = site.store.get(&key).await.context("reading a release verdict")?
+            if let Some(fetched) = store.get(&key).await.context("reading a release verdict")?
                 && let Ok(verdict) = serde_json::from_slice(&fetched.body)
             {
                 verdicts.insert(version.to_owned(), verdict);
@@ -215,15 +218,15 @@ impl Verdict {
 }
 
 /// Reads and parses a release record; `None` when the release does not exist.
-pub async fn read_record(site: &Site, key: &str) -> anyhow::Result<Option<ReleaseRecord>> {
-    match site.store.get(key).await.with_context(|| format!("reading release record {key}"))? {
+pub async fn read_record(store: &impl AsRef<dyn Store>, key: &str) -> anyhow::Result<Option<ReleaseRecord>> {
+    match store.as_ref().get(key).await.with_context(|| format!("reading release record {key}"))? {
         Some(fetched) => ReleaseRecord::from_json(key, &fetched.body).map(Some),
         None => Ok(None),
     }
 }
 
 /// Every recorded release of the site, oldest first in the release order ([`version::places`]).
-pub async fn all_records(site: &Site) -> anyhow::Result<Vec<ReleaseRecord>> {
+pub async fn all_records(site: &(impl AsRef<dyn Store> + AsRef<Layout>)) -> anyhow::Result<Vec<ReleaseRecord>> {
     let records = records_where(site, |_| true).await?;
     let places = version::places(&records.iter().map(|r| (r.version.as_str(), r.created_at)).collect::<Vec<_>>());
     let mut placed: Vec<_> = places.into_iter().zip(records).collect();
@@ -234,7 +237,7 @@ pub async fn all_records(site: &Site) -> anyhow::Result<Vec<ReleaseRecord>> {
 /// How release `a` stands against release `b` in the release order that [`all_records`] lists,
 /// reading only the records that can move either. A version without a record counts as recorded
 /// before any other.
-pub async fn compare(site: &Site, a: &str, b: &str) -> anyhow::Result<Ordering> {
+pub async fn compare(site: &(impl AsRef<dyn Store> + AsRef<Layout>), a: &str, b: &str) -> anyhow::Result<Ordering> {
     let records = records_where(site, |v| version::can_move(v, a) || version::can_move(v, b)).await?;
     let mut releases: Vec<(String, DateTime<Utc>)> = records.into_iter().map(|r| (r.version, r.created_at)).collect();
     let mut index_of = |version: &str| match releases.iter().position(|(v, _)| v == version) {
@@ -250,10 +253,14 @@ pub async fn compare(site: &Site, a: &str, b: &str) -> anyhow::Result<Ordering> 
 }
 
 /// The records of the versions `wanted` accepts, in no particular order.
-async fn records_where(site: &Site, wanted: impl Fn(&str) -> bool) -> anyhow::Result<Vec<ReleaseRecord>> {
-    let listed = site.store.list(&site.layout.records_dir()).await.context("listing release records")?;
+async fn records_where(
+    site: &(impl AsRef<dyn Store> + AsRef<Layout>),
+    wanted: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<ReleaseRecord>> {
+    let (store, layout): (&dyn Store, &Layout) = (site.as_ref(), site.as_ref());
+    let listed = store.list(&layout.records_dir()).await.context("listing release records")?;
     let keys =
-        listed.into_iter().filter(|l| site.layout.version_of_record(&l.key).is_some_and(|v| wanted(&v))).map(|l| l.key);
+        listed.into_iter().filter(|l| layout.version_of_record(&l.key).is_some_and(|v| wanted(&v))).map(|l| l.key);
     futures::stream::iter(keys)
         .map(|key| async move { read_record(site, &key).await })
         .buffer_unordered(RECORD_READS)

@@ -4,9 +4,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::outcome::SmokeFailure;
+use crate::inputs::SiteUrl;
 use crate::progress::human_bytes;
-use crate::smoke::{SiteUrl, SmokeCheck};
+use crate::smoke::{SmokeCheck, SmokeFailure};
 
 /// Every output with what it holds, in the order CI systems receive them.
 pub const OUTPUTS: &[(&str, &str)] = &[

@@ -10,9 +10,11 @@
 mod parse;
 mod plan;
 mod raw;
+mod site_url;
 
 pub use plan::{AwsBackend, AwsPointer, Backend, Invalidation, Plan, SmokePlan};
 pub use raw::variable_warnings;
+pub use site_url::SiteUrl;
 
 /// One input as users see it: the name they write, what it does, and its default.
 #[derive(Debug, Clone, Copy)]

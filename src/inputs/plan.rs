@@ -10,12 +10,11 @@ use super::parse::{
     parse_count, parse_distribution_id, parse_duration, parse_invalidation_paths, parse_listen, parse_name,
     parse_prefix, parse_smoke_paths, parse_status, validate_bucket,
 };
-use super::{InputError, Inputs, RawInputs};
+use super::{InputError, Inputs, RawInputs, SiteUrl};
 use crate::env::Env;
 use crate::release::RunInfo;
 use crate::routing::EdgeNames;
 use crate::rules::CacheRules;
-use crate::smoke::SiteUrl;
 use crate::version;
 
 /// Where releases and the active version live.
