@@ -192,7 +192,7 @@ fn a_killed_stage_resumes(f: Fixture) {
         ("CUTOVER_DIST_DIR", dist.as_str()),
         ("CUTOVER_VERSION", "1"),
         ("CUTOVER_CONCURRENCY", "1"),
-        ("CUTOVER_LOCK_LEASE", "1s"),
+        ("CUTOVER_LOCK_LEASE", "3s"),
     ];
     let child = f
         .command(&["stage"], &env)

@@ -223,7 +223,7 @@ fn a_promotion_whose_write_lands_late_never_undoes_what_landed_in_between() {
         (request.ssm_action() == Some("PutParameter")).then_some(crate::proxy::Fault::Stall(stall))
     });
     let late = |version: &str| {
-        let child = spawn(&f, &["promote", version], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_LOCK_LEASE", "1s")]);
+        let child = spawn(&f, &["promote", version], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_LOCK_LEASE", "3s")]);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let stalled = proxy.faults().len();
         while proxy.faults().len() == stalled {
@@ -234,7 +234,7 @@ fn a_promotion_whose_write_lands_late_never_undoes_what_landed_in_between() {
     };
     // A run racing the late one waits for its lock, then goes on top of it.
     let running = late("5");
-    let newer = f.run(&["promote", "6"], &[("CUTOVER_LOCK_LEASE", "1s")]);
+    let newer = f.run(&["promote", "6"], &[("CUTOVER_LOCK_LEASE", "3s")]);
     newer.assert_code(0);
     assert!(newer.stderr().contains("waiting for the deploy lock"), "{}", newer.stderr());
     assert_eq!(finish(running).0, 0);

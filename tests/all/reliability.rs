@@ -156,7 +156,7 @@ fn killed_at_seeded_points_the_live_site_is_old_or_new_whole() {
             ("CUTOVER_DIST_DIR", dist.as_str()),
             ("CUTOVER_VERSION", "2"),
             ("CUTOVER_CONCURRENCY", "1"),
-            ("CUTOVER_LOCK_LEASE", "1s"),
+            ("CUTOVER_LOCK_LEASE", "3s"),
         ];
         let child = f.command(&["deploy"], &env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let held = proxy.wait_for_hold(Duration::from_secs(60));
@@ -174,7 +174,7 @@ fn killed_at_seeded_points_the_live_site_is_old_or_new_whole() {
         let lock_left = f.with_site(async |site| site.store.get(&site.layout.lock_key()).await.unwrap().is_some());
 
         let rerun =
-            f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", "2"), ("CUTOVER_LOCK_LEASE", "1s")]);
+            f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", "2"), ("CUTOVER_LOCK_LEASE", "3s")]);
         rerun.assert_code(0);
         assert_eq!(f.active().as_deref(), Some("2"), "point {point}: the re-run finishes the job");
         assert_release_matches(&f, &v2, "2");
