@@ -370,6 +370,16 @@ print(json.dumps({
     "tags_script": steps("image")["tags"]["run"],
     "build": steps("image")["build"]["with"],
     "tag_check": steps("version")["version"]["run"],
+    "forward_check": steps("version")["forward"]["run"],
+    "move_major_output": jobs["version"]["outputs"]["move_major"],
+    "tags_env": steps("image")["tags"]["env"],
+    "major_tag_if": [s.get("if") for s in jobs["release"]["steps"] if s.get("name") == "Move the action's major tag"][0],
+    "image_overrides": [
+        where for job_name, job in jobs.items()
+        for where, env in [(f"job {job_name}", job.get("env"))]
+            + [(f"job {job_name} step {i}", s.get("env")) for i, s in enumerate(job.get("steps", []))]
+        if "IMAGE" in (env or {})
+    ],
     "images": {
         "action.yml": yaml.safe_load(open(root + "/action.yml"))["runs"]["image"].removeprefix("docker://"),
         "recipe": yaml.safe_load(open(root + "/teamcity-plugin/cutover-recipe.yml"))["container"],
@@ -388,22 +398,210 @@ print(json.dumps({
 
     assert_eq!(parsed["pushed_to"], REGISTRY_PATH, "the registry path in .github/workflows/release.yml");
     let tags = parsed["tags_script"].as_str().expect("the image tags step");
-    assert!(tags.contains(r#"echo "$IMAGE:$VERSION""#), "the release pushes IMAGE:<version>: {tags}");
     assert_eq!(parsed["build"]["tags"], "${{ steps.tags.outputs.tags }}");
     assert_eq!(parsed["build"]["push"], true);
-    let tag_check = parsed["tag_check"].as_str().expect("the tag check");
-    assert!(tag_check.contains(r#"[ "$GITHUB_REF_NAME" != "v$version" ]"#), "{tag_check}");
+    assert_eq!(parsed["image_overrides"], serde_json::json!([]), "IMAGE is set once, at workflow level");
 
     let version = env!("CARGO_PKG_VERSION");
+    let major = version.split('.').next().expect("a major version");
+    // The tag check: only v<crate version> passes, and its outputs are what later jobs read.
+    let tag_check = parsed["tag_check"].as_str().expect("the tag check");
+    let cargo_toml = std::fs::read_to_string(Path::new(root).join("Cargo.toml")).expect("Cargo.toml");
+    let check = |tag: &str| run_step(tag_check, &[("Cargo.toml", &cargo_toml)], &[("GITHUB_REF_NAME", tag)]);
+    let prerelease = version.contains('-');
+    assert_eq!(
+        check(&format!("v{version}")),
+        Some(format!("version={version}\nmajor={major}\nprerelease={prerelease}\n")),
+        "the tag v{version} passes the tag check"
+    );
+    for tag in [format!("v{version}-rc.1"), format!("v0{version}"), version.to_owned(), "v99.0.0".into()] {
+        assert_eq!(check(&tag), None, "the tag {tag} is refused");
+    }
+
+    // IMAGE:<major> and v<major> move only to the highest release of their major version.
+    assert_eq!(parsed["move_major_output"], "${{ steps.forward.outputs.move_major }}");
+    let forward = parsed["forward_check"].as_str().expect("the forward-only check");
+    let released = ["v0.8.1", "v0.9.0", "v1.0.0", "v1.2.0", "v1.9.0", "v1.10.0-rc.1", "v2.0.0-rc.1"];
+    for (pushed, moves) in [
+        ("v1.9.1", true),
+        ("v1.10.0", true),
+        ("v1.3.0", false),
+        ("v1.2.1", false),
+        ("v1.11.0-rc.1", false),
+        ("v0.9.1", true),
+        ("v0.8.2", false),
+    ] {
+        let tags: Vec<&str> = released.into_iter().chain([pushed]).collect();
+        let pushed_major = pushed.trim_start_matches('v').split('.').next().expect("a major");
+        let outputs = run_step_in_repo(forward, &tags, &[("GITHUB_REF_NAME", pushed), ("MAJOR", pushed_major)]);
+        assert_eq!(outputs, Some(format!("move_major={moves}\n")), "pushing {pushed} moves the major tags: {moves}");
+    }
+    let tags_env = &parsed["tags_env"];
+    assert_eq!(tags_env["MOVE_MAJOR"], "${{ needs.version.outputs.move_major }}", "the image tags step");
+    for (moves, expected) in
+        [("true", format!("{REGISTRY_PATH}:1.2.3\n{REGISTRY_PATH}:1\n")), ("false", format!("{REGISTRY_PATH}:1.2.3\n"))]
+    {
+        let env = [("IMAGE", REGISTRY_PATH), ("VERSION", "1.2.3"), ("MAJOR", "1"), ("MOVE_MAJOR", moves)];
+        assert_eq!(
+            run_step(tags, &[], &env),
+            Some(format!("tags<<EOF\n{expected}EOF\n")),
+            "image tags, moving: {moves}"
+        );
+    }
+    assert_eq!(parsed["major_tag_if"], "needs.version.outputs.move_major == 'true'", "the step moving v<major>");
+
     for (manifest, image) in parsed["images"].as_object().expect("images") {
         assert_eq!(image, &format!("{REGISTRY_PATH}:{version}"), "the image {manifest} runs");
     }
-    let major = version.split('.').next().expect("a major version");
     let readme = parsed["readme"].as_array().expect("README image references");
     assert!(!readme.is_empty(), "the README names the image");
     for reference in readme {
         let reference = reference.as_str().expect("a reference");
         let tag = reference.strip_prefix(&format!("{REGISTRY_PATH}:")).unwrap_or_else(|| panic!("README: {reference}"));
         assert!([version, major, "<version>"].contains(&tag), "README: {reference}");
+    }
+}
+
+/// Runs a workflow step's `run:` script as GitHub does (bash -eo pipefail) in a fresh directory
+/// holding `files`, with `env` (the pushed tag is `GITHUB_REF_NAME`): what it wrote to
+/// `$GITHUB_OUTPUT` if it succeeded, `None` if it failed (having written nothing there).
+fn run_step(script: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Option<String> {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("a file");
+    }
+    run_in(dir.path(), script, env)
+}
+
+/// Like `run_step`, in a git repository whose only commit carries `tags` (the forward-only check
+/// of the major tags reads them).
+fn run_step_in_repo(script: &str, tags: &[&str], env: &[(&str, &str)]) -> Option<String> {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "tag.gpgSign=false"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("git");
+        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    git(&["init", "-q"]);
+    git(&["commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "release"]);
+    for tag in tags {
+        git(&["tag", tag]);
+    }
+    run_in(dir.path(), script, env)
+}
+
+fn run_in(dir: &Path, script: &str, env: &[(&str, &str)]) -> Option<String> {
+    let output_file = dir.join("github-output");
+    std::fs::write(&output_file, "").expect("GITHUB_OUTPUT");
+    let output = Command::new("bash")
+        .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+        .envs(env.iter().copied())
+        .env("GITHUB_OUTPUT", &output_file)
+        .current_dir(dir)
+        .output()
+        .expect("bash");
+    let written = std::fs::read_to_string(&output_file).expect("GITHUB_OUTPUT");
+    if output.status.success() {
+        Some(written)
+    } else {
+        assert_eq!(written, "", "a failed step writes no outputs");
+        None
+    }
+}
+
+/// Least privilege and pinned actions in the project's workflows: no permission at workflow level,
+/// each job exactly the scopes below (writes only where the job publishes; `id-token` and
+/// `attestations` only where it attests), and every `uses:` a full commit SHA with its version in a
+/// comment, so a moved tag cannot change what runs.
+#[test]
+fn workflows_have_least_privilege_and_pinned_actions() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = Path::new(root).join(".venv/bin/python");
+    let script = r#"
+import json, re, sys, yaml
+root = sys.argv[1]
+out = {}
+for name in ["ci", "release"]:
+    text = open(f"{root}/.github/workflows/{name}.yml").read()
+    workflow = yaml.safe_load(text)
+    steps = [s for job in workflow["jobs"].values() for s in job.get("steps", [])]
+    out[name] = {
+        "permissions": workflow.get("permissions", "unset"),
+        "jobs": {k: job.get("permissions", "unset") for k, job in workflow["jobs"].items()},
+        "attesting": sorted(k for k, job in workflow["jobs"].items()
+                            if any(s.get("uses", "").startswith("actions/attest") for s in job.get("steps", []))),
+        "uses": [s["uses"] for s in steps if "uses" in s]
+            + [job["uses"] for job in workflow["jobs"].values() if "uses" in job],
+        "uses_lines": [l.strip() for l in text.splitlines() if re.search(r"\buses:", l)],
+    }
+print(json.dumps(out))
+"#;
+    let output = Command::new(&python)
+        .args(["-c", script, root])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/test to install it", python.display()));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+
+    let read = serde_json::json!({"contents": "read"});
+    let attest = |scopes: serde_json::Value| {
+        let mut scopes = scopes;
+        scopes["id-token"] = "write".into();
+        scopes["attestations"] = "write".into();
+        scopes
+    };
+    let expected = serde_json::json!({
+        "ci": {"test": read},
+        "release": {
+            "version": read,
+            "binaries": read,
+            "image": attest(serde_json::json!({"contents": "read", "packages": "write"})),
+            "release": attest(serde_json::json!({"contents": "write"})),
+        },
+    });
+    for workflow in ["ci", "release"] {
+        let parsed = &parsed[workflow];
+        assert_eq!(parsed["permissions"], serde_json::json!({}), "{workflow}.yml: top-level `permissions: {{}}`");
+        assert_eq!(parsed["jobs"], expected[workflow], "{workflow}.yml: each job's permissions");
+        let attesting: Vec<&str> = expected[workflow]
+            .as_object()
+            .expect("jobs")
+            .iter()
+            .filter(|(_, scopes)| scopes.get("id-token").is_some() || scopes.get("attestations").is_some())
+            .map(|(job, _)| job.as_str())
+            .collect();
+        assert_eq!(parsed["attesting"], serde_json::json!(attesting), "{workflow}.yml: only attesting jobs sign");
+
+        let lines = parsed["uses_lines"].as_array().expect("uses lines");
+        let mut pinned = Vec::new();
+        for line in lines {
+            let line = line.as_str().expect("a line");
+            let rest = line.strip_prefix("- ").unwrap_or(line).strip_prefix("uses: ");
+            let (reference, comment) = rest
+                .and_then(|rest| rest.split_once(" # v"))
+                .unwrap_or_else(|| panic!("{workflow}.yml: `{line}` is not `uses: <action>@<sha> # v<version>`"));
+            let reference = reference.trim_end();
+            let (action, sha) =
+                reference.split_once('@').unwrap_or_else(|| panic!("{workflow}.yml: {reference} is not pinned"));
+            assert!(action.split('/').count() >= 2 && !action.starts_with('.'), "{workflow}.yml: {reference}");
+            assert!(
+                sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{workflow}.yml: {reference} is not pinned by a full commit SHA"
+            );
+            let version = comment.split_whitespace().next().unwrap_or("");
+            assert!(
+                version.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
+                "{workflow}.yml: `{line}`: the comment is not v<version>"
+            );
+            pinned.push(reference);
+        }
+        let mut uses: Vec<&str> = parsed["uses"].as_array().expect("uses").iter().filter_map(|u| u.as_str()).collect();
+        uses.sort_unstable();
+        pinned.sort_unstable();
+        assert_eq!(uses, pinned, "{workflow}.yml: every `uses:` is on a line of its own, checked above");
     }
 }
