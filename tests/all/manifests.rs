@@ -277,6 +277,18 @@ fn orb_yml() -> String {
     out
 }
 
+/// Runs `script` with the Python in `.venv` (it has PyYAML), the repository's root as its
+/// argument, and parses the JSON it prints.
+fn python_json(script: &str) -> serde_json::Value {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let output = Command::new(&python)
+        .args(["-c", script, env!("CARGO_MANIFEST_DIR")])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/test to install it", python.display()));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
 #[test]
 fn manifests_match_the_inputs_in_the_code() {
     expect_file!["../../action.yml"].assert_eq(&action_yml());
@@ -288,7 +300,6 @@ fn manifests_match_the_inputs_in_the_code() {
 /// Parses each manifest as YAML/XML with Python (from `.venv`) and checks the inputs it declares.
 #[test]
 fn manifests_parse_and_declare_every_input() {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     let script = r#"
 import json, sys, yaml, xml.etree.ElementTree as ET
 root = sys.argv[1]
@@ -311,12 +322,7 @@ print(json.dumps({
     "orb_example_steps": orb["examples"]["outputs"]["usage"]["jobs"]["release"]["steps"],
 }))
 "#;
-    let output = Command::new(&python)
-        .args(["-c", script, env!("CARGO_MANIFEST_DIR")])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/test to install it", python.display()));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let parsed = python_json(script);
     for spec in INPUTS {
         let default = spec.default.map_or(serde_json::Value::Null, |d| d.into());
         assert_eq!(parsed["action"][spec.name()], default, "action.yml {}", spec.name());
@@ -357,7 +363,6 @@ print(json.dumps({
 #[test]
 fn manifests_run_the_image_the_release_publishes() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let python = Path::new(root).join(".venv/bin/python");
     let script = r#"
 import json, re, sys, yaml, xml.etree.ElementTree as ET
 root = sys.argv[1]
@@ -389,12 +394,7 @@ print(json.dumps({
     "readme": re.findall(r"ghcr\.io/[\w./-]+:[\w.<>-]+", open(root + "/README.md").read()),
 }))
 "#;
-    let output = Command::new(&python)
-        .args(["-c", script, root])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/test to install it", python.display()));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let parsed = python_json(script);
 
     assert_eq!(parsed["pushed_to"], REGISTRY_PATH, "the registry path in .github/workflows/release.yml");
     let tags = parsed["tags_script"].as_str().expect("the image tags step");
@@ -519,8 +519,6 @@ fn run_in(dir: &Path, script: &str, env: &[(&str, &str)]) -> Option<String> {
 /// comment, so a moved tag cannot change what runs.
 #[test]
 fn workflows_have_least_privilege_and_pinned_actions() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let python = Path::new(root).join(".venv/bin/python");
     let script = r#"
 import json, re, sys, yaml
 root = sys.argv[1]
@@ -540,12 +538,7 @@ for name in ["ci", "release"]:
     }
 print(json.dumps(out))
 "#;
-    let output = Command::new(&python)
-        .args(["-c", script, root])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/test to install it", python.display()));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let parsed = python_json(script);
 
     let read = serde_json::json!({"contents": "read"});
     let attest = |scopes: serde_json::Value| {
