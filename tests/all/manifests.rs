@@ -513,6 +513,65 @@ fn run_in(dir: &Path, script: &str, env: &[(&str, &str)]) -> Option<String> {
     }
 }
 
+/// A release publishes only a commit that passed CI: `release.yml` calls `ci.yml` (the project's
+/// CI, `scripts/test`) on the tagged commit as one job, the gate, and every job that builds or
+/// publishes needs it, directly or through the jobs it needs; the jobs before the gate only read.
+/// `ci.yml` can be called, and its own push trigger leaves tags to the release.
+#[test]
+fn a_release_publishes_only_a_commit_that_passed_ci() {
+    let script = r#"
+import json, sys, yaml
+root = sys.argv[1]
+load = lambda name: yaml.safe_load(open(f"{root}/.github/workflows/{name}.yml"))
+release, ci = load("release"), load("ci")
+needs = lambda job: [job["needs"]] if isinstance(job.get("needs"), str) else job.get("needs", [])
+print(json.dumps({
+    "jobs": {name: {"needs": needs(job), "uses": job.get("uses"), "permissions": job.get("permissions", {})}
+             for name, job in release["jobs"].items()},
+    # PyYAML reads the key `on` as the boolean true.
+    "ci_on": ci.get("on", ci.get(True)),
+    "ci_runs": [s.get("run") for job in ci["jobs"].values() for s in job.get("steps", [])],
+}))
+"#;
+    let parsed = python_json(script);
+    let jobs = parsed["jobs"].as_object().expect("release.yml jobs");
+    let gates: Vec<&str> = jobs
+        .iter()
+        .filter(|(_, job)| job["uses"] == "./.github/workflows/ci.yml")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let [gate] = gates[..] else { panic!("release.yml: one job calls ./.github/workflows/ci.yml, not {gates:?}") };
+    // Every job `name` waits for, directly or transitively.
+    let upstream = |name: &str| {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo = vec![name.to_owned()];
+        while let Some(job) = todo.pop() {
+            for need in jobs[&job]["needs"].as_array().expect("needs") {
+                let need = need.as_str().expect("a job name").to_owned();
+                if seen.insert(need.clone()) {
+                    todo.push(need);
+                }
+            }
+        }
+        seen
+    };
+    let before_gate = upstream(gate);
+    for (name, job) in jobs {
+        if before_gate.contains(name) {
+            let scopes = job["permissions"].as_object().expect("permissions");
+            assert!(scopes.values().all(|s| s == "read"), "release.yml: {name} runs before CI passes, and writes");
+        } else if name != gate {
+            assert!(upstream(name).contains(gate), "release.yml: {name} runs without CI passing: it must need {gate}");
+        }
+    }
+
+    let on = &parsed["ci_on"];
+    assert!(on.get("workflow_call").is_some(), "ci.yml: the release calls it (on: workflow_call)");
+    assert_eq!(on["push"], serde_json::json!({"branches": ["**"]}), "ci.yml: pushed tags are the release's to test");
+    assert!(on.get("pull_request").is_some(), "ci.yml: runs on pull requests");
+    assert!(parsed["ci_runs"].as_array().expect("runs").contains(&"scripts/test".into()), "ci.yml runs scripts/test");
+}
+
 /// Least privilege and pinned actions in the project's workflows: no permission at workflow level,
 /// each job exactly the scopes below (writes only where the job publishes; `id-token` and
 /// `attestations` only where it attests), and every `uses:` a full commit SHA with its version in a
@@ -551,6 +610,7 @@ print(json.dumps(out))
         "ci": {"test": read},
         "release": {
             "version": read,
+            "ci": read,
             "binaries": read,
             "image": attest(serde_json::json!({"contents": "read", "packages": "write"})),
             "release": attest(serde_json::json!({"contents": "write"})),
@@ -574,6 +634,13 @@ print(json.dumps(out))
         for line in lines {
             let line = line.as_str().expect("a line");
             let rest = line.strip_prefix("- ").unwrap_or(line).strip_prefix("uses: ");
+            // A workflow of this repository runs from the same commit as its caller: nothing to pin.
+            let local = rest.map(|r| r.split_once(" # zizmor: ignore[self-repository]").map_or(r, |(r, _)| r));
+            if let Some(local) = local.filter(|r| r.starts_with("./.github/workflows/") && !r.contains(' ')) {
+                assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(local).is_file(), "{workflow}.yml: {local}");
+                pinned.push(local);
+                continue;
+            }
             let (reference, comment) = rest
                 .and_then(|rest| rest.split_once(" # v"))
                 .unwrap_or_else(|| panic!("{workflow}.yml: `{line}` is not `uses: <action>@<sha> # v<version>`"));
