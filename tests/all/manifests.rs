@@ -407,7 +407,7 @@ print(json.dumps({
     // The tag check: only v<crate version> passes, and its outputs are what later jobs read.
     let tag_check = parsed["tag_check"].as_str().expect("the tag check");
     let cargo_toml = std::fs::read_to_string(Path::new(root).join("Cargo.toml")).expect("Cargo.toml");
-    let check = |tag: &str| run_step(tag_check, &[("Cargo.toml", &cargo_toml)], &[("GITHUB_REF_NAME", tag)]);
+    let check = |tag: &str| run_step(tag_check, &[("Cargo.toml", &cargo_toml)], &[("GITHUB_REF_NAME", tag)]).outputs;
     let prerelease = version.contains('-');
     assert_eq!(
         check(&format!("v{version}")),
@@ -433,8 +433,13 @@ print(json.dumps({
     ] {
         let tags: Vec<&str> = released.into_iter().chain([pushed]).collect();
         let pushed_major = pushed.trim_start_matches('v').split('.').next().expect("a major");
-        let outputs = run_step_in_repo(forward, &tags, &[("GITHUB_REF_NAME", pushed), ("MAJOR", pushed_major)]);
-        assert_eq!(outputs, Some(format!("move_major={moves}\n")), "pushing {pushed} moves the major tags: {moves}");
+        let env = [("GITHUB_REF_NAME", pushed), ("MAJOR", pushed_major)];
+        let outputs = run_step_in_repo(forward, &[(&[], &tags)], &env).outputs;
+        assert_eq!(
+            outputs,
+            Some(format!("move_major={moves}\nworkflows_changed=false\n")),
+            "pushing {pushed} moves the major tags: {moves}"
+        );
     }
     let tags_env = &parsed["tags_env"];
     assert_eq!(tags_env["MOVE_MAJOR"], "${{ needs.version.outputs.move_major }}", "the image tags step");
@@ -443,7 +448,7 @@ print(json.dumps({
     {
         let env = [("IMAGE", REGISTRY_PATH), ("VERSION", "1.2.3"), ("MAJOR", "1"), ("MOVE_MAJOR", moves)];
         assert_eq!(
-            run_step(tags, &[], &env),
+            run_step(tags, &[], &env).outputs,
             Some(format!("tags<<EOF\n{expected}EOF\n")),
             "image tags, moving: {moves}"
         );
@@ -462,20 +467,35 @@ print(json.dumps({
     }
 }
 
+/// What a workflow step did: what it wrote to `$GITHUB_OUTPUT` if it succeeded, `None` if it
+/// failed (having written nothing there), and what it printed (workflow commands included).
+struct Ran {
+    outputs: Option<String>,
+    stdout: String,
+}
+
 /// Runs a workflow step's `run:` script as GitHub does (bash -eo pipefail) in a fresh directory
-/// holding `files`, with `env` (the pushed tag is `GITHUB_REF_NAME`): what it wrote to
-/// `$GITHUB_OUTPUT` if it succeeded, `None` if it failed (having written nothing there).
-fn run_step(script: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Option<String> {
+/// holding `files`, with `env` (the pushed tag is `GITHUB_REF_NAME`).
+fn run_step(script: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Ran {
     let dir = tempfile::tempdir().expect("a temp dir");
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).expect("a file");
-    }
+    write_files(dir.path(), files);
     run_in(dir.path(), script, env)
 }
 
-/// Like `run_step`, in a git repository whose only commit carries `tags` (the forward-only check
-/// of the major tags reads them).
-fn run_step_in_repo(script: &str, tags: &[&str], env: &[(&str, &str)]) -> Option<String> {
+fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("a directory");
+        std::fs::write(path, text).expect("a file");
+    }
+}
+
+/// A commit of a test repository: the files it writes, then the tags it carries.
+type Commit<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+
+/// Like `run_step`, in a git repository made of `commits`, the last one checked out (the
+/// forward-only check of the major tags reads the tags and the workflow files).
+fn run_step_in_repo(script: &str, commits: &[Commit], env: &[(&str, &str)]) -> Ran {
     let dir = tempfile::tempdir().expect("a temp dir");
     let git = |args: &[&str]| {
         let output = Command::new("git")
@@ -487,14 +507,18 @@ fn run_step_in_repo(script: &str, tags: &[&str], env: &[(&str, &str)]) -> Option
         assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     };
     git(&["init", "-q"]);
-    git(&["commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "release"]);
-    for tag in tags {
-        git(&["tag", tag]);
+    for (files, tags) in commits {
+        write_files(dir.path(), files);
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "release"]);
+        for tag in *tags {
+            git(&["tag", tag]);
+        }
     }
     run_in(dir.path(), script, env)
 }
 
-fn run_in(dir: &Path, script: &str, env: &[(&str, &str)]) -> Option<String> {
+fn run_in(dir: &Path, script: &str, env: &[(&str, &str)]) -> Ran {
     let output_file = dir.join("github-output");
     std::fs::write(&output_file, "").expect("GITHUB_OUTPUT");
     let output = Command::new("bash")
@@ -505,12 +529,114 @@ fn run_in(dir: &Path, script: &str, env: &[(&str, &str)]) -> Option<String> {
         .output()
         .expect("bash");
     let written = std::fs::read_to_string(&output_file).expect("GITHUB_OUTPUT");
-    if output.status.success() {
+    let outputs = if output.status.success() {
         Some(written)
     } else {
         assert_eq!(written, "", "a failed step writes no outputs");
         None
+    };
+    Ran { outputs, stdout: String::from_utf8_lossy(&output.stdout).into_owned() }
+}
+
+/// GitHub refuses a GITHUB_TOKEN the move of a tag across a change to `.github/workflows/` (it
+/// would need the `workflows` permission, which that token cannot have). The version job sees
+/// such a move coming; the step moving `v<major>` then fails, after everything else is published,
+/// with an error giving the command that moves it by hand, as it does when GitHub refuses anyway.
+#[test]
+fn a_major_tag_move_github_refuses_fails_with_the_command_to_run() {
+    let script = r#"
+import json, sys, yaml
+release = yaml.safe_load(open(sys.argv[1] + "/.github/workflows/release.yml"))
+jobs = release["jobs"]
+steps = [s for s in jobs["release"]["steps"] if s.get("name") == "Move the action's major tag"]
+print(json.dumps({
+    "forward": [s for s in jobs["version"]["steps"] if s.get("id") == "forward"][0]["run"],
+    "output": jobs["version"]["outputs"]["workflows_changed"],
+    "move": steps[0]["run"],
+    "move_env": steps[0]["env"],
+    "after_move": [s.get("name") for s in jobs["release"]["steps"]][-1],
+}))
+"#;
+    let parsed = python_json(script);
+    let forward = parsed["forward"].as_str().expect("the forward-only check");
+    assert_eq!(parsed["output"], "${{ steps.forward.outputs.workflows_changed }}");
+    assert_eq!(parsed["move_env"]["WORKFLOWS_CHANGED"], "${{ needs.version.outputs.workflows_changed }}");
+    assert_eq!(parsed["after_move"], "Move the action's major tag", "the release job moves v<major> last");
+
+    let ci_a: &[(&str, &str)] = &[(".github/workflows/ci.yml", "a"), ("src/main.rs", "a")];
+    let ci_b: &[(&str, &str)] = &[(".github/workflows/ci.yml", "b")];
+    let src_b: &[(&str, &str)] = &[("src/main.rs", "b")];
+    for (history, pushed, expected) in [
+        (
+            &[(ci_a, &["v1.0.0", "v1"][..]), (ci_b, &["v1.1.0"][..])][..],
+            "v1.1.0",
+            "move_major=true\nworkflows_changed=true\n",
+        ),
+        (
+            &[(ci_a, &["v1.0.0", "v1"][..]), (src_b, &["v1.1.0"][..])][..],
+            "v1.1.0",
+            "move_major=true\nworkflows_changed=false\n",
+        ),
+        (
+            &[(ci_a, &["v1.0.0"][..]), (ci_b, &["v1.1.0"][..])][..],
+            "v1.1.0",
+            "move_major=true\nworkflows_changed=false\n",
+        ),
+        (
+            &[(ci_a, &["v1.0.0"][..]), (ci_b, &["v1.2.0", "v1"][..]), (ci_a, &["v1.1.1"][..])][..],
+            "v1.1.1",
+            "move_major=false\nworkflows_changed=false\n",
+        ),
+    ] {
+        let ran = run_step_in_repo(forward, history, &[("GITHUB_REF_NAME", pushed), ("MAJOR", "1")]);
+        assert_eq!(ran.outputs.as_deref(), Some(expected), "pushing {pushed} after {history:?}");
     }
+
+    // The step, with a `gh` that logs its calls and answers as told.
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let by_hand = "::error title=move v1 by hand::";
+    let command = format!("git fetch origin tag v1.1.0 && git push --force origin {sha}:refs/tags/v1");
+    let run_move = |workflows_changed: &str, write_exit: &str| {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let gh = dir.path().join("gh");
+        std::fs::write(
+            &gh,
+            "#!/bin/bash\necho \"$*\" >> gh-calls\ncase \"$*\" in *--method*) exit \"$GH_WRITE_EXIT\";; esac\n",
+        )
+        .expect("a fake gh");
+        std::fs::set_permissions(&gh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let path = format!("{}:/usr/bin:/bin", dir.path().display());
+        let env = [
+            ("PATH", path.as_str()),
+            ("WORKFLOWS_CHANGED", workflows_changed),
+            ("GH_WRITE_EXIT", write_exit),
+            ("MAJOR", "1"),
+            ("GITHUB_REF_NAME", "v1.1.0"),
+            ("GITHUB_SHA", sha),
+            ("GITHUB_REPOSITORY", "o/r"),
+        ];
+        let ran = run_in(dir.path(), parsed["move"].as_str().expect("the step"), &env);
+        let calls = std::fs::read_to_string(dir.path().join("gh-calls")).unwrap_or_default();
+        (ran, calls)
+    };
+    let (ran, calls) = run_move("true", "0");
+    assert_eq!(ran.outputs, None, "a move GitHub would refuse fails the step");
+    assert!(ran.stdout.contains(by_hand) && ran.stdout.contains(&command), "{}", ran.stdout);
+    assert!(ran.stdout.contains(".github/workflows/"), "{}", ran.stdout);
+    assert_eq!(calls, "", "nothing asked of GitHub");
+
+    let (ran, calls) = run_move("false", "0");
+    assert_eq!(ran.outputs.as_deref(), Some(""), "{}", ran.stdout);
+    assert_eq!(
+        calls,
+        format!(
+            "api repos/o/r/git/ref/tags/v1\napi --method PATCH repos/o/r/git/refs/tags/v1 -f sha={sha} -F force=true\n"
+        )
+    );
+
+    let (ran, _) = run_move("false", "1");
+    assert_eq!(ran.outputs, None, "a move GitHub refuses fails the step");
+    assert!(ran.stdout.contains(by_hand) && ran.stdout.contains(&command), "{}", ran.stdout);
 }
 
 /// A release publishes only a commit that passed CI: `release.yml` calls `ci.yml` (the project's
