@@ -32,9 +32,10 @@ COPY target/image/${TARGETARCH}/cutover /usr/local/bin/cutover
 
 # The build: cargo-chef turns Cargo.toml and Cargo.lock into a recipe, and the dependencies are
 # compiled from the recipe alone, so a change to cutover's own source reuses that layer instead of
-# recompiling every dependency.
+# recompiling every dependency. cargo auditable embeds the crate list in the binary, as the
+# release workflow's build does, for SBOM scanners (syft, trivy, grype) and `cargo audit bin`.
 FROM rust:1-slim-bookworm AS chef
-RUN cargo install --locked cargo-chef --version 0.1.78
+RUN cargo install --locked cargo-chef@0.1.78 cargo-auditable@0.7.7
 WORKDIR /src
 
 FROM chef AS plan
@@ -45,7 +46,7 @@ FROM chef AS build
 COPY --from=plan /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked --bin cutover
+RUN cargo auditable build --release --locked --bin cutover
 
 FROM runtime-base AS runtime
 COPY --from=build /src/target/release/cutover /usr/local/bin/cutover

@@ -639,6 +639,68 @@ print(json.dumps({
     assert!(ran.stdout.contains(by_hand) && ran.stdout.contains(&command), "{}", ran.stdout);
 }
 
+/// Every build of the released binary embeds its crate list (`cargo auditable build`), in the
+/// release workflow and in the Dockerfile alike, with the same cargo-auditable: image SBOM
+/// scanners (syft, which the image's SBOM comes from) read the crates from it. The release build
+/// fails when the binary lacks the list's section.
+#[test]
+fn released_binaries_carry_their_crate_list() {
+    let script = r#"
+import json, sys, yaml
+release = yaml.safe_load(open(sys.argv[1] + "/.github/workflows/release.yml"))
+print(json.dumps({
+    name: [s["run"] for s in job.get("steps", []) if "run" in s] for name, job in release["jobs"].items()
+}))
+"#;
+    let runs = python_json(script);
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).expect("Dockerfile");
+    let dockerfile_runs: Vec<&str> = dockerfile.lines().filter_map(|l| l.strip_prefix("RUN ")).collect();
+    let binaries: Vec<&str> =
+        runs["binaries"].as_array().expect("the binaries job").iter().filter_map(|r| r.as_str()).collect();
+    let release: Vec<&str> = runs
+        .as_object()
+        .expect("jobs")
+        .values()
+        .flat_map(|r| r.as_array().expect("runs"))
+        .filter_map(|r| r.as_str())
+        .collect();
+
+    // (cargo builds, cargo auditable builds) in `scripts`.
+    let builds = |scripts: &[&str]| {
+        let mut counts = (0, 0);
+        for words in scripts.iter().flat_map(|s| s.lines()).map(|l| l.split_whitespace().collect::<Vec<_>>()) {
+            for (i, _) in words.iter().enumerate().filter(|(_, w)| **w == "cargo") {
+                match (words.get(i + 1), words.get(i + 2)) {
+                    (Some(&"build"), _) => counts.0 += 1,
+                    (Some(&"auditable"), Some(&"build")) => counts.1 += 1,
+                    _ => {}
+                }
+            }
+        }
+        counts
+    };
+    assert_eq!(builds(&release), (0, 1), "release.yml: one build, `cargo auditable build`, and no plain `cargo build`");
+    assert_eq!(builds(&binaries), (0, 1), "release.yml: the binaries job builds with `cargo auditable build`");
+    assert_eq!(builds(&dockerfile_runs), (0, 1), "Dockerfile: `cargo auditable build`, and no plain `cargo build`");
+    assert!(
+        binaries.iter().any(|r| r.contains("readelf -S \"$binary\" | grep -F .dep-v0")),
+        "release.yml: the build checks the binary carries its crate list"
+    );
+
+    let versions = |scripts: &[&str]| -> Vec<String> {
+        scripts
+            .iter()
+            .flat_map(|s| s.split_whitespace())
+            .filter_map(|w| w.strip_prefix("cargo-auditable@"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (in_release, in_dockerfile) = (versions(&binaries), versions(&dockerfile_runs));
+    assert_eq!(in_release.len(), 1, "release.yml installs cargo-auditable@<version> once: {in_release:?}");
+    assert_eq!(in_release, in_dockerfile, "the release workflow and the Dockerfile build with one cargo-auditable");
+}
+
 /// A release publishes only a commit that passed CI: `release.yml` calls `ci.yml` (the project's
 /// CI, `scripts/test`) on the tagged commit as one job, the gate, and every job that builds or
 /// publishes needs it, directly or through the jobs it needs; the jobs before the gate only read.
