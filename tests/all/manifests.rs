@@ -763,7 +763,8 @@ print(json.dumps({
 /// Least privilege and pinned actions in the project's workflows: no permission at workflow level,
 /// each job exactly the scopes below (writes only where the job publishes; `id-token` and
 /// `attestations` only where it attests), and every `uses:` a full commit SHA with its version in a
-/// comment, so a moved tag cannot change what runs.
+/// comment, so a moved tag cannot change what runs (a workflow of this repository, called with
+/// `./`, runs at the caller's commit).
 #[test]
 fn workflows_have_least_privilege_and_pinned_actions() {
     let script = r#"
