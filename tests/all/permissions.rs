@@ -1,6 +1,6 @@
 //! The shipped `DeployPolicy` is exactly what cutover needs: every command runs through a proxy
 //! that logs each AWS call, each call is mapped to the IAM action and resource ARN (and condition
-//! keys) AWS authorizes it as, and tests/all/policy.py evaluates them against the template's policy
+//! keys) AWS authorizes it as, and tests/all/template.py evaluates them against the template's policy
 //! resolved for this test's account, region, bucket, parameter and distribution. A call the policy
 //! denies fails the test, and so does a granted action no command calls.
 //!
@@ -10,8 +10,7 @@
 //! router's version.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -225,9 +224,7 @@ fn calls_of_every_command(style: Style) -> (Vec<Call>, String, String) {
 
 /// The template's DeployPolicy evaluated against `calls`: (denied calls, granted actions unused).
 fn evaluate(style: Style, distribution: &str, calls: &[Call]) -> (Vec<Value>, Vec<String>) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let input = json!({
-        "template": root.join("infra/cutover.yml"),
         "resource": "DeployPolicy",
         "parameters": {
             "BucketName": BUCKET,
@@ -248,22 +245,7 @@ fn evaluate(style: Style, distribution: &str, calls: &[Call]) -> (Vec<Value>, Ve
         "attributes": {"SiteBucket.Arn": format!("arn:aws:s3:::{BUCKET}")},
         "calls": calls.iter().map(Call::json).collect::<Vec<_>>(),
     });
-    let mut child = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("tests/all/policy.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running tests/all/policy.py with .venv's python (scripts/test installs it)");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input.to_string().as_bytes()).expect("stdin");
-    let out = child.wait_with_output().expect("policy.py");
-    assert!(
-        out.status.success(),
-        "policy.py: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).expect("policy.py prints JSON");
+    let result = crate::infra::resolve(&input);
     let denied = result["denied"].as_array().cloned().unwrap_or_default();
     let unused = result["unused"].as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_owned()).collect();
     (denied, unused)

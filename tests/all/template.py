@@ -1,15 +1,19 @@
-"""Resolves a CloudFormation template's IAM policy for given parameter values and physical IDs, and
-evaluates AWS calls against it the way IAM does for identity policies (Allow statements, wildcards,
+"""Resolves a CloudFormation template for given parameter values and physical IDs (intrinsics
+Ref, Sub, GetAtt, If, Join, Split, Select; conditions; rules), and evaluates AWS calls against a
+resolved IAM policy the way IAM does for identity policies (Allow statements, wildcards,
 StringLike/StringEquals conditions, an absent condition key failing the condition).
 
-Run by tests/all/permissions.rs. moto's own IAM enforcement is not faithful (it checks SSM and
-CloudFront against `*`, ignores StringLike, checks batch deletes against the bucket), hence this.
+Run by tests/all/infra.rs and tests/all/permissions.rs. moto's own IAM enforcement is not faithful
+(it checks SSM and CloudFront against `*`, ignores StringLike, checks batch deletes against the
+bucket), hence this.
 
-stdin:  {"template": path, "resource": logical ID of the policy, "parameters": {...},
+stdin:  {"template": path, "resource": logical ID, "parameters": {...},
          "pseudo": {"AWS::Region": ...}, "refs": {logical ID: physical ID},
          "attributes": {"Logical.Attr": value},
-         "calls": [{"action": "s3:GetObject", "resource": "arn:...", "context": {"s3:prefix": "..."}}]}
-stdout: {"statements": [...resolved...], "denied": [call, ...], "unused": ["Sid: action", ...]}
+         "calls" (optional, the resource being a policy):
+            [{"action": "s3:GetObject", "resource": "arn:...", "context": {"s3:prefix": "..."}}]}
+stdout: {"broken_rules": [AssertDescription, ...], "properties": resolved Properties or null when
+         the resource's condition is false, "denied": [call, ...], "unused": ["Sid: action", ...]}
 """
 
 import json
@@ -177,16 +181,19 @@ def matching_action(statement, call):
     return action
 
 
-def main():
-    given = json.load(sys.stdin)
-    with open(given["template"]) as f:
-        template = yaml.load(f, Loader=Loader)
-    resolver = Resolver(template, given)
-    policy = resolver.resolve(template["Resources"][given["resource"]]["Properties"]["PolicyDocument"])
-    statements = as_list(policy["Statement"])
+def broken_rules(template, resolver):
+    broken = []
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not resolver.truth(rule["RuleCondition"]):
+            continue
+        broken += [a["AssertDescription"] for a in rule["Assertions"] if not resolver.truth(a["Assert"])]
+    return broken
+
+
+def evaluate(statements, calls):
     used = set()
     denied = []
-    for call in given["calls"]:
+    for call in calls:
         granted = False
         for statement in statements:
             action = matching_action(statement, call)
@@ -201,7 +208,22 @@ def main():
         for a in as_list(s["Action"])
         if (s.get("Sid", "?"), a) not in used
     ]
-    json.dump({"statements": statements, "denied": denied, "unused": unused}, sys.stdout, indent=1)
+    return denied, unused
+
+
+def main():
+    given = json.load(sys.stdin)
+    with open(given["template"]) as f:
+        template = yaml.load(f, Loader=Loader)
+    resolver = Resolver(template, given)
+    out = {"broken_rules": broken_rules(template, resolver), "properties": None}
+    resource = template["Resources"][given["resource"]]
+    if "Condition" not in resource or resolver.condition(resource["Condition"]):
+        out["properties"] = resolver.resolve(resource["Properties"])
+    if "calls" in given:
+        statements = as_list(out["properties"]["PolicyDocument"]["Statement"])
+        out["denied"], out["unused"] = evaluate(statements, given["calls"])
+    json.dump(out, sys.stdout, indent=1)
 
 
 main()
