@@ -453,6 +453,36 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_call_is_an_access_error_naming_the_action_and_nothing_else_is() {
+        let err = |code: Option<&str>, status| AwsError {
+            call: "S3 GetPublicAccessBlock".into(),
+            resource: "s3://b".into(),
+            code: code.map(str::to_owned),
+            status: Some(status),
+            problem: String::new(),
+            hint: None,
+        };
+        for refused in [err(Some("AccessDenied"), 403), err(Some("AccessDeniedException"), 400), err(None, 403)] {
+            let check = call_failed("bucket private", &refused, "s3:GetBucketPublicAccessBlock", "arn:aws:s3:::b", "x");
+            assert!(
+                check.detail.starts_with("access denied: the credentials may not call s3:GetBucketPublicAccessBlock")
+            );
+            assert_eq!(
+                check.fix.as_deref(),
+                Some(
+                    "allow s3:GetBucketPublicAccessBlock on arn:aws:s3:::b (the DeployPolicy in infra/cutover.yml does)"
+                )
+            );
+        }
+        for other in [err(Some("NoSuchBucket"), 404), err(Some("SignatureDoesNotMatch"), 403)] {
+            let check =
+                call_failed("bucket private", &other, "s3:GetBucketPublicAccessBlock", "arn:aws:s3:::b", "fix it");
+            assert!(!check.passed && !check.detail.contains("access denied"), "{check:?}");
+            assert_eq!(check.fix.as_deref(), Some("fix it"));
+        }
+    }
+
+    #[test]
     fn the_report_gives_each_failure_its_fix() {
         let text = render(&[pass("bucket", "s3://b is reachable"), fail("router", "not attached", "attach it")]);
         assert_eq!(

@@ -201,7 +201,17 @@ fn calls_of_every_command(style: Style) -> (Vec<Call>, String, String) {
     run(&["rollback", "--to", "1"], &[]);
     run(&["status"], &[]);
     run(&["prune", "--keep", "1"], &[]);
-    let doctor = f.run(&["doctor"], &[]);
+    // doctor passes with these calls, but for what moto cannot hold (tests/all/doctor.rs says why).
+    let doctor = f.run(&["doctor", "--json"], &[]);
+    let report = doctor.json();
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .expect("a list of checks")
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["router", "cache policy"], "{}", doctor.stdout());
 
     // A stage stopped mid-upload aborts its multipart upload.
     hold_parts.store(true, Ordering::SeqCst);
