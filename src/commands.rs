@@ -106,7 +106,10 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             if !plan.dry_run {
                 bundle(&config, out)?;
             }
-            reporter.result(&config, || format!("wrote {} ({} mode)\n", out.display(), config.mode))
+            let parameters = config.stack_parameters();
+            reporter.result(&config, || {
+                format!("wrote {} ({} mode)\nstack parameters: {parameters}\n", out.display(), config.mode)
+            })
         }
         Command::Doctor => {
             let checks = doctor::doctor(&plan).await?;

@@ -1,12 +1,16 @@
 //! `cutover doctor`: checks a real AWS setup before the first deploy and explains each problem in
-//! one line with its fix. Every check runs, whatever the others find.
+//! one line with its fix. Every check runs, whatever the others find. It makes only calls the
+//! template's `DeployPolicy` grants, and a call the credentials may not make is reported as that,
+//! naming the action to allow, never as a finding about the resource.
 
 use aws_sdk_cloudfront::types::{CachePolicyConfig, DistributionConfig};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use serde::Serialize;
 
 use crate::aws_error::AwsError;
-use crate::backend::AwsClients;
+use crate::backend::{AwsClients, Site};
 use crate::inputs::{AwsPointer, Backend, InputError, Plan, SiteUrl};
+use crate::release::Layout;
 use crate::routing::{EdgeNames, VERSION_HEADER};
 
 /// The outcome of one check.
@@ -25,6 +29,31 @@ fn pass(name: &'static str, detail: impl Into<String>) -> Check {
 
 fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
     Check { name, passed: false, detail: detail.into(), fix: Some(fix.into()) }
+}
+
+/// Where the DeployPolicy in infra/cutover.yml is, for fixes.
+const POLICY: &str = "the DeployPolicy in infra/cutover.yml does";
+
+/// Whether the service refused the call for want of permission (a HEAD answer has no code).
+fn access_denied(err: &AwsError) -> bool {
+    match err.code.as_deref() {
+        Some(code) => code.starts_with("AccessDenied"),
+        None => err.status == Some(403),
+    }
+}
+
+/// A failed call as a check: an access error names the IAM action to allow on `arn`; any other
+/// error is the check's finding, with `fix`.
+fn call_failed(name: &'static str, err: &AwsError, action: &str, arn: &str, fix: &str) -> Check {
+    if access_denied(err) {
+        fail(
+            name,
+            format!("access denied: the credentials may not call {action} ({err})"),
+            format!("allow {action} on {arn} ({POLICY})"),
+        )
+    } else {
+        fail(name, err.to_string(), fix)
+    }
 }
 
 /// Which pointer style the distribution must serve.
@@ -51,13 +80,17 @@ pub async fn doctor(plan: &Plan) -> Result<Vec<Check>, InputError> {
     };
     let aws = &AwsClients::load(site.region.as_deref(), site.path_style).await;
     let bucket = &site.bucket;
-    let mut checks = vec![bucket_reachable(aws, bucket).await, bucket_private(aws, bucket).await];
+    let mut checks = vec![bucket_reachable(aws, bucket, &plan.prefix).await, bucket_private(aws, bucket).await];
     let (style, distribution) = match &site.pointer {
         AwsPointer::Ssm { parameter } => {
             checks.push(parameter_usable(aws, parameter).await);
             (Style::Ssm, plan.distribution_id.clone())
         }
-        AwsPointer::CloudFront { distribution, .. } => (Style::OriginPath, Some(distribution.clone())),
+        AwsPointer::CloudFront { distribution, .. } => {
+            let clients = AwsClients { s3: aws.s3.clone(), ssm: aws.ssm.clone(), cloudfront: aws.cloudfront.clone() };
+            checks.push(live_release(&Site::on_aws(&plan.prefix, site, clients)).await);
+            (Style::OriginPath, Some(distribution.clone()))
+        }
     };
     match distribution {
         None => checks.push(fail(
@@ -73,34 +106,52 @@ pub async fn doctor(plan: &Plan) -> Result<Vec<Check>, InputError> {
     Ok(checks)
 }
 
-async fn bucket_reachable(aws: &AwsClients, bucket: &str) -> Check {
-    match aws.s3.head_bucket().bucket(bucket).send().await {
-        Ok(_) => pass("bucket", format!("s3://{bucket} is reachable")),
-        Err(e) => fail(
+/// One key listed under the site's prefix: what the policy's ListBucket grants (HeadBucket would
+/// need it without the prefix condition).
+async fn bucket_reachable(aws: &AwsClients, bucket: &str, prefix: &str) -> Check {
+    let layout = Layout::new(prefix);
+    let under = if layout.prefix().is_empty() { String::new() } else { format!("{}/", layout.prefix()) };
+    match aws.s3.list_objects_v2().bucket(bucket).prefix(&under).max_keys(1).send().await {
+        Ok(_) => pass("bucket", format!("s3://{bucket}/{under} is reachable")),
+        Err(e) => call_failed(
             "bucket",
-            AwsError::new("S3 HeadBucket", format!("s3://{bucket}"), &e).to_string(),
-            "create it (infra/cutover.yml does) or correct `bucket` and the credentials' region",
+            &AwsError::new("S3 ListObjectsV2", format!("s3://{bucket}/{under}"), &e),
+            &format!("s3:ListBucket (s3:prefix {under}*)"),
+            &format!("arn:aws:s3:::{bucket}"),
+            "create it (infra/cutover.yml does) or correct `bucket` and `region`",
         ),
     }
 }
 
 async fn bucket_private(aws: &AwsClients, bucket: &str) -> Check {
-    let blocked = match aws.s3.get_public_access_block().bucket(bucket).send().await {
-        Ok(out) => out.public_access_block_configuration().is_some_and(|c| {
-            [c.block_public_acls(), c.ignore_public_acls(), c.block_public_policy(), c.restrict_public_buckets()]
-                .iter()
-                .all(|flag| *flag == Some(true))
-        }),
-        Err(_) => false,
-    };
-    if blocked {
-        pass("bucket private", format!("s3://{bucket} blocks all public access"))
-    } else {
+    let not_private = || {
         fail(
             "bucket private",
             format!("s3://{bucket} does not block all public access"),
             "turn on all four Block Public Access settings; CloudFront reads through an Origin Access Control",
         )
+    };
+    match aws.s3.get_public_access_block().bucket(bucket).send().await {
+        Ok(out) => {
+            let blocked = out.public_access_block_configuration().is_some_and(|c| {
+                [c.block_public_acls(), c.ignore_public_acls(), c.block_public_policy(), c.restrict_public_buckets()]
+                    .iter()
+                    .all(|flag| *flag == Some(true))
+            });
+            if blocked {
+                pass("bucket private", format!("s3://{bucket} blocks all public access"))
+            } else {
+                not_private()
+            }
+        }
+        Err(e) if e.code() == Some("NoSuchPublicAccessBlockConfiguration") => not_private(),
+        Err(e) => call_failed(
+            "bucket private",
+            &AwsError::new("S3 GetPublicAccessBlock", format!("s3://{bucket}"), &e),
+            "s3:GetBucketPublicAccessBlock",
+            &format!("arn:aws:s3:::{bucket}"),
+            "correct `bucket` and `region`",
+        ),
     }
 }
 
@@ -117,11 +168,8 @@ async fn parameter_usable(aws: &AwsClients, parameter: &str) -> Check {
             );
         }
         Err(e) => {
-            return fail(
-                "parameter",
-                AwsError::new("SSM GetParameter", parameter, &e).to_string(),
-                "allow ssm:GetParameter on it (the DeployPolicy in infra/cutover.yml does)",
-            );
+            let err = AwsError::new("SSM GetParameter", parameter, &e);
+            return call_failed("parameter", &err, "ssm:GetParameter", parameter, "correct `pointer` and `region`");
         }
     };
     let probe =
@@ -131,11 +179,10 @@ async fn parameter_usable(aws: &AwsClients, parameter: &str) -> Check {
             pass("parameter", format!("SSM parameter {parameter} is readable and writable"))
         }
         Ok(_) => pass("parameter", format!("SSM parameter {parameter} is readable and writable")),
-        Err(e) => fail(
-            "parameter",
-            AwsError::new("SSM PutParameter", parameter, &e).to_string(),
-            "allow ssm:PutParameter and ssm:GetParameterHistory on it (the DeployPolicy in infra/cutover.yml does)",
-        ),
+        Err(e) => {
+            let err = AwsError::new("SSM PutParameter", parameter, &e);
+            call_failed("parameter", &err, "ssm:PutParameter", parameter, "correct `pointer` and `region`")
+        }
     }
 }
 
@@ -143,10 +190,14 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
     let config = match aws.cloudfront.get_distribution_config().id(id).send().await {
         Ok(out) => out.distribution_config().cloned(),
         Err(e) => {
-            return vec![fail(
+            let err = AwsError::new("CloudFront GetDistributionConfig", id, &e);
+            let arn = format!("distribution {id}");
+            return vec![call_failed(
                 "distribution",
-                AwsError::new("CloudFront GetDistributionConfig", id, &e).to_string(),
-                "correct the distribution ID, or allow cloudfront:GetDistributionConfig",
+                &err,
+                "cloudfront:GetDistributionConfig",
+                &arn,
+                "correct the distribution ID",
             )];
         }
     };
@@ -157,17 +208,45 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
     checks.push(router_attached(&config, style));
     let policy = match config.default_cache_behavior().and_then(|b| b.cache_policy_id()) {
         None => None,
-        Some(policy_id) => aws
-            .cloudfront
-            .get_cache_policy()
-            .id(policy_id)
-            .send()
-            .await
-            .ok()
-            .and_then(|out| out.cache_policy().and_then(|p| p.cache_policy_config()).cloned()),
+        Some(policy_id) => match aws.cloudfront.get_cache_policy().id(policy_id).send().await {
+            Ok(out) => out.cache_policy().and_then(|p| p.cache_policy_config()).cloned(),
+            Err(e) => {
+                let err = AwsError::new("CloudFront GetCachePolicy", policy_id, &e);
+                let arn = format!("cache policy {policy_id}");
+                let fix = "attach the cache policy from infra/cutover.yml";
+                checks.push(call_failed("cache policy", &err, "cloudfront:GetCachePolicy", &arn, fix));
+                return checks;
+            }
+        },
     };
     checks.push(cache_policy_sane(policy.as_ref(), style, names));
     checks
+}
+
+/// With the origin-path pointer, the distribution serves what the last promotion made live; a
+/// stack update that sent an older origin path (no `LiveVersion`) took the site off it.
+async fn live_release(site: &Site) -> Check {
+    let (live, history) = match (site.pointer.read().await, site.pointer.history().await) {
+        (Ok(live), Ok(history)) => (live, history),
+        (Err(e), _) | (_, Err(e)) => {
+            return fail("live release", format!("{e:#}"), "see the error; the checks above name missing permissions");
+        }
+    };
+    let Some(last) = history.last() else {
+        return pass("live release", "no promotion yet");
+    };
+    if live.as_deref() == Some(last.version.as_str()) {
+        return pass("live release", format!("the origin path serves {}, the last promotion", last.version));
+    }
+    let serves = live.map_or_else(|| "no release".to_owned(), |v| format!("version {v}"));
+    fail(
+        "live release",
+        format!("the origin path serves {serves}, but the last promotion made {} live", last.version),
+        format!(
+            "`cutover promote {0}` puts it back; pass LiveVersion={0} to every stack update (README, Hosting on AWS)",
+            last.version
+        ),
+    )
 }
 
 /// The router is attached to every event its pointer style needs.
@@ -371,6 +450,36 @@ mod tests {
         let check = cache_policy_sane(Some(&half), Style::OriginPath, &names);
         assert!(!check.passed && check.fix.as_deref().unwrap().contains("Override"), "{check:?}");
         assert!(!cache_policy_sane(None, Style::Ssm, &names).passed);
+    }
+
+    #[test]
+    fn a_refused_call_is_an_access_error_naming_the_action_and_nothing_else_is() {
+        let err = |code: Option<&str>, status| AwsError {
+            call: "S3 GetPublicAccessBlock".into(),
+            resource: "s3://b".into(),
+            code: code.map(str::to_owned),
+            status: Some(status),
+            problem: String::new(),
+            hint: None,
+        };
+        for refused in [err(Some("AccessDenied"), 403), err(Some("AccessDeniedException"), 400), err(None, 403)] {
+            let check = call_failed("bucket private", &refused, "s3:GetBucketPublicAccessBlock", "arn:aws:s3:::b", "x");
+            assert!(
+                check.detail.starts_with("access denied: the credentials may not call s3:GetBucketPublicAccessBlock")
+            );
+            assert_eq!(
+                check.fix.as_deref(),
+                Some(
+                    "allow s3:GetBucketPublicAccessBlock on arn:aws:s3:::b (the DeployPolicy in infra/cutover.yml does)"
+                )
+            );
+        }
+        for other in [err(Some("NoSuchBucket"), 404), err(Some("SignatureDoesNotMatch"), 403)] {
+            let check =
+                call_failed("bucket private", &other, "s3:GetBucketPublicAccessBlock", "arn:aws:s3:::b", "fix it");
+            assert!(!check.passed && !check.detail.contains("access denied"), "{check:?}");
+            assert_eq!(check.fix.as_deref(), Some("fix it"));
+        }
     }
 
     #[test]

@@ -49,6 +49,17 @@ impl RouterConfig {
             cache_seconds: plan.edge_cache.as_secs(),
         })
     }
+
+    /// The infra/cutover.yml parameters that put these names in the origin-path cache key, as
+    /// `Name=value` pairs for `--parameter-overrides`: the stack and the router must agree.
+    pub fn stack_parameters(&self) -> String {
+        let pairs = [
+            ("VersionCookie", &self.version_cookie),
+            ("OverrideCookie", &self.override_cookie),
+            ("OverrideQuery", &self.override_query),
+        ];
+        pairs.map(|(name, value)| format!("{name}={value}")).join(" ")
+    }
 }
 
 /// Writes the deployable zip (`index.js` with handler `index.handler`, and `config.json`) to `out`.

@@ -3,6 +3,7 @@
 //! setup; their logic is unit-tested in src/doctor.rs.
 
 use crate::harness::{Fixture, free_port};
+use crate::proxy::{Fault, Proxy};
 
 fn checks(run: &crate::harness::Run) -> Vec<(String, bool)> {
     let report = run.json();
@@ -65,4 +66,66 @@ fn doctor_needs_an_aws_setup() {
     let run = f.run(&["doctor"], &[]);
     run.assert_code(2);
     assert!(run.stderr().contains("input `bucket`"), "{}", run.stderr());
+}
+
+/// The checks as (name, passed, detail, fix), for finer assertions.
+fn details(run: &crate::harness::Run) -> Vec<(String, bool, String, String)> {
+    let report = run.json();
+    let checks = report["checks"].as_array().expect("a list of checks");
+    let text = |c: &serde_json::Value, k: &str| c[k].as_str().unwrap_or_default().to_owned();
+    checks
+        .iter()
+        .map(|c| (text(c, "name"), c["passed"].as_bool().unwrap(), text(c, "detail"), text(c, "fix")))
+        .collect()
+}
+
+#[test]
+fn a_call_the_credentials_may_not_make_is_reported_as_an_access_error_naming_the_action() {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.moto_server().block_public_access("site-bucket");
+    f.set("CUTOVER_DISTRIBUTION_ID", &distribution);
+    f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    // Everything but the distribution's config is refused, so the cache policy is asked for too.
+    let proxy = Proxy::start(&f.moto_server().endpoint, |r| (!r.target.ends_with("/config")).then_some(Fault::Denied));
+    let run = f.run(&["doctor", "--json"], &[("AWS_ENDPOINT_URL", &proxy.url)]);
+    run.assert_code(1);
+    let expected = [
+        ("bucket", "s3:ListBucket"),
+        ("bucket private", "s3:GetBucketPublicAccessBlock"),
+        ("parameter", "ssm:GetParameter"),
+        ("cache policy", "cloudfront:GetCachePolicy"),
+    ];
+    let checks = details(&run);
+    for (name, action) in expected {
+        let (_, passed, detail, fix) =
+            checks.iter().find(|c| c.0 == name).unwrap_or_else(|| panic!("{name} is checked"));
+        assert!(
+            !passed && detail.starts_with(&format!("access denied: the credentials may not call {action}")),
+            "{name}: {detail}"
+        );
+        assert!(fix.starts_with(&format!("allow {action}")), "{name}: {fix}");
+    }
+}
+
+#[test]
+fn a_stack_update_that_moved_the_origin_path_is_found_and_promote_repairs_it() {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    let live = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "live release").expect("checked");
+    let (_, passed, detail, _) = live(&f.run(&["doctor", "--json"], &[]));
+    assert!(passed, "{detail}");
+
+    // What a stack update without LiveVersion sends: the template's placeholder.
+    f.moto_server().set_origin_path(&distribution, "/site/-");
+    let (_, passed, detail, fix) = live(&f.run(&["doctor", "--json"], &[]));
+    assert!(!passed && detail.contains("serves no release, but the last promotion made 1 live"), "{detail}");
+    assert!(fix.contains("`cutover promote 1`") && fix.contains("LiveVersion=1"), "{fix}");
+
+    f.run(&["promote", "1"], &[]).assert_code(0);
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+    let (_, passed, detail, _) = live(&f.run(&["doctor", "--json"], &[]));
+    assert!(passed, "{detail}");
 }

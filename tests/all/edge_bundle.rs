@@ -86,3 +86,18 @@ fn the_bundle_never_replaces_anything_but_a_file() {
     assert!(run.stderr().contains("input `out`") && run.stderr().contains("is not a regular file"), "{}", run.stderr());
     assert!(dir.is_dir(), "the directory is left alone");
 }
+
+#[test]
+fn the_bundle_names_the_stack_parameters_that_put_its_names_in_the_cache_key() {
+    let mut f = Fixture::local();
+    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL");
+    f.set("CUTOVER_VERSION_COOKIE", "V").set("CUTOVER_OVERRIDE_COOKIE", "O").set("CUTOVER_OVERRIDE_QUERY", "q");
+    let zip = f.dir.path().join("router.zip");
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
+    run.assert_code(0);
+    assert!(
+        run.stdout().contains("stack parameters: VersionCookie=V OverrideCookie=O OverrideQuery=q"),
+        "{}",
+        run.stdout()
+    );
+}

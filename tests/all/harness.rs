@@ -168,6 +168,19 @@ impl Moto {
         config.origins().expect("origins").items()[0].origin_path().unwrap_or_default().to_owned()
     }
 
+    /// Sets the origin path of the distribution's only origin, as a stack update would.
+    pub fn set_origin_path(&self, distribution: &str, path: &str) {
+        let client = self.cloudfront();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let out = client.get_distribution_config().id(distribution).send().await.expect("reading the distribution");
+            let mut config = out.distribution_config().expect("config").clone();
+            cutover::pointer::cloudfront::set_origin_path(&mut config, None, path).expect("an origin");
+            let update = client.update_distribution().id(distribution).if_match(out.e_tag().unwrap_or_default());
+            update.distribution_config(config).send().await.expect("updating the distribution");
+        });
+    }
+
     pub fn create_bucket(&self, bucket: &str) {
         let response = http_send(&self.endpoint, "PUT", &format!("/{bucket}"), &[], "").expect("creating a bucket");
         assert_eq!(response.status, 200, "creating bucket {bucket}: {}", response.body);

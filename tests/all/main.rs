@@ -14,6 +14,7 @@ mod infra;
 mod layout;
 mod manifests;
 mod outputs;
+mod permissions;
 mod proxy;
 mod races;
 mod reliability;

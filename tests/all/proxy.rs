@@ -1,6 +1,7 @@
 //! A fault-injecting HTTP proxy between cutover and moto, on loopback: per request, a rule chooses
 //! to forward it, answer S3's `503 SlowDown` or a `500 InternalError`, reset the connection, stall,
-//! throttle SSM, or hold the request until the proxy stops (so a test can kill cutover there).
+//! throttle SSM, refuse it as access denied, or hold the request until the proxy stops (so a test
+//! can kill cutover there). The rule sees each whole request, so it can also log every AWS call.
 //! One request per connection, so every answer is the proxy's own choice.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -25,6 +26,8 @@ pub enum Fault {
     Throttle,
     /// The request is held, unanswered, until the proxy stops; the test hears of it.
     Hold,
+    /// `403 AccessDenied`, as each service words it: what a call the credentials may not make gets.
+    Denied,
 }
 
 /// One request as the rule sees it.
@@ -32,7 +35,11 @@ pub enum Fault {
 pub struct Request {
     /// 1 for the first request the proxy received.
     pub number: usize,
+    pub method: String,
+    /// The path and query, as sent.
+    pub target: String,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -127,7 +134,7 @@ impl Job {
     fn serve(self, mut client: TcpStream) {
         let Some((head, body)) = read_message(&mut client) else { return };
         let number = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
-        let request = parse_request(number, &head);
+        let request = parse_request(number, &head, &body);
         let fault = (self.rule)(&request);
         if let Some(fault) = fault {
             self.faults.lock().unwrap().push((number, fault));
@@ -159,6 +166,21 @@ impl Job {
                 "application/x-amz-json-1.1",
                 r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
             ),
+            Some(Fault::Denied) if request.ssm_action().is_some() => answer(
+                &mut client,
+                400,
+                "application/x-amz-json-1.1",
+                r#"{"__type":"AccessDeniedException","message":"injected: not authorized"}"#,
+            ),
+            Some(Fault::Denied) if request.target.starts_with("/2020-05-31/") => answer(
+                &mut client,
+                403,
+                "text/xml",
+                "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>injected: not authorized</Message></Error></ErrorResponse>",
+            ),
+            Some(Fault::Denied) => {
+                answer(&mut client, 403, "application/xml", &s3_error("AccessDenied", "Access Denied"))
+            }
             Some(Fault::Reset) => {
                 let socket = socket2::Socket::from(client);
                 let _ = socket.set_linger(Some(Duration::ZERO));
@@ -224,14 +246,17 @@ fn read_message(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     Some((head, body))
 }
 
-fn parse_request(number: usize, head: &str) -> Request {
+fn parse_request(number: usize, head: &str, body: &[u8]) -> Request {
+    let mut request_line = head.lines().next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_owned();
+    let target = request_line.next().unwrap_or_default().to_owned();
     let headers = head
         .lines()
         .skip(1)
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    Request { number, headers }
+    Request { number, method, target, headers, body: body.to_vec() }
 }
 
 /// The same head with `Connection: close` instead of any connection header.
@@ -255,6 +280,7 @@ fn s3_error(code: &str, message: &str) -> String {
 fn answer(client: &mut TcpStream, status: u16, content_type: &str, body: &str) {
     let reason = match status {
         400 => "Bad Request",
+        403 => "Forbidden",
         500 => "Internal Server Error",
         _ => "Service Unavailable",
     };

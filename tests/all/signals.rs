@@ -9,7 +9,7 @@ use crate::harness::Fixture;
 use crate::proxy::{Fault, Proxy};
 
 /// Sends `signal` (`INT`, `TERM`) to a running child and waits for it to end.
-fn stop(child: Child, signal: &str) -> Output {
+pub fn stop(child: Child, signal: &str) -> Output {
     let sent = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().expect("kill");
     assert!(sent.success(), "kill -{signal}");
     child.wait_with_output().expect("waiting for cutover")
