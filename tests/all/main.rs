@@ -17,4 +17,5 @@ mod outputs;
 mod proxy;
 mod races;
 mod reliability;
+mod serve_files;
 mod signals;
