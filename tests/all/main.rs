@@ -2,6 +2,7 @@
 
 mod aws_errors;
 mod bad_input;
+mod browser;
 mod cloudfront;
 mod docs;
 mod doctor;
