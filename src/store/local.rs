@@ -388,6 +388,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn open_streams_a_range_and_finds_no_object_through_a_file_or_at_a_directory() {
+        use futures::TryStreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let body: Vec<u8> = (0..300_000u32).map(|i| i.to_le_bytes()[0]).collect();
+        store.put("s/1/d/a.bin", Bytes::from(body.clone()), &meta(), Condition::Always).await.unwrap();
+        let opened = store.open("s/1/d/a.bin").await.unwrap().unwrap();
+        assert_eq!((opened.size, opened.etag.as_str()), (300_000, hex::encode(Md5::digest(&body)).as_str()));
+        let chunks: Vec<Bytes> = (opened.read)(1..290_001).try_collect().await.unwrap();
+        assert_eq!(
+            chunks.iter().map(Bytes::len).collect::<Vec<_>>(),
+            [131_072, 131_072, 27_856],
+            "read a chunk at a time"
+        );
+        assert_eq!(chunks.concat(), body[1..290_001]);
+        for absent in ["s/1/d/a.bin/x", "s/1/d", "s/1/d/missing"] {
+            assert!(store.open(absent).await.unwrap().is_none(), "{absent}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_deletion_leaves_no_empty_directories() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path());

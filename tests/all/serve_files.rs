@@ -11,6 +11,7 @@ on_both_backends!(
     ranges_are_answered_as_a_static_host_answers_them,
     head_answers_every_header_and_no_body,
     an_etag_or_a_date_the_client_holds_gets_304,
+    a_path_through_a_file_is_a_missing_file_not_a_502,
 );
 
 /// 1,000 bytes, each telling its offset apart from its neighbours'.
@@ -97,6 +98,17 @@ fn an_etag_or_a_date_the_client_holds_gets_304(f: Fixture) {
     }
     let answer = send(&edge, "GET", "/data.bin", &[("if-none-match", "\"other\""), ("if-modified-since", &date)]);
     assert_eq!(answer.status, 200, "If-None-Match decides when both are sent (RFC 9110 13.2.2)");
+}
+
+/// `/data.bin/x.js` answered 502 with the OS error (ENOTDIR) from the local store: a key that runs
+/// through a file is a file that does not exist (what a missing file serves is routing's to say).
+fn a_path_through_a_file_is_a_missing_file_not_a_502(f: Fixture) {
+    let (_f, edge) = live_data(f);
+    for path in ["/data.bin/x.js", "/data.bin/x/y.css"] {
+        let answer = send(&edge, "GET", path, &[]);
+        assert!(answer.status < 500, "{path}: {} {}", answer.status, answer.body);
+        assert!(!answer.body.contains("os error"), "{path}: {}", answer.body);
+    }
 }
 
 /// The bound the issue sets for `cutover serve` while it sends a file far larger than memory.
