@@ -16,6 +16,8 @@ use tokio::sync::oneshot;
 use crate::backend::Site;
 use crate::routing::{self, EdgeNames, VERSION_HEADER};
 
+mod files;
+
 /// How long the edge trusts the active version it last read, as the router does.
 const ACTIVE_CACHE: Duration = Duration::from_secs(1);
 
@@ -90,21 +92,8 @@ async fn handle(State(edge): State<Arc<Edge>>, method: Method, uri: Uri, headers
         (_, None) => text(StatusCode::BAD_REQUEST, "unsafe path"),
         (Some(version), Some(file)) => {
             let key = edge.site.layout.object_key(version, file);
-            match edge.site.store.get(&key).await {
-                Ok(Some(object)) => {
-                    let mut response = Response::new(Body::from(object.body));
-                    let headers = response.headers_mut();
-                    for (name, value) in [
-                        (header::CONTENT_TYPE, object.meta.content_type),
-                        (header::CACHE_CONTROL, object.meta.cache_control),
-                        (header::ETAG, format!("\"{}\"", object.etag)),
-                    ] {
-                        if let Ok(value) = HeaderValue::try_from(value) {
-                            headers.insert(name, value);
-                        }
-                    }
-                    response
-                }
+            match files::send(edge.site.store.as_ref(), &key, &method, &headers).await {
+                Ok(Some(response)) => response,
                 Ok(None) => text(StatusCode::NOT_FOUND, &format!("{file} is not in release {version}")),
                 Err(e) => text(StatusCode::BAD_GATEWAY, &format!("reading {key}: {e:#}")),
             }

@@ -9,6 +9,8 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime};
@@ -16,16 +18,20 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, Fetched, Listed, ObjectMeta, Store, StoreError, StoreResult};
+use super::{Chunks, Condition, Fetched, Listed, ObjectMeta, Opened, Store, StoreError, StoreResult};
 use crate::interrupt::{CLEANUP, TempFile};
 use crate::site::{Contents, ReadFile};
 
 /// A temp file lives from its creation to its rename, and its modification time moves while its
 /// bytes are written; one untouched this long was left by a run killed outright.
 const STALE_TEMP: Duration = Duration::from_secs(60 * 60);
+
+/// Bytes read per step when a file is streamed: each client of `cutover serve` holds about one.
+const CHUNK: u64 = 128 * 1024;
 
 /// Lock files conditional writes are spread over (see [`LocalStore::exclusive`]).
 const LOCK_STRIPES: u64 = 64;
@@ -130,6 +136,34 @@ impl LocalStore {
         }
     }
 
+    fn open_blocking(&self, key: &str) -> io::Result<Option<Opened>> {
+        // A key running into or through a file (`a.txt/b`) or naming a directory does not exist.
+        let absent = |e: &io::Error| {
+            matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory)
+        };
+        let meta = match self.read_meta(key) {
+            Ok(Some(meta)) => meta,
+            Err(e) if !absent(&e) => return Err(e),
+            _ => return Ok(None),
+        };
+        let file = match File::open(self.path_in("objects", key)?) {
+            Ok(file) => file,
+            Err(e) if absent(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let stat = file.metadata()?;
+        if !stat.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(Opened {
+            size: stat.len(),
+            etag: meta.md5,
+            meta: ObjectMeta { content_type: meta.content_type, cache_control: meta.cache_control },
+            modified: stat.modified().ok(),
+            read: Box::new(move |range| chunks(file, range)),
+        }))
+    }
+
     fn put_blocking(&self, key: &str, body: &[u8], meta: &ObjectMeta, condition: &Condition) -> StoreResult<()> {
         let md5 = hex::encode(Md5::digest(body));
         self.write(key, condition, |file| file.write_all(body), &meta_file(md5, meta))
@@ -197,6 +231,35 @@ fn place(tmp: &TempFile, target: &Path) -> io::Result<()> {
     }
 }
 
+/// Reads `range` of an open file a [`CHUNK`] at a time, each read off the async threads. The open
+/// file keeps its bytes even if the key is deleted or replaced meanwhile.
+fn chunks(file: File, range: Range<u64>) -> Chunks {
+    let file = Arc::new(file);
+    futures::stream::try_unfold(range, move |range| {
+        let file = file.clone();
+        async move {
+            if range.is_empty() {
+                return Ok(None);
+            }
+            let start = range.start;
+            let want = usize::try_from(range.end.saturating_sub(start).min(CHUNK)).unwrap_or(0);
+            let read = tokio::task::spawn_blocking(move || {
+                let mut chunk = vec![0; want];
+                let read = file.read_at(&mut chunk, start)?;
+                chunk.truncate(read);
+                Ok::<_, io::Error>(chunk)
+            });
+            let chunk = read.await.map_err(io::Error::other)??;
+            if chunk.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file is shorter than it was"));
+            }
+            let next = start + chunk.len() as u64..range.end;
+            Ok(Some((Bytes::from(chunk), next)))
+        }
+    })
+    .boxed()
+}
+
 /// Removes the temp files nothing has touched for `age`.
 fn sweep_stale(tmp_dir: &Path, age: Duration) {
     let Some(cutoff) = SystemTime::now().checked_sub(age) else { return };
@@ -250,6 +313,11 @@ impl Store for LocalStore {
     async fn get(&self, key: &str) -> StoreResult<Option<Fetched>> {
         let (store, key) = (self.clone(), key.to_owned());
         blocking(move || store.get_blocking(&key).map_err(other(&key))).await
+    }
+
+    async fn open(&self, key: &str) -> StoreResult<Option<Opened>> {
+        let (store, key) = (self.clone(), key.to_owned());
+        blocking(move || store.open_blocking(&key).map_err(other(&key))).await
     }
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<Listed>> {
@@ -317,6 +385,27 @@ mod tests {
         store.delete(&["s/1/a.txt".into(), "s/1/missing".into()]).await.unwrap();
         assert!(store.get("s/1/a.txt").await.unwrap().is_none());
         assert!(store.put("../x", Bytes::new(), &meta(), Condition::Always).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn open_streams_a_range_and_finds_no_object_through_a_file_or_at_a_directory() {
+        use futures::TryStreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let body: Vec<u8> = (0..300_000u32).map(|i| i.to_le_bytes()[0]).collect();
+        store.put("s/1/d/a.bin", Bytes::from(body.clone()), &meta(), Condition::Always).await.unwrap();
+        let opened = store.open("s/1/d/a.bin").await.unwrap().unwrap();
+        assert_eq!((opened.size, opened.etag.as_str()), (300_000, hex::encode(Md5::digest(&body)).as_str()));
+        let chunks: Vec<Bytes> = (opened.read)(1..290_001).try_collect().await.unwrap();
+        assert_eq!(
+            chunks.iter().map(Bytes::len).collect::<Vec<_>>(),
+            [131_072, 131_072, 27_856],
+            "read a chunk at a time"
+        );
+        assert_eq!(chunks.concat(), body[1..290_001]);
+        for absent in ["s/1/d/a.bin/x", "s/1/d", "s/1/d/missing"] {
+            assert!(store.open(absent).await.unwrap().is_none(), "{absent}");
+        }
     }
 
     #[tokio::test]

@@ -1,7 +1,11 @@
 //! Where releases live: one narrow seam, implemented for S3 and for a local directory.
 
+use std::ops::Range;
+use std::time::SystemTime;
+
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::stream::BoxStream;
 
 use crate::site::ReadFile;
 
@@ -23,12 +27,25 @@ pub struct Listed {
     pub etag: String,
 }
 
-/// A small object read whole (records, the lock, files served by the local edge).
+/// A small object read whole (records, the lock).
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub body: Bytes,
     pub etag: String,
     pub meta: ObjectMeta,
+}
+
+/// An object's bytes, read lazily in chunks as the consumer polls.
+pub type Chunks = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// An object opened to be streamed: what an HTTP answer says about it before any byte is read,
+/// and a reader of one byte range (end exclusive, within `size`), called at most once.
+pub struct Opened {
+    pub size: u64,
+    pub etag: String,
+    pub meta: ObjectMeta,
+    pub modified: Option<SystemTime>,
+    pub read: Box<dyn FnOnce(Range<u64>) -> Chunks + Send>,
 }
 
 /// When a write may happen.
@@ -63,6 +80,9 @@ pub trait Store: Send + Sync {
     async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta, condition: Condition) -> StoreResult<()>;
     /// Reads a whole object; `None` when it does not exist.
     async fn get(&self, key: &str) -> StoreResult<Option<Fetched>>;
+    /// Opens an object to stream a range of it, holding no more than a chunk in memory; `None`
+    /// when it does not exist.
+    async fn open(&self, key: &str) -> StoreResult<Option<Opened>>;
     /// Every object whose key starts with `prefix`.
     async fn list(&self, prefix: &str) -> StoreResult<Vec<Listed>>;
     /// Deletes objects; missing ones are not an error.

@@ -1,6 +1,7 @@
 //! Releases in an S3 bucket (or any S3-compatible store) through the AWS SDK.
 
 use std::path::Path;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -16,7 +17,7 @@ use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{Condition, Fetched, Listed, ObjectMeta, Store, StoreError, StoreResult};
+use super::{Condition, Fetched, Listed, ObjectMeta, Opened, Store, StoreError, StoreResult};
 use crate::aws_error::AwsError;
 use crate::interrupt::CLEANUP;
 use crate::site::{Contents, FileDigest, MULTIPART_THRESHOLD, PART_SIZE, ReadFile};
@@ -244,6 +245,49 @@ impl Store for S3Store {
             .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {key}: {e}")))?
             .into_bytes();
         Ok(Some(Fetched { body, etag, meta }))
+    }
+
+    async fn open(&self, key: &str) -> StoreResult<Option<Opened>> {
+        let head = match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(head) => head,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => return Ok(None),
+            Err(e) => return Err(self.failure("HeadObject", self.url(key), e)),
+        };
+        let quoted_etag = head.e_tag().unwrap_or_default().to_owned();
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), key.to_owned());
+        // One ranged GetObject when the body is wanted, only of the version the HEAD described.
+        let read = move |range: std::ops::Range<u64>| {
+            let get = async move {
+                let response = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .range(format!("bytes={}-{}", range.start, range.end - 1))
+                    .if_match(quoted_etag)
+                    .send()
+                    .await
+                    .map_err(|e| std::io::Error::other(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+                let chunks = futures::stream::try_unfold(response.body, |mut body| async move {
+                    Ok(body.try_next().await.map_err(std::io::Error::other)?.map(|chunk| (chunk, body)))
+                });
+                std::io::Result::Ok(chunks)
+            };
+            if range.is_empty() {
+                futures::stream::empty().boxed()
+            } else {
+                futures::stream::once(get).try_flatten().boxed()
+            }
+        };
+        Ok(Some(Opened {
+            size: u64::try_from(head.content_length().unwrap_or_default()).unwrap_or(0),
+            etag: head.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
+            meta: ObjectMeta {
+                content_type: head.content_type().unwrap_or("application/octet-stream").to_owned(),
+                cache_control: head.cache_control().unwrap_or_default().to_owned(),
+            },
+            modified: head.last_modified().and_then(|t| SystemTime::try_from(*t).ok()),
+            read: Box::new(read),
+        }))
     }
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<Listed>> {

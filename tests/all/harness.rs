@@ -351,6 +351,11 @@ pub struct Edge {
 }
 
 impl Edge {
+    /// The `cutover serve` process, to read its memory use from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn get(&self, path: &str, cookie: Option<&str>) -> Response {
         http_get(&self.url, path, cookie).expect("requesting the edge")
     }

@@ -2,6 +2,7 @@
 
 mod aws_errors;
 mod bad_input;
+mod browser;
 mod cloudfront;
 mod docs;
 mod doctor;
@@ -18,4 +19,5 @@ mod permissions;
 mod proxy;
 mod races;
 mod reliability;
+mod serve_files;
 mod signals;

@@ -1,0 +1,91 @@
+//! A real browser on `cutover serve`: headless Chromium driven by `tests/browser/browse.mjs`
+//! (playwright-core), so links, redirects and cookies are followed the way visitors' browsers
+//! follow them, not the way a test client is told to.
+//!
+//! Both scenarios assert what a static host does (issue 11, items 1 and 4); they fail until
+//! `cutover serve` routes `/dir/` to `dir/index.html` and ignores overrides naming no release.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{Edge, Fixture, on_both_backends};
+
+on_both_backends!(
+    a_browser_follows_links_between_the_pages_of_a_multi_page_site,
+    a_browser_sent_an_unknown_override_keeps_no_cookie,
+);
+
+/// A multi-page site as Hugo, Jekyll or Astro emit one, live as version 1 behind `cutover serve`.
+fn multi_page_site(mut f: Fixture) -> (Fixture, Edge) {
+    let page = |name: &str, links: &str| format!("<!doctype html><title>{name}</title><h1>{name}</h1>{links}");
+    let home = page("home", r#"<a id="about" href="/about/">about</a> <a id="post" href="/blog/post-1/">post</a>"#);
+    let about = page("about", r#"<a id="post" href="/blog/post-1/">post</a> <a id="home" href="/">home</a>"#);
+    let post = page("post-1", r#"<a id="about-relative" href="../../about/">about</a> <a id="home" href="/">home</a>"#);
+    let edge = f.start_edge();
+    let dist = f.site("v1", &[("index.html", &home), ("about/index.html", &about), ("blog/post-1/index.html", &post)]);
+    f.deploy(&dist, "1");
+    edge.wait_for_active("1");
+    (f, edge)
+}
+
+/// Runs one scenario of `browse.mjs` against the edge; what the browser saw.
+fn browse(edge: &Edge, scenario: &str) -> serde_json::Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let missing = "is missing: run scripts/test, which installs it";
+    assert!(root.join("node_modules/playwright-core").exists(), "tests/browser/node_modules/playwright-core {missing}");
+    assert!(Path::new("/usr/bin/chromium").exists(), "/usr/bin/chromium (Debian's chromium package) {missing}");
+    let output = Command::new("node")
+        .arg(root.join("browse.mjs"))
+        .args([edge.url.as_str(), scenario])
+        .output()
+        .expect("running node tests/browser/browse.mjs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "browse.mjs {scenario} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("browse.mjs printed no JSON ({e}):\n{stdout}"))
+}
+
+/// (step, page reached, status, version) of each visit.
+fn visits(seen: &serde_json::Value) -> Vec<(String, String, u64, String)> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    seen["visits"]
+        .as_array()
+        .expect("visits")
+        .iter()
+        .map(|v| (text(&v["step"]), text(&v["page"]), v["status"].as_u64().unwrap_or(0), text(&v["version"])))
+        .collect()
+}
+
+fn a_browser_follows_links_between_the_pages_of_a_multi_page_site(f: Fixture) {
+    let (_f, edge) = multi_page_site(f);
+    let seen = browse(&edge, "links");
+    let expected: Vec<_> = [
+        ("open /", "home"),
+        ("click about", "about"),
+        ("click post-1", "post-1"),
+        ("click the relative link to about", "about"),
+        ("click home", "home"),
+        ("type /about", "about"),
+        ("click post-1 from /about", "post-1"),
+    ]
+    .into_iter()
+    .map(|(step, page)| (step.to_owned(), page.to_owned(), 200, "1".to_owned()))
+    .collect();
+    assert_eq!(visits(&seen), expected, "each link reaches its own page (what the browser saw: {seen})");
+    let typed = &seen["visits"][5]["path"];
+    assert!(
+        typed == "/about/" || typed == "/about",
+        "`/about` is redirected to `/about/` or served in place, not elsewhere: {typed}"
+    );
+    assert_eq!(seen["cookies"], serde_json::json!([]), "browsing pins nothing");
+}
+
+fn a_browser_sent_an_unknown_override_keeps_no_cookie(f: Fixture) {
+    let (_f, edge) = multi_page_site(f);
+    let seen = browse(&edge, "unknown-override");
+    let expected: Vec<_> = ["open /?override_build_number=77", "open / again"]
+        .into_iter()
+        .map(|step| (step.to_owned(), "home".to_owned(), 200, "1".to_owned()))
+        .collect();
+    assert_eq!(visits(&seen), expected, "the live release is served (what the browser saw: {seen})");
+    assert_eq!(seen["cookies"], serde_json::json!([]), "an override naming no release sets no cookie");
+}
