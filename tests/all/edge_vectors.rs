@@ -70,3 +70,24 @@ fn cutover_serve_passes_the_shared_vectors() {
         }
     }
 }
+
+/// With `override-secret`, the smoke test and `preview-url` sign: a deploy smoke-tests through the
+/// local edge, and its preview link pins the release while a bare version does not.
+#[test]
+fn the_smoke_test_and_the_preview_link_sign_with_the_override_secret() {
+    let mut f = Fixture::local();
+    f.set("CUTOVER_OVERRIDE_SECRET", "s3cret");
+    let dist = f.site("v1", &[("index.html", "one")]);
+    f.deploy(&dist, "1");
+    let preview = f.outputs()["preview-url"].clone();
+    let query = preview.split_once('?').expect("a query").1.to_owned();
+    assert!(query.starts_with("override_build_number=1%7E"), "{preview}");
+    let dist = f.site("v2", &[("index.html", "two")]);
+    f.deploy(&dist, "2");
+    let edge = f.start_edge();
+    let signed = edge.get(&format!("/?{query}"), None);
+    assert_eq!((signed.header("x-cutover-version"), signed.body.as_str()), (Some("1"), "one"));
+    let bare = edge.get("/?override_build_number=1", None);
+    assert_eq!((bare.header("x-cutover-version"), bare.header("x-cutover-override")), (Some("2"), Some("unsigned")));
+    assert!(bare.header("set-cookie").is_none());
+}
