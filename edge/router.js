@@ -1,150 +1,355 @@
 'use strict';
-// cutover's CloudFront router for Lambda@Edge (Node.js 20, no build step).
+// cutover's CloudFront router for Lambda@Edge (Node.js 20, no build step). It implements the edge
+// contract that `cutover serve` implements in Rust (src/routing.rs); both run edge/vectors.json.
 //
-// With an SSM pointer (mode "ssm"), viewer-request picks the version (the override query, else the
-// override cookies, else the active version from the SSM parameter, cached for a few seconds) and
-// rewrites the URI to /<prefix>/<version>/<file> before the cache lookup, so the version is part of
-// the cache key and a promotion needs no invalidation.
+// The contract: the version is the override query (which also pins it with cookies; `clear`, in
+// any case, drops them), else the override cookies, else the active version. An override is
+// honoured only for a recorded release (else a header says why), and, with a baked
+// `overrideSecret`, only when signed (`<version>~<expiry>~<base64url HMAC-SHA256>`). The file is
+// chosen from the release's routing index (`<prefix>/_cutover/routes/<version>.json`, loaded once
+// per version, a bounded number kept): the file the path names, `/dir/` -> `dir/index.html`,
+// `/dir` -> 301 to `/dir/` (query kept), `/about` -> `about.html`, else `notFound` (`spa`, `404`
+// or `auto`). `404.html` always answers with status 404 (set at origin-response, since
+// viewer-response cannot change a status).
 //
-// With a CloudFront origin-path pointer (mode "origin-path"), the distribution's origin path names
-// the active version; viewer-request only applies the SPA fallback, origin-request points the
-// origin at an overridden version (so the override cookies must be in the cache key), and
-// origin-response names the version the origin path served.
-//
-// In both modes viewer-response names the version in x-cutover-version and sets the override
-// cookies only when the request carried the override query: a Set-Cookie the cache could store
-// would pin every later visitor. `cutover serve` implements the same contract and runs the same
-// vectors (vectors.json). `cutover edge bundle` bakes config.json, since Lambda@Edge has no
-// environment variables.
+// With an SSM pointer (mode "ssm"), viewer-request decides and rewrites the URI to
+// /<prefix>/<version>/<file> before the cache lookup (the version is in the cache key), or answers
+// itself (redirect, 400, 404, 503) with the headers and cookies viewer-response would have added.
+// With a CloudFront origin-path pointer (mode "origin-path"), the origin path names the active
+// version, so origin-request decides. viewer-response names the version and sets cookies;
+// origin-response names the version and gives the not-found page its 404. The secret is baked in
+// by `cutover edge bundle` since Lambda@Edge has no environment variables; it is never logged.
+
+const crypto = require('node:crypto');
 
 let config = require('./config.json');
 
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const VERSION_HEADER = 'x-cutover-version';
+const OVERRIDE_HEADER = 'x-cutover-override';
 const CLEAR = 'clear';
+const INDEX_PAGE = 'index.html';
+const NOT_FOUND_PAGE = '404.html';
+const PRIVATE = 'private, no-cache';
+/** Routing indexes kept in memory; a viewer function has 128 MB. */
+const KEPT_INDEXES = 4;
+/** How long one SSM or S3 call may take, and how many tries a read gets. */
+const CALL_TIMEOUT_MS = 1000;
+const ATTEMPTS = 2;
+/** What a 503 asks clients to wait (s), and how long a cold container waits before asking SSM again. */
+const RETRY_AFTER_SECONDS = 5;
 
 let readParameter = defaultParameterReader;
-let cached = { version: null, readAt: -Infinity };
+let readIndex = defaultIndexReader;
+let active = { version: undefined, readAt: -Infinity };
+let indexes = new Map();
+
+function sdkClient(name, Client) {
+  sdkClient[name] ??= new Client({
+    region: config.region,
+    maxAttempts: ATTEMPTS,
+    requestHandler: { connectionTimeout: CALL_TIMEOUT_MS, requestTimeout: CALL_TIMEOUT_MS },
+  });
+  return sdkClient[name];
+}
 
 /** Reads the active version from SSM with the SDK the Lambda runtime provides. */
 async function defaultParameterReader() {
   const { SSMClient, GetParameterCommand } = require('@aws-sdk/client-ssm');
-  defaultParameterReader.client ??= new SSMClient({ region: config.region, maxAttempts: 2 });
-  const out = await defaultParameterReader.client.send(new GetParameterCommand({ Name: config.parameterName }));
+  const out = await sdkClient('ssm', SSMClient).send(new GetParameterCommand({ Name: config.parameterName }));
   return out.Parameter.Value;
 }
 
-/** The active version; the last good value is kept while SSM is slow or failing. */
-async function activeVersion(now = Date.now()) {
-  if (now - cached.readAt < config.cacheSeconds * 1000) {
-    return cached.version;
-  }
-  try {
-    const version = await readParameter();
-    cached = { version: VERSION.test(version || '') ? version : null, readAt: now };
-  } catch (error) {
-    if (cached.version === null) {
-      throw error;
+/** A release's file list: its routing index, else its record's files; null for no release. */
+async function defaultIndexReader(version) {
+  const { S3Client, GetObjectCommand } = require('@aws-sdk/client-s3');
+  const s3 = sdkClient('s3', S3Client);
+  const base = config.prefix ? `${config.prefix}/_cutover/` : '_cutover/';
+  for (const [key, files] of [
+    [`${base}routes/${version}.json`, (doc) => doc.files],
+    [`${base}releases/${version}.json`, (doc) => Object.keys(doc.files)],
+  ]) {
+    try {
+      const out = await s3.send(new GetObjectCommand({ Bucket: config.bucket, Key: key }));
+      return files(JSON.parse(await out.Body.transformToString()));
+    } catch (error) {
+      if (error.name !== 'NoSuchKey' && error.name !== 'AccessDenied') throw error;
     }
-    console.warn(`cutover router: keeping ${cached.version}, reading ${config.parameterName} failed: ${error}`);
-    cached = { version: cached.version, readAt: now };
   }
-  return cached.version;
+  return null;
 }
 
+/** A promise that fails after `ms`, so a hung call never becomes a Lambda timeout. */
+function withTimeout(promise, ms) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The active version: null when no release is active (the template's placeholder `-`), undefined
+ * while it could never be read. An unreadable or invalid value keeps the last good one and is
+ * logged; a container with none waits RETRY_AFTER_SECONDS before asking SSM again.
+ */
+async function activeVersion(now = Date.now()) {
+  const wait = active.version === undefined ? RETRY_AFTER_SECONDS * 1000 : config.cacheSeconds * 1000;
+  if (now - active.readAt < wait) {
+    return active.version;
+  }
+  let value;
+  let problem = null;
+  for (let attempt = 1; attempt <= ATTEMPTS && value === undefined; attempt += 1) {
+    try {
+      value = await withTimeout(readParameter(), CALL_TIMEOUT_MS);
+    } catch (error) {
+      problem = `reading ${config.parameterName} failed: ${error.message || error}`;
+    }
+  }
+  if (value === '-') {
+    active = { version: null, readAt: now };
+  } else if (typeof value === 'string' && VERSION.test(value)) {
+    active = { version: value, readAt: now };
+  } else {
+    problem ??= `${config.parameterName} holds ${JSON.stringify(value)}, which is not a version`;
+    console.warn(`cutover router: keeping ${active.version ?? 'no version'}: ${problem}`);
+    active = { version: active.version, readAt: now };
+  }
+  return active.version;
+}
+
+/** The routing index of a recorded release (a Set of its files), or null; a bounded LRU. */
+async function releaseIndex(version, now = Date.now()) {
+  const kept = indexes.get(version);
+  if (kept && (kept.files !== null || now - kept.readAt < config.cacheSeconds * 1000)) {
+    indexes.delete(version);
+    indexes.set(version, kept);
+    return kept.files;
+  }
+  let files = null;
+  try {
+    const list = await withTimeout(readIndex(version), CALL_TIMEOUT_MS * ATTEMPTS);
+    files = Array.isArray(list) ? new Set(list) : null;
+  } catch (error) {
+    console.warn(`cutover router: reading the routing index of ${version} failed: ${error.message || error}`);
+    return null;
+  }
+  indexes.set(version, { files, readAt: now });
+  while (indexes.size > KEPT_INDEXES) {
+    indexes.delete(indexes.keys().next().value);
+  }
+  return files;
+}
+
+/** The first value of a query parameter; `&` first, since URLSearchParams would drop a leading `?`. */
 function queryValue(querystring, name) {
-  return new URLSearchParams(querystring || '').get(name);
+  return new URLSearchParams(`&${querystring || ''}`).get(name);
 }
 
+const trim = (s) => s.replace(/^[ \t]+|[ \t]+$/g, '');
+
+/** The first value of a cookie across every Cookie header, one pair of quotes taken off. */
 function cookieValue(headers, name) {
   for (const header of (headers && headers.cookie) || []) {
     for (const pair of header.value.split(';')) {
       const at = pair.indexOf('=');
-      if (at > 0 && pair.slice(0, at).trim() === name) {
-        return pair.slice(at + 1).trim().replace(/^"|"$/g, '');
+      if (at >= 0 && trim(pair.slice(0, at)) === name) {
+        const value = trim(pair.slice(at + 1));
+        return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
       }
     }
   }
   return null;
 }
 
-/** The release file a request path names; `index.html` for paths without a file extension. */
-function releaseFile(uri) {
+function signature(version, expiry) {
+  return crypto.createHmac('sha256', config.overrideSecret).update(`${version}~${expiry}`).digest('base64url');
+}
+
+/** The version an override value names, or the reason it is refused. */
+function check(value, now) {
+  if (!config.overrideSecret) {
+    return VERSION.test(value) ? { version: value } : { refused: 'invalid' };
+  }
+  const parts = value.split('~');
+  if (parts.length < 3) {
+    return { refused: VERSION.test(value) ? 'unsigned' : 'invalid' };
+  }
+  const [sig, expiry] = [parts.pop(), parts.pop()];
+  const version = parts.join('~');
+  if (!/^[0-9]{1,12}$/.test(expiry) || !VERSION.test(version)) {
+    return { refused: 'invalid' };
+  }
+  const given = /^[A-Za-z0-9_-]*$/.test(sig) && sig.length % 4 !== 1 ? Buffer.from(sig, 'base64url') : null;
+  const expected = Buffer.from(signature(version, expiry), 'base64url');
+  if (given === null || given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) {
+    return { refused: 'bad-signature' };
+  }
+  return Math.floor(now / 1000) > Number(expiry) ? { refused: 'expired' } : { version };
+}
+
+/** What a request asks for: { kind: 'active' | 'clear' | 'pin' | 'refused', ... }. */
+function ask(request, now = Date.now()) {
+  const asked = queryValue(request.querystring, config.overrideQuery);
+  let value = asked;
+  let source = 'query';
+  if (asked === null) {
+    const pinned = cookieValue(request.headers, config.versionCookie);
+    if (cookieValue(request.headers, config.overrideCookie) !== 'true' || pinned === null) {
+      return { kind: 'active' };
+    }
+    [value, source] = [pinned, 'cookie'];
+  } else if (asked.toLowerCase() === CLEAR) {
+    return { kind: 'clear' };
+  }
+  const checked = check(value, now);
+  return checked.refused ? { kind: 'refused', why: checked.refused } : { kind: 'pin', version: checked.version, source, value };
+}
+
+function hasExtension(path) {
+  const last = path.slice(path.lastIndexOf('/') + 1);
+  return last.indexOf('.', 1) > 0;
+}
+
+/** The release-relative path a request path names, or null (see decode_path in src/routing.rs). */
+function decodePath(uri) {
+  if (!uri.startsWith('/') || /%(?![0-9A-Fa-f]{2})/.test(uri)) {
+    return null;
+  }
   let path;
   try {
-    path = decodeURIComponent(uri).replace(/^\/+/, '');
+    path = decodeURIComponent(uri.slice(1));
   } catch {
     return null;
   }
   const segments = path.split('/');
-  if (segments.some((s) => s === '.' || s === '..') || path.includes('//')) {
+  const last = segments.pop();
+  const bad = (s) => s === '' || s === '.' || s === '..';
+  if (path.includes('\0') || segments.some(bad) || last === '.' || last === '..') {
     return null;
   }
-  const last = segments[segments.length - 1];
-  return last.indexOf('.', 1) > 0 ? path : 'index.html';
+  return path;
 }
 
-/** Which version a request sees and which cookies its response sets. */
-function chooseVersion(request, active) {
-  const asked = queryValue(request.querystring, config.overrideQuery);
-  if (asked === CLEAR) {
-    const setCookies = [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);
-    return { version: active, source: 'active', setCookies };
+/** Static-host semantics: { file, status } | { redirect } | { notFound } | { badPath }. */
+function resolve(uri, querystring, files) {
+  const path = decodePath(uri);
+  if (path === null) {
+    return { badPath: true };
   }
-  if (asked !== null && VERSION.test(asked)) {
-    const setCookies = [
-      `${config.versionCookie}=${asked}; Path=/; SameSite=Lax`,
-      `${config.overrideCookie}=true; Path=/; SameSite=Lax`,
-    ];
-    return { version: asked, source: 'query', setCookies };
+  const file = (name) => ({ file: name, status: name === NOT_FOUND_PAGE ? 404 : 200 });
+  if (path === '' || path.endsWith('/')) {
+    if (files.has(path + INDEX_PAGE)) return file(path + INDEX_PAGE);
+  } else {
+    if (files.has(path)) return file(path);
+    if (files.has(`${path}/${INDEX_PAGE}`)) return { redirect: `${uri}/${querystring ? `?${querystring}` : ''}` };
+    if (files.has(`${path}.html`)) return file(`${path}.html`);
   }
-  const pinned = cookieValue(request.headers, config.versionCookie);
-  if (cookieValue(request.headers, config.overrideCookie) === 'true' && pinned !== null && VERSION.test(pinned)) {
-    return { version: pinned, source: 'cookie', setCookies: [] };
+  const hasPage = files.has(NOT_FOUND_PAGE);
+  const spa = config.notFound === 'spa' || (config.notFound !== '404' && !hasPage);
+  if (spa && !hasExtension(path) && files.has(INDEX_PAGE)) return file(INDEX_PAGE);
+  if (hasPage) return file(NOT_FOUND_PAGE);
+  return { notFound: true };
+}
+
+/** The whole decision for one request, given the active version (null: none, undefined: unreadable). */
+async function decide(request, activeOf) {
+  const asked = ask(request);
+  const headers = {};
+  let setCookies = [];
+  let chosen = null;
+  if (asked.kind === 'clear') {
+    setCookies = [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);
+  } else if (asked.kind === 'refused') {
+    headers[OVERRIDE_HEADER] = asked.why;
+  } else if (asked.kind === 'pin') {
+    const files = await releaseIndex(asked.version);
+    if (files === null) {
+      headers[OVERRIDE_HEADER] = 'unknown-version';
+    } else {
+      if (asked.source === 'query') {
+        setCookies = [
+          `${config.versionCookie}=${asked.value}; Path=/; SameSite=Lax`,
+          `${config.overrideCookie}=true; Path=/; SameSite=Lax`,
+        ];
+      }
+      headers['x-robots-tag'] = 'noindex';
+      chosen = { version: asked.version, files, source: asked.source };
+    }
   }
-  return { version: active, source: 'active', setCookies: [] };
+  let outcome;
+  if (chosen === null) {
+    const version = await activeOf();
+    if (version === undefined) {
+      outcome = { unavailable: true };
+    } else if (version === null) {
+      outcome = { noRelease: true };
+    } else {
+      chosen = { version, files: (await releaseIndex(version)) ?? new Set(), source: 'active' };
+    }
+  }
+  if (chosen !== null) {
+    outcome = resolve(request.uri, request.querystring, chosen.files);
+    headers[VERSION_HEADER] = chosen.version;
+  }
+  if ((chosen && chosen.source !== 'active') || setCookies.length > 0) {
+    headers['cache-control'] = PRIVATE;
+  }
+  return { version: chosen && chosen.version, outcome, headers, setCookies };
 }
 
 function encodePath(path) {
   return path.split('/').map(encodeURIComponent).join('/');
 }
 
-function textResponse(status, description, body, version) {
-  const headers = {
-    'content-type': [{ key: 'Content-Type', value: 'text/plain; charset=utf-8' }],
-    'cache-control': [{ key: 'Cache-Control', value: 'no-store' }],
-  };
-  if (version) {
-    headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: version }];
-  }
-  return { status: String(status), statusDescription: description, headers, body };
-}
-
 function versionDir(version) {
   return config.prefix ? `/${config.prefix}/${version}/` : `/${version}/`;
 }
 
-/** viewer-request: choose the version and rewrite the URI under it. */
+/** Puts the decision's headers and cookies on a CloudFront response. */
+function decorate(response, decision) {
+  for (const [name, value] of Object.entries(decision.headers)) {
+    response.headers[name] = [{ key: name, value }];
+  }
+  if (decision.setCookies.length > 0) {
+    response.headers['set-cookie'] = decision.setCookies.map((value) => ({ key: 'Set-Cookie', value }));
+  }
+  return response;
+}
+
+/** The response CloudFront gets from the function itself for anything but an existing file. */
+function generated(decision) {
+  const { outcome } = decision;
+  const [status, description, body] = outcome.redirect
+    ? [301, 'Moved Permanently', 'moved\n']
+    : outcome.badPath
+      ? [400, 'Bad Request', 'bad path\n']
+      : outcome.unavailable
+        ? [503, 'Service Unavailable', 'the active version cannot be read yet\n']
+        : outcome.noRelease
+          ? [404, 'Not Found', 'no release is active\n']
+          : [404, 'Not Found', 'not found\n'];
+  const headers = {
+    'content-type': [{ key: 'Content-Type', value: 'text/plain; charset=utf-8' }],
+    'cache-control': [{ key: 'Cache-Control', value: 'no-store' }],
+  };
+  if (outcome.redirect) headers.location = [{ key: 'Location', value: outcome.redirect }];
+  if (outcome.unavailable) headers['retry-after'] = [{ key: 'Retry-After', value: String(RETRY_AFTER_SECONDS) }];
+  return decorate({ status: String(status), statusDescription: description, headers, body }, decision);
+}
+
+/** viewer-request: in ssm mode, decide and rewrite the URI under the version (or answer). */
 async function viewerRequest(event) {
   const request = event.Records[0].cf.request;
   if (config.mode === 'origin-path') {
-    const file = releaseFile(request.uri);
-    if (file === null) {
-      return textResponse(400, 'Bad Request', 'unsafe path\n', null);
-    }
-    request.uri = '/' + encodePath(file);
-    return request;
+    return decodePath(request.uri) === null ? generated({ outcome: { badPath: true }, headers: {}, setCookies: [] }) : request;
   }
-  const choice = chooseVersion(request, null);
-  const version = choice.version ?? (await activeVersion());
-  if (!version) {
-    return textResponse(404, 'Not Found', 'no release is active\n', null);
+  const decision = await decide(request, () => activeVersion());
+  if (decision.outcome.file === undefined) {
+    return generated(decision);
   }
-  const file = releaseFile(request.uri);
-  if (file === null) {
-    return textResponse(400, 'Bad Request', 'unsafe path\n', version);
-  }
-  request.uri = versionDir(version) + encodePath(file);
+  request.uri = versionDir(decision.version) + encodePath(decision.outcome.file);
   return request;
 }
 
@@ -156,38 +361,63 @@ function versionInPath(path) {
   return VERSION.test(version) ? version : null;
 }
 
-/** origin-request (origin-path mode): send an overridden request to that version's origin path. */
+/** origin-request (origin-path mode): decide with the origin path's version as the active one. */
 async function originRequest(event) {
   const request = event.Records[0].cf.request;
-  const choice = chooseVersion(request, null);
-  if (choice.source !== 'active' && request.origin && request.origin.s3) {
-    request.origin.s3.path = versionDir(choice.version).replace(/\/$/, '');
+  const s3 = request.origin && request.origin.s3;
+  const decision = await decide(request, async () => (s3 ? versionInPath(`${s3.path}/`) : null));
+  if (decision.outcome.file === undefined) {
+    return generated(decision);
   }
+  if (s3) s3.path = versionDir(decision.version).replace(/\/$/, '');
+  request.uri = '/' + encodePath(decision.outcome.file);
   return request;
 }
 
-/** origin-response (origin-path mode): name the version the origin path served; cached with it. */
+/** origin-response: name the version, give the not-found page its 404 (cached with it). */
 async function originResponse(event) {
   const { request, response } = event.Records[0].cf;
-  const version = request.origin && request.origin.s3 ? versionInPath(`${request.origin.s3.path}/`) : null;
+  const s3 = request.origin && request.origin.s3;
+  const full = config.mode === 'origin-path' && s3 ? `${s3.path}${request.uri}` : request.uri;
+  const version = versionInPath(full);
   if (version) {
     response.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: version }];
+    if (response.status === '200' && full === versionDir(version) + NOT_FOUND_PAGE) {
+      Object.assign(response, { status: '404', statusDescription: 'Not Found' });
+    }
   }
   return response;
 }
 
-/** viewer-response: name the version; pin it with cookies only for an override query. */
+/** viewer-response: the decision's headers and cookies on a response that came from the origin or cache. */
 async function viewerResponse(event) {
   const { request, response } = event.Records[0].cf;
-  const served = config.mode === 'origin-path' ? null : versionInPath(request.uri);
-  const choice = chooseVersion(request, served);
-  if (served) {
-    response.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: served }];
+  const served =
+    config.mode === 'origin-path'
+      ? ((response.headers[VERSION_HEADER] || [])[0] || {}).value || null
+      : versionInPath(request.uri);
+  const asked = ask(request);
+  const decision = { headers: {}, setCookies: [] };
+  if (asked.kind === 'clear') {
+    decision.setCookies = [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);
+  } else if (asked.kind === 'refused') {
+    decision.headers[OVERRIDE_HEADER] = asked.why;
+  } else if (asked.kind === 'pin' && asked.version !== served) {
+    decision.headers[OVERRIDE_HEADER] = 'unknown-version';
+  } else if (asked.kind === 'pin') {
+    decision.headers['x-robots-tag'] = 'noindex';
+    if (asked.source === 'query') {
+      decision.setCookies = [
+        `${config.versionCookie}=${asked.value}; Path=/; SameSite=Lax`,
+        `${config.overrideCookie}=true; Path=/; SameSite=Lax`,
+      ];
+    }
   }
-  if (choice.setCookies.length > 0) {
-    response.headers['set-cookie'] = choice.setCookies.map((value) => ({ key: 'Set-Cookie', value }));
+  if (served) decision.headers[VERSION_HEADER] = served;
+  if ((asked.kind === 'pin' && asked.version === served) || decision.setCookies.length > 0) {
+    decision.headers['cache-control'] = PRIVATE;
   }
-  return response;
+  return decorate(response, decision);
 }
 
 const HANDLERS = {
@@ -201,14 +431,19 @@ const HANDLERS = {
 exports.handler = async (event) => HANDLERS[event.Records[0].cf.config.eventType](event);
 
 // For the tests.
-exports.viewerRequest = viewerRequest;
-exports.viewerResponse = viewerResponse;
-exports.releaseFile = releaseFile;
+exports.decide = decide;
+exports.decodePath = decodePath;
 exports.activeVersion = activeVersion;
+exports.releaseIndex = releaseIndex;
 exports.configure = (overrides) => {
   config = { ...config, ...overrides };
+  indexes = new Map();
 };
 exports.setParameterReader = (reader) => {
   readParameter = reader ?? defaultParameterReader;
-  cached = { version: null, readAt: -Infinity };
+  active = { version: undefined, readAt: -Infinity };
+};
+exports.setIndexReader = (reader) => {
+  readIndex = reader ?? defaultIndexReader;
+  indexes = new Map();
 };

@@ -67,7 +67,7 @@ impl Style {
     /// The Lambda@Edge events the router must be attached to.
     pub fn router_events(self) -> &'static [&'static str] {
         match self {
-            Style::Ssm => &["viewer-request", "viewer-response"],
+            Style::Ssm => &["viewer-request", "viewer-response", "origin-response"],
             Style::OriginPath => &["viewer-request", "viewer-response", "origin-request", "origin-response"],
         }
     }
@@ -78,6 +78,11 @@ pub async fn doctor(plan: &Plan) -> Result<Vec<Check>, InputError> {
     let Backend::Aws(site) = &plan.backend else {
         return Err(InputError::new("bucket", "doctor checks an AWS setup; set `bucket`"));
     };
+    if plan.edge.secret.is_none() {
+        crate::say!(
+            "warning: no `override-secret`: anyone can send a link that pins visitors to any stored release; set one from the CI system's secret store and rebundle the router"
+        );
+    }
     let aws = &AwsClients::load(site.region.as_deref(), site.path_style).await;
     let bucket = &site.bucket;
     let mut checks = vec![bucket_reachable(aws, bucket, &plan.prefix).await, bucket_private(aws, bucket).await];
@@ -427,7 +432,10 @@ mod tests {
 
     #[test]
     fn the_router_must_run_at_every_event_of_its_style() {
-        assert!(router_attached(&distribution(&["viewer-request", "viewer-response"]), Style::Ssm).passed);
+        let ssm = ["viewer-request", "viewer-response", "origin-response"];
+        assert!(router_attached(&distribution(&ssm), Style::Ssm).passed);
+        let no_404_status = router_attached(&distribution(&ssm[..2]), Style::Ssm);
+        assert!(!no_404_status.passed && no_404_status.detail.contains("origin-response"), "{no_404_status:?}");
         let missing = router_attached(&distribution(&["viewer-request"]), Style::Ssm);
         assert!(!missing.passed && missing.detail.contains("viewer-response"), "{missing:?}");
         let origin = router_attached(&distribution(&["viewer-request", "viewer-response"]), Style::OriginPath);

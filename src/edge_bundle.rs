@@ -20,11 +20,19 @@ pub struct RouterConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameter_name: Option<String>,
     pub region: String,
+    /// Where the routing indexes live.
+    pub bucket: String,
     pub prefix: String,
     pub override_query: String,
     pub version_cookie: String,
     pub override_cookie: String,
     pub cache_seconds: u64,
+    /// `auto`, `spa` or `404`: what a path that names nothing serves.
+    pub not_found: &'static str,
+    /// The `override-secret`, baked in (Lambda@Edge has no environment variables, and reading a
+    /// SecureString from another region at every cold start would add latency and a failure mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub override_secret: Option<String>,
 }
 
 impl RouterConfig {
@@ -42,11 +50,14 @@ impl RouterConfig {
             mode,
             parameter_name,
             region,
+            bucket: site.bucket.clone(),
             prefix: plan.prefix.clone(),
             override_query: plan.edge.query.clone(),
             version_cookie: plan.edge.version_cookie.clone(),
             override_cookie: plan.edge.override_cookie.clone(),
             cache_seconds: plan.edge_cache.as_secs(),
+            not_found: plan.edge.not_found.as_str(),
+            override_secret: plan.edge.secret.as_ref().map(|s| s.expose().to_owned()),
         })
     }
 

@@ -41,6 +41,7 @@ pub mod promote;
 pub mod prune;
 pub mod release;
 pub mod report;
+pub mod route_index;
 pub mod routing;
 pub mod rules;
 pub mod serve;

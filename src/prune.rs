@@ -67,7 +67,11 @@ async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) 
     // checks the lock is still this run's.
     lock.check()?;
     site.store
-        .delete(&[site.layout.record_key(version), site.layout.verdict_key(version)])
+        .delete(&[
+            site.layout.record_key(version),
+            site.layout.verdict_key(version),
+            crate::route_index::key(&site.layout, version),
+        ])
         .await
         .with_context(|| format!("deleting the record of {version}"))?;
     let keys: Vec<String> = record.files.keys().map(|path| site.layout.object_key(version, path)).collect();

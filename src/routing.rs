@@ -1,12 +1,17 @@
 //! The edge contract, shared by `cutover serve` and (in JavaScript) the CloudFront router: which
-//! version a request sees, which file of it, and which cookies the response sets.
+//! version a request sees (overrides, signed or not), which file of it answers with which status
+//! (static-host semantics from the release's routing index), and which headers and cookies the
+//! response carries. Both sides run the same vectors (`edge/vectors.json`).
 
-use percent_encoding::percent_decode_str;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{KeyInit, Mac};
 
+use crate::route_index::RouteIndex;
 use crate::version;
 
-/// The names an override travels by; the defaults are the ones hand-rolled routers use.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// The names an override travels by, how a missing page is answered, and the override secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeNames {
     /// Query parameter that previews a version (and pins it with cookies).
     pub query: String,
@@ -14,6 +19,10 @@ pub struct EdgeNames {
     pub version_cookie: String,
     /// Cookie that must be `true` for the version cookie to count.
     pub override_cookie: String,
+    /// What a path that names nothing in the release serves.
+    pub not_found: NotFound,
+    /// When set, only overrides signed with it are honoured.
+    pub secret: Option<OverrideSecret>,
 }
 
 impl Default for EdgeNames {
@@ -22,14 +31,83 @@ impl Default for EdgeNames {
             query: "override_build_number".into(),
             version_cookie: "Build-Number".into(),
             override_cookie: "Override".into(),
+            not_found: NotFound::Auto,
+            secret: None,
         }
+    }
+}
+
+/// The `not-found` input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotFound {
+    /// `404` when the release has a `404.html`, else `spa`.
+    Auto,
+    /// The release's `index.html` with status 200, for paths without a file extension.
+    Spa,
+    /// The release's `404.html` with status 404, or a plain 404.
+    Page,
+}
+
+impl NotFound {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "auto" => Some(Self::Auto),
+            "spa" => Some(Self::Spa),
+            "404" => Some(Self::Page),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Spa => "spa",
+            Self::Page => "404",
+        }
+    }
+}
+
+/// The `override-secret` input; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OverrideSecret(String);
+
+impl OverrideSecret {
+    pub fn new(secret: String) -> Self {
+        Self(secret)
+    }
+
+    /// For the router bundle only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn signature(&self, payload: &str) -> hmac::Hmac<sha2::Sha256> {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.0.as_bytes()).expect("hmac takes any key");
+        mac.update(payload.as_bytes());
+        mac
+    }
+}
+
+impl std::fmt::Debug for OverrideSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OverrideSecret(***)")
     }
 }
 
 /// Header naming the version that served a response.
 pub const VERSION_HEADER: &str = "x-cutover-version";
-/// Override value that drops the pin and returns to the active version.
+/// Header saying why an override was not honoured.
+pub const OVERRIDE_HEADER: &str = "x-cutover-override";
+/// Override value that drops the pin and returns to the active version (any case).
 pub const CLEAR: &str = "clear";
+/// The page a directory serves.
+pub const INDEX_PAGE: &str = "index.html";
+/// The page a missing path serves in `404` mode; it always answers with status 404.
+pub const NOT_FOUND_PAGE: &str = "404.html";
+/// How long a signed override (a preview link, the smoke test's cookie) stays valid.
+pub const OVERRIDE_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+/// What a cacheable response that is overridden or sets a cookie carries instead of its own.
+pub const PRIVATE: &str = "private, no-cache";
 
 /// Where a request's version came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,185 +117,376 @@ pub enum Source {
     Active,
 }
 
+/// What a request asks for, before anyone looks at what exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    Active,
+    Clear,
+    /// An override that passed its checks; `value` is what the version cookie carries.
+    Pin {
+        version: String,
+        source: Source,
+        value: String,
+    },
+    /// An override that did not, and why (`invalid`, `unsigned`, `bad-signature`, `expired`).
+    Refused(&'static str),
+}
+
+/// Reads the override from the query (first), else from the cookies; `now` in Unix seconds.
+pub fn ask(names: &EdgeNames, query: Option<&str>, cookie_headers: &[&str], now: u64) -> Ask {
+    if let Some(value) = query.and_then(|q| parameter(q, &names.query)) {
+        if value.eq_ignore_ascii_case(CLEAR) {
+            return Ask::Clear;
+        }
+        return pin(names, value, Source::Query, now);
+    }
+    let cookies = parse_cookies(cookie_headers);
+    let cookie = |name: &str| cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    match (cookie(&names.override_cookie).as_deref(), cookie(&names.version_cookie)) {
+        (Some("true"), Some(value)) => pin(names, value, Source::Cookie, now),
+        _ => Ask::Active,
+    }
+}
+
+fn pin(names: &EdgeNames, value: String, source: Source, now: u64) -> Ask {
+    match check(names.secret.as_ref(), &value, now) {
+        Ok(version) => Ask::Pin { version, source, value },
+        Err(why) => Ask::Refused(why),
+    }
+}
+
+/// The version an override value names: bare without a secret, `<version>~<expiry>~<signature>` with one.
+fn check(secret: Option<&OverrideSecret>, value: &str, now: u64) -> Result<String, &'static str> {
+    let Some(secret) = secret else {
+        return if version::is_valid(value) { Ok(value.to_owned()) } else { Err("invalid") };
+    };
+    let mut parts = value.rsplitn(3, '~');
+    let (Some(signature), Some(expiry), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(if version::is_valid(value) { "unsigned" } else { "invalid" });
+    };
+    let expires =
+        expiry.parse::<u64>().ok().filter(|_| expiry.len() <= 12 && expiry.bytes().all(|b| b.is_ascii_digit()));
+    let (Some(expires), true) = (expires, version::is_valid(version)) else {
+        return Err("invalid");
+    };
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| "bad-signature")?;
+    secret.signature(&format!("{version}~{expiry}")).verify_slice(&signature).map_err(|_| "bad-signature")?;
+    if now > expires {
+        return Err("expired");
+    }
+    Ok(version.to_owned())
+}
+
+/// The override value for `version`: signed until `now` plus the lifetime when there is a secret.
+pub fn override_value(names: &EdgeNames, version: &str, now: u64) -> String {
+    match &names.secret {
+        None => version.to_owned(),
+        Some(secret) => {
+            let payload = format!("{version}~{}", now + OVERRIDE_LIFETIME_SECS);
+            let signature = URL_SAFE_NO_PAD.encode(secret.signature(&payload).finalize().into_bytes());
+            format!("{payload}~{signature}")
+        }
+    }
+}
+
+/// The `Cookie` header that pins a version, as the smoke test sends it (signed when there is a secret).
+pub fn override_cookie(names: &EdgeNames, version: &str) -> String {
+    format!("{}={}; {}=true", names.version_cookie, override_value(names, version, unix_now()), names.override_cookie)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// What answers a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A release file, with status 200 (404 for the not-found page).
+    File { file: String, status: u16 },
+    /// 301 to this location (a directory without its trailing slash).
+    Redirect(String),
+    /// A plain 404: nothing in the release answers.
+    NotFound,
+    /// 400: the path cannot name a file (bad percent-encoding, dot segments, empty segments, NUL).
+    BadPath,
+    /// 404: no release is active and nothing overrides.
+    NoRelease,
+    /// 503 with `Retry-After`: the active version could not be read yet.
+    Unavailable,
+}
+
 /// What the edge does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// The version to serve; `None` when nothing is active and nothing overrides.
+    /// The version that answers, if any.
     pub version: Option<String>,
     pub source: Source,
-    /// Release-relative file to serve; `None` when the path is not a safe key.
-    pub file: Option<String>,
-    /// `Set-Cookie` values for the response: only ever when the request carried the override query.
+    pub outcome: Outcome,
+    /// `Set-Cookie` values: the pin for an honoured override query, the clearing for `clear`.
     pub set_cookies: Vec<String>,
+    /// Headers the response carries over its own (version, refusal, noindex, private).
+    pub headers: Vec<(&'static str, String)>,
 }
 
-/// Routes a request given its raw (percent-encoded) path, raw query, `Cookie` header and the active version.
+/// The active version as the edge last read it.
+#[derive(Debug, Clone, Copy)]
+pub enum Active<'a> {
+    /// A version and its index (empty when the version has none).
+    Version(&'a str, &'a RouteIndex),
+    /// No release is active.
+    None,
+    /// Never read successfully yet.
+    Unavailable,
+}
+
+/// Routes a request: `pinned` is the index of the version `ask` pins (`None`: not a recorded release).
 pub fn route(
     names: &EdgeNames,
     raw_path: &str,
     query: Option<&str>,
-    cookie_header: Option<&str>,
-    active: Option<&str>,
+    ask: &Ask,
+    pinned: Option<&RouteIndex>,
+    active: Active<'_>,
 ) -> Route {
-    let file = release_file(raw_path);
-    let active = || active.map(str::to_owned);
-    let (version_cookie, override_cookie) = (names.version_cookie.as_str(), names.override_cookie.as_str());
-    if let Some(asked) = query.and_then(|q| parameter(q, &names.query)) {
-        if asked == CLEAR {
-            let set_cookies =
-                [version_cookie, override_cookie].map(|name| format!("{name}=; Path=/; Max-Age=0")).to_vec();
-            return Route { version: active(), source: Source::Active, file, set_cookies };
-        }
-        if version::is_valid(&asked) {
-            let set_cookies = vec![
-                format!("{version_cookie}={asked}; Path=/; SameSite=Lax"),
-                format!("{override_cookie}=true; Path=/; SameSite=Lax"),
-            ];
-            return Route { version: Some(asked), source: Source::Query, file, set_cookies };
-        }
+    let mut headers = Vec::new();
+    let mut set_cookies = Vec::new();
+    let mut chosen = None;
+    match ask {
+        Ask::Clear => set_cookies = clear_cookies(names),
+        Ask::Refused(why) => headers.push((OVERRIDE_HEADER, (*why).to_owned())),
+        Ask::Pin { version, source, value } => match pinned {
+            Some(index) => {
+                if *source == Source::Query {
+                    set_cookies = vec![
+                        format!("{}={value}; Path=/; SameSite=Lax", names.version_cookie),
+                        format!("{}=true; Path=/; SameSite=Lax", names.override_cookie),
+                    ];
+                }
+                headers.push(("x-robots-tag", "noindex".to_owned()));
+                chosen = Some((version.as_str(), index, *source));
+            }
+            None => headers.push((OVERRIDE_HEADER, "unknown-version".to_owned())),
+        },
+        Ask::Active => {}
     }
-    let cookies = cookie_header.map(parse_cookies).unwrap_or_default();
-    let cookie = |name: &str| cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    if cookie(override_cookie) == Some("true")
-        && let Some(pinned) = cookie(version_cookie).filter(|v| version::is_valid(v))
-    {
-        return Route { version: Some(pinned.to_owned()), source: Source::Cookie, file, set_cookies: Vec::new() };
+    let serving = chosen.or(match active {
+        Active::Version(version, index) => Some((version, index, Source::Active)),
+        Active::None | Active::Unavailable => None,
+    });
+    let (version, source, outcome) = match (serving, active) {
+        (Some((version, index, source)), _) => {
+            (Some(version.to_owned()), source, resolve(raw_path, query, index, names.not_found))
+        }
+        (None, Active::Unavailable) => (None, Source::Active, Outcome::Unavailable),
+        (None, _) => (None, Source::Active, Outcome::NoRelease),
+    };
+    if let Some(version) = &version {
+        headers.insert(0, (VERSION_HEADER, version.clone()));
     }
-    Route { version: active(), source: Source::Active, file, set_cookies: Vec::new() }
+    if source != Source::Active || !set_cookies.is_empty() {
+        headers.push(("cache-control", PRIVATE.to_owned()));
+    }
+    Route { version, source, outcome, set_cookies, headers }
 }
 
-/// The release file a path names: decoded; `index.html` for paths without a file extension (SPA fallback).
-pub fn release_file(raw_path: &str) -> Option<String> {
-    let decoded = percent_decode_str(raw_path).decode_utf8().ok()?;
-    let path = decoded.trim_start_matches('/');
+fn clear_cookies(names: &EdgeNames) -> Vec<String> {
+    [&names.version_cookie, &names.override_cookie].map(|name| format!("{name}=; Path=/; Max-Age=0")).to_vec()
+}
+
+/// Static-host semantics: the file the path names, else its directory's index page (`/dir` is
+/// redirected to `/dir/`), else `<path>.html`, else what `not-found` says.
+pub fn resolve(raw_path: &str, query: Option<&str>, index: &RouteIndex, not_found: NotFound) -> Outcome {
+    let Some(path) = decode_path(raw_path) else {
+        return Outcome::BadPath;
+    };
+    let file = |file: String| {
+        let status = if file == NOT_FOUND_PAGE { 404 } else { 200 };
+        Outcome::File { file, status }
+    };
+    if path.is_empty() || path.ends_with('/') {
+        let page = format!("{path}{INDEX_PAGE}");
+        if index.contains(&page) {
+            return file(page);
+        }
+    } else {
+        if index.contains(&path) {
+            return file(path);
+        }
+        if index.contains(&format!("{path}/{INDEX_PAGE}")) {
+            let query = query.filter(|q| !q.is_empty()).map(|q| format!("?{q}")).unwrap_or_default();
+            return Outcome::Redirect(format!("{raw_path}/{query}"));
+        }
+        let clean = format!("{path}.html");
+        if index.contains(&clean) {
+            return file(clean);
+        }
+    }
+    let has_page = index.contains(NOT_FOUND_PAGE);
+    let spa = match not_found {
+        NotFound::Auto => !has_page,
+        NotFound::Spa => true,
+        NotFound::Page => false,
+    };
+    let last = path.rsplit('/').next().unwrap_or_default();
+    let has_extension = last.char_indices().any(|(i, c)| c == '.' && i > 0);
+    if spa && !has_extension && index.contains(INDEX_PAGE) {
+        file(INDEX_PAGE.to_owned())
+    } else if has_page {
+        file(NOT_FOUND_PAGE.to_owned())
+    } else {
+        Outcome::NotFound
+    }
+}
+
+/// The release-relative path a request path names, `""` for the root and ending in `/` for a
+/// directory; `None` unless it starts with `/`, every `%` starts a valid escape, it decodes to
+/// UTF-8 without NUL, and it has no `.`, `..` or empty segment.
+pub fn decode_path(raw_path: &str) -> Option<String> {
+    let rest = raw_path.strip_prefix('/')?;
+    let bytes = rest.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let path = String::from_utf8(decoded).ok()?;
     let segments: Vec<&str> = path.split('/').collect();
-    if segments.iter().any(|s| *s == "." || *s == "..") || path.contains("//") {
+    let (last, dirs) = segments.split_last()?;
+    let bad = |s: &&str| s.is_empty() || *s == "." || *s == "..";
+    if path.contains('\0') || dirs.iter().any(bad) || *last == "." || *last == ".." {
         return None;
     }
-    let last = segments.last().copied().unwrap_or_default();
-    let has_extension = last.char_indices().any(|(i, c)| c == '.' && i > 0);
-    Some(if has_extension { path.to_owned() } else { "index.html".to_owned() })
+    Some(path)
 }
 
 fn parameter(query: &str, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
-fn parse_cookies(header: &str) -> Vec<(String, String)> {
-    header
-        .split(';')
-        .filter_map(|pair| pair.trim().split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+/// Every `name=value` pair of every `Cookie` header, in order (RFC 6265 §5.4: HTTP/2 may split
+/// them); one pair of surrounding quotes is taken off a value, as the RFC's grammar has it.
+fn parse_cookies(headers: &[&str]) -> Vec<(String, String)> {
+    let trim = |s: &str| s.trim_matches([' ', '\t']).to_owned();
+    headers
+        .iter()
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| {
+            let v = trim(v);
+            let unquoted = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).map(str::to_owned);
+            (trim(k), unquoted.unwrap_or(v))
+        })
         .collect()
-}
-
-/// The `Cookie` header that pins a version, as the smoke test sends it.
-pub fn override_cookie(names: &EdgeNames, version: &str) -> String {
-    format!("{}={version}; {}=true", names.version_cookie, names.override_cookie)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The vectors the CloudFront router's tests run too (edge/test/router.test.js).
+    fn index(files: &[&str]) -> RouteIndex {
+        RouteIndex::new(files.iter().copied())
+    }
+
+    /// The vectors the CloudFront router's tests and `cutover serve` run too.
     #[test]
     fn shared_vectors() {
-        let vectors: serde_json::Value = serde_json::from_str(include_str!("../edge/vectors.json")).unwrap();
-        let layout = crate::release::Layout::new("site");
-        for vector in vectors.as_array().unwrap() {
+        let doc: serde_json::Value = serde_json::from_str(include_str!("../edge/vectors.json")).unwrap();
+        let now = doc["now"].as_u64().unwrap();
+        let releases = doc["releases"].as_object().unwrap();
+        for vector in doc["vectors"].as_array().unwrap() {
             let text = |key: &str| vector[key].as_str();
-            let query = text("query").filter(|q| !q.is_empty());
-            let route = route(&EdgeNames::default(), text("uri").unwrap(), query, text("cookie"), text("active"));
             let name = text("name").unwrap();
-            assert_eq!(route.version.as_deref(), text("version"), "{name}");
-            let path = match (&route.version, &route.file) {
-                (Some(version), Some(file)) => Some(format!("/{}", layout.object_key(version, file))),
+            let fixture = &doc["fixtures"][text("fixture").unwrap()];
+            let index = RouteIndex::new(fixture.as_array().unwrap().iter().map(|f| f.as_str().unwrap()));
+            let names = EdgeNames {
+                not_found: NotFound::parse(text("not_found").unwrap_or("auto")).unwrap(),
+                secret: text("secret").map(|s| OverrideSecret::new(s.to_owned())),
+                ..EdgeNames::default()
+            };
+            let query = text("query").filter(|q| !q.is_empty());
+            let cookies: Vec<&str> = text("cookie").into_iter().collect();
+            let asked = ask(&names, query, &cookies, now);
+            let known = |v: &str| releases[text("fixture").unwrap()].as_array().unwrap().iter().any(|r| r == v);
+            let pinned = match &asked {
+                Ask::Pin { version, .. } if known(version) => Some(&index),
                 _ => None,
             };
-            assert_eq!(path.as_deref(), text("path"), "{name}");
+            let active = match text("active") {
+                Some(v) => Active::Version(v, &index),
+                None => Active::None,
+            };
+            let r = route(&names, text("uri").unwrap(), query, &asked, pinned, active);
+            assert_eq!(r.version.as_deref(), text("version"), "{name}");
+            let (status, file, location) = match &r.outcome {
+                Outcome::File { file, status } => (*status, Some(file.as_str()), None),
+                Outcome::Redirect(to) => (301, None, Some(to.as_str())),
+                Outcome::NotFound | Outcome::NoRelease => (404, None, None),
+                Outcome::BadPath => (400, None, None),
+                Outcome::Unavailable => (503, None, None),
+            };
+            assert_eq!(u64::from(status), vector["status"].as_u64().unwrap(), "{name}");
+            assert_eq!(file, text("file"), "{name}");
+            assert_eq!(location, text("location"), "{name}");
             let cookies: Vec<&str> =
                 vector["set_cookies"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
-            assert_eq!(route.set_cookies, cookies, "{name}");
+            assert_eq!(r.set_cookies, cookies, "{name}");
+            let header = |n: &str| r.headers.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
+            assert_eq!(header(OVERRIDE_HEADER), text("override"), "{name}");
+            let overridden = r.source != Source::Active;
+            assert_eq!(header("x-robots-tag").is_some(), overridden, "{name}");
+            assert_eq!(header("cache-control").is_some(), overridden || !cookies.is_empty(), "{name}");
         }
     }
 
     #[test]
-    fn active_version_serves_by_default_with_spa_fallback() {
-        let r = route(&EdgeNames::default(), "/about/team", None, None, Some("41"));
-        assert_eq!(
-            (r.version.as_deref(), r.file.as_deref(), r.source),
-            (Some("41"), Some("index.html"), Source::Active)
-        );
-        assert!(r.set_cookies.is_empty());
-        assert_eq!(route(&EdgeNames::default(), "/", None, None, Some("41")).file.as_deref(), Some("index.html"));
-        assert_eq!(route(&EdgeNames::default(), "/assets/app.js", None, None, None).version, None);
+    fn signed_values_verify_and_tampering_or_expiry_is_refused() {
+        let names = EdgeNames { secret: Some(OverrideSecret::new("k".into())), ..EdgeNames::default() };
+        let value = override_value(&names, "v2.0.0", 1_000);
+        assert!(value.starts_with(&format!("v2.0.0~{}~", 1_000 + OVERRIDE_LIFETIME_SECS)), "{value}");
+        let asked = |v: &str, now| ask(&names, Some(&format!("override_build_number={v}")), &[], now);
+        assert!(matches!(asked(&value, 2_000), Ask::Pin { ref version, .. } if version == "v2.0.0"));
+        assert_eq!(asked(&value, 1_001 + OVERRIDE_LIFETIME_SECS), Ask::Refused("expired"));
+        assert_eq!(asked(&value.replacen("v2.0.0", "v2.0.1", 1), 2_000), Ask::Refused("bad-signature"));
+        assert_eq!(asked("v2.0.0", 2_000), Ask::Refused("unsigned"));
+        assert_eq!(asked("../x~1~a", 2_000), Ask::Refused("invalid"));
+        let other = EdgeNames { secret: Some(OverrideSecret::new("j".into())), ..EdgeNames::default() };
+        assert_eq!(asked(&override_value(&other, "v2.0.0", 1_000), 2_000), Ask::Refused("bad-signature"));
+        assert_eq!(format!("{:?}", names.secret), "Some(OverrideSecret(***))");
     }
 
     #[test]
-    fn override_query_wins_and_alone_sets_cookies() {
-        let r = route(
-            &EdgeNames::default(),
-            "/",
-            Some("a=1&override_build_number=42"),
-            Some("Override=true; Build-Number=40"),
-            Some("41"),
-        );
-        assert_eq!((r.version.as_deref(), r.source), (Some("42"), Source::Query));
-        assert_eq!(r.set_cookies, ["Build-Number=42; Path=/; SameSite=Lax", "Override=true; Path=/; SameSite=Lax"]);
-        let r = route(&EdgeNames::default(), "/", None, Some("Override=true; Build-Number=40"), Some("41"));
-        assert_eq!((r.version.as_deref(), r.source), (Some("40"), Source::Cookie));
-        assert!(r.set_cookies.is_empty());
+    fn cookies_from_several_headers_and_odd_values() {
+        let c = parse_cookies(&["a=1; pref=Jos\u{e9}", "Build-Number=\"8\"; Override=true", "q=\"\"8\"\""]);
+        let get = |n: &str| c.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!((get("pref"), get("Build-Number"), get("Override")), (Some("Jos\u{e9}"), Some("8"), Some("true")));
+        assert_eq!(get("q"), Some("\"8\""));
+        let names = EdgeNames::default();
+        let asked = ask(&names, None, &["pref=Jos\u{e9}", "Build-Number=8; Override=true"], 0);
+        assert!(matches!(asked, Ask::Pin { ref version, source: Source::Cookie, .. } if version == "8"));
     }
 
     #[test]
-    fn cookie_counts_only_with_override_true_and_bad_versions_are_ignored() {
-        assert_eq!(
-            route(&EdgeNames::default(), "/", None, Some("Build-Number=40"), Some("41")).version.as_deref(),
-            Some("41")
-        );
-        assert_eq!(
-            route(&EdgeNames::default(), "/", None, Some("Override=true; Build-Number=../x"), Some("41"))
-                .version
-                .as_deref(),
-            Some("41")
-        );
-        let r = route(&EdgeNames::default(), "/", Some("override_build_number=..%2Fetc"), None, Some("41"));
-        assert_eq!((r.version.as_deref(), r.set_cookies.len()), (Some("41"), 0));
-    }
-
-    #[test]
-    fn names_are_configurable() {
-        let names = EdgeNames { query: "preview".into(), version_cookie: "v".into(), override_cookie: "pin".into() };
-        let r = route(&names, "/", Some("preview=7"), None, Some("41"));
-        assert_eq!(r.set_cookies, ["v=7; Path=/; SameSite=Lax", "pin=true; Path=/; SameSite=Lax"]);
-        assert_eq!(route(&names, "/", None, Some("v=6; pin=true"), Some("41")).version.as_deref(), Some("6"));
-        assert_eq!(
-            route(&names, "/", Some("override_build_number=7"), None, Some("41")).version.as_deref(),
-            Some("41")
-        );
-        assert_eq!(override_cookie(&names, "6"), "v=6; pin=true");
-    }
-
-    #[test]
-    fn clear_drops_the_pin() {
-        let r = route(
-            &EdgeNames::default(),
-            "/",
-            Some("override_build_number=clear"),
-            Some("Override=true; Build-Number=40"),
-            Some("41"),
-        );
-        assert_eq!(r.version.as_deref(), Some("41"));
-        assert!(r.set_cookies.iter().all(|c| c.contains("Max-Age=0")));
-    }
-
-    #[test]
-    fn paths_decode_and_unsafe_ones_are_refused() {
-        assert_eq!(release_file("/a%20b/c%2B.txt").as_deref(), Some("a b/c+.txt"));
-        assert_eq!(release_file("/.well-known/security.txt").as_deref(), Some(".well-known/security.txt"));
-        assert_eq!(release_file("/../secret.txt"), None);
-        assert_eq!(release_file("/a/%2E%2E/b.txt"), None);
-        assert_eq!(release_file("/%FF.txt"), None);
+    fn paths_decode_strictly() {
+        assert_eq!(decode_path("/a%20b/c%2B.txt").as_deref(), Some("a b/c+.txt"));
+        assert_eq!(decode_path("/").as_deref(), Some(""));
+        assert_eq!(decode_path("/about/").as_deref(), Some("about/"));
+        for bad in ["/../secret.txt", "/a/%2E%2E/b.txt", "/%FF.txt", "/100%.txt", "/%zz", "/a//b", "//x", "/a%00", "x"]
+        {
+            assert_eq!(decode_path(bad), None, "{bad}");
+        }
+        let i = index(&["about/index.html", "docs.html", "index.html"]);
+        assert_eq!(resolve("/about", Some("a=1"), &i, NotFound::Auto), Outcome::Redirect("/about/?a=1".into()));
+        assert_eq!(resolve("/docs", None, &i, NotFound::Auto), Outcome::File { file: "docs.html".into(), status: 200 });
     }
 }

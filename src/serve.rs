@@ -14,29 +14,103 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::backend::Site;
-use crate::routing::{self, EdgeNames, VERSION_HEADER};
+use crate::route_index::{self, RouteIndex};
+use crate::routing::{self, Active, Ask, EdgeNames, Outcome, Route};
+use crate::version;
 
 mod files;
 
 /// How long the edge trusts the active version it last read, as the router does.
 const ACTIVE_CACHE: Duration = Duration::from_secs(1);
+/// Routing indexes kept in memory (releases are immutable, so a kept index never goes stale).
+const KEPT_INDEXES: usize = 8;
+/// What a 503 tells clients to wait, in seconds, while the active version cannot be read.
+const RETRY_AFTER: &str = "5";
 
 struct Edge {
     site: Site,
     names: EdgeNames,
-    active: Mutex<Option<(Instant, Option<String>)>>,
+    /// When the active version was last read, and the last good value (`None` until one was read).
+    active: Mutex<(Option<Instant>, Option<Option<String>>)>,
+    /// Routing indexes of recorded releases, most recently used last.
+    indexes: Mutex<Vec<(String, Arc<RouteIndex>)>>,
 }
 
 impl Edge {
-    async fn active(&self) -> anyhow::Result<Option<String>> {
-        if let Some((read_at, version)) = self.active.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
-            && read_at.elapsed() < ACTIVE_CACHE
-        {
-            return Ok(version.clone());
+    /// The active version, validated: an unreadable or invalid value keeps the last good one (and
+    /// is logged); `None` inside when no release is active, outer `None` when none was ever read.
+    async fn active(&self) -> Option<Option<String>> {
+        let (read_at, last) = self.active.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if read_at.is_some_and(|at| at.elapsed() < ACTIVE_CACHE) {
+            return last;
         }
-        let version = self.site.pointer.read().await?;
-        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), version.clone()));
-        Ok(version)
+        let good = match self.site.pointer.read().await {
+            Ok(None) => Some(None),
+            Ok(Some(valid)) if version::is_valid(&valid) => Some(Some(valid)),
+            Ok(Some(invalid)) => {
+                crate::say!("local edge: the active version {invalid:?} is not a version; keeping the last good one");
+                last
+            }
+            Err(e) => {
+                crate::say!("local edge: reading the active version failed, keeping the last good one: {e:#}");
+                last
+            }
+        };
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = (Some(Instant::now()), good.clone());
+        good
+    }
+
+    /// The routing index of a recorded release; `None` for a version that is not one. A store
+    /// error counts as unknown for this request and is logged, never shown.
+    async fn index(&self, version: &str) -> Option<Arc<RouteIndex>> {
+        {
+            let mut kept = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(at) = kept.iter().position(|(v, _)| v == version) {
+                let entry = kept.remove(at);
+                let index = entry.1.clone();
+                kept.push(entry);
+                return Some(index);
+            }
+        }
+        let index = match route_index::read(&self.site, version).await {
+            Ok(index) => Arc::new(index?),
+            Err(e) => {
+                crate::say!("local edge: reading the routing index of {version}: {e:#}");
+                return None;
+            }
+        };
+        let mut kept = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= KEPT_INDEXES {
+            kept.remove(0);
+        }
+        kept.push((version.to_owned(), index.clone()));
+        Some(index)
+    }
+
+    /// Where a request goes: the edge contract (`routing`) with what the store holds.
+    async fn route(&self, uri: &Uri, headers: &HeaderMap) -> Route {
+        let cookies: Vec<String> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        let cookies: Vec<&str> = cookies.iter().map(String::as_str).collect();
+        let asked = routing::ask(&self.names, uri.query(), &cookies, routing::unix_now());
+        let pinned = match &asked {
+            Ask::Pin { version, .. } => self.index(version).await,
+            _ => None,
+        };
+        let active = self.active().await;
+        let active_index = match &active {
+            Some(Some(version)) => Some(self.index(version).await.unwrap_or_default()),
+            _ => None,
+        };
+        let active = match (&active, &active_index) {
+            (Some(Some(version)), Some(index)) => Active::Version(version, index),
+            (Some(_), _) => Active::None,
+            (None, _) => Active::Unavailable,
+        };
+        routing::route(&self.names, uri.path(), uri.query(), &asked, pinned.as_deref(), active)
     }
 }
 
@@ -73,7 +147,7 @@ pub async fn serve(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::
 }
 
 fn router(site: Site, names: EdgeNames) -> Router {
-    let edge = Arc::new(Edge { site, names, active: Mutex::new(None) });
+    let edge = Arc::new(Edge { site, names, active: Mutex::new((None, None)), indexes: Mutex::new(Vec::new()) });
     Router::new().fallback(handle).with_state(edge)
 }
 
@@ -81,34 +155,58 @@ async fn handle(State(edge): State<Arc<Edge>>, method: Method, uri: Uri, headers
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served");
     }
-    let active = match edge.active().await {
-        Ok(active) => active,
-        Err(e) => return text(StatusCode::BAD_GATEWAY, &format!("reading the active version: {e:#}")),
-    };
-    let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
-    let route = routing::route(&edge.names, uri.path(), uri.query(), cookie, active.as_deref());
-    let mut response = match (&route.version, &route.file) {
-        (None, _) => text(StatusCode::NOT_FOUND, "no release is active"),
-        (_, None) => text(StatusCode::BAD_REQUEST, "unsafe path"),
-        (Some(version), Some(file)) => {
-            let key = edge.site.layout.object_key(version, file);
-            match files::send(edge.site.store.as_ref(), &key, &method, &headers).await {
-                Ok(Some(response)) => response,
-                Ok(None) => text(StatusCode::NOT_FOUND, &format!("{file} is not in release {version}")),
-                Err(e) => text(StatusCode::BAD_GATEWAY, &format!("reading {key}: {e:#}")),
+    let route = edge.route(&uri, &headers).await;
+    let mut response = match &route.outcome {
+        Outcome::File { file, status } => {
+            let version = route.version.as_deref().unwrap_or_default();
+            let mut response =
+                send_file(&edge.site, &edge.site.layout.object_key(version, file), &method, &headers).await;
+            if response.status() == StatusCode::OK {
+                *response.status_mut() = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
             }
+            response
+        }
+        Outcome::Redirect(location) => {
+            let mut response = text(StatusCode::MOVED_PERMANENTLY, "moved");
+            if let Ok(value) = HeaderValue::from_str(location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+        Outcome::NotFound => text(StatusCode::NOT_FOUND, "not found"),
+        Outcome::BadPath => text(StatusCode::BAD_REQUEST, "bad path"),
+        Outcome::NoRelease => text(StatusCode::NOT_FOUND, "no release is active"),
+        Outcome::Unavailable => {
+            let mut response = text(StatusCode::SERVICE_UNAVAILABLE, "the active version cannot be read yet");
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+            response
         }
     };
     let headers = response.headers_mut();
-    if let Some(value) = route.version.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
-        headers.insert(VERSION_HEADER, value);
+    for (name, value) in &route.headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(*name, value);
+        }
     }
-    for cookie in route.set_cookies {
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
+    for cookie in &route.set_cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
             headers.append(header::SET_COOKIE, value);
         }
     }
     response
+}
+
+/// The response for one object of the store (streamed, with ranges and conditions), or a plain 404
+/// when it is missing or cannot be read (logged; a store error never shows internal details).
+async fn send_file(site: &Site, key: &str, method: &Method, request: &HeaderMap) -> Response {
+    match files::send(site.store.as_ref(), key, method, request).await {
+        Ok(Some(response)) => response,
+        Ok(None) => text(StatusCode::NOT_FOUND, "not found"),
+        Err(e) => {
+            crate::say!("local edge: reading {key}: {e:#}");
+            text(StatusCode::NOT_FOUND, "not found")
+        }
+    }
 }
 
 fn text(status: StatusCode, message: &str) -> Response {

@@ -21,6 +21,7 @@ use crate::lock::{Claimed, Fence, StagingClaim};
 use crate::outcome::Refusal;
 use crate::progress::Progress;
 use crate::release::{Layout, MAX_KEY_BYTES, RecordedFile, ReleaseRecord, read_record};
+use crate::route_index::{self, RouteIndex};
 use crate::rules;
 use crate::site::{self, FileDigest, ReadFile, SiteFile};
 use crate::store::{Condition, ObjectMeta, StoreError, json_meta};
@@ -163,7 +164,7 @@ async fn write_release(
     claim.confirm().await?;
     let record_key = site.layout.record_key(version);
     match site.store.put(&record_key, Bytes::from(record.to_json()), &json_meta(), Condition::IfAbsent).await {
-        Ok(()) => Ok(report),
+        Ok(()) => route_index::write(site, version, &RouteIndex::new(record.files.into_keys())).await.map(|()| report),
         Err(StoreError::PreconditionFailed) => {
             let existing = read_record(site, &record_key).await?.context("release record vanished while writing it")?;
             same_or_refuse(&existing, &record).map(|()| StageReport { already_recorded: true, ..report })

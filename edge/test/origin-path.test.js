@@ -1,6 +1,7 @@
 'use strict';
 // The router in origin-path mode: the distribution's origin path names the active version, and an
-// override reaches its version by changing the origin path at origin-request.
+// override reaches its version by changing the origin path at origin-request, where the
+// static-host semantics apply too.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -27,18 +28,31 @@ function event(eventType, { uri = '/', query = '', cookie = null, originPath = '
   return { Records: [{ cf }] };
 }
 
+const FILES = ['index.html', 'about/index.html', '404.html', 'CNAME', 'a b.js'];
+
 test.before(() => {
-  router.configure({ mode: 'origin-path' });
+  router.configure({ mode: 'origin-path', notFound: 'auto', overrideSecret: undefined });
   router.setParameterReader(async () => {
     throw new Error('origin-path mode never reads SSM');
   });
+  router.setIndexReader(async (version) => (['40', '41', 'v2.0.0'].includes(version) ? FILES : null));
 });
 test.after(() => router.configure({ mode: 'ssm' }));
 
-test('viewer-request applies only the SPA fallback', async () => {
-  assert.equal((await router.handler(event('viewer-request', { uri: '/about/team' }))).uri, '/index.html');
-  assert.equal((await router.handler(event('viewer-request', { uri: '/a%20b.js' }))).uri, '/a%20b.js');
+test('viewer-request only refuses bad paths', async () => {
+  assert.equal((await router.handler(event('viewer-request', { uri: '/about/team' }))).uri, '/about/team');
   assert.equal((await router.handler(event('viewer-request', { uri: '/../x.txt' }))).status, '400');
+  assert.equal((await router.handler(event('viewer-request', { uri: '/100%.txt' }))).status, '400');
+});
+
+test('origin-request applies static-host semantics under the origin path', async () => {
+  assert.equal((await router.handler(event('origin-request', { uri: '/about/' }))).uri, '/about/index.html');
+  assert.equal((await router.handler(event('origin-request', { uri: '/CNAME' }))).uri, '/CNAME');
+  assert.equal((await router.handler(event('origin-request', { uri: '/a%20b.js' }))).uri, '/a%20b.js');
+  assert.equal((await router.handler(event('origin-request', { uri: '/nope' }))).uri, '/404.html');
+  const redirect = await router.handler(event('origin-request', { uri: '/about', query: 'x=1' }));
+  assert.equal(redirect.status, '301');
+  assert.deepEqual(redirect.headers.location, [{ key: 'Location', value: '/about/?x=1' }]);
 });
 
 test('origin-request points an override at its version and leaves the rest alone', async () => {
@@ -50,21 +64,34 @@ test('origin-request points an override at its version and leaves the rest alone
   assert.equal(plain.origin.s3.path, '/site/41');
   const hostile = await router.handler(event('origin-request', { query: 'override_build_number=..%2F..' }));
   assert.equal(hostile.origin.s3.path, '/site/41');
+  const unknown = await router.handler(event('origin-request', { query: 'override_build_number=77' }));
+  assert.equal(unknown.origin.s3.path, '/site/41');
 });
 
-test('origin-response names the version its origin path served', async () => {
-  const response = { status: '200', statusDescription: 'OK', headers: {} };
-  const named = await router.handler(event('origin-response', { originPath: '/site/40', response }));
-  assert.deepEqual(named.headers['x-cutover-version'], [{ key: 'x-cutover-version', value: '40' }]);
-});
-
-test('viewer-response sets cookies only for the override query', async () => {
+test('origin-response names the version its origin path served and gives 404.html its status', async () => {
   const response = () => ({ status: '200', statusDescription: 'OK', headers: {} });
-  const previewed = await router.handler(event('viewer-response', { query: 'override_build_number=40', response: response() }));
+  const named = await router.handler(event('origin-response', { originPath: '/site/40', response: response() }));
+  assert.deepEqual(named.headers['x-cutover-version'], [{ key: 'x-cutover-version', value: '40' }]);
+  assert.equal(named.status, '200');
+  const missing = await router.handler(event('origin-response', { uri: '/404.html', response: response() }));
+  assert.equal(missing.status, '404');
+});
+
+test('viewer-response sets cookies only for an honoured override query', async () => {
+  const response = (version) => ({
+    status: '200',
+    statusDescription: 'OK',
+    headers: { 'x-cutover-version': [{ key: 'x-cutover-version', value: version }] },
+  });
+  const previewed = await router.handler(event('viewer-response', { query: 'override_build_number=40', response: response('40') }));
   assert.deepEqual(
     previewed.headers['set-cookie'].map((h) => h.value),
     ['Build-Number=40; Path=/; SameSite=Lax', 'Override=true; Path=/; SameSite=Lax'],
   );
-  const pinned = await router.handler(event('viewer-response', { cookie: 'Build-Number=40; Override=true', response: response() }));
+  assert.deepEqual(previewed.headers['cache-control'], [{ key: 'cache-control', value: 'private, no-cache' }]);
+  const pinned = await router.handler(event('viewer-response', { cookie: 'Build-Number=40; Override=true', response: response('40') }));
   assert.equal(pinned.headers['set-cookie'], undefined);
+  const unknown = await router.handler(event('viewer-response', { query: 'override_build_number=77', response: response('41') }));
+  assert.equal(unknown.headers['set-cookie'], undefined);
+  assert.deepEqual(unknown.headers['x-cutover-override'], [{ key: 'x-cutover-override', value: 'unknown-version' }]);
 });

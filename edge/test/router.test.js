@@ -1,7 +1,7 @@
 'use strict';
 // The router under Node's own test runner, with CloudFront's real event shapes: the shared vectors
-// (also run by the Rust tests against `cutover serve`), SSM failure, and the parameter read from
-// moto's SSM over HTTP.
+// (also run by the Rust tests against `cutover serve`), SSM failure, timeouts and bad values, the
+// bounded index cache, and the parameter read from moto's SSM over HTTP.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -10,77 +10,131 @@ const net = require('node:net');
 const path = require('node:path');
 
 const router = require('../router.js');
-const vectors = require('../vectors.json');
+const doc = require('../vectors.json');
 
-function requestEvent(vector) {
+function requestEvent(vector, eventType = 'viewer-request') {
   const headers = { host: [{ key: 'Host', value: 'd111111abcdef8.cloudfront.net' }] };
-  if (vector.cookie !== null) {
+  if (vector.cookie !== null && vector.cookie !== undefined) {
     headers.cookie = [{ key: 'Cookie', value: vector.cookie }];
   }
   const request = { clientIp: '203.0.113.178', method: 'GET', uri: vector.uri, querystring: vector.query, headers };
-  return { Records: [{ cf: { config: { distributionId: 'EDFDVBD6EXAMPLE', eventType: 'viewer-request' }, request } }] };
+  return { Records: [{ cf: { config: { distributionId: 'EDFDVBD6EXAMPLE', eventType }, request } }] };
 }
 
-function responseEvent(request) {
-  const response = {
-    status: '200',
-    statusDescription: 'OK',
-    headers: { 'content-type': [{ key: 'Content-Type', value: 'text/html; charset=utf-8' }] },
-  };
-  return { Records: [{ cf: { config: { distributionId: 'EDFDVBD6EXAMPLE', eventType: 'viewer-response' }, request, response } }] };
+function responseEvent(eventType, request, response) {
+  return { Records: [{ cf: { config: { distributionId: 'EDFDVBD6EXAMPLE', eventType }, request, response } }] };
 }
 
-for (const vector of vectors) {
+/** Sets the router up for a vector: its fixture's releases, its active version, its settings. */
+function setUp(vector) {
+  router.configure({ mode: 'ssm', notFound: vector.not_found || 'auto', overrideSecret: vector.secret || undefined });
+  router.setParameterReader(async () => vector.active ?? '-');
+  const known = doc.releases[vector.fixture];
+  router.setIndexReader(async (version) => (known.includes(version) ? doc.fixtures[vector.fixture] : null));
+}
+
+/** One request through CloudFront's events as a cache miss would run them: { status, headers, file, location }. */
+async function through(vector) {
+  const result = await router.handler(requestEvent(vector));
+  if (result.status !== undefined) {
+    const header = (name) => (result.headers[name] || [])[0]?.value ?? null;
+    return { status: Number(result.status), headers: result.headers, file: null, location: header('location') };
+  }
+  assert.equal(result.headers['set-cookie'], undefined, 'the request to the cache never carries Set-Cookie');
+  const origin = { status: '200', statusDescription: 'OK', headers: { 'cache-control': [{ key: 'Cache-Control', value: 'max-age=31536000, immutable' }] } };
+  const fromOrigin = await router.handler(responseEvent('origin-response', result, origin));
+  const response = await router.handler(responseEvent('viewer-response', result, fromOrigin));
+  return { status: Number(response.status), headers: response.headers, file: decodeURIComponent(result.uri), location: null };
+}
+
+for (const vector of doc.vectors) {
   test(`vector: ${vector.name}`, async () => {
-    router.setParameterReader(async () => vector.active);
-    const result = await router.handler(requestEvent(vector));
-    if (vector.path === null) {
-      assert.equal(result.status, vector.version === null ? '404' : '400');
-      assert.equal(result.headers['set-cookie'], undefined);
-      return;
+    setUp(vector);
+    const got = await through(vector);
+    const header = (name) => (got.headers[name] || [])[0]?.value ?? null;
+    assert.equal(got.status, vector.status);
+    assert.equal(header('x-cutover-version'), vector.version);
+    assert.equal(header('x-cutover-override'), vector.override);
+    assert.equal(got.location, vector.location);
+    if (vector.file !== null) {
+      assert.equal(got.file, `/site/${vector.version}/${vector.file}`);
     }
-    assert.equal(decodeURIComponent(result.uri), vector.path);
-    assert.equal(result.headers['set-cookie'], undefined, 'the request to the cache never carries Set-Cookie');
-    const response = await router.handler(responseEvent(result));
-    assert.deepEqual(response.headers['x-cutover-version'], [{ key: 'x-cutover-version', value: vector.version }]);
-    const cookies = (response.headers['set-cookie'] || []).map((h) => h.value);
-    assert.deepEqual(cookies, vector.set_cookies);
+    assert.deepEqual((got.headers['set-cookie'] || []).map((h) => h.value), vector.set_cookies);
+    if (vector.set_cookies.length > 0 || vector.version !== vector.active) {
+      assert.equal(header('cache-control'), 'private, no-cache', 'never a public Set-Cookie or override');
+    }
   });
 }
 
-test('Set-Cookie only ever answers a request that carried the override query', async () => {
-  for (const vector of vectors.filter((v) => v.path !== null)) {
-    router.setParameterReader(async () => vector.active);
-    const request = await router.handler(requestEvent(vector));
-    const response = await router.handler(responseEvent(request));
-    const carriesQuery = new URLSearchParams(vector.query).has('override_build_number');
-    assert.equal(Boolean(response.headers['set-cookie']), carriesQuery && vector.set_cookies.length > 0, vector.name);
-  }
+test('an invalid SSM value keeps the last good one and logs', async (t) => {
+  const warnings = t.mock.method(console, 'warn', () => {});
+  router.configure({ cacheSeconds: 5 });
+  const values = ['7', '../x', '', '41\n', '8'];
+  router.setParameterReader(async () => values.shift());
+  assert.equal(await router.activeVersion(1_000), '7');
+  assert.equal(await router.activeVersion(10_000), '7', '../x');
+  assert.equal(await router.activeVersion(20_000), '7', 'empty');
+  assert.equal(await router.activeVersion(30_000), '7', 'a newline');
+  assert.equal(await router.activeVersion(40_000), '8');
+  assert.equal(warnings.mock.callCount(), 3);
+  assert.match(warnings.mock.calls[0].arguments[0], /keeping 7/);
 });
 
-test('a failing SSM keeps the last good version; a first failure is an error', async () => {
+test('a hung SSM times out, is retried a bounded number of times, and the cached value is used', async (t) => {
+  t.mock.method(console, 'warn', () => {});
   let calls = 0;
   router.setParameterReader(async () => {
     calls += 1;
-    if (calls === 1) return '7';
-    throw new Error('ThrottlingException');
+    return calls === 1 ? '7' : new Promise(() => {});
   });
   assert.equal(await router.activeVersion(1_000), '7');
-  assert.equal(await router.activeVersion(2_000), '7', 'cached');
-  assert.equal(calls, 1);
-  assert.equal(await router.activeVersion(60_000), '7', 'kept while SSM fails');
-  assert.equal(calls, 2);
-
-  router.setParameterReader(async () => {
-    throw new Error('down');
-  });
-  await assert.rejects(() => router.activeVersion(1_000), /down/);
+  const started = Date.now();
+  assert.equal(await router.activeVersion(60_000), '7', 'kept while SSM hangs');
+  assert.equal(calls, 3, 'one try and one retry');
+  assert.ok(Date.now() - started < 3_000, 'bounded by the call timeout');
 });
 
-test('an active value that is not a version is never put into a path', async () => {
+test('a cold container without a value answers 503 with Retry-After and does not ask SSM per request', async (t) => {
+  t.mock.method(console, 'warn', () => {});
+  router.configure({ mode: 'ssm', notFound: 'auto', overrideSecret: undefined });
+  let calls = 0;
+  router.setParameterReader(async () => {
+    calls += 1;
+    throw new Error('ThrottlingException');
+  });
+  router.setIndexReader(async () => doc.fixtures.multi);
+  for (let i = 0; i < 20; i += 1) {
+    const result = await router.handler(requestEvent({ uri: '/', query: '', cookie: null }));
+    assert.equal(result.status, '503');
+    assert.deepEqual(result.headers['retry-after'], [{ key: 'Retry-After', value: '5' }]);
+  }
+  assert.equal(calls, 2, 'one read (with its retry) for twenty requests');
+});
+
+test('an active value that is not a version is never put into a path', async (t) => {
+  t.mock.method(console, 'warn', () => {});
   router.setParameterReader(async () => '../../etc');
   const result = await router.handler(requestEvent({ uri: '/', query: '', cookie: null }));
-  assert.equal(result.status, '404');
+  assert.equal(result.status, '503');
+});
+
+test('routing indexes are kept per version, bounded, and an unknown version is asked again only after the cache', async () => {
+  router.configure({ cacheSeconds: 5 });
+  const asked = [];
+  router.setIndexReader(async (version) => {
+    asked.push(version);
+    return version.startsWith('x') ? null : ['index.html'];
+  });
+  for (const version of ['1', '2', '1', '3', '4', '5', '1']) await router.releaseIndex(version, 0);
+  assert.deepEqual(asked, ['1', '2', '3', '4', '5']);
+  await router.releaseIndex('6', 0);
+  await router.releaseIndex('2', 0);
+  assert.deepEqual(asked.slice(5), ['6', '2'], 'the least recently used index was let go');
+  assert.equal(await router.releaseIndex('x9', 0), null);
+  assert.equal(await router.releaseIndex('x9', 1_000), null);
+  assert.equal(asked.filter((v) => v === 'x9').length, 1);
+  await router.releaseIndex('x9', 10_000);
+  assert.equal(asked.filter((v) => v === 'x9').length, 2);
 });
 
 function freePort() {
@@ -129,9 +183,11 @@ test('the router reads the active version from SSM over HTTP (moto)', async () =
     const config = require('../config.json');
     const ssm = new SSMClient({ region: 'us-east-1', endpoint: moto.endpoint });
     await ssm.send(new PutParameterCommand({ Name: config.parameterName, Value: '12', Type: 'String' }));
+    router.configure({ mode: 'ssm', notFound: 'auto', overrideSecret: undefined });
     router.setParameterReader(undefined);
-    const result = await router.handler(requestEvent({ uri: '/docs/intro', query: '', cookie: null }));
-    assert.equal(result.uri, '/site/12/index.html');
+    router.setIndexReader(async () => ['index.html', 'docs/intro/index.html']);
+    const result = await router.handler(requestEvent({ uri: '/docs/intro/', query: '', cookie: null }));
+    assert.equal(result.uri, '/site/12/docs/intro/index.html');
   } finally {
     moto.stop();
   }

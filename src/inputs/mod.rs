@@ -160,6 +160,10 @@ define_inputs! {
     version_cookie = Some("Build-Number");
     /// Cookie that must be `true` for the version cookie to count.
     override_cookie = Some("Override");
+    /// What a path that names nothing in the release serves: `spa` (the release's `index.html`, 200, for paths without a file extension), `404` (its `404.html` with status 404, or a plain 404) or `auto` (`404` when the release has a `404.html`, else `spa`).
+    not_found = Some("auto");
+    /// Secret that signs overrides (from the CI system's secret store): when set, the edge honours only signed preview links and cookies, which `preview-url` and the smoke test make. Unset: anyone can pin visitors to any release.
+    override_secret = None;
     /// How long the CloudFront router trusts the active version it read from SSM, 0s to 1h.
     edge_cache = Some("5s");
     /// Address `cutover serve` listens on.

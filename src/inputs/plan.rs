@@ -13,7 +13,7 @@ use super::parse::{
 use super::{InputError, Inputs, RawInputs, SiteUrl};
 use crate::env::Env;
 use crate::release::RunInfo;
-use crate::routing::EdgeNames;
+use crate::routing::{EdgeNames, NotFound, OverrideSecret};
 use crate::rules::CacheRules;
 use crate::version;
 
@@ -144,6 +144,10 @@ impl Plan {
             query: parse_name("override-query", &inputs.override_query)?,
             version_cookie: parse_name("version-cookie", &inputs.version_cookie)?,
             override_cookie: parse_name("override-cookie", &inputs.override_cookie)?,
+            not_found: NotFound::parse(&inputs.not_found).ok_or_else(|| {
+                InputError::new("not-found", format!("{:?} is not `auto`, `spa` or `404`", inputs.not_found))
+            })?,
+            secret: inputs.override_secret.clone().map(OverrideSecret::new),
         };
         let edge_cache = parse_duration(&EDGE_CACHE, &inputs.edge_cache)?;
         Ok(Plan {

@@ -77,7 +77,8 @@ impl SiteUrl {
     /// The preview link for a version: the site URL with the override query, without credentials.
     pub fn preview(&self, version: &str, names: &EdgeNames) -> SiteUrl {
         let mut url = self.url.clone();
-        url.query_pairs_mut().append_pair(&names.query, version);
+        url.query_pairs_mut()
+            .append_pair(&names.query, &crate::routing::override_value(names, version, crate::routing::unix_now()));
         SiteUrl { url, credentials: None }
     }
 }

@@ -43,6 +43,9 @@ fn a_correct_setup_passes_what_moto_can_hold() {
         (Some("2 of 7 checks failed"), Some(1))
     );
     assert_eq!(f.active().as_deref(), Some("1"), "doctor changes nothing");
+    assert!(run.stderr().contains("warning: no `override-secret`: anyone can send a link"), "{}", run.stderr());
+    let run = f.run(&["doctor", "--json"], &[("CUTOVER_OVERRIDE_SECRET", "s3cret")]);
+    assert!(!run.stderr().contains("override-secret"), "{}", run.stderr());
 }
 
 #[test]

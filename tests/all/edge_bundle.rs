@@ -20,11 +20,13 @@ fn unzip(zip: &Path, into: &Path) -> Vec<String> {
     names
 }
 
-/// Runs the bundled router's viewer-request on one event and returns the URI it rewrote to.
+/// Runs the bundled router's viewer-request on one event (every version a release holding
+/// `docs/intro/index.html`) and returns the URI it rewrote to, or why it refused the override.
 fn rewrite(dir: &Path, uri: &str, query: &str) -> String {
     let script = format!(
-        "require('./index.js').handler({{Records:[{{cf:{{config:{{eventType:'viewer-request'}},\
-         request:{{uri:{uri:?},querystring:{query:?},headers:{{}}}}}}}}]}}).then(r => process.stdout.write(r.uri))"
+        "const r = require('./index.js'); r.setIndexReader(async () => ['docs/intro/index.html']);\
+         r.handler({{Records:[{{cf:{{config:{{eventType:'viewer-request'}},\
+         request:{{uri:{uri:?},querystring:{query:?},headers:{{}}}}}}}}]}}).then(r => process.stdout.write(r.uri ?? r.headers['x-cutover-override'][0].value))"
     );
     let out = Command::new("node").arg("-e").arg(script).current_dir(dir).output().expect("running node");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -35,9 +37,10 @@ fn rewrite(dir: &Path, uri: &str, query: &str) -> String {
 fn the_bundle_runs_with_its_baked_configuration() {
     let mut f = Fixture::local();
     f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "ssm:/sites/www/active").set("CUTOVER_PREFIX", "www");
-    f.set("CUTOVER_OVERRIDE_QUERY", "preview").set("CUTOVER_REGION", "eu-west-1");
+    f.set("CUTOVER_OVERRIDE_QUERY", "preview").set("CUTOVER_REGION", "eu-west-1").set("CUTOVER_NOT_FOUND", "spa");
     let zip = f.dir.path().join("router.zip");
-    f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]).assert_code(0);
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
+    run.assert_code(0);
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(unzip(&zip, dir.path()), ["index.js", "config.json"]);
     let config: serde_json::Value =
@@ -45,11 +48,30 @@ fn the_bundle_runs_with_its_baked_configuration() {
     assert_eq!(
         config,
         serde_json::json!({
-            "mode": "ssm", "parameterName": "/sites/www/active", "region": "eu-west-1", "prefix": "www",
-            "overrideQuery": "preview", "versionCookie": "Build-Number", "overrideCookie": "Override", "cacheSeconds": 5,
+            "mode": "ssm", "parameterName": "/sites/www/active", "region": "eu-west-1", "bucket": "site-bucket",
+            "prefix": "www", "overrideQuery": "preview", "versionCookie": "Build-Number", "overrideCookie": "Override",
+            "cacheSeconds": 5, "notFound": "spa",
         })
     );
-    assert_eq!(rewrite(dir.path(), "/docs/intro", "preview=7"), "/www/7/index.html");
+    assert_eq!(rewrite(dir.path(), "/docs/intro/", "preview=7"), "/www/7/docs/intro/index.html");
+}
+
+/// The override secret reaches the router and nothing that is printed.
+#[test]
+fn the_override_secret_is_baked_in_and_shown_nowhere() {
+    let mut f = Fixture::local();
+    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "ssm:/sites/www/active");
+    f.set("CUTOVER_OVERRIDE_SECRET", "hunter2-very-secret");
+    let zip = f.dir.path().join("router.zip");
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
+    run.assert_code(0);
+    assert!(!format!("{}{}", run.stdout(), run.stderr()).contains("hunter2"), "{}", run.stderr());
+    let dir = tempfile::tempdir().unwrap();
+    unzip(&zip, dir.path());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["overrideSecret"], "hunter2-very-secret");
+    assert_eq!(rewrite(dir.path(), "/docs/intro/", "override_build_number=7"), "unsigned");
 }
 
 #[test]
@@ -63,7 +85,7 @@ fn a_cloudfront_pointer_bundles_the_origin_path_mode() {
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
     assert_eq!((config["mode"].as_str(), config.get("parameterName")), (Some("origin-path"), None));
-    assert_eq!(rewrite(dir.path(), "/docs/intro", ""), "/index.html");
+    assert_eq!(rewrite(dir.path(), "/docs/intro", ""), "/docs/intro", "origin-request routes in this mode");
 }
 
 #[test]

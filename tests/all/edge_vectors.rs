@@ -1,46 +1,59 @@
 //! The edge contract's shared vectors (edge/vectors.json), run against `cutover serve` over HTTP:
-//! the same vectors the CloudFront router's Node tests run.
+//! the same vectors the CloudFront router's Node tests and the Rust unit test run.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use crate::harness::Fixture;
 
-/// Serves releases whose every file holds its own key, so a body names the file that served it.
+/// The settings one `cutover serve` runs with: fixture, active version, `not-found`, `override-secret`.
+type Setting = (String, Option<String>, String, Option<String>);
+
+/// Stages each fixture's releases (every file holds its own key, so a body names the file that
+/// served it) and asks one `cutover serve` per setting each of its vectors.
 #[test]
 fn cutover_serve_passes_the_shared_vectors() {
-    let vectors: serde_json::Value =
+    let doc: serde_json::Value =
         serde_json::from_str(include_str!("../../edge/vectors.json")).expect("edge/vectors.json");
-    let vectors = vectors.as_array().expect("a list");
-    let paths: BTreeSet<&str> = vectors.iter().filter_map(|v| v["path"].as_str()).collect();
-    for active in [Some("41"), None] {
+    let mut groups: BTreeMap<Setting, Vec<&serde_json::Value>> = BTreeMap::new();
+    for vector in doc["vectors"].as_array().expect("a list") {
+        let text = |key: &str| vector[key].as_str().map(str::to_owned);
+        let key =
+            (text("fixture").unwrap(), text("active"), text("not_found").unwrap_or("auto".into()), text("secret"));
+        groups.entry(key).or_default().push(vector);
+    }
+    for ((fixture, active, not_found, secret), vectors) in groups {
         let mut f = Fixture::local();
-        let mut versions: BTreeSet<&str> = BTreeSet::new();
-        for path in &paths {
-            let (version, file) = path.trim_start_matches("/site/").split_once('/').expect("a versioned path");
-            versions.insert(version);
-            f.site(&format!("v{version}"), &[(file, path)]);
-        }
-        for version in &versions {
-            let dist = f.dir.path().join(format!("v{version}")).display().to_string();
+        for version in doc["releases"][&fixture].as_array().unwrap().iter().map(|v| v.as_str().unwrap()) {
+            let files: Vec<(&str, String)> = doc["fixtures"][&fixture]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|file| (file.as_str().unwrap(), format!("/site/{version}/{}", file.as_str().unwrap())))
+                .collect();
+            let files: Vec<(&str, &str)> = files.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let dist = f.site(&format!("v{version}"), &files).display().to_string();
             f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)]).assert_code(0);
         }
-        if let Some(active) = active {
+        if let Some(active) = &active {
             f.run(&["promote", active], &[]).assert_code(0);
         }
+        f.set("CUTOVER_NOT_FOUND", &not_found);
+        if let Some(secret) = &secret {
+            f.set("CUTOVER_OVERRIDE_SECRET", secret);
+        }
         let edge = f.start_edge();
-        for vector in vectors.iter().filter(|v| v["active"].as_str() == active) {
+        for vector in vectors {
             let name = vector["name"].as_str().unwrap();
             let query = vector["query"].as_str().unwrap();
-            let target = if query.is_empty() {
-                vector["uri"].as_str().unwrap().to_owned()
-            } else {
-                format!("{}?{query}", vector["uri"].as_str().unwrap())
-            };
+            let uri = vector["uri"].as_str().unwrap();
+            let target = if query.is_empty() { uri.to_owned() } else { format!("{uri}?{query}") };
             let response = edge.get(&target, vector["cookie"].as_str());
+            assert_eq!(u64::from(response.status), vector["status"].as_u64().unwrap(), "{name}");
             assert_eq!(response.header("x-cutover-version"), vector["version"].as_str(), "{name}");
-            match vector["path"].as_str() {
-                Some(path) => assert_eq!((response.status, response.body.as_str()), (200, path), "{name}"),
-                None => assert!(matches!(response.status, 400 | 404), "{name}: {}", response.status),
+            assert_eq!(response.header("x-cutover-override"), vector["override"].as_str(), "{name}");
+            assert_eq!(response.header("location"), vector["location"].as_str(), "{name}");
+            if let (Some(file), Some(version)) = (vector["file"].as_str(), vector["version"].as_str()) {
+                assert_eq!(response.body, format!("/site/{version}/{file}"), "{name}");
             }
             let cookies: Vec<&str> = response
                 .headers
@@ -51,6 +64,30 @@ fn cutover_serve_passes_the_shared_vectors() {
             let expected: Vec<&str> =
                 vector["set_cookies"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
             assert_eq!(cookies, expected, "{name}");
+            if !expected.is_empty() || vector["version"] != vector["active"] {
+                assert_eq!(response.header("cache-control"), Some("private, no-cache"), "{name}");
+            }
         }
     }
+}
+
+/// With `override-secret`, the smoke test and `preview-url` sign: a deploy smoke-tests through the
+/// local edge, and its preview link pins the release while a bare version does not.
+#[test]
+fn the_smoke_test_and_the_preview_link_sign_with_the_override_secret() {
+    let mut f = Fixture::local();
+    f.set("CUTOVER_OVERRIDE_SECRET", "s3cret");
+    let dist = f.site("v1", &[("index.html", "one")]);
+    f.deploy(&dist, "1");
+    let preview = f.outputs()["preview-url"].clone();
+    let query = preview.split_once('?').expect("a query").1.to_owned();
+    assert!(query.starts_with("override_build_number=1%7E"), "{preview}");
+    let dist = f.site("v2", &[("index.html", "two")]);
+    f.deploy(&dist, "2");
+    let edge = f.start_edge();
+    let signed = edge.get(&format!("/?{query}"), None);
+    assert_eq!((signed.header("x-cutover-version"), signed.body.as_str()), (Some("1"), "one"));
+    let bare = edge.get("/?override_build_number=1", None);
+    assert_eq!((bare.header("x-cutover-version"), bare.header("x-cutover-override")), (Some("2"), Some("unsigned")));
+    assert!(bare.header("set-cookie").is_none());
 }

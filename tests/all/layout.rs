@@ -82,7 +82,14 @@ fn an_empty_prefix_is_the_default_and_slash_the_bucket_root(mut f: Fixture) {
         f.with_site(async |site| site.store.list("").await.unwrap().into_iter().map(|o| o.key).collect::<Vec<_>>());
     assert_eq!(
         keys,
-        ["2/index.html", "_cutover/releases/2.json", "site/1/index.html", "site/_cutover/releases/1.json"]
+        [
+            "2/index.html",
+            "_cutover/releases/2.json",
+            "_cutover/routes/2.json",
+            "site/1/index.html",
+            "site/_cutover/releases/1.json",
+            "site/_cutover/routes/1.json"
+        ]
     );
     f.set("CUTOVER_PREFIX", "/");
     assert_eq!(f.active().as_deref(), Some("2"), "the bucket root has its own pointer");
