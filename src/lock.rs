@@ -137,12 +137,14 @@ impl Lease {
         }
     }
 
-    /// Removes the lease if this run still holds it.
+    /// Removes the lease if this run still holds it: the delete is conditional on the ETag read, so
+    /// a release that lands late (after the lease lapsed and another run took it) removes nothing.
     async fn release(&self) -> anyhow::Result<()> {
-        if self.held().await?.is_some() {
-            self.site.store.delete(std::slice::from_ref(&self.key)).await.context("releasing a lease")?;
+        let Some(held) = self.held().await? else { return Ok(()) };
+        match self.site.store.delete_if_match(&self.key, &held.etag).await {
+            Ok(()) | Err(StoreError::PreconditionFailed) => Ok(()),
+            Err(StoreError::Other(e)) => Err(e.context("releasing a lease")),
         }
-        Ok(())
     }
 }
 

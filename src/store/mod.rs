@@ -67,6 +67,9 @@ pub trait Store: Send + Sync {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<Listed>>;
     /// Deletes objects; missing ones are not an error.
     async fn delete(&self, keys: &[String]) -> StoreResult<()>;
+    /// Deletes one object only while its ETag is `etag` (`If-Match`); a missing object is not an
+    /// error, another ETag is [`StoreError::PreconditionFailed`].
+    async fn delete_if_match(&self, key: &str, etag: &str) -> StoreResult<()>;
     /// Where this store is, for messages: `s3://bucket` or a directory.
     fn describe(&self) -> String;
 }

@@ -284,6 +284,16 @@ impl Store for S3Store {
         Ok(())
     }
 
+    async fn delete_if_match(&self, key: &str, etag: &str) -> StoreResult<()> {
+        let request = self.client.delete_object().bucket(&self.bucket).key(key).if_match(etag);
+        match request.send().await {
+            Ok(_) => Ok(()),
+            // A conditional delete of an object that is gone answers 404: nothing was deleted.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(()),
+            Err(e) => Err(self.failure("DeleteObject", self.url(key), e)),
+        }
+    }
+
     fn describe(&self) -> String {
         format!("s3://{}", self.bucket)
     }

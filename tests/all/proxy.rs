@@ -32,6 +32,8 @@ pub enum Fault {
 pub struct Request {
     /// 1 for the first request the proxy received.
     pub number: usize,
+    /// The request line: `DELETE /bucket/key?x-id=DeleteObject HTTP/1.1`.
+    pub line: String,
     pub headers: Vec<(String, String)>,
 }
 
@@ -231,7 +233,7 @@ fn parse_request(number: usize, head: &str) -> Request {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    Request { number, headers }
+    Request { number, line: head.lines().next().unwrap_or_default().to_owned(), headers }
 }
 
 /// The same head with `Connection: close` instead of any connection header.

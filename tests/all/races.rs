@@ -266,3 +266,53 @@ fn a_promotion_whose_write_lands_late_never_undoes_what_landed_in_between() {
     let rollback = f.run(&["rollback", "--dry-run", "--json"], &[]);
     assert_eq!(rollback.assert_code(0).json()["version"], "8", "{}", rollback.stdout());
 }
+
+/// Waits until the proxy has stalled `count` requests.
+fn wait_for_faults(proxy: &crate::proxy::Proxy, count: usize, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while proxy.faults().len() < count {
+        assert!(std::time::Instant::now() < deadline, "{what} never reached the proxy");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A lock owned by another run until an hour from now, as a run taking over a lapsed lock writes it.
+fn next_holders_lock() -> Bytes {
+    let now = chrono::Utc::now();
+    let body = serde_json::json!({
+        "owner": "next-holder",
+        "run_url": null,
+        "acquired_at": now,
+        "expires_at": now + chrono::Duration::hours(1),
+    });
+    Bytes::from(body.to_string())
+}
+
+/// A lock release that lands late, after its lease lapsed and the next run took the lock over,
+/// removes nothing: the delete is conditional on the ETag of the lock the releasing run read.
+#[test]
+fn a_late_lock_release_never_deletes_the_next_holders_lock() {
+    let f = Fixture::moto();
+    for version in ["1", "2"] {
+        let dist = build(&f, &format!("v{version}"), 1);
+        f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)]).assert_code(0);
+    }
+    let stall = std::time::Duration::from_secs(3);
+    let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
+        // DeleteObject, or the DeleteObjects a release sent before it was conditional.
+        let deletes = request.line.starts_with("DELETE ") || request.line.contains("?delete");
+        deletes.then_some(crate::proxy::Fault::Stall(stall))
+    });
+    let run = spawn(&f, &["rollback"], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_LOCK_LEASE", "1s")]);
+    wait_for_faults(&proxy, 1, "the lock release");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let lock_key = f.with_site(async |site| site.layout.lock_key());
+    f.with_site(async |site| {
+        site.store.put(&lock_key, next_holders_lock(), &json_meta(), Condition::Always).await.unwrap()
+    });
+    let (code, stderr) = finish(run);
+    assert_eq!(code, 0, "{stderr}");
+    let lock = f.with_site(async |site| site.store.get(&lock_key).await.unwrap());
+    let lock = lock.expect("the next holder's lock was deleted by the late release");
+    assert!(String::from_utf8_lossy(&lock.body).contains("next-holder"));
+}
