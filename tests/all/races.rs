@@ -316,3 +316,68 @@ fn a_late_lock_release_never_deletes_the_next_holders_lock() {
     let lock = lock.expect("the next holder's lock was deleted by the late release");
     assert!(String::from_utf8_lossy(&lock.body).contains("next-holder"));
 }
+
+/// Makes a release old enough to prune.
+fn backdate(f: &Fixture, version: &str) {
+    f.with_site(async |site| {
+        let key = site.layout.record_key(version);
+        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+        record.created_at -= chrono::Duration::hours(2);
+        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+    });
+}
+
+/// Counts the requests a test picks out, so a rule can stall only the `n`th.
+struct Nth(std::sync::atomic::AtomicUsize);
+
+impl Nth {
+    fn new() -> Nth {
+        Nth(std::sync::atomic::AtomicUsize::new(0))
+    }
+
+    /// Whether this matching request is the `n`th (from 1).
+    fn is(&self, matches: bool, n: usize) -> bool {
+        matches && self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == n
+    }
+}
+
+/// Whether a request writes the deploy lock (taking it over or renewing it).
+fn writes_lock(request: &crate::proxy::Request) -> bool {
+    request.line.starts_with("PUT ") && request.line.contains("_cutover/lock")
+}
+
+/// Deploys each version in turn on `f`, so the last is live and the one before the rollback target.
+fn deploy_all(f: &Fixture, versions: &[&str]) {
+    for version in versions {
+        let dist = build(f, &format!("v{version}"), 2);
+        f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)]).assert_code(0);
+    }
+}
+
+/// A prune whose lease lapsed while its record deletion was in flight, while another run made that
+/// release live: it puts the record back (its files are still whole) before it stops, exit 4.
+#[test]
+fn a_prune_past_its_lease_puts_back_the_record_it_deleted() {
+    let f = Fixture::moto();
+    deploy_all(&f, &["1", "2", "3", "4"]);
+    backdate(&f, "1");
+    backdate(&f, "2");
+    let (lock_writes, deletes) = (Nth::new(), Nth::new());
+    let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
+        // The lock's first renewal stalls, so it lapses; the first deletion (record 2) lands late.
+        let stall = lock_writes.is(writes_lock(request), 2) || deletes.is(request.line.contains("?delete"), 1);
+        stall.then_some(crate::proxy::Fault::Stall(std::time::Duration::from_secs(5)))
+    });
+    let prune =
+        spawn(&f, &["prune"], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_KEEP", "0"), ("CUTOVER_LOCK_LEASE", "1s")]);
+    wait_for_faults(&proxy, 2, "the prune's deletion");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let rollback = f.run(&["rollback", "--to", "2"], &[("CUTOVER_LOCK_LEASE", "1s")]);
+    rollback.assert_code(0);
+    let (code, stderr) = finish(prune);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("put the record of 2 back"), "{stderr}");
+    assert_eq!(f.active().as_deref(), Some("2"));
+    assert!(f.with_site(async |site| read_record(&site, &site.layout.record_key("2")).await.unwrap()).is_some());
+    f.assert_releases_intact();
+}
