@@ -354,6 +354,37 @@ fn deploy_all(f: &Fixture, versions: &[&str]) {
     }
 }
 
+/// A prune that took over the lock of a run whose pointer write was in flight deletes the release
+/// that write makes live: the run reads its record back after the flip, finds it gone, puts back
+/// what was live before under a fresh lock and is refused (exit 4), instead of leaving a live
+/// release with no record and no files.
+#[test]
+fn a_flip_whose_release_was_pruned_meanwhile_is_put_back() {
+    let f = Fixture::moto();
+    deploy_all(&f, &["1", "2", "3"]);
+    backdate(&f, "1");
+    let (lock_writes, pointer_writes) = (Nth::new(), Nth::new());
+    let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
+        // The lock's first renewal stalls, so it lapses; the rollback's pointer write lands late.
+        let stall = lock_writes.is(writes_lock(request), 2)
+            || pointer_writes.is(request.ssm_action() == Some("PutParameter"), 1);
+        stall.then_some(crate::proxy::Fault::Stall(std::time::Duration::from_secs(5)))
+    });
+    let late = spawn(&f, &["rollback", "--to", "1"], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_LOCK_LEASE", "1s")]);
+    wait_for_faults(&proxy, 2, "the rollback's pointer write");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let prune = f.run(&["prune", "--json"], &[("CUTOVER_KEEP", "0"), ("CUTOVER_LOCK_LEASE", "1s")]);
+    prune.assert_code(0);
+    assert!(prune.stderr().contains("taking over the stale deploy lock"), "{}", prune.stderr());
+    assert_eq!(prune.json()["deleted"], serde_json::json!(["1"]), "{}", prune.stdout());
+    let (code, stderr) = finish(late);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("the record of 1 was deleted (pruned) while this run's write was in flight"), "{stderr}");
+    assert!(stderr.contains("3 was put back"), "{stderr}");
+    assert_eq!(f.active().as_deref(), Some("3"));
+    f.assert_releases_intact();
+}
+
 /// A prune whose lease lapsed while its record deletion was in flight, while another run made that
 /// release live: it puts the record back (its files are still whole) before it stops, exit 4.
 #[test]
