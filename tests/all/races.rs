@@ -412,3 +412,27 @@ fn a_prune_past_its_lease_puts_back_the_record_it_deleted() {
     assert!(f.with_site(async |site| read_record(&site, &site.layout.record_key("2")).await.unwrap()).is_some());
     f.assert_releases_intact();
 }
+
+/// A read-back that fails after the flip landed: the run reports the flip (exit 0, `--json` with
+/// the version and `promoted`) and warns that the check could not run, instead of exit 1, which
+/// would say nothing live changed.
+#[test]
+fn a_failed_read_back_still_reports_the_flip_that_landed() {
+    let f = Fixture::moto();
+    deploy_all(&f, &["1"]);
+    let dist = build(&f, "v2", 2);
+    f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", "2")]).assert_code(0);
+    let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, |request| {
+        (request.ssm_action() == Some("GetParameterHistory")).then_some(crate::proxy::Fault::InternalError)
+    });
+    let run = f.run(&["promote", "2", "--json"], &[("AWS_ENDPOINT_URL", &proxy.url)]);
+    run.assert_code(0);
+    assert!(
+        run.stderr().contains("warning: 2 is live, but the check after the flip could not run"),
+        "{}",
+        run.stderr()
+    );
+    let json = run.json();
+    assert_eq!((json["version"].as_str(), json["promoted"].as_bool()), (Some("2"), Some(true)), "{}", run.stdout());
+    assert_eq!(f.active().as_deref(), Some("2"));
+}
