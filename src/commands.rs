@@ -146,6 +146,9 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     };
     let promoted =
         remember_verdict(&site, plan, version, reporter.phase("promote", promote(&site, &request)).await).await?;
+    // The value the flip replaced, read under the lock: another run may have promoted since this
+    // run started.
+    outputs.previous_version = promoted.previous;
     outputs.promoted = promoted.promoted;
     outputs.invalidation_id = promoted.invalidation_id;
     if let Some(keep) = plan.keep {

@@ -33,6 +33,7 @@ on_both_backends!(
     a_run_paused_past_its_lease_writes_nothing_into_the_recorded_release,
     a_release_changed_after_recording_is_never_promoted,
     two_sites_racing_at_nesting_prefixes_never_mix,
+    previous_version_is_the_version_the_flip_replaced,
 );
 
 /// A re-run of a tag build while the first still runs, with a build that is not reproducible:
@@ -435,4 +436,32 @@ fn a_failed_read_back_still_reports_the_flip_that_landed() {
     let json = run.json();
     assert_eq!((json["version"].as_str(), json["promoted"].as_bool()), (Some("2"), Some(true)), "{}", run.stdout());
     assert_eq!(f.active().as_deref(), Some("2"));
+}
+
+/// A deploy that another promotion overtook while it staged reports as `previous-version` the
+/// version its flip replaced (read under the lock), not the one live when it started.
+fn previous_version_is_the_version_the_flip_replaced(mut f: Fixture) {
+    let _edge = f.start_edge();
+    deploy_all(&f, &["3"]);
+    let four = build(&f, "v4", 2);
+    f.run(&["stage"], &[("CUTOVER_DIST_DIR", &four), ("CUTOVER_VERSION", "4")]).assert_code(0);
+    let big = build(&f, "v6", 1000);
+    let deploy = spawn(
+        &f,
+        &["deploy", "--json"],
+        &[("CUTOVER_DIST_DIR", &big), ("CUTOVER_VERSION", "6"), ("CUTOVER_CONCURRENCY", "2")],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while f.with_site(async |site| site.store.list(&site.layout.version_dir("6")).await.unwrap().len()) < 10 {
+        assert!(std::time::Instant::now() < deadline, "the deploy never stored a file");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    signal(&deploy, "STOP");
+    let promoted = f.run(&["promote", "4"], &[]);
+    signal(&deploy, "CONT");
+    promoted.assert_code(0);
+    let run = crate::harness::finish(deploy);
+    run.assert_code(0);
+    assert_eq!(run.json()["previous-version"], "4", "{}", run.stdout());
+    assert!(run.stderr().contains("6 live (was 4)"), "{}", run.stderr());
 }
