@@ -14,6 +14,7 @@ use crate::env::Env;
 use crate::inputs::{Backend, InputError, Plan, RawInputs, SiteUrl};
 use crate::outcome::{self, Refusal};
 use crate::pointer::rollback_target;
+use crate::printable::printable;
 use crate::promote::{Active, Direction, PromoteRequest, promote};
 use crate::prune::prune;
 use crate::release::Verdict;
@@ -284,7 +285,9 @@ async fn rollback(plan: &Plan, site: &Site) -> anyhow::Result<Outputs> {
     };
     let outputs = flip(plan, site, &target, Direction::Rollback).await?;
     if outputs.promoted {
-        crate::say!("rolled back from {} to {target}", outputs.previous_version.as_deref().unwrap_or("nothing"));
+        // Both versions may come from the pointer's history.
+        let from = printable(outputs.previous_version.as_deref().unwrap_or("nothing"));
+        crate::say!("rolled back from {from} to {}", printable(&target));
     }
     Ok(outputs)
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Site;
 use crate::interrupt::{CLEANUP, Registered};
 use crate::outcome::Refusal;
+use crate::printable::printable;
 use crate::release::read_record;
 use crate::store::{Condition, Fetched, StoreError, json_meta};
 
@@ -40,12 +41,13 @@ struct LeaseBody {
 impl LeaseBody {
     fn describe(&self) -> String {
         let run = self.run_url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
-        format!(
+        // The owner and run URL are whatever the lock object holds.
+        printable(&format!(
             "held by {}{run} since {}, lease until {}",
             self.owner,
             self.acquired_at.to_rfc3339(),
             self.expires_at.to_rfc3339()
-        )
+        ))
     }
 }
 

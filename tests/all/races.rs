@@ -34,6 +34,7 @@ on_both_backends!(
     a_release_changed_after_recording_is_never_promoted,
     two_sites_racing_at_nesting_prefixes_never_mix,
     previous_version_is_the_version_the_flip_replaced,
+    stored_text_never_writes_lines_into_the_log,
 );
 
 /// A re-run of a tag build while the first still runs, with a build that is not reproducible:
@@ -464,4 +465,33 @@ fn previous_version_is_the_version_the_flip_replaced(mut f: Fixture) {
     run.assert_code(0);
     assert_eq!(run.json()["previous-version"], "4", "{}", run.stdout());
     assert!(run.stderr().contains("6 live (was 4)"), "{}", run.stderr());
+}
+
+/// Text read back from the store or the pointer (a lock's owner and run URL, a promotion's note)
+/// never writes a line of its own into a CI log: its control characters are printed escaped.
+fn stored_text_never_writes_lines_into_the_log(f: Fixture) {
+    deploy_all(&f, &["1", "2"]);
+    let now = chrono::Utc::now();
+    let lock = serde_json::json!({
+        "owner": "x\n::warning::owner-injected",
+        "run_url": "https://evil\n::error::pwned",
+        "acquired_at": now - chrono::Duration::hours(1),
+        "expires_at": now - chrono::Duration::minutes(59),
+    });
+    f.with_site(async |site| {
+        let key = site.layout.lock_key();
+        site.store.put(&key, Bytes::from(lock.to_string()), &json_meta(), Condition::Always).await.unwrap();
+        site.pointer.write("2", "promoted by x\n::error::note-injected").await.unwrap();
+    });
+    let rollback = f.run(&["rollback"], &[("GITHUB_ACTIONS", "true")]);
+    rollback.assert_code(0);
+    let status = f.run(&["status"], &[]);
+    status.assert_code(0);
+    let logs = format!("{}{}{}", rollback.stderr(), rollback.stdout(), status.stdout());
+    assert!(logs.contains(r"x\n::warning::owner-injected"), "{logs}");
+    assert!(logs.contains(r"x\n::error::note-injected"), "{logs}");
+    for line in logs.lines() {
+        assert!(!line.contains("-injected") || !line.starts_with("::"), "an injected line: {line}\n{logs}");
+        assert!(!line.starts_with("::error::pwned"), "{logs}");
+    }
 }
