@@ -109,7 +109,12 @@ impl Lease {
             return Ok(Attempt::Held(None));
         };
         let holder: Option<LeaseBody> = serde_json::from_slice(&held.body).ok();
-        if holder.as_ref().is_some_and(|h| h.expires_at > Utc::now()) {
+        // A lease that cannot be read is honoured for one lease length from its last write.
+        let live = match &holder {
+            Some(h) => h.expires_at > Utc::now(),
+            None => held.modified.is_none_or(|at| at + self.length > Utc::now()),
+        };
+        if live {
             return Ok(Attempt::Held(holder));
         }
         match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfMatch(held.etag)).await {

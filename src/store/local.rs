@@ -131,11 +131,13 @@ impl LocalStore {
 
     fn get_blocking(&self, key: &str) -> io::Result<Option<Fetched>> {
         let Some(meta) = self.read_meta(key)? else { return Ok(None) };
+        let modified = fs::metadata(self.path_in("meta", key)?).and_then(|m| m.modified()).ok().map(Into::into);
         match fs::read(self.path_in("objects", key)?) {
             Ok(body) => Ok(Some(Fetched {
                 body: Bytes::from(body),
                 etag: meta.md5,
                 meta: ObjectMeta { content_type: meta.content_type, cache_control: meta.cache_control },
+                modified,
             })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),

@@ -29,6 +29,8 @@ pub struct Fetched {
     pub body: Bytes,
     pub etag: String,
     pub meta: ObjectMeta,
+    /// When the object was last written, if the store says.
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// When a write may happen.

@@ -237,13 +237,15 @@ impl Store for S3Store {
             content_type: response.content_type().unwrap_or("application/octet-stream").to_owned(),
             cache_control: response.cache_control().unwrap_or_default().to_owned(),
         };
+        let modified =
+            response.last_modified().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
         let body = response
             .body
             .collect()
             .await
             .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {key}: {e}")))?
             .into_bytes();
-        Ok(Some(Fetched { body, etag, meta }))
+        Ok(Some(Fetched { body, etag, meta, modified }))
     }
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<Listed>> {

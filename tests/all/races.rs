@@ -35,6 +35,7 @@ on_both_backends!(
     two_sites_racing_at_nesting_prefixes_never_mix,
     previous_version_is_the_version_the_flip_replaced,
     stored_text_never_writes_lines_into_the_log,
+    an_unreadable_lock_is_taken_over_only_after_a_lease,
 );
 
 /// A re-run of a tag build while the first still runs, with a build that is not reproducible:
@@ -494,4 +495,19 @@ fn stored_text_never_writes_lines_into_the_log(f: Fixture) {
         assert!(!line.contains("-injected") || !line.starts_with("::"), "an injected line: {line}\n{logs}");
         assert!(!line.starts_with("::error::pwned"), "{logs}");
     }
+}
+
+/// A lock that cannot be read is honoured for a lease from its last write, then taken over.
+fn an_unreadable_lock_is_taken_over_only_after_a_lease(f: Fixture) {
+    deploy_all(&f, &["1", "2"]);
+    f.with_site(async |site| {
+        let key = site.layout.lock_key();
+        site.store.put(&key, Bytes::from("not a lease"), &json_meta(), Condition::Always).await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    let run = f.run(&["rollback"], &[("CUTOVER_LOCK_LEASE", "2s")]);
+    run.assert_code(0);
+    assert!(run.stderr().contains("waiting for the deploy lock"), "{}", run.stderr());
+    assert!(run.stderr().contains("taking over the stale deploy lock: an unreadable lease"), "{}", run.stderr());
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "taken over at once");
 }
