@@ -14,6 +14,7 @@ use crate::env::Env;
 use crate::inputs::{Backend, InputError, Plan, RawInputs, SiteUrl};
 use crate::outcome::{self, Refusal};
 use crate::pointer::rollback_target;
+use crate::printable::printable;
 use crate::promote::{Active, Direction, PromoteRequest, promote};
 use crate::prune::prune;
 use crate::release::Verdict;
@@ -149,6 +150,9 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     };
     let promoted =
         remember_verdict(&site, plan, version, reporter.phase("promote", promote(&site, &request)).await).await?;
+    // The value the flip replaced, read under the lock: another run may have promoted since this
+    // run started.
+    outputs.previous_version = promoted.previous;
     outputs.promoted = promoted.promoted;
     outputs.invalidation_id = promoted.invalidation_id;
     if let Some(keep) = plan.keep {
@@ -284,7 +288,9 @@ async fn rollback(plan: &Plan, site: &Site) -> anyhow::Result<Outputs> {
     };
     let outputs = flip(plan, site, &target, Direction::Rollback).await?;
     if outputs.promoted {
-        crate::say!("rolled back from {} to {target}", outputs.previous_version.as_deref().unwrap_or("nothing"));
+        // Both versions may come from the pointer's history.
+        let from = printable(outputs.previous_version.as_deref().unwrap_or("nothing"));
+        crate::say!("rolled back from {from} to {}", printable(&target));
     }
     Ok(outputs)
 }

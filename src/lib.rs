@@ -36,6 +36,7 @@ pub mod interrupt;
 pub mod lock;
 pub mod outcome;
 pub mod pointer;
+pub mod printable;
 pub mod progress;
 pub mod promote;
 pub mod prune;

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Site;
 use crate::interrupt::{CLEANUP, Registered};
 use crate::outcome::Refusal;
+use crate::printable::printable;
 use crate::release::read_record;
 use crate::store::{Condition, Fetched, StoreError, json_meta};
 
@@ -40,12 +41,13 @@ struct LeaseBody {
 impl LeaseBody {
     fn describe(&self) -> String {
         let run = self.run_url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
-        format!(
+        // The owner and run URL are whatever the lock object holds.
+        printable(&format!(
             "held by {}{run} since {}, lease until {}",
             self.owner,
             self.acquired_at.to_rfc3339(),
             self.expires_at.to_rfc3339()
-        )
+        ))
     }
 }
 
@@ -107,7 +109,12 @@ impl Lease {
             return Ok(Attempt::Held(None));
         };
         let holder: Option<LeaseBody> = serde_json::from_slice(&held.body).ok();
-        if holder.as_ref().is_some_and(|h| h.expires_at > Utc::now()) {
+        // A lease that cannot be read is honoured for one lease length from its last write.
+        let live = match &holder {
+            Some(h) => h.expires_at > Utc::now(),
+            None => held.modified.is_none_or(|at| at + self.length > Utc::now()),
+        };
+        if live {
             return Ok(Attempt::Held(holder));
         }
         match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfMatch(held.etag)).await {
@@ -137,12 +144,14 @@ impl Lease {
         }
     }
 
-    /// Removes the lease if this run still holds it.
+    /// Removes the lease if this run still holds it: the delete is conditional on the ETag read, so
+    /// a release that lands late (after the lease lapsed and another run took it) removes nothing.
     async fn release(&self) -> anyhow::Result<()> {
-        if self.held().await?.is_some() {
-            self.site.store.delete(std::slice::from_ref(&self.key)).await.context("releasing a lease")?;
+        let Some(held) = self.held().await? else { return Ok(()) };
+        match self.site.store.delete_if_match(&self.key, &held.etag).await {
+            Ok(()) | Err(StoreError::PreconditionFailed) => Ok(()),
+            Err(StoreError::Other(e)) => Err(e.context("releasing a lease")),
         }
-        Ok(())
     }
 }
 

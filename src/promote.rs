@@ -101,12 +101,12 @@ pub async fn promote(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resul
     let (report, note) = result?;
     released?;
     if let Some(note) = note {
-        undo_if_overtaken(site, request, &report, &note).await?;
+        verify_flip(site, request, &report, &note).await?;
     }
     Ok(report)
 }
 
-/// Checks the guards and flips; returns the report and, if it flipped, the note it logged.
+/// Checks and flips; returns the report and, if it flipped, the note it logged.
 async fn flip(
     site: &Site,
     request: &PromoteRequest<'_>,
@@ -127,53 +127,103 @@ async fn flip(
     Ok((report, Some(note)))
 }
 
-/// After the flip: a promotion that landed between this run's guards and its write (this run was
-/// paused, or its write delayed, past the lock's lease) must not be undone. If a newer version, or
-/// a rollback, landed in between, the run takes the deploy lock again and, if its own write is
-/// still the last, puts that one back; either way the run is refused. A pointer has no
-/// compare-and-swap (SSM), so this is checked after the write.
-async fn undo_if_overtaken(
+/// What the read-back after a flip found: the value to put back (none: nothing was live) and why.
+struct Undo {
+    put_back: Option<String>,
+    why: String,
+    /// Why the put-back is logged, after "rolled back by <run> from <version>: ".
+    logged: &'static str,
+}
+
+/// The read-back after the flip. This run's write may have landed late (the run paused, or the
+/// write delayed, past the lock's lease), so what other runs did meanwhile is checked: the version
+/// made live must still have its record (a prune that took the lapsed lock may have deleted it),
+/// and a forward promotion must not have undone a newer version or a rollback that landed in
+/// between. A pointer has no compare-and-swap (SSM), so this is checked after the write; if it
+/// fails, the run takes the lock again and, if its own write is still the last, puts back what was
+/// live before it; either way the run is refused. A read-back that cannot run leaves the flip
+/// standing, reported, with a warning: it landed, and exit 1 would say nothing live changed.
+async fn verify_flip(
     site: &Site,
     request: &PromoteRequest<'_>,
     report: &PromoteReport,
     note: &str,
 ) -> anyhow::Result<()> {
+    let found = match read_back(site, request, report, note).await {
+        Ok(found) => found,
+        Err(e) => {
+            crate::say!(
+                "warning: {} is live, but the check after the flip could not run, so a prune or promotion racing it is not ruled out: {e:#}",
+                request.version
+            );
+            return Ok(());
+        }
+    };
+    match found {
+        Some(undo) => Err(Refusal::new(put_back(site, request, note, undo).await?).into()),
+        None => Ok(()),
+    }
+}
+
+/// Whether this run's flip must be undone, and to what.
+async fn read_back(
+    site: &Site,
+    request: &PromoteRequest<'_>,
+    report: &PromoteReport,
+    note: &str,
+) -> anyhow::Result<Option<Undo>> {
+    if read_record(site, &site.layout.record_key(request.version)).await?.is_none() {
+        return Ok(Some(Undo {
+            put_back: report.previous.clone(),
+            why: format!("the record of {} was deleted (pruned) while this run's write was in flight", request.version),
+            logged: "its record was pruned",
+        }));
+    }
     if request.direction != Direction::Forward {
-        return Ok(());
+        return Ok(None);
     }
     let ours = |p: &Promotion| p.version == request.version && p.note == note;
     let history = site.pointer.history().await?;
-    let Some(at) = history.iter().rposition(ours) else { return Ok(()) };
-    let Some(between) = at.checked_sub(1).map(|i| history[i].clone()) else { return Ok(()) };
+    let Some(at) = history.iter().rposition(ours) else { return Ok(None) };
+    let Some(between) = at.checked_sub(1).map(|i| history[i].clone()) else { return Ok(None) };
     if Some(&between.version) == report.previous.as_ref() || between.version == request.version {
-        return Ok(());
+        return Ok(None);
     }
     let why = if between.is_rollback() {
         format!("a rollback to {} was made while this run waited to promote {}", between.version, request.version)
     } else if release::compare(site, request.version, &between.version).await? == Ordering::Less {
         format!("{} was promoted while this run waited to promote the older {}", between.version, request.version)
     } else {
-        return Ok(());
+        return Ok(None);
+    };
+    Ok(Some(Undo { put_back: Some(between.version), why, logged: "it overtook a later promotion" }))
+}
+
+/// Puts `undo.put_back` back under a fresh lock, if this run's write is still the last; the
+/// message says what was done.
+async fn put_back(site: &Site, request: &PromoteRequest<'_>, note: &str, undo: Undo) -> anyhow::Result<String> {
+    let Undo { put_back, why, logged } = undo;
+    let Some(put_back) = put_back else {
+        return Ok(format!("{why}; nothing was live before it, so nothing could be put back"));
     };
     let lock = DeployLock::acquire(site, request.lock_lease, request.run.run_url.as_deref()).await?;
     let repaired = async {
         // Only this run's write is undone: a promotion made since stands.
+        let ours = |p: &Promotion| p.version == request.version && p.note == note;
         if !site.pointer.history().await?.last().is_some_and(ours) {
             return Ok(format!("{why}; the pointer has moved on since"));
         }
         lock.check()?;
         // Logged as a rollback, so the rollback target is what it was before this run's version.
         let run = request.run.run_url.as_deref().unwrap_or("cutover");
-        let restore = format!("{ROLLED_BACK} by {run} from {}: it overtook a later promotion", request.version);
-        site.pointer
-            .write(&between.version, &restore)
-            .await
-            .with_context(|| format!("putting {} back", between.version))?;
-        anyhow::Ok(format!("{why}; {} was put back", between.version))
+        let restore = format!("{ROLLED_BACK} by {run} from {}: {logged}", request.version);
+        site.pointer.write(&put_back, &restore).await.with_context(|| format!("putting {put_back} back"))?;
+        crate::say!("{why}: put {put_back} back");
+        anyhow::Ok(format!("{why}; {put_back} was put back"))
     }
     .await;
     lock.release().await?;
-    Err(Refusal::new(repaired?).into())
+    repaired
 }
 
 /// The note a promotion is logged with: which way, by which run, from which version.

@@ -5,12 +5,15 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context;
+use bytes::Bytes;
 use chrono::Utc;
 
 use crate::backend::Site;
 use crate::lock::DeployLock;
+use crate::outcome::Refusal;
 use crate::pointer::rollback_target;
 use crate::release::{ReleaseRecord, all_records};
+use crate::store::{Condition, StoreError, json_meta};
 
 /// Releases younger than this are never pruned.
 pub const RECENT: Duration = Duration::from_secs(3600);
@@ -74,8 +77,36 @@ async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) 
         ])
         .await
         .with_context(|| format!("deleting the record of {version}"))?;
+    if let Err(stop) = still_prunable(site, version, lock).await {
+        put_record_back(site, record).await?;
+        return Err(stop);
+    }
     let keys: Vec<String> = record.files.keys().map(|path| site.layout.object_key(version, path)).collect();
-    lock.check()?;
     site.store.delete(&keys).await.with_context(|| format!("deleting the files of {version}"))?;
     Ok(())
+}
+
+/// Checked between a record's deletion and its files': the lock was still this run's when the
+/// record went (a prune paused past its lease may have resumed just after the check before it,
+/// while another run made the version live), and no promotion whose write was in flight has made
+/// the version live since. Either way the files are still whole.
+async fn still_prunable(site: &Site, version: &str, lock: &DeployLock) -> anyhow::Result<()> {
+    lock.check()?;
+    if site.pointer.read().await?.as_deref() == Some(version) {
+        return Err(Refusal::new(format!("{version} was made live while prune deleted it; prune stops")).into());
+    }
+    Ok(())
+}
+
+/// Puts a record this run deleted back, create-only (a re-stage of the version since wins).
+async fn put_record_back(site: &Site, record: &ReleaseRecord) -> anyhow::Result<()> {
+    let version = &record.version;
+    let key = site.layout.record_key(version);
+    match site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::IfAbsent).await {
+        Ok(()) | Err(StoreError::PreconditionFailed) => {
+            crate::say!("put the record of {version} back: its files were not deleted");
+            Ok(())
+        }
+        Err(StoreError::Other(e)) => Err(e.context(format!("putting the record of {version} back"))),
+    }
 }

@@ -7,6 +7,7 @@ use crate::backend::Site;
 use crate::inputs::{Backend, InputError, Plan};
 use crate::pointer::Promotion;
 use crate::pointer::rollback_target;
+use crate::printable::printable;
 use crate::progress::human_bytes;
 use crate::release::{Verdict, all_records};
 
@@ -79,7 +80,7 @@ impl Status {
     pub fn render(&self) -> String {
         let mut out = format!(
             "active: {}\n\nreleases (newest first; * live, < where rollback goes):\n",
-            self.active.as_deref().unwrap_or("none")
+            printable(self.active.as_deref().unwrap_or("none"))
         );
         if self.releases.is_empty() {
             out.push_str("  none\n");
@@ -92,13 +93,14 @@ impl Status {
             };
             let run = r.run_url.as_deref().unwrap_or("");
             let verdict = r.verdict.as_ref().map(|v| format!("  [{}, never live]", v.outcome)).unwrap_or_default();
-            out.push_str(&format!(
-                "{marker} {:<24} {:>7} files {:>10}  {}  {run}{verdict}\n",
+            let line = format!(
+                "{marker} {:<24} {:>7} files {:>10}  {}  {run}{verdict}",
                 r.version,
                 r.files,
                 human_bytes(r.bytes),
                 r.created_at.format("%Y-%m-%d %H:%M:%S UTC")
-            ));
+            );
+            out.push_str(&format!("{}\n", printable(&line)));
         }
         out.push_str("\npromotions (newest first):\n");
         if self.promotions.is_empty() {
@@ -106,7 +108,7 @@ impl Status {
         }
         for p in self.promotions.iter().rev() {
             let at = p.at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default();
-            out.push_str(&format!("  {:<24} {at}  {}\n", p.version, p.note));
+            out.push_str(&format!("{}\n", printable(&format!("  {:<24} {at}  {}", p.version, p.note))));
         }
         out
     }

@@ -115,6 +115,18 @@ impl LocalStore {
         }
     }
 
+    /// Removes one object and the directories it leaves empty; a missing one is not an error.
+    fn remove(&self, key: &str) -> StoreResult<()> {
+        for tree in ["meta", "objects"] {
+            let path = self.path_in(tree, key).map_err(other(key))?;
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(other(key)(e)),
+                _ => self.remove_empty_parents(tree, &path),
+            }
+        }
+        Ok(())
+    }
+
     fn read_meta(&self, key: &str) -> io::Result<Option<MetaFile>> {
         match fs::read(self.path_in("meta", key)?) {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
@@ -125,11 +137,13 @@ impl LocalStore {
 
     fn get_blocking(&self, key: &str) -> io::Result<Option<Fetched>> {
         let Some(meta) = self.read_meta(key)? else { return Ok(None) };
+        let modified = fs::metadata(self.path_in("meta", key)?).and_then(|m| m.modified()).ok().map(Into::into);
         match fs::read(self.path_in("objects", key)?) {
             Ok(body) => Ok(Some(Fetched {
                 body: Bytes::from(body),
                 etag: meta.md5,
                 meta: ObjectMeta { content_type: meta.content_type, cache_control: meta.cache_control },
+                modified,
             })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -327,17 +341,18 @@ impl Store for LocalStore {
 
     async fn delete(&self, keys: &[String]) -> StoreResult<()> {
         let (store, keys) = (self.clone(), keys.to_vec());
+        blocking(move || keys.iter().try_for_each(|key| store.remove(key))).await
+    }
+
+    async fn delete_if_match(&self, key: &str, etag: &str) -> StoreResult<()> {
+        let (store, key, etag) = (self.clone(), key.to_owned(), etag.trim_matches('"').to_owned());
         blocking(move || {
-            for key in &keys {
-                for tree in ["meta", "objects"] {
-                    let path = store.path_in(tree, key).map_err(other(key))?;
-                    match fs::remove_file(&path) {
-                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(other(key)(e)),
-                        _ => store.remove_empty_parents(tree, &path),
-                    }
-                }
+            // Checked and removed under the key's stripe lock, as a conditional write is.
+            let _guard = store.exclusive(&key)?;
+            match store.read_meta(&key).map_err(other(&key))? {
+                Some(meta) if meta.md5 != etag => Err(StoreError::PreconditionFailed),
+                _ => store.remove(&key),
             }
-            Ok(())
         })
         .await
     }
@@ -367,6 +382,20 @@ mod tests {
         let etag = store.get("a/lock").await.unwrap().unwrap().etag;
         store.put("a/lock", Bytes::from("two"), &meta(), Condition::IfMatch(etag)).await.unwrap();
         assert_eq!(store.get("a/lock").await.unwrap().unwrap().body, "two");
+    }
+
+    #[tokio::test]
+    async fn conditional_deletes_follow_s3_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        store.put("a/lock", Bytes::from("one"), &meta(), Condition::Always).await.unwrap();
+        let other = store.delete_if_match("a/lock", "nope").await;
+        assert!(matches!(other, Err(StoreError::PreconditionFailed)));
+        assert!(store.get("a/lock").await.unwrap().is_some(), "another holder's object stays");
+        let etag = store.get("a/lock").await.unwrap().unwrap().etag;
+        store.delete_if_match("a/lock", &format!("\"{etag}\"")).await.unwrap();
+        assert!(store.get("a/lock").await.unwrap().is_none());
+        store.delete_if_match("a/lock", &etag).await.unwrap();
     }
 
     #[tokio::test]

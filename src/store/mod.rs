@@ -33,6 +33,8 @@ pub struct Fetched {
     pub body: Bytes,
     pub etag: String,
     pub meta: ObjectMeta,
+    /// When the object was last written, if the store says.
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// An object's bytes, read lazily in chunks as the consumer polls.
@@ -87,6 +89,9 @@ pub trait Store: Send + Sync {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<Listed>>;
     /// Deletes objects; missing ones are not an error.
     async fn delete(&self, keys: &[String]) -> StoreResult<()>;
+    /// Deletes one object only while its ETag is `etag` (`If-Match`); a missing object is not an
+    /// error, another ETag is [`StoreError::PreconditionFailed`].
+    async fn delete_if_match(&self, key: &str, etag: &str) -> StoreResult<()>;
     /// Where this store is, for messages: `s3://bucket` or a directory.
     fn describe(&self) -> String;
 }

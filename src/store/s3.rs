@@ -238,13 +238,15 @@ impl Store for S3Store {
             content_type: response.content_type().unwrap_or("application/octet-stream").to_owned(),
             cache_control: response.cache_control().unwrap_or_default().to_owned(),
         };
+        let modified =
+            response.last_modified().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
         let body = response
             .body
             .collect()
             .await
             .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {key}: {e}")))?
             .into_bytes();
-        Ok(Some(Fetched { body, etag, meta }))
+        Ok(Some(Fetched { body, etag, meta, modified }))
     }
 
     async fn open(&self, key: &str) -> StoreResult<Option<Opened>> {
@@ -326,6 +328,16 @@ impl Store for S3Store {
             }
         }
         Ok(())
+    }
+
+    async fn delete_if_match(&self, key: &str, etag: &str) -> StoreResult<()> {
+        let request = self.client.delete_object().bucket(&self.bucket).key(key).if_match(etag);
+        match request.send().await {
+            Ok(_) => Ok(()),
+            // A conditional delete of an object that is gone answers 404: nothing was deleted.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(()),
+            Err(e) => Err(self.failure("DeleteObject", self.url(key), e)),
+        }
     }
 
     fn describe(&self) -> String {

@@ -33,6 +33,9 @@ on_both_backends!(
     a_run_paused_past_its_lease_writes_nothing_into_the_recorded_release,
     a_release_changed_after_recording_is_never_promoted,
     two_sites_racing_at_nesting_prefixes_never_mix,
+    previous_version_is_the_version_the_flip_replaced,
+    stored_text_never_writes_lines_into_the_log,
+    an_unreadable_lock_is_taken_over_only_after_a_lease,
 );
 
 /// A re-run of a tag build while the first still runs, with a build that is not reproducible:
@@ -265,4 +268,246 @@ fn a_promotion_whose_write_lands_late_never_undoes_what_landed_in_between() {
     // The put-back counts as undoing 9: a rollback goes where it went before 9 landed.
     let rollback = f.run(&["rollback", "--dry-run", "--json"], &[]);
     assert_eq!(rollback.assert_code(0).json()["version"], "8", "{}", rollback.stdout());
+}
+
+/// Waits until the proxy has stalled `count` requests.
+fn wait_for_faults(proxy: &crate::proxy::Proxy, count: usize, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while proxy.faults().len() < count {
+        assert!(std::time::Instant::now() < deadline, "{what} never reached the proxy");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A lock owned by another run until an hour from now, as a run taking over a lapsed lock writes it.
+fn next_holders_lock() -> Bytes {
+    let now = chrono::Utc::now();
+    let body = serde_json::json!({
+        "owner": "next-holder",
+        "run_url": null,
+        "acquired_at": now,
+        "expires_at": now + chrono::Duration::hours(1),
+    });
+    Bytes::from(body.to_string())
+}
+
+/// A lock release that lands late, after its lease lapsed and the next run took the lock over,
+/// removes nothing: the delete is conditional on the ETag of the lock the releasing run read.
+#[test]
+fn a_late_lock_release_never_deletes_the_next_holders_lock() {
+    let f = Fixture::moto();
+    for version in ["1", "2"] {
+        let dist = build(&f, &format!("v{version}"), 1);
+        f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)]).assert_code(0);
+    }
+    let stall = std::time::Duration::from_secs(3);
+    let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
+        // DeleteObject, or the DeleteObjects a release sent before it was conditional.
+        let deletes = request.method == "DELETE" || request.target.contains("?delete");
+        deletes.then_some(crate::proxy::Fault::Stall(stall))
+    });
+    let run = spawn(&f, &["rollback"], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_LOCK_LEASE", "1s")]);
+    wait_for_faults(&proxy, 1, "the lock release");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let lock_key = f.with_site(async |site| site.layout.lock_key());
+    f.with_site(async |site| {
+        site.store.put(&lock_key, next_holders_lock(), &json_meta(), Condition::Always).await.unwrap()
+    });
+    let (code, stderr) = finish(run);
+    assert_eq!(code, 0, "{stderr}");
+    let lock = f.with_site(async |site| site.store.get(&lock_key).await.unwrap());
+    let lock = lock.expect("the next holder's lock was deleted by the late release");
+    assert!(String::from_utf8_lossy(&lock.body).contains("next-holder"));
+}
+
+/// Makes a release old enough to prune.
+fn backdate(f: &Fixture, version: &str) {
+    f.with_site(async |site| {
+        let key = site.layout.record_key(version);
+        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+        record.created_at -= chrono::Duration::hours(2);
+        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+    });
+}
+
+/// Counts the requests a test picks out, so a rule can stall only the `n`th.
+struct Nth(std::sync::atomic::AtomicUsize);
+
+impl Nth {
+    fn new() -> Nth {
+        Nth(std::sync::atomic::AtomicUsize::new(0))
+    }
+
+    /// Whether this matching request is the `n`th (from 1).
+    fn is(&self, matches: bool, n: usize) -> bool {
+        matches && self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == n
+    }
+}
+
+/// Whether a request writes the deploy lock (taking it over or renewing it).
+fn writes_lock(request: &crate::proxy::Request) -> bool {
+    request.method == "PUT" && request.target.contains("_cutover/lock")
+}
+
+/// Deploys each version in turn on `f`, so the last is live and the one before the rollback target.
+fn deploy_all(f: &Fixture, versions: &[&str]) {
+    for version in versions {
+        let dist = build(f, &format!("v{version}"), 2);
+        f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)]).assert_code(0);
+    }
+}
+
+/// A prune that took over the lock of a run whose pointer write was in flight deletes the release
+/// that write makes live: the run reads its record back after the flip, finds it gone, puts back
+/// what was live before under a fresh lock and is refused (exit 4), instead of leaving a live
+/// release with no record and no files.
+#[test]
+fn a_flip_whose_release_was_pruned_meanwhile_is_put_back() {
+    let f = Fixture::moto();
+    deploy_all(&f, &["1", "2", "3"]);
+    backdate(&f, "1");
+    let (lock_writes, pointer_writes) = (Nth::new(), Nth::new());
+    let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
+        // The lock's first renewal stalls, so it lapses; the rollback's pointer write lands late.
+        let stall = lock_writes.is(writes_lock(request), 2)
+            || pointer_writes.is(request.ssm_action() == Some("PutParameter"), 1);
+        stall.then_some(crate::proxy::Fault::Stall(std::time::Duration::from_secs(5)))
+    });
+    let late = spawn(&f, &["rollback", "--to", "1"], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_LOCK_LEASE", "1s")]);
+    wait_for_faults(&proxy, 2, "the rollback's pointer write");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let prune = f.run(&["prune", "--json"], &[("CUTOVER_KEEP", "0"), ("CUTOVER_LOCK_LEASE", "1s")]);
+    prune.assert_code(0);
+    assert!(prune.stderr().contains("taking over the stale deploy lock"), "{}", prune.stderr());
+    assert_eq!(prune.json()["deleted"], serde_json::json!(["1"]), "{}", prune.stdout());
+    let (code, stderr) = finish(late);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("the record of 1 was deleted (pruned) while this run's write was in flight"), "{stderr}");
+    assert!(stderr.contains("3 was put back"), "{stderr}");
+    assert_eq!(f.active().as_deref(), Some("3"));
+    f.assert_releases_intact();
+}
+
+/// A prune whose lease lapsed while its record deletion was in flight, while another run made that
+/// release live: it puts the record back (its files are still whole) before it stops, exit 4.
+#[test]
+fn a_prune_past_its_lease_puts_back_the_record_it_deleted() {
+    let f = Fixture::moto();
+    deploy_all(&f, &["1", "2", "3", "4"]);
+    backdate(&f, "1");
+    backdate(&f, "2");
+    let (lock_writes, deletes) = (Nth::new(), Nth::new());
+    let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
+        // The lock's first renewal stalls, so it lapses; the first deletion (record 2) lands late.
+        let stall = lock_writes.is(writes_lock(request), 2) || deletes.is(request.target.contains("?delete"), 1);
+        stall.then_some(crate::proxy::Fault::Stall(std::time::Duration::from_secs(5)))
+    });
+    let prune =
+        spawn(&f, &["prune"], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_KEEP", "0"), ("CUTOVER_LOCK_LEASE", "1s")]);
+    wait_for_faults(&proxy, 2, "the prune's deletion");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let rollback = f.run(&["rollback", "--to", "2"], &[("CUTOVER_LOCK_LEASE", "1s")]);
+    rollback.assert_code(0);
+    let (code, stderr) = finish(prune);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("put the record of 2 back"), "{stderr}");
+    assert_eq!(f.active().as_deref(), Some("2"));
+    assert!(f.with_site(async |site| read_record(&site, &site.layout.record_key("2")).await.unwrap()).is_some());
+    f.assert_releases_intact();
+}
+
+/// A read-back that fails after the flip landed: the run reports the flip (exit 0, `--json` with
+/// the version and `promoted`) and warns that the check could not run, instead of exit 1, which
+/// would say nothing live changed.
+#[test]
+fn a_failed_read_back_still_reports_the_flip_that_landed() {
+    let f = Fixture::moto();
+    deploy_all(&f, &["1"]);
+    let dist = build(&f, "v2", 2);
+    f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", "2")]).assert_code(0);
+    let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, |request| {
+        (request.ssm_action() == Some("GetParameterHistory")).then_some(crate::proxy::Fault::InternalError)
+    });
+    let run = f.run(&["promote", "2", "--json"], &[("AWS_ENDPOINT_URL", &proxy.url)]);
+    run.assert_code(0);
+    assert!(
+        run.stderr().contains("warning: 2 is live, but the check after the flip could not run"),
+        "{}",
+        run.stderr()
+    );
+    let json = run.json();
+    assert_eq!((json["version"].as_str(), json["promoted"].as_bool()), (Some("2"), Some(true)), "{}", run.stdout());
+    assert_eq!(f.active().as_deref(), Some("2"));
+}
+
+/// A deploy that another promotion overtook while it staged reports as `previous-version` the
+/// version its flip replaced (read under the lock), not the one live when it started.
+fn previous_version_is_the_version_the_flip_replaced(mut f: Fixture) {
+    let _edge = f.start_edge();
+    deploy_all(&f, &["3"]);
+    let four = build(&f, "v4", 2);
+    f.run(&["stage"], &[("CUTOVER_DIST_DIR", &four), ("CUTOVER_VERSION", "4")]).assert_code(0);
+    let big = build(&f, "v6", 1000);
+    let deploy = spawn(
+        &f,
+        &["deploy", "--json"],
+        &[("CUTOVER_DIST_DIR", &big), ("CUTOVER_VERSION", "6"), ("CUTOVER_CONCURRENCY", "2")],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while f.with_site(async |site| site.store.list(&site.layout.version_dir("6")).await.unwrap().len()) < 10 {
+        assert!(std::time::Instant::now() < deadline, "the deploy never stored a file");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    signal(&deploy, "STOP");
+    let promoted = f.run(&["promote", "4"], &[]);
+    signal(&deploy, "CONT");
+    promoted.assert_code(0);
+    let run = crate::harness::finish(deploy);
+    run.assert_code(0);
+    assert_eq!(run.json()["previous-version"], "4", "{}", run.stdout());
+    assert!(run.stderr().contains("6 live (was 4)"), "{}", run.stderr());
+}
+
+/// Text read back from the store or the pointer (a lock's owner and run URL, a promotion's note)
+/// never writes a line of its own into a CI log: its control characters are printed escaped.
+fn stored_text_never_writes_lines_into_the_log(f: Fixture) {
+    deploy_all(&f, &["1", "2"]);
+    let now = chrono::Utc::now();
+    let lock = serde_json::json!({
+        "owner": "x\n::warning::owner-injected",
+        "run_url": "https://evil\n::error::pwned",
+        "acquired_at": now - chrono::Duration::hours(1),
+        "expires_at": now - chrono::Duration::minutes(59),
+    });
+    f.with_site(async |site| {
+        let key = site.layout.lock_key();
+        site.store.put(&key, Bytes::from(lock.to_string()), &json_meta(), Condition::Always).await.unwrap();
+        site.pointer.write("2", "promoted by x\n::error::note-injected").await.unwrap();
+    });
+    let rollback = f.run(&["rollback"], &[("GITHUB_ACTIONS", "true")]);
+    rollback.assert_code(0);
+    let status = f.run(&["status"], &[]);
+    status.assert_code(0);
+    let logs = format!("{}{}{}", rollback.stderr(), rollback.stdout(), status.stdout());
+    assert!(logs.contains(r"x\n::warning::owner-injected"), "{logs}");
+    assert!(logs.contains(r"x\n::error::note-injected"), "{logs}");
+    for line in logs.lines() {
+        assert!(!line.contains("-injected") || !line.starts_with("::"), "an injected line: {line}\n{logs}");
+        assert!(!line.starts_with("::error::pwned"), "{logs}");
+    }
+}
+
+/// A lock that cannot be read is honoured for a lease from its last write, then taken over.
+fn an_unreadable_lock_is_taken_over_only_after_a_lease(f: Fixture) {
+    deploy_all(&f, &["1", "2"]);
+    f.with_site(async |site| {
+        let key = site.layout.lock_key();
+        site.store.put(&key, Bytes::from("not a lease"), &json_meta(), Condition::Always).await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    let run = f.run(&["rollback"], &[("CUTOVER_LOCK_LEASE", "2s")]);
+    run.assert_code(0);
+    assert!(run.stderr().contains("waiting for the deploy lock"), "{}", run.stderr());
+    assert!(run.stderr().contains("taking over the stale deploy lock: an unreadable lease"), "{}", run.stderr());
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "taken over at once");
 }
