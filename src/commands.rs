@@ -15,11 +15,12 @@ use crate::inputs::{Backend, InputError, Plan, RawInputs, SiteUrl};
 use crate::outcome::{self, Refusal};
 use crate::pointer::rollback_target;
 use crate::promote::{Active, Direction, PromoteRequest, promote};
-use crate::prune::prune;
+use crate::prune::{PruneRequest, prune};
 use crate::release::Verdict;
 use crate::report::Outputs;
+use crate::site::WalkOptions;
 use crate::smoke::{SmokeCheck, smoke};
-use crate::stage::stage;
+use crate::stage::{StageRequest, stage};
 use crate::{doctor, serve, status};
 
 /// Runs a command to its end and returns the exit code; failures are printed with their causes,
@@ -98,7 +99,13 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
                 .ok_or_else(|| InputError::new("keep", "prune needs `keep`, the number of releases to keep"))?;
             status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
-            let report = prune(&site, keep, plan.lock_lease, plan.run.run_url.as_deref(), plan.dry_run).await?;
+            let request = PruneRequest {
+                keep,
+                lock_lease: plan.lock_lease,
+                run_url: plan.run.run_url.as_deref(),
+                dry_run: plan.dry_run,
+            };
+            let report = prune(&site, &request).await?;
             reporter.result(&report, || format!("deleted: {:?}\nkept: {:?}\n", report.deleted, report.kept))
         }
         Command::Edge { action: EdgeCommand::Bundle { out } } => {
@@ -149,8 +156,9 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     outputs.promoted = promoted.promoted;
     outputs.invalidation_id = promoted.invalidation_id;
     if let Some(keep) = plan.keep {
-        let pruned =
-            reporter.phase("prune", prune(&site, keep, plan.lock_lease, plan.run.run_url.as_deref(), false)).await?;
+        let request =
+            PruneRequest { keep, lock_lease: plan.lock_lease, run_url: plan.run.run_url.as_deref(), dry_run: false };
+        let pruned = reporter.phase("prune", prune(&site, &request)).await?;
         if !pruned.deleted.is_empty() {
             crate::say!("pruned releases: {}", pruned.deleted.join(", "));
         }
@@ -173,7 +181,24 @@ async fn staged(
     active: Option<&str>,
     reporter: &Reporter,
 ) -> anyhow::Result<Outputs> {
-    let report = reporter.phase("stage", stage(site, plan, version, active)).await?;
+    let request = StageRequest {
+        version,
+        previous: active,
+        dist_dir: &plan.dist_dir,
+        walk: WalkOptions {
+            store_dir: match &plan.backend {
+                Backend::Local { dir } => Some(dir.clone()),
+                Backend::Aws(_) => None,
+            },
+            release_secret_files: plan.release_secret_files,
+        },
+        cache_rules: &plan.cache_rules,
+        concurrency: plan.concurrency,
+        lock_lease: plan.lock_lease,
+        run: &plan.run,
+        dry_run: plan.dry_run,
+    };
+    let report = reporter.phase("stage", stage(site, &request)).await?;
     if report.already_recorded {
         crate::say!("version {version} was already staged with this content");
     } else if report.resumed > 0 {

@@ -15,22 +15,32 @@ use crate::release::{ReleaseRecord, all_records};
 /// Releases younger than this are never pruned.
 pub const RECENT: Duration = Duration::from_secs(3600);
 
+/// How many releases to keep, and how to hold the deploy lock while deleting the rest.
+#[derive(Debug, Clone)]
+pub struct PruneRequest<'a> {
+    /// Releases kept besides the protected ones: the newest `keep`.
+    pub keep: usize,
+    pub lock_lease: Duration,
+    /// Names the holder of the deploy lock.
+    pub run_url: Option<&'a str>,
+    /// Decide, delete nothing, take no lock.
+    pub dry_run: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PruneReport {
     pub deleted: Vec<String>,
     pub kept: Vec<String>,
 }
 
-/// Deletes releases beyond the newest `keep`, under the deploy lock so no promotion races it.
-pub async fn prune(
-    site: &Site,
-    keep: usize,
-    lease: Duration,
-    run_url: Option<&str>,
-    dry_run: bool,
-) -> anyhow::Result<PruneReport> {
-    let lock = if dry_run { None } else { Some(DeployLock::acquire(site, lease, run_url).await?) };
-    let result = prune_locked(site, keep, lock.as_ref()).await;
+/// Deletes releases beyond the newest `request.keep`, under the deploy lock so no promotion races it.
+pub async fn prune(site: &Site, request: &PruneRequest<'_>) -> anyhow::Result<PruneReport> {
+    let lock = if request.dry_run {
+        None
+    } else {
+        Some(DeployLock::acquire(site, request.lock_lease, request.run_url).await?)
+    };
+    let result = prune_locked(site, request.keep, lock.as_ref()).await;
     if let Some(lock) = lock {
         lock.release().await?;
     }
