@@ -101,7 +101,7 @@ impl Lease {
         match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfAbsent).await {
             Ok(()) => return Ok(Attempt::Taken(Held::new(self))),
             Err(StoreError::PreconditionFailed) => {}
-            Err(StoreError::Other(e)) => return Err(e.context(format!("taking the {what}"))),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("taking the {what}"))),
         }
         let Some(held) = self.site.store.get(&self.key).await.with_context(|| format!("reading the {what}"))? else {
             return Ok(Attempt::Held(None));
@@ -117,7 +117,7 @@ impl Lease {
                 Ok(Attempt::Taken(Held::new(self)))
             }
             Err(StoreError::PreconditionFailed) => Ok(Attempt::Held(None)),
-            Err(StoreError::Other(e)) => Err(e.context(format!("taking over the stale {what}"))),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("taking over the stale {what}"))),
         }
     }
 
@@ -133,7 +133,7 @@ impl Lease {
         match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfMatch(held.etag)).await {
             Ok(()) => Ok(true),
             Err(StoreError::PreconditionFailed) => Ok(false),
-            Err(StoreError::Other(e)) => Err(e.context("renewing a lease")),
+            Err(e) => Err(anyhow::Error::new(e).context("renewing a lease")),
         }
     }
 

@@ -106,7 +106,7 @@ async fn handle(State(edge): State<Arc<Edge>>, method: Method, uri: Uri, headers
                     response
                 }
                 Ok(None) => text(StatusCode::NOT_FOUND, &format!("{file} is not in release {version}")),
-                Err(e) => text(StatusCode::BAD_GATEWAY, &format!("reading {key}: {e:#}")),
+                Err(e) => text(StatusCode::BAD_GATEWAY, &format!("reading {key}: {:#}", anyhow::Error::new(e))),
             }
         }
     };

@@ -47,7 +47,7 @@ pub(super) async fn record(
             let existing = read_record(site, &record_key).await?.context("release record vanished while writing it")?;
             same_or_refuse(&existing, &record).map(|()| StageReport { already_recorded: true, ..report })
         }
-        Err(StoreError::Other(e)) => Err(e.context(format!("writing release record {record_key}"))),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("writing release record {record_key}"))),
     }
 }
 

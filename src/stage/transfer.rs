@@ -170,7 +170,7 @@ impl Jobs {
                 self.version
             ))
             .into()),
-            Err(StoreError::Other(e)) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 }
