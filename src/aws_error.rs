@@ -171,7 +171,7 @@ fn answer_hint(code: Option<&str>, status: Option<u16>, bucket_region: Option<&s
 }
 
 /// The error and each of its causes.
-fn causes<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+pub(crate) fn causes<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     std::iter::successors(Some(err), |&e| e.source())
 }
 

@@ -12,7 +12,7 @@ use crate::cli::{Cli, Command, EdgeCommand};
 use crate::edge_bundle::{RouterConfig, bundle};
 use crate::env::Env;
 use crate::inputs::{Backend, InputError, Plan, RawInputs, SiteUrl};
-use crate::outcome::{self, Refusal};
+use crate::outcome::{self, Guard, Refusal};
 use crate::pointer::rollback_target;
 use crate::promote::{Active, Direction, PromoteRequest, promote};
 use crate::prune::{PruneRequest, prune};
@@ -20,7 +20,7 @@ use crate::release::Verdict;
 use crate::report::Outputs;
 use crate::site::WalkOptions;
 use crate::smoke::{SmokeCheck, smoke};
-use crate::stage::{StageRequest, stage};
+use crate::stage::{StageError, StageRequest, stage};
 use crate::{doctor, serve, status};
 
 /// Runs a command to its end and returns the exit code; failures are printed with their causes,
@@ -198,7 +198,7 @@ async fn staged(
         run: &plan.run,
         dry_run: plan.dry_run,
     };
-    let report = reporter.phase("stage", stage(site, &request)).await?;
+    let report = reporter.phase("stage", stage(site, &request)).await.map_err(stage_failed)?;
     if report.already_recorded {
         crate::say!("version {version} was already staged with this content");
     } else if report.resumed > 0 {
@@ -300,15 +300,25 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
 async fn rollback(plan: &Plan, site: &Site) -> anyhow::Result<Outputs> {
     let target = match &plan.rollback_to {
         Some(version) => version.to_owned(),
-        None => rollback_target(&site.pointer.history().await?).map(str::to_owned).ok_or_else(|| {
-            Refusal::new("no earlier version in the promotion history to roll back to; use `to` to name one")
-        })?,
+        None => rollback_target(&site.pointer.history().await?)
+            .map(str::to_owned)
+            .ok_or(Refusal(Guard::NoRollbackTarget))?,
     };
     let outputs = flip(plan, site, &target, Direction::Rollback).await?;
     if outputs.promoted {
         crate::say!("rolled back from {} to {target}", outputs.previous_version.as_deref().unwrap_or("nothing"));
     }
     Ok(outputs)
+}
+
+/// A stage failure as the run reports it: bad input and refusals stay what the exit code is
+/// chosen by.
+fn stage_failed(err: StageError) -> anyhow::Error {
+    match err {
+        StageError::Input(e) => e.into(),
+        StageError::Refused(e) => e.into(),
+        other => other.into(),
+    }
 }
 
 /// The site URL of a local edge.
@@ -327,4 +337,19 @@ fn finish(reporter: &Reporter, plan: &Plan, mut outputs: Outputs, started: Insta
     }
     crate::say!("{}", outputs.line());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Guard;
+
+    #[test]
+    fn stage_failures_keep_their_exit_codes() {
+        let bad = StageError::Input(InputError::new("prefix", "nested"));
+        assert_eq!(outcome::exit_code(&stage_failed(bad)), outcome::EXIT_BAD_INPUT);
+        let refused = StageError::Refused(Guard::Recorded { version: "1".into(), changed: 1, removed: 0 }.into());
+        assert_eq!(outcome::exit_code(&stage_failed(refused)), outcome::EXIT_REFUSED);
+        assert_eq!(outcome::exit_code(&stage_failed(StageError::Vanished("reading it"))), outcome::EXIT_FAILED);
+    }
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::backend::Site;
 use crate::lock::DeployLock;
-use crate::outcome::Refusal;
+use crate::outcome::{Guard, Refusal};
 use crate::pointer::{Promotion, ROLLED_BACK};
 use crate::release::{self, ReleaseRecord, RunInfo, read_record};
 use crate::version;
@@ -73,10 +73,7 @@ impl Active {
                 crate::say!("taking over {}: it held {value:?}, not a release of this site", site.pointer.describe());
                 Ok(None)
             }
-            Active::Foreign(value) => Err(Refusal::new(format!(
-                "{} holds {value:?}, which is not a release of this site; cutover does not overwrite a value it did not write: set `take-over-pointer: true` to replace it",
-                site.pointer.describe()
-            ))),
+            Active::Foreign(value) => Err(Guard::ForeignPointer { pointer: site.pointer.describe(), value }.into()),
         }
     }
 }
@@ -148,18 +145,15 @@ async fn undo_if_overtaken(
     if Some(&between.version) == report.previous.as_ref() || between.version == request.version {
         return Ok(());
     }
-    let why = if between.is_rollback() {
-        format!("a rollback to {} was made while this run waited to promote {}", between.version, request.version)
-    } else if release::compare(site, request.version, &between.version).await? == Ordering::Less {
-        format!("{} was promoted while this run waited to promote the older {}", between.version, request.version)
-    } else {
+    let rollback = between.is_rollback();
+    if !rollback && release::compare(site, request.version, &between.version).await? != Ordering::Less {
         return Ok(());
-    };
+    }
     let lock = DeployLock::acquire(site, request.lock_lease, request.run.run_url.as_deref()).await?;
     let repaired = async {
         // Only this run's write is undone: a promotion made since stands.
         if !site.pointer.history().await?.last().is_some_and(ours) {
-            return Ok(format!("{why}; the pointer has moved on since"));
+            return Ok(false);
         }
         lock.check()?;
         // Logged as a rollback, so the rollback target is what it was before this run's version.
@@ -169,11 +163,17 @@ async fn undo_if_overtaken(
             .write(&between.version, &restore)
             .await
             .with_context(|| format!("putting {} back", between.version))?;
-        anyhow::Ok(format!("{why}; {} was put back", between.version))
+        anyhow::Ok(true)
     }
     .await;
     lock.release().await?;
-    Err(Refusal::new(repaired?).into())
+    let guard = Guard::Overtaken {
+        version: request.version.to_owned(),
+        between: between.version,
+        rollback,
+        put_back: repaired?,
+    };
+    Err(Refusal(guard).into())
 }
 
 /// The note a promotion is logged with: which way, by which run, from which version.
@@ -198,12 +198,8 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resu
         let history = site.pointer.history().await?;
         let rolled_back = history.last().is_some_and(|p| Some(&p.version) == active.as_ref() && p.is_rollback());
         if rolled_back || active.is_none() {
-            return Err(Refusal::new(format!(
-                "the active version was rolled back from {} to {} while this run was working; re-run to release on top of it",
-                expected.as_deref().unwrap_or("nothing"),
-                active.as_deref().unwrap_or("nothing")
-            ))
-            .into());
+            let guard = Guard::RolledBackMeanwhile { expected: expected.clone(), active: active.clone() };
+            return Err(Refusal(guard).into());
         }
     }
     let report = |promoted| PromoteReport {
@@ -217,10 +213,7 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resu
         return Ok(report(false));
     }
     if request.direction == Direction::Forward && release::compare(site, version, current).await? == Ordering::Less {
-        return Err(Refusal::new(format!(
-            "{version} is older than the active {current}; to go back on purpose run `cutover rollback --to {version}`"
-        ))
-        .into());
+        return Err(Refusal(Guard::Older { version: version.to_owned(), active: current.to_owned() }).into());
     }
     Ok(report(true))
 }
@@ -229,11 +222,7 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resu
 /// (the listed ETag is the recorded MD5, or the recorded multipart ETag).
 async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRecord> {
     let Some(record) = read_record(site, &site.layout.record_key(version)).await? else {
-        return Err(Refusal::new(format!(
-            "version {version} has no release record in {}; stage it first",
-            site.store.describe()
-        ))
-        .into());
+        return Err(Refusal(Guard::NotStaged { version: version.to_owned(), store: site.store.describe() }).into());
     };
     let stored: HashMap<String, String> = site
         .store
@@ -252,11 +241,9 @@ async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRe
         .map(|(path, _)| path.as_str())
         .collect();
     if let Some(first) = missing.first() {
-        return Err(Refusal::new(format!(
-            "release {version} is incomplete: {} recorded files are missing or changed, e.g. {first}",
-            missing.len()
-        ))
-        .into());
+        let guard =
+            Guard::Incomplete { version: version.to_owned(), missing: missing.len(), first: (*first).to_owned() };
+        return Err(Refusal(guard).into());
     }
     Ok(record)
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::env::Env;
-use crate::store::{Condition, Store, json_meta};
+use crate::store::{Condition, Store, StoreError, json_meta};
 use crate::version;
 
 /// Records read at once when listing every release.
@@ -173,8 +173,8 @@ impl ReleaseRecord {
         serde_json::to_vec(self).expect("a release record always serialises")
     }
 
-    pub fn from_json(key: &str, bytes: &[u8]) -> anyhow::Result<Self> {
-        serde_json::from_slice(bytes).map_err(|e| anyhow::anyhow!("release record {key} is damaged: {e}"))
+    pub fn from_json(key: &str, bytes: &[u8]) -> Result<Self, RecordError> {
+        serde_json::from_slice(bytes).map_err(|e| RecordError::Damaged { key: key.to_owned(), problem: e.to_string() })
     }
 }
 
@@ -217,11 +217,25 @@ impl Verdict {
     }
 }
 
+/// Why a release record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("reading release record {key}")]
+    Reading {
+        key: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("release record {key} is damaged: {problem}")]
+    Damaged { key: String, problem: String },
+}
+
 /// Reads and parses a release record; `None` when the release does not exist.
-pub async fn read_record(store: &impl AsRef<dyn Store>, key: &str) -> anyhow::Result<Option<ReleaseRecord>> {
-    match store.as_ref().get(key).await.with_context(|| format!("reading release record {key}"))? {
-        Some(fetched) => ReleaseRecord::from_json(key, &fetched.body).map(Some),
-        None => Ok(None),
+pub async fn read_record(store: &impl AsRef<dyn Store>, key: &str) -> Result<Option<ReleaseRecord>, RecordError> {
+    match store.as_ref().get(key).await {
+        Ok(Some(fetched)) => ReleaseRecord::from_json(key, &fetched.body).map(Some),
+        Ok(None) => Ok(None),
+        Err(source) => Err(RecordError::Reading { key: key.to_owned(), source }),
     }
 }
 
@@ -261,12 +275,13 @@ async fn records_where(
     let listed = store.list(&layout.records_dir()).await.context("listing release records")?;
     let keys =
         listed.into_iter().filter(|l| layout.version_of_record(&l.key).is_some_and(|v| wanted(&v))).map(|l| l.key);
-    futures::stream::iter(keys)
+    let records = futures::stream::iter(keys)
         .map(|key| async move { read_record(site, &key).await })
         .buffer_unordered(RECORD_READS)
         .try_filter_map(|record| async move { Ok(record) })
         .try_collect()
-        .await
+        .await?;
+    Ok(records)
 }
 
 #[cfg(test)]

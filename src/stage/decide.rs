@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::Context;
-
-use super::{COPY_MIN_BYTES, StageRequest};
+use super::{COPY_MIN_BYTES, StageError, StageRequest};
 use crate::backend::Site;
 use crate::inputs::InputError;
 use crate::lock::Fence;
@@ -20,7 +18,7 @@ pub(super) enum Action {
 }
 
 /// The files of the build, sorted by path; bad ones (or keys S3 would refuse) are bad input.
-pub(super) async fn files(site: &Site, request: &StageRequest<'_>) -> anyhow::Result<Vec<SiteFile>> {
+pub(super) async fn files(site: &Site, request: &StageRequest<'_>) -> Result<Vec<SiteFile>, StageError> {
     let (dist, options) = (request.dist_dir.to_owned(), request.walk.clone());
     let walked = tokio::task::spawn_blocking(move || site::walk(&dist, &options))
         .await?
@@ -42,9 +40,11 @@ pub(super) async fn files(site: &Site, request: &StageRequest<'_>) -> anyhow::Re
 /// Prefixes of two sites never nest: a site inside another's prefix could be overwritten by the
 /// other's releases and deleted by its prune. Refuses (before anything is written) a prefix inside
 /// one that holds releases, and a version whose directory holds another site.
-pub(super) async fn refuse_nested_sites(site: &Site, version: &str) -> anyhow::Result<()> {
+pub(super) async fn refuse_nested_sites(site: &Site, version: &str) -> Result<(), StageError> {
+    let listing = |doing: &'static str| move |source| StageError::Store { doing: doing.to_owned(), source };
     for outer in site.layout.enclosing() {
-        let records = site.store.list(&outer.cutover_dir()).await.context("looking for sites around this prefix")?;
+        let records =
+            site.store.list(&outer.cutover_dir()).await.map_err(listing("looking for sites around this prefix"))?;
         if !records.is_empty() {
             let problem = format!(
                 "{:?} lies inside the site at {:?}; prefixes of two sites must not nest",
@@ -55,7 +55,8 @@ pub(super) async fn refuse_nested_sites(site: &Site, version: &str) -> anyhow::R
         }
     }
     let inner = Layout::new(site.layout.version_dir(version).trim_end_matches('/'));
-    let inner_site = site.store.list(&inner.cutover_dir()).await.context("looking for a site inside this version")?;
+    let inner_site =
+        site.store.list(&inner.cutover_dir()).await.map_err(listing("looking for a site inside this version"))?;
     if !inner_site.is_empty() {
         let problem = format!(
             "version {version} of the site at {:?} would be written into the site at {:?}; prefixes of two sites must not nest",
@@ -85,7 +86,7 @@ struct Previous {
 }
 
 impl Target {
-    pub async fn new(site: &Site, request: &StageRequest<'_>, writing: Option<Fence>) -> anyhow::Result<Target> {
+    pub async fn new(site: &Site, request: &StageRequest<'_>, writing: Option<Fence>) -> Result<Target, StageError> {
         let reuse = match request.previous.filter(|p| *p != request.version) {
             Some(previous) => {
                 let record = read_record(site, &site.layout.record_key(previous)).await?;
@@ -98,8 +99,11 @@ impl Target {
             }
             None => None,
         };
-        let listed =
-            site.store.list(&site.layout.version_dir(request.version)).await.context("listing the staged release")?;
+        let listed = site
+            .store
+            .list(&site.layout.version_dir(request.version))
+            .await
+            .map_err(|source| StageError::Store { doing: "listing the staged release".into(), source })?;
         let present = listed.into_iter().map(|l| (l.key, l.etag)).collect();
         Ok(Target { writing, present, reuse })
     }

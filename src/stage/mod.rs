@@ -11,8 +11,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::backend::Site;
-use crate::lock::{Claimed, StagingClaim};
-use crate::release::{RunInfo, read_record};
+use crate::inputs::InputError;
+use crate::lock::{Claimed, LockError, StagingClaim};
+use crate::outcome::Refusal;
+use crate::release::{RecordError, RunInfo, read_record};
 use crate::rules::CacheRules;
 use crate::site::WalkOptions;
 
@@ -21,6 +23,7 @@ mod record;
 mod transfer;
 
 use decide::Target;
+pub use transfer::{FileCause, FileError, FileFailures};
 
 /// Unchanged files at least this large are copied server-side; smaller ones are sent again.
 ///
@@ -65,12 +68,44 @@ pub struct StageReport {
     pub already_recorded: bool,
 }
 
+/// Why staging stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// The build or the prefix cannot be released (exit 2).
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A guard refused (exit 4): another build of a recorded version, or another run's write.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Files that could not be staged, reported together.
+    #[error(transparent)]
+    Files(#[from] FileFailures),
+    /// The store, read or written around the files; `doing` says what staging was doing.
+    #[error("{doing}")]
+    Store {
+        doing: String,
+        #[source]
+        source: crate::store::StoreError,
+    },
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The staging claim could not be taken, kept or given back.
+    #[error(transparent)]
+    Claim(#[from] LockError),
+    /// A record read a moment ago is gone: someone deletes releases while this run stages.
+    #[error("release record vanished while {0}")]
+    Vanished(&'static str),
+    /// The walk of the build stopped on a panic or a cancelled task.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Stages `request.version` from `request.dist_dir`.
 ///
 /// Files are written only under the version's staging claim, and never once the version is
 /// recorded: a run that finds the version recorded, before or after waiting for another run
 /// staging it, only checks that its build is the recorded content.
-pub async fn stage(site: &Site, request: &StageRequest<'_>) -> anyhow::Result<StageReport> {
+pub async fn stage(site: &Site, request: &StageRequest<'_>) -> Result<StageReport, StageError> {
     let files = decide::files(site, request).await?;
     decide::refuse_nested_sites(site, request.version).await?;
     let record_key = site.layout.record_key(request.version);
@@ -99,7 +134,7 @@ async fn write_release(
     request: &StageRequest<'_>,
     files: Vec<crate::site::SiteFile>,
     claim: &StagingClaim,
-) -> anyhow::Result<StageReport> {
+) -> Result<StageReport, StageError> {
     let target = Target::new(site, request, Some(claim.fence())).await?;
     let present: Vec<String> = target.present.keys().cloned().collect();
     let placed = transfer::place_all(site, request, files, target).await?;

@@ -1,16 +1,15 @@
 //! Record: the release record, written last and create-only, or checked against when the version
 //! is recorded already.
 
-use anyhow::Context;
 use bytes::Bytes;
 use chrono::Utc;
 
 use super::decide::{self, Target};
 use super::transfer::{self, Placed};
-use super::{StageReport, StageRequest};
+use super::{StageError, StageReport, StageRequest};
 use crate::backend::Site;
 use crate::lock::StagingClaim;
-use crate::outcome::Refusal;
+use crate::outcome::{Guard, Refusal};
 use crate::release::{ReleaseRecord, read_record};
 use crate::site::SiteFile;
 use crate::store::{Condition, StoreError, json_meta};
@@ -24,7 +23,7 @@ pub(super) async fn record(
     claim: &StagingClaim,
     present: Vec<String>,
     placed: Placed,
-) -> anyhow::Result<StageReport> {
+) -> Result<StageReport, StageError> {
     let Placed { report, files } = placed;
     let record = describe(request, files);
     // A site that began at a nesting prefix while this run staged: the two must not both stand,
@@ -37,17 +36,21 @@ pub(super) async fn record(
         .filter(|key| key.strip_prefix(&version_dir).is_none_or(|path| !record.files.contains_key(path)))
         .collect();
     if !stale.is_empty() {
-        site.store.delete(&stale).await.context("removing files an earlier, unrecorded run left")?;
+        site.store.delete(&stale).await.map_err(|source| StageError::Store {
+            doing: "removing files an earlier, unrecorded run left".into(),
+            source,
+        })?;
     }
     claim.confirm().await?;
     let record_key = site.layout.record_key(request.version);
     match site.store.put(&record_key, Bytes::from(record.to_json()), &json_meta(), Condition::IfAbsent).await {
         Ok(()) => Ok(report),
         Err(StoreError::PreconditionFailed) => {
-            let existing = read_record(site, &record_key).await?.context("release record vanished while writing it")?;
-            same_or_refuse(&existing, &record).map(|()| StageReport { already_recorded: true, ..report })
+            let existing = read_record(site, &record_key).await?.ok_or(StageError::Vanished("writing it"))?;
+            same_or_refuse(&existing, &record)?;
+            Ok(StageReport { already_recorded: true, ..report })
         }
-        Err(e) => Err(anyhow::Error::new(e).context(format!("writing release record {record_key}"))),
+        Err(source) => Err(StageError::Store { doing: format!("writing release record {record_key}"), source }),
     }
 }
 
@@ -56,9 +59,9 @@ pub(super) async fn check_recorded(
     site: &Site,
     request: &StageRequest<'_>,
     files: Vec<SiteFile>,
-) -> anyhow::Result<StageReport> {
+) -> Result<StageReport, StageError> {
     let record_key = site.layout.record_key(request.version);
-    let existing = read_record(site, &record_key).await?.context("release record vanished while reading it")?;
+    let existing = read_record(site, &record_key).await?.ok_or(StageError::Vanished("reading it"))?;
     let Placed { report, files } = transfer::place_all(site, request, files, Target::recorded()).await?;
     same_or_refuse(&existing, &describe(request, files))?;
     // Nothing was written: every file is already in the recorded release.
@@ -85,15 +88,12 @@ fn describe(
     }
 }
 
-fn same_or_refuse(existing: &ReleaseRecord, staged: &ReleaseRecord) -> anyhow::Result<()> {
+/// Releases are immutable: another build of a recorded version is refused.
+fn same_or_refuse(existing: &ReleaseRecord, staged: &ReleaseRecord) -> Result<(), Refusal> {
     if existing.same_content(staged) {
         return Ok(());
     }
     let changed = staged.files.iter().filter(|(path, file)| existing.files.get(*path) != Some(file)).count();
     let removed = existing.files.keys().filter(|path| !staged.files.contains_key(*path)).count();
-    Err(Refusal::new(format!(
-        "version {} is already released with different content ({changed} files differ, {removed} missing); releases are immutable, so choose a new version",
-        existing.version
-    ))
-    .into())
+    Err(Guard::Recorded { version: existing.version.clone(), changed, removed }.into())
 }

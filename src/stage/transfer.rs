@@ -1,17 +1,19 @@
 //! Transfer: hash every file and, when writing, put it in place, a bounded number at once.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use futures::StreamExt;
 
 use super::decide::{Action, Target};
-use super::{StageReport, StageRequest};
+use super::{StageError, StageReport, StageRequest};
+use crate::aws_error::causes;
 use crate::backend::Site;
 use crate::lock::Fence;
-use crate::outcome::Refusal;
+use crate::outcome::{Guard, Lapsed, Refusal};
 use crate::progress::Progress;
 use crate::release::RecordedFile;
 use crate::rules::{self, CacheRules};
@@ -20,6 +22,61 @@ use crate::store::{Condition, ObjectMeta, StoreError};
 
 /// Errors listed in full when many files fail; the rest are counted.
 const ERRORS_SHOWN: usize = 10;
+
+/// Files that could not be staged, reported together: the first [`ERRORS_SHOWN`] in full, the
+/// rest counted.
+#[derive(Debug)]
+pub struct FileFailures {
+    pub failed: usize,
+    pub shown: Vec<FileError>,
+}
+
+impl fmt::Display for FileFailures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} files could not be staged:", self.failed)?;
+        for failure in &self.shown {
+            // Each with its causes, as the run's error line gives them.
+            let said: Vec<String> = causes(failure).map(ToString::to_string).collect();
+            write!(f, "\n  {}", said.join(": "))?;
+        }
+        if self.failed > self.shown.len() {
+            write!(f, "\n  ... and {} more", self.failed - self.shown.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FileFailures {}
+
+/// One file that could not be staged.
+#[derive(Debug, thiserror::Error)]
+#[error("staging {path}")]
+pub struct FileError {
+    pub path: String,
+    #[source]
+    pub cause: FileCause,
+}
+
+/// Why a file could not be staged.
+#[derive(Debug, thiserror::Error)]
+pub enum FileCause {
+    #[error("reading {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The staging claim may have lapsed: this run writes no more.
+    #[error(transparent)]
+    Lapsed(#[from] Lapsed),
+    /// Another run wrote the file (a refusal: exit 4).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
 
 /// What placing the files did: the report, and each file as the record lists it.
 pub(super) struct Placed {
@@ -33,7 +90,7 @@ pub(super) async fn place_all(
     request: &StageRequest<'_>,
     files: Vec<SiteFile>,
     target: Target,
-) -> anyhow::Result<Placed> {
+) -> Result<Placed, StageError> {
     let progress = Progress::new("staging", files.len() as u64);
     let jobs = Arc::new(Jobs {
         site: site.clone(),
@@ -46,7 +103,7 @@ pub(super) async fn place_all(
         .map(|file| {
             let (jobs, progress) = (Arc::clone(&jobs), &progress);
             async move {
-                let result = jobs.place(&file).await.with_context(|| format!("staging {}", file.path));
+                let result = jobs.place(&file).await.map_err(|cause| FileError { path: file.path.clone(), cause });
                 if let Ok((_, action, _)) = &result {
                     progress.advance(if *action == Action::Upload { file.size } else { 0 });
                 }
@@ -57,7 +114,7 @@ pub(super) async fn place_all(
     // Each result goes straight into the record as it arrives: nothing per file is kept twice.
     let mut report = StageReport::default();
     let mut entries = BTreeMap::new();
-    let (mut failed, mut failures, mut refused) = (0, Vec::new(), false);
+    let (mut failed, mut shown, mut refused) = (0, Vec::new(), false);
     while let Some(result) = placed.next().await {
         match result {
             Ok((path, action, recorded_file)) => {
@@ -75,9 +132,9 @@ pub(super) async fn place_all(
             }
             Err(e) => {
                 failed += 1;
-                refused |= e.chain().any(|cause| cause.is::<Refusal>());
-                if failures.len() < ERRORS_SHOWN {
-                    failures.push(format!("{e:#}"));
+                refused |= matches!(e.cause, FileCause::Refused(_));
+                if shown.len() < ERRORS_SHOWN {
+                    shown.push(e);
                 }
             }
         }
@@ -85,13 +142,9 @@ pub(super) async fn place_all(
     drop(placed);
     progress.finish();
     if failed > 0 {
-        let mut message = failures.join("\n  ");
-        if failed > ERRORS_SHOWN {
-            message.push_str(&format!("\n  ... and {} more", failed - ERRORS_SHOWN));
-        }
-        let problem = format!("{failed} files could not be staged:\n  {message}");
+        let failures = FileFailures { failed, shown };
         // Another run writing the same version is a refusal (exit 4), not a failure to retry.
-        return Err(if refused { Refusal::new(problem).into() } else { anyhow::anyhow!(problem) });
+        return Err(if refused { Refusal(Guard::Staging(Box::new(failures))).into() } else { failures.into() });
     }
     Ok(Placed { report, files: entries })
 }
@@ -107,14 +160,14 @@ struct Jobs {
 }
 
 impl Jobs {
-    async fn place(&self, file: &SiteFile) -> anyhow::Result<(String, Action, RecordedFile)> {
+    async fn place(&self, file: &SiteFile) -> Result<(String, Action, RecordedFile), FileCause> {
         let path = self.dist.join(&file.path);
         let read = tokio::task::spawn_blocking({
             let (path, size) = (path.clone(), file.size);
             move || site::read_file(&path, size)
         })
         .await?
-        .with_context(|| format!("reading {}", path.display()))?;
+        .map_err(|source| FileCause::Read { path: path.display().to_string(), source })?;
         let meta = ObjectMeta {
             content_type: rules::content_type(&file.path),
             cache_control: self.rules.cache_control(&file.path),
@@ -142,7 +195,7 @@ impl Jobs {
         action: &(Action, Option<String>),
         read: &ReadFile,
         meta: &ObjectMeta,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), FileCause> {
         // Replace only what the listing showed, create only what it did not: another run's write
         // since then (one that took over a lapsed claim) is never overwritten.
         let condition = match self.target.present.get(key) {
@@ -164,13 +217,42 @@ impl Jobs {
             // A write that ended after the claim lapsed is left where it is: the run that took
             // over may already have taken it into its release, so deleting it could break that
             // release; it never replaced anything (the write was conditional).
-            Ok(()) => fence.check(),
-            Err(StoreError::PreconditionFailed) => Err(Refusal::new(format!(
-                "{key} was written by another run while this run staged version {}",
-                self.version
-            ))
-            .into()),
+            Ok(()) => Ok(fence.check()?),
+            Err(StoreError::PreconditionFailed) => {
+                Err(Refusal(Guard::WrittenMeanwhile { key: key.to_owned(), version: self.version.clone() }).into())
+            }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreadable(path: &str) -> FileError {
+        let source = io::Error::new(io::ErrorKind::PermissionDenied, "permission denied");
+        FileError { path: path.into(), cause: FileCause::Read { path: format!("dist/{path}"), source } }
+    }
+
+    #[test]
+    fn failed_files_are_reported_together_with_their_causes() {
+        let failures =
+            FileFailures { failed: 12, shown: (0..ERRORS_SHOWN).map(|i| unreadable(&format!("{i}.js"))).collect() };
+        let text = failures.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "12 files could not be staged:");
+        assert_eq!(lines[1], "  staging 0.js: reading dist/0.js: permission denied");
+        assert_eq!(lines.len(), 2 + ERRORS_SHOWN);
+        assert_eq!(lines[ERRORS_SHOWN + 1], "  ... and 2 more");
+        let written = FileError {
+            path: "a.js".into(),
+            cause: Refusal(Guard::WrittenMeanwhile { key: "s/1/a.js".into(), version: "1".into() }).into(),
+        };
+        let one = FileFailures { failed: 1, shown: vec![written] }.to_string();
+        assert_eq!(
+            one,
+            "1 files could not be staged:\n  staging a.js: refused: s/1/a.js was written by another run while this run staged version 1"
+        );
     }
 }
