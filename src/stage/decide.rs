@@ -46,26 +46,40 @@ pub(super) async fn refuse_nested_sites(site: &Site, version: &str) -> Result<()
         let records =
             site.store.list(&outer.cutover_dir()).await.map_err(listing("looking for sites around this prefix"))?;
         if !records.is_empty() {
-            let problem = format!(
-                "{:?} lies inside the site at {:?}; prefixes of two sites must not nest",
-                site.layout.prefix(),
-                outer.prefix()
-            );
-            return Err(InputError::new("prefix", problem).into());
+            let nested = Nested::Inside { prefix: site.layout.prefix().to_owned(), outer: outer.prefix().to_owned() };
+            return Err(nested.into());
         }
     }
     let inner = Layout::new(site.layout.version_dir(version).trim_end_matches('/'));
     let inner_site =
         site.store.list(&inner.cutover_dir()).await.map_err(listing("looking for a site inside this version"))?;
     if !inner_site.is_empty() {
-        let problem = format!(
-            "version {version} of the site at {:?} would be written into the site at {:?}; prefixes of two sites must not nest",
-            site.layout.prefix(),
-            inner.prefix()
-        );
-        return Err(InputError::new("prefix", problem).into());
+        let nested = Nested::Around {
+            version: version.to_owned(),
+            prefix: site.layout.prefix().to_owned(),
+            inner: inner.prefix().to_owned(),
+        };
+        return Err(nested.into());
     }
     Ok(())
+}
+
+/// The nesting guard: how this site's prefix and another site's nest. Bad input (the `prefix`
+/// chosen), so exit 2 like every other.
+#[derive(Debug, thiserror::Error)]
+pub enum Nested {
+    #[error("{prefix:?} lies inside the site at {outer:?}; prefixes of two sites must not nest")]
+    Inside { prefix: String, outer: String },
+    #[error(
+        "version {version} of the site at {prefix:?} would be written into the site at {inner:?}; prefixes of two sites must not nest"
+    )]
+    Around { version: String, prefix: String, inner: String },
+}
+
+impl From<Nested> for StageError {
+    fn from(nested: Nested) -> Self {
+        StageError::Input(InputError::new("prefix", nested.to_string()))
+    }
 }
 
 /// What the version's directory holds already, where unchanged files can be copied from, and
