@@ -14,8 +14,8 @@ use crate::env::Env;
 use crate::inputs::{Backend, InputError, Plan, RawInputs, SiteUrl};
 use crate::outcome::{self, Guard, Refusal};
 use crate::pointer::rollback_target;
-use crate::promote::{Active, Direction, PromoteRequest, promote};
-use crate::prune::{PruneRequest, prune};
+use crate::promote::{Active, Direction, PromoteError, PromoteRequest, promote};
+use crate::prune::{PruneError, PruneRequest, prune};
 use crate::release::Verdict;
 use crate::report::Outputs;
 use crate::site::WalkOptions;
@@ -105,7 +105,7 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
                 run_url: plan.run.run_url.as_deref(),
                 dry_run: plan.dry_run,
             };
-            let report = prune(&site, &request).await?;
+            let report = prune(&site, &request).await.map_err(prune_failed)?;
             reporter.result(&report, || format!("deleted: {:?}\nkept: {:?}\n", report.deleted, report.kept))
         }
         Command::Edge { action: EdgeCommand::Bundle { out } } => {
@@ -151,14 +151,19 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         take_over_pointer: plan.take_over_pointer,
         dry_run: false,
     };
-    let promoted =
-        remember_verdict(&site, plan, version, reporter.phase("promote", promote(&site, &request)).await).await?;
+    let promoted = remember_verdict(
+        &site,
+        plan,
+        version,
+        reporter.phase("promote", promote(&site, &request)).await.map_err(promote_failed),
+    )
+    .await?;
     outputs.promoted = promoted.promoted;
     outputs.invalidation_id = promoted.invalidation_id;
     if let Some(keep) = plan.keep {
         let request =
             PruneRequest { keep, lock_lease: plan.lock_lease, run_url: plan.run.run_url.as_deref(), dry_run: false };
-        let pruned = reporter.phase("prune", prune(&site, &request)).await?;
+        let pruned = reporter.phase("prune", prune(&site, &request)).await.map_err(prune_failed)?;
         if !pruned.deleted.is_empty() {
             crate::say!("pruned releases: {}", pruned.deleted.join(", "));
         }
@@ -245,7 +250,7 @@ async fn remember_verdict<T>(site: &Site, plan: &Plan, version: &str, result: an
         run_url: plan.run.run_url.clone(),
     };
     if let Err(e) = verdict.write(site, version).await {
-        crate::say!("warning: could not keep why {version} did not go live: {e:#}");
+        crate::say!("warning: could not keep why {version} did not go live: {:#}", anyhow::Error::new(e));
     }
     result
 }
@@ -283,7 +288,7 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
         take_over_pointer: plan.take_over_pointer,
         dry_run: plan.dry_run,
     };
-    let report = promote(site, &request).await?;
+    let report = promote(site, &request).await.map_err(promote_failed)?;
     if !report.promoted && report.previous.as_deref() == Some(version) {
         crate::say!("{version} is already live: nothing to do");
     }
@@ -321,6 +326,22 @@ fn stage_failed(err: StageError) -> anyhow::Error {
     }
 }
 
+/// A promotion's failure as the run reports it: a refusal stays what the exit code is chosen by.
+fn promote_failed(err: PromoteError) -> anyhow::Error {
+    match err {
+        PromoteError::Refused(e) => e.into(),
+        other => other.into(),
+    }
+}
+
+/// Pruning's failure as the run reports it: a refusal stays what the exit code is chosen by.
+fn prune_failed(err: PruneError) -> anyhow::Error {
+    match err {
+        PruneError::Refused(e) => e.into(),
+        other => other.into(),
+    }
+}
+
 /// The site URL of a local edge.
 fn local_url(addr: SocketAddr) -> anyhow::Result<SiteUrl> {
     let url = Url::parse(&format!("http://{addr}/")).context("local edge address")?;
@@ -351,5 +372,16 @@ mod tests {
         let refused = StageError::Refused(Guard::Recorded { version: "1".into(), changed: 1, removed: 0 }.into());
         assert_eq!(outcome::exit_code(&stage_failed(refused)), outcome::EXIT_REFUSED);
         assert_eq!(outcome::exit_code(&stage_failed(StageError::Vanished("reading it"))), outcome::EXIT_FAILED);
+    }
+
+    #[test]
+    fn a_deploy_lock_held_by_another_run_is_a_refusal_of_promote_and_prune() {
+        let held = || crate::lock::LockError::from(Refusal(Guard::LockHeld { holder: "run 7".into() }));
+        let promoted = promote_failed(held().into());
+        assert_eq!(outcome::exit_code(&promoted), outcome::EXIT_REFUSED);
+        assert_eq!(promoted.to_string(), "refused: the deploy lock is still held: run 7");
+        assert_eq!(outcome::exit_code(&prune_failed(held().into())), outcome::EXIT_REFUSED);
+        let lost = promote_failed(crate::lock::LockError::Lost.into());
+        assert_eq!(outcome::exit_code(&lost), outcome::EXIT_FAILED);
     }
 }

@@ -37,6 +37,9 @@ pub enum LockError {
     Record(#[from] RecordError),
     #[error(transparent)]
     Lapsed(#[from] Lapsed),
+    /// The deploy lock stayed held by another run (exit 4).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error("lost the staging claim to another run (this run stalled past its lease); nothing was recorded")]
     Lost,
     #[error("releasing {what}")]
@@ -183,7 +186,7 @@ pub struct DeployLock(Renewed);
 
 impl DeployLock {
     /// Takes the lock, waiting while another run holds a live one (at most two leases).
-    pub async fn acquire(site: &Site, lease: Duration, run_url: Option<&str>) -> anyhow::Result<DeployLock> {
+    pub async fn acquire(site: &Site, lease: Duration, run_url: Option<&str>) -> Result<DeployLock, LockError> {
         let give_up = tokio::time::Instant::now() + lease * 2 + Duration::from_secs(5);
         let mut waiting_reported = false;
         loop {

@@ -5,13 +5,12 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use crate::backend::Site;
-use crate::lock::DeployLock;
+use crate::lock::{DeployLock, LockError};
 use crate::outcome::{Guard, Refusal};
-use crate::pointer::{Promotion, ROLLED_BACK};
-use crate::release::{self, ReleaseRecord, RunInfo, read_record};
+use crate::pointer::{PointerError, Promotion, ROLLED_BACK};
+use crate::release::{self, RecordError, ReleaseRecord, RunInfo, read_record};
+use crate::store::StoreError;
 use crate::version;
 
 /// Which way a promotion may move.
@@ -37,6 +36,43 @@ pub struct PromoteRequest<'a> {
     pub dry_run: bool,
 }
 
+/// Why a promotion stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    /// A guard refused (exit 4); nothing was changed.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Pointer(#[from] PointerError),
+    /// The pointer write failed; `doing` says which (the flip, or putting a version back).
+    #[error("{doing}")]
+    Write {
+        doing: String,
+        #[source]
+        source: PointerError,
+    },
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("listing release {version}")]
+    Listing {
+        version: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(transparent)]
+    Lock(LockError),
+}
+
+/// A deploy lock held by another run stays a refusal.
+impl From<LockError> for PromoteError {
+    fn from(err: LockError) -> Self {
+        match err {
+            LockError::Refused(refusal) => PromoteError::Refused(refusal),
+            other => PromoteError::Lock(other),
+        }
+    }
+}
+
 /// What the pointer holds, as far as this site's releases go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Active {
@@ -49,7 +85,7 @@ pub enum Active {
 
 impl Active {
     /// Reads the pointer and tells a recorded release from a value someone else wrote.
-    pub async fn read(site: &Site) -> anyhow::Result<Active> {
+    pub async fn read(site: &Site) -> Result<Active, PromoteError> {
         let Some(value) = site.pointer.read().await? else { return Ok(Active::None) };
         let recorded = version::is_valid(&value) && read_record(site, &site.layout.record_key(&value)).await?.is_some();
         Ok(if recorded { Active::Known(value) } else { Active::Foreign(value) })
@@ -87,7 +123,7 @@ pub struct PromoteReport {
 }
 
 /// Flips the pointer to `request.version` if every guard passes; a refusal changes nothing.
-pub async fn promote(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
+pub async fn promote(site: &Site, request: &PromoteRequest<'_>) -> Result<PromoteReport, PromoteError> {
     if request.dry_run {
         let report = check_guards(site, request).await?;
         return Ok(PromoteReport { promoted: false, ..report });
@@ -108,18 +144,17 @@ async fn flip(
     site: &Site,
     request: &PromoteRequest<'_>,
     lock: &DeployLock,
-) -> anyhow::Result<(PromoteReport, Option<String>)> {
+) -> Result<(PromoteReport, Option<String>), PromoteError> {
     let mut report = check_guards(site, request).await?;
     if !report.promoted {
         return Ok((report, None));
     }
     let note = note(request.direction, request.run.run_url.as_deref(), report.previous.as_deref());
     lock.check()?;
-    let flipped = site
-        .pointer
-        .write(request.version, &note)
-        .await
-        .with_context(|| format!("flipping {} to {}", site.pointer.describe(), request.version))?;
+    let flipped = site.pointer.write(request.version, &note).await.map_err(|source| PromoteError::Write {
+        doing: format!("flipping {} to {}", site.pointer.describe(), request.version),
+        source,
+    })?;
     report.invalidation_id = flipped.invalidation_id;
     Ok((report, Some(note)))
 }
@@ -134,7 +169,7 @@ async fn undo_if_overtaken(
     request: &PromoteRequest<'_>,
     report: &PromoteReport,
     note: &str,
-) -> anyhow::Result<()> {
+) -> Result<(), PromoteError> {
     if request.direction != Direction::Forward {
         return Ok(());
     }
@@ -162,8 +197,8 @@ async fn undo_if_overtaken(
         site.pointer
             .write(&between.version, &restore)
             .await
-            .with_context(|| format!("putting {} back", between.version))?;
-        anyhow::Ok(true)
+            .map_err(|source| PromoteError::Write { doing: format!("putting {} back", between.version), source })?;
+        Ok::<_, PromoteError>(true)
     }
     .await;
     lock.release().await?;
@@ -186,7 +221,7 @@ fn note(direction: Direction, run_url: Option<&str>, from: Option<&str>) -> Stri
 }
 
 /// Checks the guards; `promoted` in the report says whether a flip is due.
-async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
+async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<PromoteReport, PromoteError> {
     let version = request.version;
     complete_record(site, version).await?;
     let active = Active::read(site).await?.before_promotion(site, request.take_over_pointer)?;
@@ -220,7 +255,7 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resu
 
 /// The release record of `version`, once every file it lists is in the store with its content
 /// (the listed ETag is the recorded MD5, or the recorded multipart ETag).
-async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRecord> {
+async fn complete_record(site: &Site, version: &str) -> Result<ReleaseRecord, PromoteError> {
     let Some(record) = read_record(site, &site.layout.record_key(version)).await? else {
         return Err(Refusal(Guard::NotStaged { version: version.to_owned(), store: site.store.describe() }).into());
     };
@@ -228,7 +263,7 @@ async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRe
         .store
         .list(&site.layout.version_dir(version))
         .await
-        .with_context(|| format!("listing release {version}"))?
+        .map_err(|source| PromoteError::Listing { version: version.to_owned(), source })?
         .into_iter()
         .map(|l| (l.key, l.etag))
         .collect();

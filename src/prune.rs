@@ -4,16 +4,48 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::Utc;
 
 use crate::backend::Site;
-use crate::lock::DeployLock;
-use crate::pointer::rollback_target;
-use crate::release::{ReleaseRecord, all_records};
+use crate::lock::{DeployLock, LockError};
+use crate::outcome::Refusal;
+use crate::pointer::{PointerError, rollback_target};
+use crate::release::{RecordError, ReleaseRecord, all_records};
+use crate::store::StoreError;
 
 /// Releases younger than this are never pruned.
 pub const RECENT: Duration = Duration::from_secs(3600);
+
+/// Why pruning stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    /// The deploy lock was held by another run, or lapsed (exit 4).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Pointer(#[from] PointerError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// A release's record or files could not be deleted; `doing` says which.
+    #[error("{doing}")]
+    Deleting {
+        doing: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(transparent)]
+    Lock(LockError),
+}
+
+/// A deploy lock held by another run stays a refusal.
+impl From<LockError> for PruneError {
+    fn from(err: LockError) -> Self {
+        match err {
+            LockError::Refused(refusal) => PruneError::Refused(refusal),
+            other => PruneError::Lock(other),
+        }
+    }
+}
 
 /// How many releases to keep, and how to hold the deploy lock while deleting the rest.
 #[derive(Debug, Clone)]
@@ -34,7 +66,7 @@ pub struct PruneReport {
 }
 
 /// Deletes releases beyond the newest `request.keep`, under the deploy lock so no promotion races it.
-pub async fn prune(site: &Site, request: &PruneRequest<'_>) -> anyhow::Result<PruneReport> {
+pub async fn prune(site: &Site, request: &PruneRequest<'_>) -> Result<PruneReport, PruneError> {
     let lock = if request.dry_run {
         None
     } else {
@@ -48,11 +80,11 @@ pub async fn prune(site: &Site, request: &PruneRequest<'_>) -> anyhow::Result<Pr
 }
 
 /// Decides under `lock` (none: a dry run, which deletes nothing).
-async fn prune_locked(site: &Site, keep: usize, lock: Option<&DeployLock>) -> anyhow::Result<PruneReport> {
+async fn prune_locked(site: &Site, keep: usize, lock: Option<&DeployLock>) -> Result<PruneReport, PruneError> {
     let history = site.pointer.history().await?;
     let active = site.pointer.read().await?;
     let protected: HashSet<&str> = active.as_deref().into_iter().chain(rollback_target(&history)).collect();
-    let recent_since = Utc::now() - chrono::Duration::from_std(RECENT)?;
+    let recent_since = Utc::now() - chrono::Duration::from_std(RECENT).expect("an hour is a chrono duration");
     let records = all_records(site).await?;
     let mut report = PruneReport::default();
     for (rank, record) in records.iter().rev().enumerate() {
@@ -71,7 +103,7 @@ async fn prune_locked(site: &Site, keep: usize, lock: Option<&DeployLock>) -> an
 
 /// Deletes the record first, so a half-deleted release can never be promoted, then exactly the
 /// files it lists: never a directory, so prune cannot reach into anything the record does not name.
-async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) -> anyhow::Result<()> {
+async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) -> Result<(), PruneError> {
     let version = &record.version;
     // Past the lock's lease another run may have made this release live again: each write first
     // checks the lock is still this run's.
@@ -79,9 +111,12 @@ async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) 
     site.store
         .delete(&[site.layout.record_key(version), site.layout.verdict_key(version)])
         .await
-        .with_context(|| format!("deleting the record of {version}"))?;
+        .map_err(|source| PruneError::Deleting { doing: format!("deleting the record of {version}"), source })?;
     let keys: Vec<String> = record.files.keys().map(|path| site.layout.object_key(version, path)).collect();
     lock.check()?;
-    site.store.delete(&keys).await.with_context(|| format!("deleting the files of {version}"))?;
+    site.store
+        .delete(&keys)
+        .await
+        .map_err(|source| PruneError::Deleting { doing: format!("deleting the files of {version}"), source })?;
     Ok(())
 }
