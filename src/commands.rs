@@ -19,7 +19,7 @@ use crate::prune::{PruneError, PruneRequest, prune};
 use crate::release::Verdict;
 use crate::report::Outputs;
 use crate::site::WalkOptions;
-use crate::smoke::{SmokeCheck, smoke};
+use crate::smoke::{SmokeCheck, SmokeError, smoke};
 use crate::stage::{StageError, StageRequest, stage};
 use crate::{doctor, serve, status};
 
@@ -263,7 +263,8 @@ async fn smoke_release(
     reporter: &Reporter,
 ) -> anyhow::Result<(Vec<SmokeCheck>, Option<SiteUrl>)> {
     if let Some(url) = &plan.site_url {
-        return Ok((smoke(url, version, &plan.smoke, &plan.edge).await?, Some(url.preview(version, &plan.edge))));
+        let checks = smoke(url, version, &plan.smoke, &plan.edge).await.map_err(smoke_failed)?;
+        return Ok((checks, Some(url.preview(version, &plan.edge))));
     }
     if !matches!(plan.backend, Backend::Local { .. }) {
         reporter.warn("no site-url given: the smoke test is skipped");
@@ -272,7 +273,7 @@ async fn smoke_release(
     let edge = serve::start(site.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), plan.edge.clone()).await?;
     let url = local_url(edge.addr)?;
     crate::say!("smoke-testing through the local edge at {url}");
-    let checks = smoke(&url, version, &plan.smoke, &plan.edge).await?;
+    let checks = smoke(&url, version, &plan.smoke, &plan.edge).await.map_err(smoke_failed)?;
     // The edge above stops with this run; the preview lives where `cutover serve` listens.
     let served = local_url(plan.listen)?;
     Ok((checks, Some(served.preview(version, &plan.edge))))
@@ -342,6 +343,14 @@ fn prune_failed(err: PruneError) -> anyhow::Error {
     }
 }
 
+/// A smoke test's failure as the run reports it: a failed path stays what the exit code is chosen by.
+fn smoke_failed(err: SmokeError) -> anyhow::Error {
+    match err {
+        SmokeError::Failed(e) => e.into(),
+        other => other.into(),
+    }
+}
+
 /// The site URL of a local edge.
 fn local_url(addr: SocketAddr) -> anyhow::Result<SiteUrl> {
     let url = Url::parse(&format!("http://{addr}/")).context("local edge address")?;
@@ -375,12 +384,14 @@ mod tests {
     }
 
     #[test]
-    fn a_deploy_lock_held_by_another_run_is_a_refusal_of_promote_and_prune() {
+    fn refusals_and_failed_smoke_tests_keep_their_exit_codes() {
         let held = || crate::lock::LockError::from(Refusal(Guard::LockHeld { holder: "run 7".into() }));
         let promoted = promote_failed(held().into());
         assert_eq!(outcome::exit_code(&promoted), outcome::EXIT_REFUSED);
         assert_eq!(promoted.to_string(), "refused: the deploy lock is still held: run 7");
         assert_eq!(outcome::exit_code(&prune_failed(held().into())), outcome::EXIT_REFUSED);
+        let smoked = smoke_failed(crate::smoke::SmokeFailure { message: "/".into(), checks: Vec::new() }.into());
+        assert_eq!(outcome::exit_code(&smoked), outcome::EXIT_SMOKE_FAILED);
         let lost = promote_failed(crate::lock::LockError::Lost.into());
         assert_eq!(outcome::exit_code(&lost), outcome::EXIT_FAILED);
     }
