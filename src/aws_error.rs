@@ -329,6 +329,17 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_outside_the_request_is_one_line_like_any_other() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        let body = aws_smithy_types::byte_stream::error::Error::from(reset);
+        let failed = AwsError::failed("S3 GetObject", "s3://b/k", &body);
+        let text = failed.to_string();
+        assert!(text.starts_with("S3 GetObject on s3://b/k failed: "), "{text}");
+        assert!(text.contains("connection reset by peer") && !text.contains('\n'), "{text}");
+        assert_eq!((failed.code, failed.status, failed.hint), (None, None, None));
+    }
+
+    #[test]
     fn long_or_multi_line_messages_are_clipped_to_one_short_line() {
         let page = format!("<html>\n<body>{}</body>\n</html>", "x".repeat(2000));
         let text = line(&answered(502, "BadGateway", &page, &[]));

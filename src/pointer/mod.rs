@@ -50,12 +50,6 @@ pub enum PointerError {
     Request(#[from] aws_smithy_types::error::operation::BuildError),
     #[error("too many invalidation paths")]
     TooManyPaths(#[source] std::num::TryFromIntError),
-    #[error("waiting for invalidation {id}")]
-    Waiting {
-        id: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
     /// The promotion log in the store (CloudFront) could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
