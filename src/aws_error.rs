@@ -104,6 +104,19 @@ impl AwsError {
             hint: answer_hint(code, None, None),
         }
     }
+
+    /// A call that failed outside the SDK's request (reading the answer's body, a waiter that
+    /// could not poll): what went wrong, each cause said once, on one line.
+    pub fn failed(call: &str, resource: impl Into<String>, err: &(dyn StdError + 'static)) -> Self {
+        AwsError {
+            call: call.to_owned(),
+            resource: resource.into(),
+            code: None,
+            status: None,
+            problem: clip(one_line(causes(err))),
+            hint: None,
+        }
+    }
 }
 
 const NO_CREDENTIALS: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile (AWS_PROFILE) or a web \
@@ -158,7 +171,7 @@ fn answer_hint(code: Option<&str>, status: Option<u16>, bucket_region: Option<&s
 }
 
 /// The error and each of its causes.
-fn causes<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+pub(crate) fn causes<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     std::iter::successors(Some(err), |&e| e.source())
 }
 
@@ -196,6 +209,27 @@ fn clip(text: String) -> String {
     }
 }
 
+/// An error answer from a service, as the SDK hands it over: for tests of what a seam makes of it.
+#[cfg(test)]
+pub(crate) fn service_answer<E>(
+    status: u16,
+    code: Option<&str>,
+    message: &str,
+    headers: &[(&str, &str)],
+    error: impl FnOnce(aws_smithy_types::error::ErrorMetadata) -> E,
+) -> SdkError<E, HttpResponse> {
+    let status = aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("a valid HTTP status");
+    let mut response = HttpResponse::new(status, aws_smithy_types::body::SdkBody::from("<Error/>"));
+    for (name, value) in headers {
+        response.headers_mut().insert(name.to_string(), value.to_string());
+    }
+    let mut meta = aws_smithy_types::error::ErrorMetadata::builder().message(message);
+    if let Some(code) = code {
+        meta = meta.code(code);
+    }
+    SdkError::service_error(error(meta.build()), response)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,12 +242,7 @@ mod tests {
     type Failure = SdkError<GetObjectError, HttpResponse>;
 
     fn answered(status: u16, code: &str, message: &str, headers: &[(&str, &str)]) -> Failure {
-        let mut response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from("<Error/>"));
-        for (name, value) in headers {
-            response.headers_mut().insert(name.to_string(), value.to_string());
-        }
-        let meta = ErrorMetadata::builder().code(code).message(message).build();
-        SdkError::service_error(GetObjectError::generic(meta), response)
+        service_answer(status, Some(code), message, headers, GetObjectError::generic)
     }
 
     fn line(err: &Failure) -> String {
@@ -297,6 +326,17 @@ mod tests {
         let err: Failure = SdkError::dispatch_failure(ConnectorError::other(Box::new(broken), None));
         let text = line(&err);
         assert!(!text.contains('\n') && text.contains("token; was refused"), "{text}");
+    }
+
+    #[test]
+    fn a_failure_outside_the_request_is_one_line_like_any_other() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        let body = aws_smithy_types::byte_stream::error::Error::from(reset);
+        let failed = AwsError::failed("S3 GetObject", "s3://b/k", &body);
+        let text = failed.to_string();
+        assert!(text.starts_with("S3 GetObject on s3://b/k failed: "), "{text}");
+        assert!(text.contains("connection reset by peer") && !text.contains('\n'), "{text}");
+        assert_eq!((failed.code, failed.status, failed.hint), (None, None, None));
     }
 
     #[test]

@@ -12,15 +12,16 @@ use crate::cli::{Cli, Command, EdgeCommand};
 use crate::edge_bundle::{RouterConfig, bundle};
 use crate::env::Env;
 use crate::inputs::{Backend, InputError, Plan, RawInputs, SiteUrl};
-use crate::outcome::{self, Refusal};
+use crate::outcome::{self, Guard, Refusal};
 use crate::pointer::rollback_target;
 use crate::printable::printable;
-use crate::promote::{Active, Direction, PromoteRequest, promote};
-use crate::prune::prune;
+use crate::promote::{Active, Direction, PromoteError, PromoteRequest, promote};
+use crate::prune::{PruneError, PruneRequest, prune};
 use crate::release::Verdict;
 use crate::report::Outputs;
-use crate::smoke::{SmokeCheck, smoke};
-use crate::stage::stage;
+use crate::site::WalkOptions;
+use crate::smoke::{SmokeCheck, SmokeError, smoke};
+use crate::stage::{StageError, StageRequest, stage};
 use crate::{doctor, serve, status};
 
 /// Runs a command to its end and returns the exit code; failures are printed with their causes,
@@ -99,7 +100,13 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
                 .ok_or_else(|| InputError::new("keep", "prune needs `keep`, the number of releases to keep"))?;
             status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
-            let report = prune(&site, keep, plan.lock_lease, plan.run.run_url.as_deref(), plan.dry_run).await?;
+            let request = PruneRequest {
+                keep,
+                lock_lease: plan.lock_lease,
+                run_url: plan.run.run_url.as_deref(),
+                dry_run: plan.dry_run,
+            };
+            let report = prune(&site, &request).await.map_err(prune_failed)?;
             reporter.result(&report, || format!("deleted: {:?}\nkept: {:?}\n", report.deleted, report.kept))
         }
         Command::Edge { action: EdgeCommand::Bundle { out } } => {
@@ -148,16 +155,22 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         take_over_pointer: plan.take_over_pointer,
         dry_run: false,
     };
-    let promoted =
-        remember_verdict(&site, plan, version, reporter.phase("promote", promote(&site, &request)).await).await?;
+    let promoted = remember_verdict(
+        &site,
+        plan,
+        version,
+        reporter.phase("promote", promote(&site, &request)).await.map_err(promote_failed),
+    )
+    .await?;
     // The value the flip replaced, read under the lock: another run may have promoted since this
     // run started.
     outputs.previous_version = promoted.previous;
     outputs.promoted = promoted.promoted;
     outputs.invalidation_id = promoted.invalidation_id;
     if let Some(keep) = plan.keep {
-        let pruned =
-            reporter.phase("prune", prune(&site, keep, plan.lock_lease, plan.run.run_url.as_deref(), false)).await?;
+        let request =
+            PruneRequest { keep, lock_lease: plan.lock_lease, run_url: plan.run.run_url.as_deref(), dry_run: false };
+        let pruned = reporter.phase("prune", prune(&site, &request)).await.map_err(prune_failed)?;
         if !pruned.deleted.is_empty() {
             crate::say!("pruned releases: {}", pruned.deleted.join(", "));
         }
@@ -180,7 +193,24 @@ async fn staged(
     active: Option<&str>,
     reporter: &Reporter,
 ) -> anyhow::Result<Outputs> {
-    let report = reporter.phase("stage", stage(site, plan, version, active)).await?;
+    let request = StageRequest {
+        version,
+        previous: active,
+        dist_dir: &plan.dist_dir,
+        walk: WalkOptions {
+            store_dir: match &plan.backend {
+                Backend::Local { dir } => Some(dir.clone()),
+                Backend::Aws(_) => None,
+            },
+            release_secret_files: plan.release_secret_files,
+        },
+        cache_rules: &plan.cache_rules,
+        concurrency: plan.concurrency,
+        lock_lease: plan.lock_lease,
+        run: &plan.run,
+        dry_run: plan.dry_run,
+    };
+    let report = reporter.phase("stage", stage(site, &request)).await.map_err(stage_failed)?;
     if report.already_recorded {
         crate::say!("version {version} was already staged with this content");
     } else if report.resumed > 0 {
@@ -227,7 +257,7 @@ async fn remember_verdict<T>(site: &Site, plan: &Plan, version: &str, result: an
         run_url: plan.run.run_url.clone(),
     };
     if let Err(e) = verdict.write(site, version).await {
-        crate::say!("warning: could not keep why {version} did not go live: {e:#}");
+        crate::say!("warning: could not keep why {version} did not go live: {:#}", anyhow::Error::new(e));
     }
     result
 }
@@ -240,7 +270,8 @@ async fn smoke_release(
     reporter: &Reporter,
 ) -> anyhow::Result<(Vec<SmokeCheck>, Option<SiteUrl>)> {
     if let Some(url) = &plan.site_url {
-        return Ok((smoke(url, version, &plan.smoke, &plan.edge).await?, Some(url.preview(version, &plan.edge))));
+        let checks = smoke(url, version, &plan.smoke, &plan.edge).await.map_err(smoke_failed)?;
+        return Ok((checks, Some(url.preview(version, &plan.edge))));
     }
     if !matches!(plan.backend, Backend::Local { .. }) {
         reporter.warn("no site-url given: the smoke test is skipped");
@@ -249,7 +280,7 @@ async fn smoke_release(
     let edge = serve::start(site.clone(), SocketAddr::from(([127, 0, 0, 1], 0)), plan.edge.clone()).await?;
     let url = local_url(edge.addr)?;
     crate::say!("smoke-testing through the local edge at {url}");
-    let checks = smoke(&url, version, &plan.smoke, &plan.edge).await?;
+    let checks = smoke(&url, version, &plan.smoke, &plan.edge).await.map_err(smoke_failed)?;
     // The edge above stops with this run; the preview lives where `cutover serve` listens.
     let served = local_url(plan.listen)?;
     Ok((checks, Some(served.preview(version, &plan.edge))))
@@ -265,7 +296,7 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
         take_over_pointer: plan.take_over_pointer,
         dry_run: plan.dry_run,
     };
-    let report = promote(site, &request).await?;
+    let report = promote(site, &request).await.map_err(promote_failed)?;
     if !report.promoted && report.previous.as_deref() == Some(version) {
         crate::say!("{version} is already live: nothing to do");
     }
@@ -282,9 +313,9 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
 async fn rollback(plan: &Plan, site: &Site) -> anyhow::Result<Outputs> {
     let target = match &plan.rollback_to {
         Some(version) => version.to_owned(),
-        None => rollback_target(&site.pointer.history().await?).map(str::to_owned).ok_or_else(|| {
-            Refusal::new("no earlier version in the promotion history to roll back to; use `to` to name one")
-        })?,
+        None => rollback_target(&site.pointer.history().await?)
+            .map(str::to_owned)
+            .ok_or(Refusal(Guard::NoRollbackTarget))?,
     };
     let outputs = flip(plan, site, &target, Direction::Rollback).await?;
     if outputs.promoted {
@@ -293,6 +324,40 @@ async fn rollback(plan: &Plan, site: &Site) -> anyhow::Result<Outputs> {
         crate::say!("rolled back from {from} to {}", printable(&target));
     }
     Ok(outputs)
+}
+
+/// A stage failure as the run reports it: bad input and refusals stay what the exit code is
+/// chosen by.
+fn stage_failed(err: StageError) -> anyhow::Error {
+    match err {
+        StageError::Input(e) => e.into(),
+        StageError::Refused(e) => e.into(),
+        other => other.into(),
+    }
+}
+
+/// A promotion's failure as the run reports it: a refusal stays what the exit code is chosen by.
+fn promote_failed(err: PromoteError) -> anyhow::Error {
+    match err {
+        PromoteError::Refused(e) => e.into(),
+        other => other.into(),
+    }
+}
+
+/// Pruning's failure as the run reports it: a refusal stays what the exit code is chosen by.
+fn prune_failed(err: PruneError) -> anyhow::Error {
+    match err {
+        PruneError::Refused(e) => e.into(),
+        other => other.into(),
+    }
+}
+
+/// A smoke test's failure as the run reports it: a failed path stays what the exit code is chosen by.
+fn smoke_failed(err: SmokeError) -> anyhow::Error {
+    match err {
+        SmokeError::Failed(e) => e.into(),
+        other => other.into(),
+    }
 }
 
 /// The site URL of a local edge.
@@ -311,4 +376,32 @@ fn finish(reporter: &Reporter, plan: &Plan, mut outputs: Outputs, started: Insta
     }
     crate::say!("{}", outputs.line());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Guard;
+
+    #[test]
+    fn stage_failures_keep_their_exit_codes() {
+        let bad = StageError::Input(InputError::new("prefix", "nested"));
+        assert_eq!(outcome::exit_code(&stage_failed(bad)), outcome::EXIT_BAD_INPUT);
+        let refused = StageError::Refused(Guard::Recorded { version: "1".into(), changed: 1, removed: 0 }.into());
+        assert_eq!(outcome::exit_code(&stage_failed(refused)), outcome::EXIT_REFUSED);
+        assert_eq!(outcome::exit_code(&stage_failed(StageError::Vanished("reading it"))), outcome::EXIT_FAILED);
+    }
+
+    #[test]
+    fn refusals_and_failed_smoke_tests_keep_their_exit_codes() {
+        let held = || crate::lock::LockError::from(Refusal(Guard::LockHeld { holder: "run 7".into() }));
+        let promoted = promote_failed(held().into());
+        assert_eq!(outcome::exit_code(&promoted), outcome::EXIT_REFUSED);
+        assert_eq!(promoted.to_string(), "refused: the deploy lock is still held: run 7");
+        assert_eq!(outcome::exit_code(&prune_failed(held().into())), outcome::EXIT_REFUSED);
+        let smoked = smoke_failed(crate::smoke::SmokeFailure { message: "/".into(), checks: Vec::new() }.into());
+        assert_eq!(outcome::exit_code(&smoked), outcome::EXIT_SMOKE_FAILED);
+        let lost = promote_failed(crate::lock::LockError::Lost.into());
+        assert_eq!(outcome::exit_code(&lost), outcome::EXIT_FAILED);
+    }
 }

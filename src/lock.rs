@@ -12,17 +12,49 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::time::Instant;
 
-use anyhow::Context;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Site;
 use crate::interrupt::{CLEANUP, Registered};
-use crate::outcome::Refusal;
+use crate::outcome::{Guard, Lapsed, Refusal};
 use crate::printable::printable;
-use crate::release::read_record;
+use crate::release::{RecordError, read_record};
 use crate::store::{Condition, Fetched, StoreError, json_meta};
+
+/// Why a lease could not be taken, kept or given back.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The lease object could not be read or written; `doing` says what the run was doing.
+    #[error("{doing}")]
+    Store {
+        doing: String,
+        #[source]
+        source: StoreError,
+    },
+    /// The version's record, read to see whether a claim is needed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Lapsed(#[from] Lapsed),
+    /// The deploy lock stayed held by another run (exit 4).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("lost the staging claim to another run (this run stalled past its lease); nothing was recorded")]
+    Lost,
+    #[error("releasing {what}")]
+    Releasing {
+        what: &'static str,
+        #[source]
+        source: Box<LockError>,
+    },
+}
+
+/// A failed store call on a lease, `doing` saying which.
+fn store_error(doing: impl Into<String>) -> impl FnOnce(StoreError) -> LockError {
+    move |source| LockError::Store { doing: doing.into(), source }
+}
 
 /// How often a waiting run looks at a lease again.
 const POLL: Duration = Duration::from_millis(200);
@@ -87,7 +119,7 @@ impl Lease {
         Lease { site: site.clone(), key, owner, length, run_url: run_url.map(str::to_owned) }
     }
 
-    fn body(&self) -> anyhow::Result<Bytes> {
+    fn body(&self) -> Bytes {
         let now = Utc::now();
         let body = LeaseBody {
             owner: self.owner.clone(),
@@ -95,17 +127,18 @@ impl Lease {
             acquired_at: now,
             expires_at: now + self.length,
         };
-        Ok(Bytes::from(serde_json::to_vec(&body)?))
+        Bytes::from(serde_json::to_vec(&body).expect("a lease always serialises"))
     }
 
     /// Creates the lease, or takes it over when it has lapsed; `what` names it in messages.
-    async fn attempt(self, what: &str) -> anyhow::Result<Attempt> {
-        match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfAbsent).await {
+    async fn attempt(self, what: &str) -> Result<Attempt, LockError> {
+        match self.site.store.put(&self.key, self.body(), &json_meta(), Condition::IfAbsent).await {
             Ok(()) => return Ok(Attempt::Taken(Held::new(self))),
             Err(StoreError::PreconditionFailed) => {}
-            Err(StoreError::Other(e)) => return Err(e.context(format!("taking the {what}"))),
+            Err(e) => return Err(store_error(format!("taking the {what}"))(e)),
         }
-        let Some(held) = self.site.store.get(&self.key).await.with_context(|| format!("reading the {what}"))? else {
+        let Some(held) = self.site.store.get(&self.key).await.map_err(store_error(format!("reading the {what}")))?
+        else {
             return Ok(Attempt::Held(None));
         };
         let holder: Option<LeaseBody> = serde_json::from_slice(&held.body).ok();
@@ -117,40 +150,40 @@ impl Lease {
         if live {
             return Ok(Attempt::Held(holder));
         }
-        match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfMatch(held.etag)).await {
+        match self.site.store.put(&self.key, self.body(), &json_meta(), Condition::IfMatch(held.etag)).await {
             Ok(()) => {
                 let who = holder.map_or("an unreadable lease".into(), |h| h.describe());
                 crate::say!("taking over the stale {what}: {who}");
                 Ok(Attempt::Taken(Held::new(self)))
             }
             Err(StoreError::PreconditionFailed) => Ok(Attempt::Held(None)),
-            Err(StoreError::Other(e)) => Err(e.context(format!("taking over the stale {what}"))),
+            Err(e) => Err(store_error(format!("taking over the stale {what}"))(e)),
         }
     }
 
     /// The lease as stored, if this holder still has it.
-    async fn held(&self) -> anyhow::Result<Option<Fetched>> {
-        let stored = self.site.store.get(&self.key).await.context("reading a lease")?;
+    async fn held(&self) -> Result<Option<Fetched>, LockError> {
+        let stored = self.site.store.get(&self.key).await.map_err(store_error("reading a lease"))?;
         Ok(stored.filter(|s| serde_json::from_slice::<LeaseBody>(&s.body).is_ok_and(|b| b.owner == self.owner)))
     }
 
     /// Pushes the lapse time one lease length on; `false` when another run holds it now.
-    async fn renew(&self) -> anyhow::Result<bool> {
+    async fn renew(&self) -> Result<bool, LockError> {
         let Some(held) = self.held().await? else { return Ok(false) };
-        match self.site.store.put(&self.key, self.body()?, &json_meta(), Condition::IfMatch(held.etag)).await {
+        match self.site.store.put(&self.key, self.body(), &json_meta(), Condition::IfMatch(held.etag)).await {
             Ok(()) => Ok(true),
             Err(StoreError::PreconditionFailed) => Ok(false),
-            Err(StoreError::Other(e)) => Err(e.context("renewing a lease")),
+            Err(e) => Err(store_error("renewing a lease")(e)),
         }
     }
 
     /// Removes the lease if this run still holds it: the delete is conditional on the ETag read, so
     /// a release that lands late (after the lease lapsed and another run took it) removes nothing.
-    async fn release(&self) -> anyhow::Result<()> {
+    async fn release(&self) -> Result<(), LockError> {
         let Some(held) = self.held().await? else { return Ok(()) };
         match self.site.store.delete_if_match(&self.key, &held.etag).await {
             Ok(()) | Err(StoreError::PreconditionFailed) => Ok(()),
-            Err(StoreError::Other(e)) => Err(e.context("releasing a lease")),
+            Err(source) => Err(LockError::Store { doing: "releasing a lease".into(), source }),
         }
     }
 }
@@ -162,7 +195,7 @@ pub struct DeployLock(Renewed);
 
 impl DeployLock {
     /// Takes the lock, waiting while another run holds a live one (at most two leases).
-    pub async fn acquire(site: &Site, lease: Duration, run_url: Option<&str>) -> anyhow::Result<DeployLock> {
+    pub async fn acquire(site: &Site, lease: Duration, run_url: Option<&str>) -> Result<DeployLock, LockError> {
         let give_up = tokio::time::Instant::now() + lease * 2 + Duration::from_secs(5);
         let mut waiting_reported = false;
         loop {
@@ -173,7 +206,7 @@ impl DeployLock {
                 Attempt::Held(holder) => holder.map(|h| h.describe()).unwrap_or_default(),
             };
             if tokio::time::Instant::now() >= give_up {
-                return Err(Refusal::new(format!("the deploy lock is still held: {holder}")).into());
+                return Err(Refusal(Guard::LockHeld { holder }).into());
             }
             if !waiting_reported {
                 crate::say!("waiting for the deploy lock: {holder}");
@@ -185,12 +218,12 @@ impl DeployLock {
 
     /// Fails (a refusal: nothing is written) once the lock may have lapsed.
     pub fn check(&self) -> Result<(), Refusal> {
-        self.0.fence.check().map_err(|lapsed| Refusal::new(lapsed.to_string()))
+        self.0.fence.check().map_err(|lapsed| Refusal(Guard::LockLapsed(lapsed)))
     }
 
     /// Removes the lock if this run still holds it.
-    pub async fn release(self) -> anyhow::Result<()> {
-        self.0.release().await.context("releasing the deploy lock")
+    pub async fn release(self) -> Result<(), LockError> {
+        self.0.release("the deploy lock").await
     }
 }
 
@@ -228,10 +261,10 @@ impl Renewed {
         Renewed { held, lost, fence, _renewer: Renewer(renewer) }
     }
 
-    /// Stops renewing and gives the lease up.
-    async fn release(self) -> anyhow::Result<()> {
+    /// Stops renewing and gives the lease (`what`, for messages) up.
+    async fn release(self, what: &'static str) -> Result<(), LockError> {
         drop(self._renewer);
-        self.held.lease.release().await
+        self.held.lease.release().await.map_err(|e| LockError::Releasing { what, source: Box::new(e) })
     }
 }
 
@@ -263,17 +296,12 @@ impl Fence {
         Fence { renewed: Arc::new(Mutex::new(taken)), lease, what }
     }
 
-    pub fn check(&self) -> anyhow::Result<()> {
+    pub fn check(&self) -> Result<(), Lapsed> {
         let since = self.renewed.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
         // Another run may take over once its clock passes our renewal's send time plus the lease;
         // a tenth of the lease is left for the two machines' clocks to differ.
         if since > self.lease * 9 / 10 {
-            anyhow::bail!(
-                "{} was taken or renewed {:.1}s ago (lease {:.1}s): another run may hold it now, so this run writes no more",
-                self.what,
-                since.as_secs_f64(),
-                self.lease.as_secs_f64()
-            );
+            return Err(Lapsed { what: self.what, since, lease: self.lease });
         }
         Ok(())
     }
@@ -296,7 +324,7 @@ impl StagingClaim {
         version: &str,
         lease: Duration,
         run_url: Option<&str>,
-    ) -> anyhow::Result<Claimed> {
+    ) -> Result<Claimed, LockError> {
         let record_key = site.layout.record_key(version);
         let what = format!("staging claim on version {version}");
         let mut next_note = tokio::time::Instant::now();
@@ -333,18 +361,16 @@ impl StagingClaim {
     }
 
     /// Fails unless this run still holds the claim: checked before the record makes the files final.
-    pub async fn confirm(&self) -> anyhow::Result<()> {
+    pub async fn confirm(&self) -> Result<(), LockError> {
         self.0.fence.check()?;
         if self.0.lost.load(Ordering::SeqCst) || self.0.held.lease.held().await?.is_none() {
-            anyhow::bail!(
-                "lost the staging claim to another run (this run stalled past its lease); nothing was recorded"
-            );
+            return Err(LockError::Lost);
         }
         Ok(())
     }
 
     /// Stops renewing and gives the claim up.
-    pub async fn release(self) -> anyhow::Result<()> {
-        self.0.release().await.context("releasing the staging claim")
+    pub async fn release(self) -> Result<(), LockError> {
+        self.0.release("the staging claim").await
     }
 }

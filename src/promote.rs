@@ -5,13 +5,12 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use crate::backend::Site;
-use crate::lock::DeployLock;
-use crate::outcome::Refusal;
-use crate::pointer::{Promotion, ROLLED_BACK};
-use crate::release::{self, ReleaseRecord, RunInfo, read_record};
+use crate::lock::{DeployLock, LockError};
+use crate::outcome::{Guard, Overtaking, PutBack, Refusal};
+use crate::pointer::{PointerError, Promotion, ROLLED_BACK};
+use crate::release::{self, RecordError, ReleaseRecord, RunInfo, read_record};
+use crate::store::StoreError;
 use crate::version;
 
 /// Which way a promotion may move.
@@ -37,6 +36,43 @@ pub struct PromoteRequest<'a> {
     pub dry_run: bool,
 }
 
+/// Why a promotion stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    /// A guard refused (exit 4); nothing was changed.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Pointer(#[from] PointerError),
+    /// The pointer write failed; `doing` says which (the flip, or putting a version back).
+    #[error("{doing}")]
+    Write {
+        doing: String,
+        #[source]
+        source: PointerError,
+    },
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("listing release {version}")]
+    Listing {
+        version: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(transparent)]
+    Lock(LockError),
+}
+
+/// A deploy lock held by another run stays a refusal.
+impl From<LockError> for PromoteError {
+    fn from(err: LockError) -> Self {
+        match err {
+            LockError::Refused(refusal) => PromoteError::Refused(refusal),
+            other => PromoteError::Lock(other),
+        }
+    }
+}
+
 /// What the pointer holds, as far as this site's releases go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Active {
@@ -49,7 +85,7 @@ pub enum Active {
 
 impl Active {
     /// Reads the pointer and tells a recorded release from a value someone else wrote.
-    pub async fn read(site: &Site) -> anyhow::Result<Active> {
+    pub async fn read(site: &Site) -> Result<Active, PromoteError> {
         let Some(value) = site.pointer.read().await? else { return Ok(Active::None) };
         let recorded = version::is_valid(&value) && read_record(site, &site.layout.record_key(&value)).await?.is_some();
         Ok(if recorded { Active::Known(value) } else { Active::Foreign(value) })
@@ -73,10 +109,7 @@ impl Active {
                 crate::say!("taking over {}: it held {value:?}, not a release of this site", site.pointer.describe());
                 Ok(None)
             }
-            Active::Foreign(value) => Err(Refusal::new(format!(
-                "{} holds {value:?}, which is not a release of this site; cutover does not overwrite a value it did not write: set `take-over-pointer: true` to replace it",
-                site.pointer.describe()
-            ))),
+            Active::Foreign(value) => Err(Guard::ForeignPointer { pointer: site.pointer.describe(), value }.into()),
         }
     }
 }
@@ -90,7 +123,7 @@ pub struct PromoteReport {
 }
 
 /// Flips the pointer to `request.version` if every guard passes; a refusal changes nothing.
-pub async fn promote(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
+pub async fn promote(site: &Site, request: &PromoteRequest<'_>) -> Result<PromoteReport, PromoteError> {
     if request.dry_run {
         let report = check_guards(site, request).await?;
         return Ok(PromoteReport { promoted: false, ..report });
@@ -111,28 +144,19 @@ async fn flip(
     site: &Site,
     request: &PromoteRequest<'_>,
     lock: &DeployLock,
-) -> anyhow::Result<(PromoteReport, Option<String>)> {
+) -> Result<(PromoteReport, Option<String>), PromoteError> {
     let mut report = check_guards(site, request).await?;
     if !report.promoted {
         return Ok((report, None));
     }
     let note = note(request.direction, request.run.run_url.as_deref(), report.previous.as_deref());
     lock.check()?;
-    let flipped = site
-        .pointer
-        .write(request.version, &note)
-        .await
-        .with_context(|| format!("flipping {} to {}", site.pointer.describe(), request.version))?;
+    let flipped = site.pointer.write(request.version, &note).await.map_err(|source| PromoteError::Write {
+        doing: format!("flipping {} to {}", site.pointer.describe(), request.version),
+        source,
+    })?;
     report.invalidation_id = flipped.invalidation_id;
     Ok((report, Some(note)))
-}
-
-/// What the read-back after a flip found: the value to put back (none: nothing was live) and why.
-struct Undo {
-    put_back: Option<String>,
-    why: String,
-    /// Why the put-back is logged, after "rolled back by <run> from <version>: ".
-    logged: &'static str,
 }
 
 /// The read-back after the flip. This run's write may have landed late (the run paused, or the
@@ -148,36 +172,33 @@ async fn verify_flip(
     request: &PromoteRequest<'_>,
     report: &PromoteReport,
     note: &str,
-) -> anyhow::Result<()> {
+) -> Result<(), PromoteError> {
     let found = match read_back(site, request, report, note).await {
         Ok(found) => found,
         Err(e) => {
             crate::say!(
-                "warning: {} is live, but the check after the flip could not run, so a prune or promotion racing it is not ruled out: {e:#}",
-                request.version
+                "warning: {} is live, but the check after the flip could not run, so a prune or promotion racing it is not ruled out: {:#}",
+                request.version,
+                anyhow::Error::from(e)
             );
             return Ok(());
         }
     };
-    match found {
-        Some(undo) => Err(Refusal::new(put_back(site, request, note, undo).await?).into()),
-        None => Ok(()),
-    }
+    let Some((by, restore)) = found else { return Ok(()) };
+    let put_back = put_back(site, request, note, &by, restore).await?;
+    Err(Refusal(Guard::Overtaken { version: request.version.to_owned(), by, put_back }).into())
 }
 
-/// Whether this run's flip must be undone, and to what.
+/// Whether this run's flip must be undone: what overtook it, and the value to put back (none:
+/// nothing was live before it).
 async fn read_back(
     site: &Site,
     request: &PromoteRequest<'_>,
     report: &PromoteReport,
     note: &str,
-) -> anyhow::Result<Option<Undo>> {
+) -> Result<Option<(Overtaking, Option<String>)>, PromoteError> {
     if read_record(site, &site.layout.record_key(request.version)).await?.is_none() {
-        return Ok(Some(Undo {
-            put_back: report.previous.clone(),
-            why: format!("the record of {} was deleted (pruned) while this run's write was in flight", request.version),
-            logged: "its record was pruned",
-        }));
+        return Ok(Some((Overtaking::Pruned, report.previous.clone())));
     }
     if request.direction != Direction::Forward {
         return Ok(None);
@@ -189,37 +210,42 @@ async fn read_back(
     if Some(&between.version) == report.previous.as_ref() || between.version == request.version {
         return Ok(None);
     }
-    let why = if between.is_rollback() {
-        format!("a rollback to {} was made while this run waited to promote {}", between.version, request.version)
+    let by = if between.is_rollback() {
+        Overtaking::RolledBack { between: between.version.clone() }
     } else if release::compare(site, request.version, &between.version).await? == Ordering::Less {
-        format!("{} was promoted while this run waited to promote the older {}", between.version, request.version)
+        Overtaking::Promoted { between: between.version.clone() }
     } else {
         return Ok(None);
     };
-    Ok(Some(Undo { put_back: Some(between.version), why, logged: "it overtook a later promotion" }))
+    Ok(Some((by, Some(between.version))))
 }
 
-/// Puts `undo.put_back` back under a fresh lock, if this run's write is still the last; the
-/// message says what was done.
-async fn put_back(site: &Site, request: &PromoteRequest<'_>, note: &str, undo: Undo) -> anyhow::Result<String> {
-    let Undo { put_back, why, logged } = undo;
-    let Some(put_back) = put_back else {
-        return Ok(format!("{why}; nothing was live before it, so nothing could be put back"));
-    };
+/// Puts `restore` back under a fresh lock, if this run's write is still the last.
+async fn put_back(
+    site: &Site,
+    request: &PromoteRequest<'_>,
+    note: &str,
+    by: &Overtaking,
+    restore: Option<String>,
+) -> Result<PutBack, PromoteError> {
+    let Some(restore) = restore else { return Ok(PutBack::NothingWasLive) };
     let lock = DeployLock::acquire(site, request.lock_lease, request.run.run_url.as_deref()).await?;
     let repaired = async {
         // Only this run's write is undone: a promotion made since stands.
         let ours = |p: &Promotion| p.version == request.version && p.note == note;
         if !site.pointer.history().await?.last().is_some_and(ours) {
-            return Ok(format!("{why}; the pointer has moved on since"));
+            return Ok(PutBack::MovedOn);
         }
         lock.check()?;
         // Logged as a rollback, so the rollback target is what it was before this run's version.
         let run = request.run.run_url.as_deref().unwrap_or("cutover");
-        let restore = format!("{ROLLED_BACK} by {run} from {}: {logged}", request.version);
-        site.pointer.write(&put_back, &restore).await.with_context(|| format!("putting {put_back} back"))?;
-        crate::say!("{why}: put {put_back} back");
-        anyhow::Ok(format!("{why}; {put_back} was put back"))
+        let logged = format!("{ROLLED_BACK} by {run} from {}: {}", request.version, by.logged());
+        site.pointer
+            .write(&restore, &logged)
+            .await
+            .map_err(|source| PromoteError::Write { doing: format!("putting {restore} back"), source })?;
+        crate::say!("{}: put {restore} back", by.describe(request.version));
+        Ok::<_, PromoteError>(PutBack::Done(restore))
     }
     .await;
     lock.release().await?;
@@ -236,7 +262,7 @@ fn note(direction: Direction, run_url: Option<&str>, from: Option<&str>) -> Stri
 }
 
 /// Checks the guards; `promoted` in the report says whether a flip is due.
-async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Result<PromoteReport> {
+async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<PromoteReport, PromoteError> {
     let version = request.version;
     complete_record(site, version).await?;
     let active = Active::read(site).await?.before_promotion(site, request.take_over_pointer)?;
@@ -248,12 +274,8 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resu
         let history = site.pointer.history().await?;
         let rolled_back = history.last().is_some_and(|p| Some(&p.version) == active.as_ref() && p.is_rollback());
         if rolled_back || active.is_none() {
-            return Err(Refusal::new(format!(
-                "the active version was rolled back from {} to {} while this run was working; re-run to release on top of it",
-                expected.as_deref().unwrap_or("nothing"),
-                active.as_deref().unwrap_or("nothing")
-            ))
-            .into());
+            let guard = Guard::RolledBackMeanwhile { expected: expected.clone(), active: active.clone() };
+            return Err(Refusal(guard).into());
         }
     }
     let report = |promoted| PromoteReport {
@@ -267,29 +289,22 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> anyhow::Resu
         return Ok(report(false));
     }
     if request.direction == Direction::Forward && release::compare(site, version, current).await? == Ordering::Less {
-        return Err(Refusal::new(format!(
-            "{version} is older than the active {current}; to go back on purpose run `cutover rollback --to {version}`"
-        ))
-        .into());
+        return Err(Refusal(Guard::Older { version: version.to_owned(), active: current.to_owned() }).into());
     }
     Ok(report(true))
 }
 
 /// The release record of `version`, once every file it lists is in the store with its content
 /// (the listed ETag is the recorded MD5, or the recorded multipart ETag).
-async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRecord> {
+async fn complete_record(site: &Site, version: &str) -> Result<ReleaseRecord, PromoteError> {
     let Some(record) = read_record(site, &site.layout.record_key(version)).await? else {
-        return Err(Refusal::new(format!(
-            "version {version} has no release record in {}; stage it first",
-            site.store.describe()
-        ))
-        .into());
+        return Err(Refusal(Guard::NotStaged { version: version.to_owned(), store: site.store.describe() }).into());
     };
     let stored: HashMap<String, String> = site
         .store
         .list(&site.layout.version_dir(version))
         .await
-        .with_context(|| format!("listing release {version}"))?
+        .map_err(|source| PromoteError::Listing { version: version.to_owned(), source })?
         .into_iter()
         .map(|l| (l.key, l.etag))
         .collect();
@@ -302,11 +317,9 @@ async fn complete_record(site: &Site, version: &str) -> anyhow::Result<ReleaseRe
         .map(|(path, _)| path.as_str())
         .collect();
     if let Some(first) = missing.first() {
-        return Err(Refusal::new(format!(
-            "release {version} is incomplete: {} recorded files are missing or changed, e.g. {first}",
-            missing.len()
-        ))
-        .into());
+        let guard =
+            Guard::Incomplete { version: version.to_owned(), missing: missing.len(), first: (*first).to_owned() };
+        return Err(Refusal(guard).into());
     }
     Ok(record)
 }

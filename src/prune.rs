@@ -4,19 +4,61 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use anyhow::Context;
 use bytes::Bytes;
 use chrono::Utc;
 
 use crate::backend::Site;
-use crate::lock::DeployLock;
-use crate::outcome::Refusal;
-use crate::pointer::rollback_target;
-use crate::release::{ReleaseRecord, all_records};
+use crate::lock::{DeployLock, LockError};
+use crate::outcome::{Guard, Refusal};
+use crate::pointer::{PointerError, rollback_target};
+use crate::release::{RecordError, ReleaseRecord, all_records};
 use crate::store::{Condition, StoreError, json_meta};
 
 /// Releases younger than this are never pruned.
 pub const RECENT: Duration = Duration::from_secs(3600);
+
+/// Why pruning stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    /// The deploy lock was held by another run, or lapsed (exit 4).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Pointer(#[from] PointerError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// A release's record or files could not be deleted (or a record put back); `doing` says which.
+    #[error("{doing}")]
+    Deleting {
+        doing: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(transparent)]
+    Lock(LockError),
+}
+
+/// A deploy lock held by another run stays a refusal.
+impl From<LockError> for PruneError {
+    fn from(err: LockError) -> Self {
+        match err {
+            LockError::Refused(refusal) => PruneError::Refused(refusal),
+            other => PruneError::Lock(other),
+        }
+    }
+}
+
+/// How many releases to keep, and how to hold the deploy lock while deleting the rest.
+#[derive(Debug, Clone)]
+pub struct PruneRequest<'a> {
+    /// Releases kept besides the protected ones: the newest `keep`.
+    pub keep: usize,
+    pub lock_lease: Duration,
+    /// Names the holder of the deploy lock.
+    pub run_url: Option<&'a str>,
+    /// Decide, delete nothing, take no lock.
+    pub dry_run: bool,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PruneReport {
@@ -24,16 +66,14 @@ pub struct PruneReport {
     pub kept: Vec<String>,
 }
 
-/// Deletes releases beyond the newest `keep`, under the deploy lock so no promotion races it.
-pub async fn prune(
-    site: &Site,
-    keep: usize,
-    lease: Duration,
-    run_url: Option<&str>,
-    dry_run: bool,
-) -> anyhow::Result<PruneReport> {
-    let lock = if dry_run { None } else { Some(DeployLock::acquire(site, lease, run_url).await?) };
-    let result = prune_locked(site, keep, lock.as_ref()).await;
+/// Deletes releases beyond the newest `request.keep`, under the deploy lock so no promotion races it.
+pub async fn prune(site: &Site, request: &PruneRequest<'_>) -> Result<PruneReport, PruneError> {
+    let lock = if request.dry_run {
+        None
+    } else {
+        Some(DeployLock::acquire(site, request.lock_lease, request.run_url).await?)
+    };
+    let result = prune_locked(site, request.keep, lock.as_ref()).await;
     if let Some(lock) = lock {
         lock.release().await?;
     }
@@ -41,11 +81,11 @@ pub async fn prune(
 }
 
 /// Decides under `lock` (none: a dry run, which deletes nothing).
-async fn prune_locked(site: &Site, keep: usize, lock: Option<&DeployLock>) -> anyhow::Result<PruneReport> {
+async fn prune_locked(site: &Site, keep: usize, lock: Option<&DeployLock>) -> Result<PruneReport, PruneError> {
     let history = site.pointer.history().await?;
     let active = site.pointer.read().await?;
     let protected: HashSet<&str> = active.as_deref().into_iter().chain(rollback_target(&history)).collect();
-    let recent_since = Utc::now() - chrono::Duration::from_std(RECENT)?;
+    let recent_since = Utc::now() - chrono::Duration::from_std(RECENT).expect("an hour is a chrono duration");
     let records = all_records(site).await?;
     let mut report = PruneReport::default();
     for (rank, record) in records.iter().rev().enumerate() {
@@ -64,7 +104,7 @@ async fn prune_locked(site: &Site, keep: usize, lock: Option<&DeployLock>) -> an
 
 /// Deletes the record first, so a half-deleted release can never be promoted, then exactly the
 /// files it lists: never a directory, so prune cannot reach into anything the record does not name.
-async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) -> anyhow::Result<()> {
+async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) -> Result<(), PruneError> {
     let version = &record.version;
     // Past the lock's lease another run may have made this release live again: each write first
     // checks the lock is still this run's.
@@ -76,13 +116,16 @@ async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) 
             crate::route_index::key(&site.layout, version),
         ])
         .await
-        .with_context(|| format!("deleting the record of {version}"))?;
+        .map_err(|source| PruneError::Deleting { doing: format!("deleting the record of {version}"), source })?;
     if let Err(stop) = still_prunable(site, version, lock).await {
         put_record_back(site, record).await?;
         return Err(stop);
     }
     let keys: Vec<String> = record.files.keys().map(|path| site.layout.object_key(version, path)).collect();
-    site.store.delete(&keys).await.with_context(|| format!("deleting the files of {version}"))?;
+    site.store
+        .delete(&keys)
+        .await
+        .map_err(|source| PruneError::Deleting { doing: format!("deleting the files of {version}"), source })?;
     Ok(())
 }
 
@@ -90,16 +133,16 @@ async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) 
 /// record went (a prune paused past its lease may have resumed just after the check before it,
 /// while another run made the version live), and no promotion whose write was in flight has made
 /// the version live since. Either way the files are still whole.
-async fn still_prunable(site: &Site, version: &str, lock: &DeployLock) -> anyhow::Result<()> {
+async fn still_prunable(site: &Site, version: &str, lock: &DeployLock) -> Result<(), PruneError> {
     lock.check()?;
     if site.pointer.read().await?.as_deref() == Some(version) {
-        return Err(Refusal::new(format!("{version} was made live while prune deleted it; prune stops")).into());
+        return Err(Refusal(Guard::MadeLiveWhilePruned { version: version.to_owned() }).into());
     }
     Ok(())
 }
 
 /// Puts a record this run deleted back, create-only (a re-stage of the version since wins).
-async fn put_record_back(site: &Site, record: &ReleaseRecord) -> anyhow::Result<()> {
+async fn put_record_back(site: &Site, record: &ReleaseRecord) -> Result<(), PruneError> {
     let version = &record.version;
     let key = site.layout.record_key(version);
     match site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::IfAbsent).await {
@@ -107,6 +150,6 @@ async fn put_record_back(site: &Site, record: &ReleaseRecord) -> anyhow::Result<
             crate::say!("put the record of {version} back: its files were not deleted");
             Ok(())
         }
-        Err(StoreError::Other(e)) => Err(e.context(format!("putting the record of {version} back"))),
+        Err(source) => Err(PruneError::Deleting { doing: format!("putting the record of {version} back"), source }),
     }
 }

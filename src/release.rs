@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::env::Env;
-use crate::store::{Condition, Store, json_meta};
+use crate::store::{Condition, Store, StoreError, json_meta};
 use crate::version;
 
 /// Records read at once when listing every release.
@@ -173,8 +172,8 @@ impl ReleaseRecord {
         serde_json::to_vec(self).expect("a release record always serialises")
     }
 
-    pub fn from_json(key: &str, bytes: &[u8]) -> anyhow::Result<Self> {
-        serde_json::from_slice(bytes).map_err(|e| anyhow::anyhow!("release record {key} is damaged: {e}"))
+    pub fn from_json(key: &str, bytes: &[u8]) -> Result<Self, RecordError> {
+        serde_json::from_slice(bytes).map_err(|e| RecordError::Damaged { key: key.to_owned(), problem: e.to_string() })
     }
 }
 
@@ -190,24 +189,23 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub async fn write(&self, site: &(impl AsRef<dyn Store> + AsRef<Layout>), version: &str) -> anyhow::Result<()> {
+    pub async fn write(&self, site: &(impl AsRef<dyn Store> + AsRef<Layout>), version: &str) -> Result<(), StoreError> {
         let (store, layout): (&dyn Store, &Layout) = (site.as_ref(), site.as_ref());
-        let body = bytes::Bytes::from(serde_json::to_vec(self)?);
-        store.put(&layout.verdict_key(version), body, &json_meta(), Condition::Always).await?;
-        Ok(())
+        let body = bytes::Bytes::from(serde_json::to_vec(self).expect("a verdict always serialises"));
+        store.put(&layout.verdict_key(version), body, &json_meta(), Condition::Always).await
     }
 
     /// Every verdict of the site, by version; unreadable ones are skipped.
     pub async fn read_all(
         site: &(impl AsRef<dyn Store> + AsRef<Layout>),
-    ) -> anyhow::Result<std::collections::HashMap<String, Verdict>> {
+    ) -> Result<std::collections::HashMap<String, Verdict>, RecordError> {
         let (store, layout): (&dyn Store, &Layout) = (site.as_ref(), site.as_ref());
         let dir = layout.verdicts_dir();
-        let listed = store.list(&dir).await.context("listing release verdicts")?;
+        let listed = store.list(&dir).await.map_err(RecordError::store("listing release verdicts"))?;
         let mut verdicts = std::collections::HashMap::new();
         for key in listed.into_iter().map(|l| l.key) {
             let Some(version) = key.strip_prefix(&dir).and_then(|k| k.strip_suffix(".json")) else { continue };
-            if let Some(fetched) = store.get(&key).await.context("reading a release verdict")?
+            if let Some(fetched) = store.get(&key).await.map_err(RecordError::store("reading a release verdict"))?
                 && let Ok(verdict) = serde_json::from_slice(&fetched.body)
             {
                 verdicts.insert(version.to_owned(), verdict);
@@ -217,16 +215,37 @@ impl Verdict {
     }
 }
 
+/// Why a release record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The store failed; `doing` says what the run was reading.
+    #[error("{doing}")]
+    Store {
+        doing: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("release record {key} is damaged: {problem}")]
+    Damaged { key: String, problem: String },
+}
+
+impl RecordError {
+    fn store(doing: impl Into<String>) -> impl FnOnce(StoreError) -> RecordError {
+        move |source| RecordError::Store { doing: doing.into(), source }
+    }
+}
+
 /// Reads and parses a release record; `None` when the release does not exist.
-pub async fn read_record(store: &impl AsRef<dyn Store>, key: &str) -> anyhow::Result<Option<ReleaseRecord>> {
-    match store.as_ref().get(key).await.with_context(|| format!("reading release record {key}"))? {
-        Some(fetched) => ReleaseRecord::from_json(key, &fetched.body).map(Some),
-        None => Ok(None),
+pub async fn read_record(store: &impl AsRef<dyn Store>, key: &str) -> Result<Option<ReleaseRecord>, RecordError> {
+    match store.as_ref().get(key).await {
+        Ok(Some(fetched)) => ReleaseRecord::from_json(key, &fetched.body).map(Some),
+        Ok(None) => Ok(None),
+        Err(source) => Err(RecordError::store(format!("reading release record {key}"))(source)),
     }
 }
 
 /// Every recorded release of the site, oldest first in the release order ([`version::places`]).
-pub async fn all_records(site: &(impl AsRef<dyn Store> + AsRef<Layout>)) -> anyhow::Result<Vec<ReleaseRecord>> {
+pub async fn all_records(site: &(impl AsRef<dyn Store> + AsRef<Layout>)) -> Result<Vec<ReleaseRecord>, RecordError> {
     let records = records_where(site, |_| true).await?;
     let places = version::places(&records.iter().map(|r| (r.version.as_str(), r.created_at)).collect::<Vec<_>>());
     let mut placed: Vec<_> = places.into_iter().zip(records).collect();
@@ -237,7 +256,11 @@ pub async fn all_records(site: &(impl AsRef<dyn Store> + AsRef<Layout>)) -> anyh
 /// How release `a` stands against release `b` in the release order that [`all_records`] lists,
 /// reading only the records that can move either. A version without a record counts as recorded
 /// before any other.
-pub async fn compare(site: &(impl AsRef<dyn Store> + AsRef<Layout>), a: &str, b: &str) -> anyhow::Result<Ordering> {
+pub async fn compare(
+    site: &(impl AsRef<dyn Store> + AsRef<Layout>),
+    a: &str,
+    b: &str,
+) -> Result<Ordering, RecordError> {
     let records = records_where(site, |v| version::can_move(v, a) || version::can_move(v, b)).await?;
     let mut releases: Vec<(String, DateTime<Utc>)> = records.into_iter().map(|r| (r.version, r.created_at)).collect();
     let mut index_of = |version: &str| match releases.iter().position(|(v, _)| v == version) {
@@ -256,9 +279,9 @@ pub async fn compare(site: &(impl AsRef<dyn Store> + AsRef<Layout>), a: &str, b:
 async fn records_where(
     site: &(impl AsRef<dyn Store> + AsRef<Layout>),
     wanted: impl Fn(&str) -> bool,
-) -> anyhow::Result<Vec<ReleaseRecord>> {
+) -> Result<Vec<ReleaseRecord>, RecordError> {
     let (store, layout): (&dyn Store, &Layout) = (site.as_ref(), site.as_ref());
-    let listed = store.list(&layout.records_dir()).await.context("listing release records")?;
+    let listed = store.list(&layout.records_dir()).await.map_err(RecordError::store("listing release records"))?;
     let keys =
         listed.into_iter().filter(|l| layout.version_of_record(&l.key).is_some_and(|v| wanted(&v))).map(|l| l.key);
     futures::stream::iter(keys)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Site;
 use crate::release::{Layout, read_record};
-use crate::store::{Condition, json_meta};
+use crate::store::{Condition, StoreError, json_meta};
 
 /// The format a reader must understand; the router checks it too.
 const FORMAT: u32 = 1;
@@ -58,10 +58,8 @@ pub fn key(layout: &Layout, version: &str) -> String {
 
 /// Writes the index of a just-recorded release. Written after the record: a release read before
 /// its index lands is routed from the record (see [`read`]).
-pub async fn write(site: &Site, version: &str, index: &RouteIndex) -> anyhow::Result<()> {
-    let key = key(&site.layout, version);
-    let written = site.store.put(&key, Bytes::from(index.to_json()), &json_meta(), Condition::Always).await;
-    written.map_err(anyhow::Error::from).with_context(|| format!("writing routing index {key}"))
+pub async fn write(site: &Site, version: &str, index: &RouteIndex) -> Result<(), StoreError> {
+    site.store.put(&key(&site.layout, version), Bytes::from(index.to_json()), &json_meta(), Condition::Always).await
 }
 
 /// The index of a recorded release: its index, else (staged by an older cutover, or the index not

@@ -33,13 +33,24 @@ pub struct SmokeFailure {
     pub checks: Vec<SmokeCheck>,
 }
 
+/// Why a smoke test did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum SmokeError {
+    /// A path failed (exit 3).
+    #[error(transparent)]
+    Failed(#[from] SmokeFailure),
+    /// No HTTP client could be made to test with.
+    #[error(transparent)]
+    Client(#[from] reqwest::Error),
+}
+
 /// Smoke-tests every path; an error names each failing path and why.
 pub async fn smoke(
     site: &SiteUrl,
     version: &str,
     plan: &SmokePlan,
     names: &EdgeNames,
-) -> anyhow::Result<Vec<SmokeCheck>> {
+) -> Result<Vec<SmokeCheck>, SmokeError> {
     let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?;
     let deadline = Instant::now() + plan.timeout;
     let checks = futures::future::join_all(

@@ -49,7 +49,16 @@ pub fn require_store(plan: &Plan) -> Result<(), InputError> {
     }
 }
 
-pub async fn status(site: &Site) -> anyhow::Result<Status> {
+/// Why the status could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    Pointer(#[from] crate::pointer::PointerError),
+    #[error(transparent)]
+    Record(#[from] crate::release::RecordError),
+}
+
+pub async fn status(site: &Site) -> Result<Status, StatusError> {
     let active = site.pointer.read().await?;
     let promotions = site.pointer.history().await?;
     let target = rollback_target(&promotions).map(str::to_owned);

@@ -7,16 +7,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::client::Waiters;
-use aws_sdk_cloudfront::error::ProvideErrorMetadata;
+use aws_sdk_cloudfront::config::http::HttpResponse;
+use aws_sdk_cloudfront::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudfront::operation::update_distribution::UpdateDistributionError;
 use aws_sdk_cloudfront::types::{DistributionConfig, InvalidationBatch, Paths};
 use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use bytes::Bytes;
 
-use super::{Flipped, Pointer, Promotion};
+use super::{Flipped, Pointer, PointerError, PointerResult, Promotion};
 use crate::aws_error::AwsError;
 use crate::inputs::Invalidation;
 use crate::release::Layout;
@@ -56,7 +57,7 @@ impl CloudFrontPointer {
         }
     }
 
-    async fn config(&self) -> anyhow::Result<(DistributionConfig, String)> {
+    async fn config(&self) -> PointerResult<(DistributionConfig, String)> {
         let out = self
             .client
             .get_distribution_config()
@@ -64,12 +65,13 @@ impl CloudFrontPointer {
             .send()
             .await
             .map_err(|e| AwsError::new("CloudFront GetDistributionConfig", &self.distribution, &e))?;
-        let config = out.distribution_config().cloned().context("the distribution has no config")?;
+        let config =
+            out.distribution_config().cloned().ok_or(PointerError::Incomplete("the distribution has no config"))?;
         Ok((config, out.e_tag().unwrap_or_default().to_owned()))
     }
 
-    async fn invalidate(&self, plan: &Invalidation) -> anyhow::Result<String> {
-        let quantity = i32::try_from(plan.paths.len()).context("too many invalidation paths")?;
+    async fn invalidate(&self, plan: &Invalidation) -> PointerResult<String> {
+        let quantity = i32::try_from(plan.paths.len()).map_err(PointerError::TooManyPaths)?;
         let paths = Paths::builder().quantity(quantity).set_items(Some(plan.paths.clone())).build()?;
         let reference = format!("cutover-{}-{:08x}", chrono::Utc::now().timestamp_millis(), rand::random::<u32>());
         let batch = InvalidationBatch::builder().paths(paths).caller_reference(reference).build()?;
@@ -81,7 +83,10 @@ impl CloudFrontPointer {
             .send()
             .await
             .map_err(|e| AwsError::new("CloudFront CreateInvalidation", &self.distribution, &e))?;
-        let id = out.invalidation().map(|i| i.id().to_owned()).context("CloudFront returned no invalidation")?;
+        let id = out
+            .invalidation()
+            .map(|i| i.id().to_owned())
+            .ok_or(PointerError::Incomplete("CloudFront returned no invalidation"))?;
         if let Some(limit) = plan.wait {
             self.wait_for(&id, limit).await?;
         }
@@ -90,7 +95,7 @@ impl CloudFrontPointer {
 
     /// Waits with the SDK's waiter (its polling and backoff) until the invalidation completes or
     /// `limit` passes; past `limit` the run goes on and the edges catch up on their own.
-    async fn wait_for(&self, id: &str, limit: Duration) -> anyhow::Result<()> {
+    async fn wait_for(&self, id: &str, limit: Duration) -> PointerResult<()> {
         let waited = self
             .client
             .wait_until_invalidation_completed()
@@ -98,41 +103,39 @@ impl CloudFrontPointer {
             .id(id)
             .wait(limit)
             .await;
+        let resource = || format!("{id} of {}", self.distribution);
         match waited {
             Ok(_) => Ok(()),
             Err(WaiterError::ExceededMaxWait(_)) => {
                 crate::say!("invalidation {id} is still in progress after {}s; edges will catch up", limit.as_secs());
                 Ok(())
             }
-            Err(WaiterError::OperationFailed(failed)) => Err(AwsError::new(
-                "CloudFront GetInvalidation",
-                format!("{id} of {}", self.distribution),
-                failed.error(),
-            )
-            .into()),
-            Err(other) => Err(anyhow::Error::new(other).context(format!("waiting for invalidation {id}"))),
+            Err(WaiterError::OperationFailed(failed)) => {
+                Err(AwsError::new("CloudFront GetInvalidation", resource(), failed.error()).into())
+            }
+            Err(other) => Err(AwsError::failed("CloudFront GetInvalidation", resource(), &other).into()),
         }
     }
 
-    async fn log_promotion(&self, promotion: Promotion) -> anyhow::Result<()> {
+    async fn log_promotion(&self, promotion: Promotion) -> PointerResult<()> {
         let mut history = self.history().await?;
         history.push(promotion);
         let excess = history.len().saturating_sub(HISTORY_LIMIT);
         history.drain(..excess);
-        let body = Bytes::from(serde_json::to_vec_pretty(&history)?);
+        let body = Bytes::from(serde_json::to_vec_pretty(&history).expect("a promotion log always serialises"));
         self.store.put(&self.layout.promotions_key(), body, &json_meta(), Condition::Always).await?;
         Ok(())
     }
 }
 
 /// The origin a pointer flips: the one named, else the default cache behaviour's target.
-fn origin_id<'a>(config: &'a DistributionConfig, named: Option<&'a str>) -> anyhow::Result<&'a str> {
+fn origin_id<'a>(config: &'a DistributionConfig, named: Option<&'a str>) -> PointerResult<&'a str> {
     match named {
         Some(id) => Ok(id),
         None => config
             .default_cache_behavior()
             .map(|b| b.target_origin_id())
-            .context("the distribution has no default cache behaviour to find its origin by"),
+            .ok_or(PointerError::Incomplete("the distribution has no default cache behaviour to find its origin by")),
     }
 }
 
@@ -149,33 +152,43 @@ pub fn origin_path(layout: &Layout, version: &str) -> String {
 }
 
 /// Sets the origin path of the chosen origin in a distribution config.
-pub fn set_origin_path(config: &mut DistributionConfig, named: Option<&str>, path: &str) -> anyhow::Result<()> {
+pub fn set_origin_path(config: &mut DistributionConfig, named: Option<&str>, path: &str) -> PointerResult<()> {
     let id = origin_id(config, named)?.to_owned();
-    let origins = config.origins.as_mut().context("the distribution has no origins")?;
-    let origin = origins
-        .items
-        .iter_mut()
-        .find(|o| o.id == id)
-        .with_context(|| format!("no origin {id:?} in the distribution"))?;
+    let origins = config.origins.as_mut().ok_or(PointerError::Incomplete("the distribution has no origins"))?;
+    let Some(origin) = origins.items.iter_mut().find(|o| o.id == id) else {
+        return Err(PointerError::NotFound { origin: id, distribution: "the distribution".to_owned() });
+    };
     origin.origin_path = Some(path.to_owned());
     Ok(())
 }
 
+/// What the distribution config is called in messages.
+const CONFIG: &str = "the distribution config";
+
 /// The two calls a flip makes, so the stale-ETag retry can be tested without CloudFront.
 #[async_trait]
 pub trait DistributionApi: Send + Sync {
-    async fn get(&self) -> anyhow::Result<(DistributionConfig, String)>;
-    /// `Ok(false)` when the ETag was stale (412): someone changed the config in between.
-    async fn update(&self, config: DistributionConfig, etag: &str) -> anyhow::Result<bool>;
+    async fn get(&self) -> PointerResult<(DistributionConfig, String)>;
+    /// [`PointerError::PreconditionFailed`] when the ETag was stale (412): someone changed the
+    /// config in between.
+    async fn update(&self, config: DistributionConfig, etag: &str) -> PointerResult<()>;
+}
+
+/// A failed UpdateDistribution: a stale ETag (412) apart from every other failure.
+fn update_error(distribution: &str, err: &SdkError<UpdateDistributionError, HttpResponse>) -> PointerError {
+    match err.code() {
+        Some("PreconditionFailed") => PointerError::PreconditionFailed { what: CONFIG, attempts: 1 },
+        _ => AwsError::new("CloudFront UpdateDistribution", distribution, err).into(),
+    }
 }
 
 #[async_trait]
 impl DistributionApi for CloudFrontPointer {
-    async fn get(&self) -> anyhow::Result<(DistributionConfig, String)> {
+    async fn get(&self) -> PointerResult<(DistributionConfig, String)> {
         self.config().await
     }
 
-    async fn update(&self, config: DistributionConfig, etag: &str) -> anyhow::Result<bool> {
+    async fn update(&self, config: DistributionConfig, etag: &str) -> PointerResult<()> {
         let sent = self
             .client
             .update_distribution()
@@ -184,45 +197,40 @@ impl DistributionApi for CloudFrontPointer {
             .distribution_config(config)
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("PreconditionFailed") => Ok(false),
-            Err(e) => Err(AwsError::new("CloudFront UpdateDistribution", &self.distribution, &e).into()),
-        }
+        sent.map(drop).map_err(|e| update_error(&self.distribution, &e))
     }
 }
 
 /// Reads, changes and writes the config, reading again when the ETag went stale.
-pub async fn flip_origin_path(api: &dyn DistributionApi, origin: Option<&str>, path: &str) -> anyhow::Result<()> {
+pub async fn flip_origin_path(api: &dyn DistributionApi, origin: Option<&str>, path: &str) -> PointerResult<()> {
     for _ in 0..UPDATE_ATTEMPTS {
         let (mut config, etag) = api.get().await?;
         set_origin_path(&mut config, origin, path)?;
-        if api.update(config, &etag).await? {
-            return Ok(());
+        match api.update(config, &etag).await {
+            Err(PointerError::PreconditionFailed { .. }) => continue,
+            updated => return updated,
         }
     }
-    anyhow::bail!("the distribution config kept changing under this run ({UPDATE_ATTEMPTS} attempts); try again")
+    Err(PointerError::PreconditionFailed { what: CONFIG, attempts: UPDATE_ATTEMPTS })
 }
 
 #[async_trait]
 impl Pointer for CloudFrontPointer {
-    async fn read(&self) -> anyhow::Result<Option<String>> {
+    async fn read(&self) -> PointerResult<Option<String>> {
         let (config, _) = self.config().await?;
         let id = origin_id(&config, self.origin.as_deref())?;
-        let origin = config
-            .origins()
-            .map(|o| o.items())
-            .unwrap_or_default()
-            .iter()
-            .find(|o| o.id() == id)
-            .with_context(|| format!("no origin {id:?} in distribution {}", self.distribution))?;
+        let origins = config.origins().map(|o| o.items()).unwrap_or_default();
+        let Some(origin) = origins.iter().find(|o| o.id() == id) else {
+            let distribution = format!("distribution {}", self.distribution);
+            return Err(PointerError::NotFound { origin: id.to_owned(), distribution });
+        };
         Ok(origin.origin_path().and_then(|p| version_of_origin_path(&self.layout, p)))
     }
 
-    async fn write(&self, version: &str, note: &str) -> anyhow::Result<Flipped> {
+    async fn write(&self, version: &str, note: &str) -> PointerResult<Flipped> {
         flip_origin_path(self, self.origin.as_deref(), &origin_path(&self.layout, version)).await?;
         let promotion = Promotion { version: version.to_owned(), at: Some(chrono::Utc::now()), note: note.to_owned() };
-        self.log_promotion(promotion).await.context("logging the promotion")?;
+        self.log_promotion(promotion).await.map_err(|e| PointerError::Logging(Box::new(e)))?;
         let invalidation_id = match &self.invalidation {
             Some(plan) => Some(self.invalidate(plan).await?),
             None => None,
@@ -230,11 +238,14 @@ impl Pointer for CloudFrontPointer {
         Ok(Flipped { invalidation_id })
     }
 
-    async fn history(&self) -> anyhow::Result<Vec<Promotion>> {
+    async fn history(&self) -> PointerResult<Vec<Promotion>> {
         let key = self.layout.promotions_key();
-        match self.store.get(&key).await.with_context(|| format!("reading {key}"))? {
-            Some(fetched) => serde_json::from_slice(&fetched.body).with_context(|| format!("{key} is damaged")),
-            None => Ok(Vec::new()),
+        match self.store.get(&key).await {
+            Ok(Some(fetched)) => {
+                serde_json::from_slice(&fetched.body).map_err(|source| PointerError::Damaged { what: key, source })
+            }
+            Ok(None) => Ok(Vec::new()),
+            Err(source) => Err(PointerError::Reading { key, source }),
         }
     }
 
@@ -303,19 +314,19 @@ mod tests {
 
     #[async_trait]
     impl DistributionApi for Racy {
-        async fn get(&self) -> anyhow::Result<(DistributionConfig, String)> {
+        async fn get(&self) -> PointerResult<(DistributionConfig, String)> {
             Ok((config(), format!("E{}", *self.stale.lock().unwrap())))
         }
 
-        async fn update(&self, config: DistributionConfig, etag: &str) -> anyhow::Result<bool> {
+        async fn update(&self, config: DistributionConfig, etag: &str) -> PointerResult<()> {
             let path = config.origins().unwrap().items()[1].origin_path().unwrap().to_owned();
             self.updates.lock().unwrap().push((etag.to_owned(), path));
             let mut stale = self.stale.lock().unwrap();
             if *stale == 0 {
-                return Ok(true);
+                return Ok(());
             }
             *stale -= 1;
-            Ok(false)
+            Err(PointerError::PreconditionFailed { what: CONFIG, attempts: 1 })
         }
     }
 
@@ -331,6 +342,20 @@ mod tests {
 
         let api = Racy { stale: Mutex::new(UPDATE_ATTEMPTS), updates: Mutex::new(Vec::new()) };
         let err = flip_origin_path(&api, None, "/site/9").await.unwrap_err();
-        assert!(err.to_string().contains("kept changing"), "{err}");
+        assert_eq!(err.to_string(), "the distribution config kept changing under this run (4 attempts); try again");
+    }
+
+    #[test]
+    fn a_stale_etag_is_a_failed_precondition_and_other_failures_name_the_call() {
+        let answer = |status, code| {
+            crate::aws_error::service_answer(status, Some(code), "m", &[], UpdateDistributionError::generic)
+        };
+        let stale = update_error("E1", &answer(412, "PreconditionFailed"));
+        assert!(matches!(stale, PointerError::PreconditionFailed { attempts: 1, .. }), "{stale}");
+        let denied = update_error("E1", &answer(403, "AccessDenied"));
+        assert!(matches!(&denied, PointerError::Aws(aws) if aws.call == "CloudFront UpdateDistribution"), "{denied}");
+        let missing = set_origin_path(&mut config(), Some("nope"), "/x").unwrap_err();
+        assert!(matches!(&missing, PointerError::NotFound { origin, .. } if origin == "nope"), "{missing}");
+        assert_eq!(missing.to_string(), "no origin \"nope\" in the distribution");
     }
 }

@@ -2,11 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Flipped, Pointer, Promotion};
+use super::{Flipped, Pointer, PointerError, PointerResult, Promotion};
 
 /// Promotions kept, as many as SSM keeps of a parameter's history.
 const HISTORY_LIMIT: usize = 100;
@@ -28,24 +27,28 @@ impl FilePointer {
         Self { path: path.join("active.json") }
     }
 
-    async fn load(&self) -> anyhow::Result<PointerFile> {
+    async fn load(&self) -> PointerResult<PointerFile> {
         match tokio::fs::read(&self.path).await {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).with_context(|| format!("pointer {} is damaged", self.path.display()))
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| PointerError::Damaged { what: format!("pointer {}", self.path.display()), source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PointerFile::default()),
-            Err(e) => Err(e).with_context(|| format!("reading pointer {}", self.path.display())),
+            Err(e) => Err(file_error(format!("reading pointer {}", self.path.display()))(e)),
         }
     }
 }
 
+/// A failed file operation on the pointer, `doing` saying which.
+fn file_error(doing: String) -> impl FnOnce(std::io::Error) -> PointerError {
+    move |source| PointerError::File { doing, source }
+}
+
 #[async_trait]
 impl Pointer for FilePointer {
-    async fn read(&self) -> anyhow::Result<Option<String>> {
+    async fn read(&self) -> PointerResult<Option<String>> {
         Ok(self.load().await?.history.pop().map(|p| p.version))
     }
 
-    async fn write(&self, version: &str, note: &str) -> anyhow::Result<Flipped> {
+    async fn write(&self, version: &str, note: &str) -> PointerResult<Flipped> {
         let mut file = self.load().await?;
         file.history.push(Promotion {
             version: version.to_owned(),
@@ -55,16 +58,15 @@ impl Pointer for FilePointer {
         let excess = file.history.len().saturating_sub(HISTORY_LIMIT);
         file.history.drain(..excess);
         let dir = self.path.parent().expect("pointer path has a parent");
-        tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
+        tokio::fs::create_dir_all(dir).await.map_err(file_error(format!("creating {}", dir.display())))?;
         let tmp = dir.join(format!(".active.{:016x}", rand::random::<u64>()));
-        tokio::fs::write(&tmp, serde_json::to_vec_pretty(&file)?)
-            .await
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        tokio::fs::rename(&tmp, &self.path).await.with_context(|| format!("replacing {}", self.path.display()))?;
+        let body = serde_json::to_vec_pretty(&file).expect("a pointer file always serialises");
+        tokio::fs::write(&tmp, body).await.map_err(file_error(format!("writing {}", tmp.display())))?;
+        tokio::fs::rename(&tmp, &self.path).await.map_err(file_error(format!("replacing {}", self.path.display())))?;
         Ok(Flipped::default())
     }
 
-    async fn history(&self) -> anyhow::Result<Vec<Promotion>> {
+    async fn history(&self) -> PointerResult<Vec<Promotion>> {
         Ok(self.load().await?.history)
     }
 
@@ -90,5 +92,18 @@ mod tests {
         assert_eq!(history.len(), HISTORY_LIMIT);
         assert_eq!((history[0].version.as_str(), history[0].note.as_str()), ("5", "by test"));
         assert!(dir.path().join("pointers/a/b/active.json").exists());
+    }
+
+    #[tokio::test]
+    async fn a_damaged_pointer_file_is_named_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let pointer = FilePointer::new(dir.path(), "");
+        std::fs::create_dir_all(dir.path().join("pointers")).unwrap();
+        std::fs::write(&pointer.path, "{").unwrap();
+        let err = pointer.read().await.unwrap_err();
+        assert!(matches!(err, PointerError::Damaged { .. }), "{err}");
+        let text = format!("{:#}", anyhow::Error::new(err));
+        let expected = format!("pointer {} is damaged: EOF while parsing an object", pointer.path.display());
+        assert!(text.starts_with(&expected), "{text}");
     }
 }

@@ -1,8 +1,13 @@
 //! Where "the active version" lives: one seam, implemented for SSM Parameter Store and a local file.
 
+use std::io;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::aws_error::AwsError;
+use crate::store::StoreError;
 
 pub mod cloudfront;
 pub mod file;
@@ -24,15 +29,71 @@ pub struct Flipped {
     pub invalidation_id: Option<String>,
 }
 
+/// How a pointer call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PointerError {
+    /// A conditional write found the pointer's holder changed since it was read, every time it
+    /// tried (CloudFront's config ETag, 412).
+    #[error("{what} kept changing under this run ({attempts} attempts); try again")]
+    PreconditionFailed { what: &'static str, attempts: usize },
+    /// The origin the pointer is (CloudFront) is not in the distribution.
+    #[error("no origin {origin:?} in {distribution}")]
+    NotFound { origin: String, distribution: String },
+    /// A failed AWS call, naming the call and the parameter or distribution.
+    #[error(transparent)]
+    Aws(Box<AwsError>),
+    /// The answer lacks what the pointer needs (a distribution without origins).
+    #[error("{0}")]
+    Incomplete(&'static str),
+    /// A request the SDK would not build.
+    #[error(transparent)]
+    Request(#[from] aws_smithy_types::error::operation::BuildError),
+    #[error("too many invalidation paths")]
+    TooManyPaths(#[source] std::num::TryFromIntError),
+    /// The promotion log in the store (CloudFront) could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reading {key}")]
+    Reading {
+        key: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("logging the promotion")]
+    Logging(#[source] Box<PointerError>),
+    /// The pointer's file or log holds what is not a pointer.
+    #[error("{what} is damaged")]
+    Damaged {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The pointer's file could not be read or written; `doing` says which.
+    #[error("{doing}")]
+    File {
+        doing: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl From<AwsError> for PointerError {
+    fn from(err: AwsError) -> Self {
+        PointerError::Aws(Box::new(err))
+    }
+}
+
+pub type PointerResult<T> = Result<T, PointerError>;
+
 /// The calls cutover makes on a pointer, and no others.
 #[async_trait]
 pub trait Pointer: Send + Sync {
     /// The active version; `None` before the first promotion.
-    async fn read(&self) -> anyhow::Result<Option<String>>;
+    async fn read(&self) -> PointerResult<Option<String>>;
     /// Makes `version` active, recording `note` with it.
-    async fn write(&self, version: &str, note: &str) -> anyhow::Result<Flipped>;
+    async fn write(&self, version: &str, note: &str) -> PointerResult<Flipped>;
     /// Every promotion still remembered, oldest first.
-    async fn history(&self) -> anyhow::Result<Vec<Promotion>>;
+    async fn history(&self) -> PointerResult<Vec<Promotion>>;
     /// Where the pointer is, for messages.
     fn describe(&self) -> String;
 }

@@ -6,7 +6,7 @@ use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::ParameterType;
 use chrono::{DateTime, Utc};
 
-use super::{Flipped, Pointer, Promotion};
+use super::{Flipped, Pointer, PointerResult, Promotion};
 use crate::aws_error::AwsError;
 
 /// SSM refuses longer parameter descriptions.
@@ -25,7 +25,7 @@ impl SsmPointer {
 
 #[async_trait]
 impl Pointer for SsmPointer {
-    async fn read(&self) -> anyhow::Result<Option<String>> {
+    async fn read(&self) -> PointerResult<Option<String>> {
         match self.client.get_parameter().name(&self.parameter).send().await {
             Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_owned)),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => Ok(None),
@@ -33,7 +33,7 @@ impl Pointer for SsmPointer {
         }
     }
 
-    async fn write(&self, version: &str, note: &str) -> anyhow::Result<Flipped> {
+    async fn write(&self, version: &str, note: &str) -> PointerResult<Flipped> {
         let description: String = note.chars().take(DESCRIPTION_LIMIT).collect();
         self.client
             .put_parameter()
@@ -48,7 +48,7 @@ impl Pointer for SsmPointer {
         Ok(Flipped::default())
     }
 
-    async fn history(&self) -> anyhow::Result<Vec<Promotion>> {
+    async fn history(&self) -> PointerResult<Vec<Promotion>> {
         let mut pages = self.client.get_parameter_history().name(&self.parameter).into_paginator().send();
         let mut history = Vec::new();
         loop {

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -285,12 +284,12 @@ fn sweep_stale(tmp_dir: &Path, age: Duration) {
 }
 
 fn other(key: &str) -> impl Fn(io::Error) -> StoreError + '_ {
-    move |e| StoreError::Other(anyhow::Error::new(e).context(format!("local store, {key}")))
+    move |source| StoreError::Local { key: key.to_owned(), source }
 }
 
 /// Runs blocking file work off the async threads.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
-    tokio::task::spawn_blocking(work).await.context("local store task").map_err(StoreError::Other)?
+    tokio::task::spawn_blocking(work).await?
 }
 
 #[async_trait]
@@ -311,7 +310,7 @@ impl Store for LocalStore {
             (self.clone(), from.to_owned(), to.to_owned(), meta.clone(), condition.clone());
         blocking(move || {
             let source = store.read_meta(&from).map_err(other(&from))?;
-            let source = source.ok_or_else(|| anyhow::anyhow!("local store: {from} does not exist"))?;
+            let source = source.ok_or_else(|| StoreError::NotFound { key: from.clone(), aws: None })?;
             let body = store.path_in("objects", &from).map_err(other(&from))?;
             let copy = |file: &mut File| io::copy(&mut File::open(&body)?, file).map(drop);
             store.write(&to, &condition, copy, &meta_file(source.md5, &meta))
@@ -408,6 +407,9 @@ mod tests {
         store.copy("s/1/a.txt", "s/2/a.txt", &meta(), &Condition::IfAbsent).await.unwrap();
         let again = store.copy("s/1/a.txt", "s/2/a.txt", &meta(), &Condition::IfAbsent).await;
         assert!(matches!(again, Err(StoreError::PreconditionFailed)), "a create-only copy never overwrites");
+        let missing = store.copy("s/9/a.txt", "s/3/a.txt", &meta(), &Condition::IfAbsent).await.unwrap_err();
+        assert!(matches!(&missing, StoreError::NotFound { key, aws: None } if key == "s/9/a.txt"), "{missing}");
+        assert_eq!(missing.to_string(), "local store: s/9/a.txt does not exist");
         let keys: Vec<_> = store.list("s/1/").await.unwrap().into_iter().map(|l| (l.key, l.size)).collect();
         assert_eq!(keys, [("s/1/a.txt".to_owned(), 1), ("s/1/d/b.txt".to_owned(), 2)]);
         assert_eq!(store.get("s/2/a.txt").await.unwrap().unwrap().etag, hex::encode(Md5::digest(b"a")));

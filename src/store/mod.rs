@@ -7,6 +7,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
+use std::io;
+
+use crate::aws_error::AwsError;
 use crate::site::ReadFile;
 
 pub mod local;
@@ -60,12 +63,44 @@ pub enum Condition {
     IfMatch(String),
 }
 
+/// How a store call failed: what callers act on (a failed condition, a missing object) apart
+/// from what they only report.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A conditional write found the object changed, or present (S3's 412).
     #[error("the object changed or exists already (precondition failed)")]
     PreconditionFailed,
+    /// An object the call needs does not exist (a copy's source); S3 says which call it was.
+    #[error("{}", not_found(key, aws.as_deref()))]
+    NotFound { key: String, aws: Option<Box<AwsError>> },
+    /// Any other failed AWS call, naming the call and the key.
     #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    Aws(Box<AwsError>),
+    /// The local store could not read or write its files.
+    #[error("local store, {key}")]
+    Local {
+        key: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("local store task")]
+    Task(#[from] tokio::task::JoinError),
+    /// A file to upload could not be read.
+    #[error("reading {path}: {problem}")]
+    Read { path: String, problem: String },
+    /// A request the SDK would not build.
+    #[error(transparent)]
+    Request(#[from] aws_smithy_types::error::operation::BuildError),
+}
+
+fn not_found(key: &str, aws: Option<&AwsError>) -> String {
+    aws.map_or_else(|| format!("local store: {key} does not exist"), ToString::to_string)
+}
+
+impl From<AwsError> for StoreError {
+    fn from(err: AwsError) -> Self {
+        StoreError::Aws(Box::new(err))
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -55,15 +55,12 @@ impl S3Store {
         format!("s3://{}/{key}", self.bucket)
     }
 
-    /// Maps an SDK error to a store error, keeping 412 distinct so conditional writes can act on it.
-    fn failure<E>(&self, operation: &str, resource: String, err: SdkError<E, HttpResponse>) -> StoreError
+    /// A failed call on `key` as a store error; `resource` names it in messages.
+    fn failure<E>(&self, operation: &str, key: &str, resource: String, err: SdkError<E, HttpResponse>) -> StoreError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        if err.code() == Some("PreconditionFailed") || err.code() == Some("ConditionalRequestConflict") {
-            return StoreError::PreconditionFailed;
-        }
-        StoreError::Other(AwsError::new(&format!("S3 {operation}"), resource, &err).into())
+        store_error(&format!("S3 {operation}"), key, resource, &err)
     }
 
     /// A PutObject with the body's MD5 (so S3 verifies it) and the headers it is served with.
@@ -96,7 +93,7 @@ impl S3Store {
             .cache_control(&meta.cache_control)
             .send()
             .await
-            .map_err(|e| self.failure("CreateMultipartUpload", self.url(key), e))?;
+            .map_err(|e| self.failure("CreateMultipartUpload", key, self.url(key), e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
         // Aborted if a signal stops the run while the parts go up: S3 keeps (and bills) the parts
         // of an upload nobody completes or aborts.
@@ -127,7 +124,7 @@ impl S3Store {
         on_condition!(complete, condition)
             .send()
             .await
-            .map_err(|e| self.failure("CompleteMultipartUpload", self.url(key), e))?;
+            .map_err(|e| self.failure("CompleteMultipartUpload", key, self.url(key), e))?;
         Ok(())
     }
 
@@ -156,8 +153,9 @@ impl S3Store {
             .length(Length::Exact(length))
             .build()
             .await
-            .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {}: {e}", file.display())))?;
-        let number = i32::try_from(index + 1).map_err(|_| anyhow::anyhow!("{key}: too many parts"))?;
+            .map_err(|e| StoreError::Read { path: file.display().to_string(), problem: e.to_string() })?;
+        // Past S3's 10,000 parts the call itself is refused, with S3's own message.
+        let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
         let part = self
             .client
             .upload_part()
@@ -171,8 +169,25 @@ impl S3Store {
             .disable_payload_signing()
             .send()
             .await
-            .map_err(|e| self.failure("UploadPart", format!("part {number} of {}", self.url(key)), e))?;
+            .map_err(|e| self.failure("UploadPart", key, format!("part {number} of {}", self.url(key)), e))?;
         Ok(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_owned)).build())
+    }
+}
+
+/// What a failed S3 call on `key` means to the store: a failed condition and a missing object are
+/// told apart from every other failure, which is kept whole, as one [`AwsError`].
+fn store_error<E>(call: &str, key: &str, resource: String, err: &SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    match err.code() {
+        Some("PreconditionFailed" | "ConditionalRequestConflict") => StoreError::PreconditionFailed,
+        // A bucket missing (`NoSuchBucket`, also a 404) is not a missing object.
+        Some("NoSuchKey" | "NotFound") | None if status == Some(404) || err.code() == Some("NoSuchKey") => {
+            StoreError::NotFound { key: key.to_owned(), aws: Some(Box::new(AwsError::new(call, resource, err))) }
+        }
+        _ => AwsError::new(call, resource, err).into(),
     }
 }
 
@@ -186,7 +201,7 @@ impl Store for S3Store {
             }
             Contents::Disk(path) => ByteStream::from_path(path)
                 .await
-                .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {}: {e}", path.display())))?,
+                .map_err(|e| StoreError::Read { path: path.display().to_string(), problem: e.to_string() })?,
         };
         let request = self
             .put_request(key, body, &file.digest.md5, meta)
@@ -198,7 +213,7 @@ impl Store for S3Store {
             .disable_payload_signing()
             .send()
             .await
-            .map_err(|e| self.failure("PutObject", self.url(key), e))?;
+            .map_err(|e| self.failure("PutObject", key, self.url(key), e))?;
         Ok(())
     }
 
@@ -216,14 +231,17 @@ impl Store for S3Store {
         on_condition!(request, condition)
             .send()
             .await
-            .map_err(|e| self.failure("CopyObject", format!("{} from {from}", self.url(to)), e))?;
+            .map_err(|e| self.failure("CopyObject", from, format!("{} from {from}", self.url(to)), e))?;
         Ok(())
     }
 
     async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta, condition: Condition) -> StoreResult<()> {
         let md5 = <md5::Md5 as md5::Digest>::digest(&body);
         let request = self.put_request(key, ByteStream::from(body), &md5, meta);
-        on_condition!(request, &condition).send().await.map_err(|e| self.failure("PutObject", self.url(key), e))?;
+        on_condition!(request, &condition)
+            .send()
+            .await
+            .map_err(|e| self.failure("PutObject", key, self.url(key), e))?;
         Ok(())
     }
 
@@ -231,7 +249,7 @@ impl Store for S3Store {
         let response = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(response) => response,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(self.failure("GetObject", self.url(key), e)),
+            Err(e) => return Err(self.failure("GetObject", key, self.url(key), e)),
         };
         let etag = response.e_tag().unwrap_or_default().trim_matches('"').to_owned();
         let meta = ObjectMeta {
@@ -244,7 +262,7 @@ impl Store for S3Store {
             .body
             .collect()
             .await
-            .map_err(|e| StoreError::Other(anyhow::anyhow!("reading {key}: {e}")))?
+            .map_err(|e| AwsError::failed("S3 GetObject", self.url(key), &e))?
             .into_bytes();
         Ok(Some(Fetched { body, etag, meta, modified }))
     }
@@ -253,7 +271,7 @@ impl Store for S3Store {
         let head = match self.client.head_object().bucket(&self.bucket).key(key).send().await {
             Ok(head) => head,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => return Ok(None),
-            Err(e) => return Err(self.failure("HeadObject", self.url(key), e)),
+            Err(e) => return Err(self.failure("HeadObject", key, self.url(key), e)),
         };
         let quoted_etag = head.e_tag().unwrap_or_default().to_owned();
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), key.to_owned());
@@ -295,7 +313,9 @@ impl Store for S3Store {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<Listed>> {
         let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
         let mut found = Vec::new();
-        while let Some(page) = pages.try_next().await.map_err(|e| self.failure("ListObjectsV2", self.url(prefix), e))? {
+        while let Some(page) =
+            pages.try_next().await.map_err(|e| self.failure("ListObjectsV2", prefix, self.url(prefix), e))?
+        {
             found.extend(page.contents().iter().map(|object| Listed {
                 key: object.key().unwrap_or_default().to_owned(),
                 size: u64::try_from(object.size().unwrap_or_default()).unwrap_or(0),
@@ -307,24 +327,18 @@ impl Store for S3Store {
 
     async fn delete(&self, keys: &[String]) -> StoreResult<()> {
         for batch in keys.chunks(1000) {
-            let objects = batch
-                .iter()
-                .map(|key| ObjectIdentifier::builder().key(key).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError::Other(e.into()))?;
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build()
-                .map_err(|e| StoreError::Other(e.into()))?;
+            let objects =
+                batch.iter().map(|key| ObjectIdentifier::builder().key(key).build()).collect::<Result<Vec<_>, _>>()?;
+            let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build()?;
             let result =
                 self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await.map_err(|e| {
-                    self.failure("DeleteObjects", format!("{} keys in s3://{}", batch.len(), self.bucket), e)
+                    let resource = format!("{} keys in s3://{}", batch.len(), self.bucket);
+                    self.failure("DeleteObjects", &self.bucket, resource, e)
                 })?;
             if let Some(error) = result.errors().first() {
                 let resource = self.url(error.key().unwrap_or_default());
                 let failed = AwsError::reported("S3 DeleteObjects", resource, error.code(), error.message());
-                return Err(StoreError::Other(failed.into()));
+                return Err(failed.into());
             }
         }
         Ok(())
@@ -336,11 +350,42 @@ impl Store for S3Store {
             Ok(_) => Ok(()),
             // A conditional delete of an object that is gone answers 404: nothing was deleted.
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(()),
-            Err(e) => Err(self.failure("DeleteObject", self.url(key), e)),
+            Err(e) => Err(self.failure("DeleteObject", key, self.url(key), e)),
         }
     }
 
     fn describe(&self) -> String {
         format!("s3://{}", self.bucket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::copy_object::CopyObjectError;
+
+    use super::*;
+    use crate::aws_error::service_answer;
+
+    fn mapped(status: u16, code: Option<&str>) -> StoreError {
+        let err = service_answer(status, code, "m", &[], CopyObjectError::generic);
+        store_error("S3 CopyObject", "site/1/a.js", "s3://b/site/2/a.js from site/1/a.js".into(), &err)
+    }
+
+    #[test]
+    fn failed_conditions_and_missing_objects_are_told_apart() {
+        assert!(matches!(mapped(412, Some("PreconditionFailed")), StoreError::PreconditionFailed));
+        assert!(matches!(mapped(409, Some("ConditionalRequestConflict")), StoreError::PreconditionFailed));
+        for (status, code) in [(404, Some("NoSuchKey")), (404, None), (404, Some("NotFound"))] {
+            let StoreError::NotFound { key, aws: Some(aws) } = mapped(status, code) else {
+                panic!("{status} {code:?} is a missing object")
+            };
+            assert_eq!((key.as_str(), aws.call.as_str()), ("site/1/a.js", "S3 CopyObject"));
+        }
+        // A missing bucket is no missing object: it keeps its hint.
+        let StoreError::Aws(aws) = mapped(404, Some("NoSuchBucket")) else {
+            panic!("a missing bucket is an AWS error")
+        };
+        assert!(aws.to_string().contains("hint: the bucket does not exist"), "{aws}");
+        assert!(matches!(mapped(403, Some("AccessDenied")), StoreError::Aws(_)));
     }
 }

@@ -1,0 +1,156 @@
+//! Decide: which files the release holds, and how each gets into it (left alone, copied, uploaded).
+
+use std::collections::HashMap;
+
+use super::{COPY_MIN_BYTES, StageError, StageRequest};
+use crate::backend::Site;
+use crate::inputs::InputError;
+use crate::lock::Fence;
+use crate::release::{Layout, MAX_KEY_BYTES, RecordedFile, read_record};
+use crate::site::{self, FileDigest, SiteFile};
+
+/// How one file gets into the release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    AlreadyThere,
+    Copy,
+    Upload,
+}
+
+/// The files of the build, sorted by path; bad ones (or keys S3 would refuse) are bad input.
+pub(super) async fn files(site: &Site, request: &StageRequest<'_>) -> Result<Vec<SiteFile>, StageError> {
+    let (dist, options) = (request.dist_dir.to_owned(), request.walk.clone());
+    let walked = tokio::task::spawn_blocking(move || site::walk(&dist, &options))
+        .await?
+        .map_err(|e| InputError::new("dist-dir", e.to_string()))?;
+    if !walked.secrets_skipped.is_empty() {
+        crate::say!("warning: {}", site::secrets_warning(&walked.secrets_skipped));
+    }
+    let files = walked.files;
+    let version_dir_bytes = site.layout.version_dir(request.version).len();
+    if let Some((file, bytes)) =
+        files.iter().map(|f| (f, version_dir_bytes + f.path.len())).find(|(_, bytes)| *bytes > MAX_KEY_BYTES)
+    {
+        let problem = format!("{}: its object key would be {bytes} bytes; S3 allows {MAX_KEY_BYTES}", file.path);
+        return Err(InputError::new("dist-dir", problem).into());
+    }
+    Ok(files)
+}
+
+/// Prefixes of two sites never nest: a site inside another's prefix could be overwritten by the
+/// other's releases and deleted by its prune. Refuses (before anything is written) a prefix inside
+/// one that holds releases, and a version whose directory holds another site.
+pub(super) async fn refuse_nested_sites(site: &Site, version: &str) -> Result<(), StageError> {
+    let listing = |doing: &'static str| move |source| StageError::Store { doing: doing.to_owned(), source };
+    for outer in site.layout.enclosing() {
+        let records =
+            site.store.list(&outer.cutover_dir()).await.map_err(listing("looking for sites around this prefix"))?;
+        if !records.is_empty() {
+            let nested = Nested::Inside { prefix: site.layout.prefix().to_owned(), outer: outer.prefix().to_owned() };
+            return Err(nested.into());
+        }
+    }
+    let inner = Layout::new(site.layout.version_dir(version).trim_end_matches('/'));
+    let inner_site =
+        site.store.list(&inner.cutover_dir()).await.map_err(listing("looking for a site inside this version"))?;
+    if !inner_site.is_empty() {
+        let nested = Nested::Around {
+            version: version.to_owned(),
+            prefix: site.layout.prefix().to_owned(),
+            inner: inner.prefix().to_owned(),
+        };
+        return Err(nested.into());
+    }
+    Ok(())
+}
+
+/// The nesting guard: how this site's prefix and another site's nest. Bad input (the `prefix`
+/// chosen), so exit 2 like every other.
+#[derive(Debug, thiserror::Error)]
+pub enum Nested {
+    #[error("{prefix:?} lies inside the site at {outer:?}; prefixes of two sites must not nest")]
+    Inside { prefix: String, outer: String },
+    #[error(
+        "version {version} of the site at {prefix:?} would be written into the site at {inner:?}; prefixes of two sites must not nest"
+    )]
+    Around { version: String, prefix: String, inner: String },
+}
+
+impl From<Nested> for StageError {
+    fn from(nested: Nested) -> Self {
+        StageError::Input(InputError::new("prefix", nested.to_string()))
+    }
+}
+
+/// What the version's directory holds already, where unchanged files can be copied from, and
+/// whether anything is written.
+pub(super) struct Target {
+    /// Set when files are written: the staging claim's fence, checked before each write.
+    pub writing: Option<Fence>,
+    /// Objects already under the version's prefix: key -> ETag.
+    pub present: HashMap<String, String>,
+    reuse: Option<Previous>,
+}
+
+/// The previous release, as far as copying unchanged files from it goes.
+struct Previous {
+    version: String,
+    /// MD5 and size of each file large enough for a copy to pay.
+    copyable: HashMap<String, (String, u64)>,
+}
+
+impl Target {
+    pub async fn new(site: &Site, request: &StageRequest<'_>, writing: Option<Fence>) -> Result<Target, StageError> {
+        let reuse = match request.previous.filter(|p| *p != request.version) {
+            Some(previous) => {
+                let record = read_record(site, &site.layout.record_key(previous)).await?;
+                // Only files a copy pays for are looked up; the rest of the record is let go at once.
+                let copyable = record.into_iter().flat_map(|r| r.files).filter(|(_, f)| f.size >= COPY_MIN_BYTES);
+                Some(Previous {
+                    version: previous.to_owned(),
+                    copyable: copyable.map(|(path, f)| (path, (f.md5, f.size))).collect(),
+                })
+            }
+            None => None,
+        };
+        let listed = site
+            .store
+            .list(&site.layout.version_dir(request.version))
+            .await
+            .map_err(|source| StageError::Store { doing: "listing the staged release".into(), source })?;
+        let present = listed.into_iter().map(|l| (l.key, l.etag)).collect();
+        Ok(Target { writing, present, reuse })
+    }
+
+    /// A target for a recorded version: nothing is written, listed or copied.
+    pub fn recorded() -> Target {
+        Target { writing: None, present: HashMap::new(), reuse: None }
+    }
+
+    /// How the file at `path` (stored at `key`) gets into the release, and the key a copy is
+    /// made from.
+    pub fn choose(
+        &self,
+        layout: &Layout,
+        key: &str,
+        path: &str,
+        file: &RecordedFile,
+        digest: &FileDigest,
+    ) -> (Action, Option<String>) {
+        if self.present.get(key).is_some_and(|etag| digest.matches_etag(etag)) {
+            return (Action::AlreadyThere, None);
+        }
+        match &self.reuse {
+            Some(previous)
+                if file.size >= COPY_MIN_BYTES
+                    && previous
+                        .copyable
+                        .get(path)
+                        .is_some_and(|(md5, size)| *md5 == file.md5 && *size == file.size) =>
+            {
+                (Action::Copy, Some(layout.object_key(&previous.version, path)))
+            }
+            _ => (Action::Upload, None),
+        }
+    }
+}
