@@ -4,6 +4,7 @@ mod aws_errors;
 mod bad_input;
 mod browser;
 mod cloudfront;
+mod differential;
 mod docs;
 mod doctor;
 mod edge_bundle;
