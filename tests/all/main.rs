@@ -21,4 +21,5 @@ mod proxy;
 mod races;
 mod reliability;
 mod serve_files;
+mod serve_pointer;
 mod signals;
