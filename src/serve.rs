@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -124,6 +125,11 @@ pub struct RunningEdge {
 pub async fn start(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::Result<RunningEdge> {
     let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
+    // A response's head and its file are written apart: without NODELAY each waits out the
+    // client's delayed ACK (40 ms a file response on Linux).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(site, names);
     tokio::spawn(async move {

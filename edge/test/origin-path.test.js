@@ -39,10 +39,16 @@ test.before(() => {
 });
 test.after(() => router.configure({ mode: 'ssm' }));
 
-test('viewer-request only refuses bad paths', async () => {
+test('viewer-request leaves every decision to origin-request, a bad path too', async () => {
   assert.equal((await router.handler(event('viewer-request', { uri: '/about/team' }))).uri, '/about/team');
-  assert.equal((await router.handler(event('viewer-request', { uri: '/../x.txt' }))).status, '400');
-  assert.equal((await router.handler(event('viewer-request', { uri: '/100%.txt' }))).status, '400');
+  assert.equal((await router.handler(event('viewer-request', { uri: '/../x.txt' }))).uri, '/../x.txt');
+  const bad = await router.handler(event('origin-request', { uri: '/100%.txt', query: 'override_build_number=CLEAR' }));
+  assert.equal(bad.status, '400');
+  assert.deepEqual(bad.headers['x-cutover-version'], [{ key: 'x-cutover-version', value: '41' }]);
+  assert.deepEqual(
+    bad.headers['set-cookie'].map((h) => h.value),
+    ['Build-Number=; Path=/; Max-Age=0', 'Override=; Path=/; Max-Age=0'],
+  );
 });
 
 test('origin-request applies static-host semantics under the origin path', async () => {

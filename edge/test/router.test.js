@@ -192,3 +192,29 @@ test('the router reads the active version from SSM over HTTP (moto)', async () =
     moto.stop();
   }
 });
+
+test('the router reads routing indexes from S3 over HTTP (moto): the index, else the record, else no release', async () => {
+  const moto = await startMoto();
+  try {
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL: moto.endpoint,
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_REGION: 'us-east-1',
+    });
+    const { S3Client, CreateBucketCommand, PutObjectCommand } = require('@aws-sdk/client-s3');
+    const config = require('../config.json');
+    const s3 = new S3Client({ region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true });
+    await s3.send(new CreateBucketCommand({ Bucket: config.bucket }));
+    const put = (key, doc) => s3.send(new PutObjectCommand({ Bucket: config.bucket, Key: `site/_cutover/${key}`, Body: JSON.stringify(doc) }));
+    await put('routes/12.json', { format: 1, files: ['index.html', 'about/index.html'] });
+    await put('releases/11.json', { version: '11', files: { 'index.html': { md5: 'x', size: 1 }, 'CNAME': { md5: 'y', size: 2 } } });
+    router.configure({ mode: 'ssm', prefix: 'site', cacheSeconds: 5 });
+    router.setIndexReader(undefined);
+    assert.deepEqual([...(await router.releaseIndex('12', 0))], ['index.html', 'about/index.html']);
+    assert.deepEqual([...(await router.releaseIndex('11', 0))], ['index.html', 'CNAME'], 'staged before the index');
+    assert.equal(await router.releaseIndex('13', 0), null, 'not a recorded release');
+  } finally {
+    moto.stop();
+  }
+});

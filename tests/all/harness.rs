@@ -347,7 +347,7 @@ pub struct Edge {
     child: Child,
     pub url: String,
     /// Its stderr, shown if it panicked.
-    log: PathBuf,
+    pub log: PathBuf,
 }
 
 impl Edge {

@@ -2,13 +2,15 @@
 // driven by playwright-core. tests/all/browser.rs runs it and asserts on what it prints, one JSON
 // object: the pages it reached and the cookies it holds.
 //
-//   node tests/browser/browse.mjs <base-url> links|unknown-override
+//   node tests/browser/browse.mjs <base-url> links|unknown-override|preview [<link>]
 //
 // `links` opens the home page and follows links (absolute and relative) by clicking them, then
-// types `/about` without its slash; `unknown-override` opens `/?override_build_number=77`.
+// types `/about` without its slash; `unknown-override` opens `/?override_build_number=77`;
+// `preview <link>` opens a preview link (as `preview-url` prints it), clicks from page to page and
+// types `/about`, to see whether the version it names stays pinned.
 import { chromium } from 'playwright-core';
 
-const [base, scenario] = process.argv.slice(2);
+const [base, scenario, link] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'], timeout: 60_000 });
@@ -52,6 +54,12 @@ try {
   } else if (scenario === 'unknown-override') {
     await seen('open /?override_build_number=77', await page.goto(`${base}/?override_build_number=77`));
     await seen('open / again', await page.goto(`${base}/`));
+  } else if (scenario === 'preview') {
+    await seen('open the link', await page.goto(link));
+    await click('click about', 'a#about');
+    await click('click post-1', 'a#post');
+    await click('click home', 'a#home');
+    await seen('type /about', await page.goto(`${base}/about`));
   } else {
     throw new Error(`unknown scenario ${scenario}`);
   }
