@@ -8,9 +8,8 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Site;
 use crate::release::{Layout, read_record};
-use crate::store::{Condition, StoreError, json_meta};
+use crate::store::{Condition, Store, StoreError, json_meta};
 
 /// The format a reader must understand; the router checks it too.
 const FORMAT: u32 = 1;
@@ -58,17 +57,23 @@ pub fn key(layout: &Layout, version: &str) -> String {
 
 /// Writes the index of a just-recorded release. Written after the record: a release read before
 /// its index lands is routed from the record (see [`read`]).
-pub async fn write(site: &Site, version: &str, index: &RouteIndex) -> Result<(), StoreError> {
-    site.store.put(&key(&site.layout, version), Bytes::from(index.to_json()), &json_meta(), Condition::Always).await
+pub async fn write(
+    site: &(impl AsRef<dyn Store> + AsRef<Layout>),
+    version: &str,
+    index: &RouteIndex,
+) -> Result<(), StoreError> {
+    let (store, layout): (&dyn Store, &Layout) = (site.as_ref(), site.as_ref());
+    store.put(&key(layout, version), Bytes::from(index.to_json()), &json_meta(), Condition::Always).await
 }
 
 /// The index of a recorded release: its index, else (staged by an older cutover, or the index not
 /// written yet) its record's file list; `None` when the version is not a recorded release.
-pub async fn read(site: &Site, version: &str) -> anyhow::Result<Option<RouteIndex>> {
-    if let Some(object) = site.store.get(&key(&site.layout, version)).await? {
+pub async fn read(site: &(impl AsRef<dyn Store> + AsRef<Layout>), version: &str) -> anyhow::Result<Option<RouteIndex>> {
+    let (store, layout): (&dyn Store, &Layout) = (site.as_ref(), site.as_ref());
+    if let Some(object) = store.get(&key(layout, version)).await? {
         return RouteIndex::from_json(&object.body).map(Some);
     }
-    let record = read_record(site, &site.layout.record_key(version)).await?;
+    let record = read_record(site, &layout.record_key(version)).await?;
     Ok(record.map(|r| RouteIndex::new(r.files.into_keys())))
 }
 
