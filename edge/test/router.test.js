@@ -167,18 +167,19 @@ async function startMoto() {
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  // The SDK clients the router builds find moto through the standard variables.
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL: endpoint,
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+    AWS_REGION: 'us-east-1',
+  });
   return { endpoint, stop: () => child.kill() };
 }
 
 test('the router reads the active version from SSM over HTTP (moto)', async () => {
   const moto = await startMoto();
   try {
-    Object.assign(process.env, {
-      AWS_ENDPOINT_URL: moto.endpoint,
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing',
-      AWS_REGION: 'us-east-1',
-    });
     const { SSMClient, PutParameterCommand } = require('@aws-sdk/client-ssm');
     const config = require('../config.json');
     const ssm = new SSMClient({ region: 'us-east-1', endpoint: moto.endpoint });
@@ -196,12 +197,6 @@ test('the router reads the active version from SSM over HTTP (moto)', async () =
 test('the router reads routing indexes from S3 over HTTP (moto): the index, else the record, else no release', async () => {
   const moto = await startMoto();
   try {
-    Object.assign(process.env, {
-      AWS_ENDPOINT_URL: moto.endpoint,
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing',
-      AWS_REGION: 'us-east-1',
-    });
     const { S3Client, CreateBucketCommand, PutObjectCommand } = require('@aws-sdk/client-s3');
     const config = require('../config.json');
     const s3 = new S3Client({ region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true });
