@@ -10,8 +10,12 @@ use serde::Serialize;
 use crate::aws_error::AwsError;
 use crate::backend::{AwsClients, Site};
 use crate::inputs::{AwsPointer, Backend, InputError, Plan, SiteUrl};
+use crate::pointer::{NO_RELEASE, PointerError};
+use crate::printable::printable;
 use crate::release::Layout;
 use crate::routing::{EdgeNames, VERSION_HEADER};
+use crate::store::StoreError;
+use crate::version;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,7 +97,7 @@ pub async fn doctor(plan: &Plan) -> Result<Vec<Check>, InputError> {
         }
         AwsPointer::CloudFront { distribution, .. } => {
             let clients = AwsClients { s3: aws.s3.clone(), ssm: aws.ssm.clone(), cloudfront: aws.cloudfront.clone() };
-            checks.push(live_release(&Site::on_aws(&plan.prefix, site, clients)).await);
+            checks.push(live_release(&Site::on_aws(&plan.prefix, site, clients), bucket, distribution).await);
             (Style::OriginPath, Some(distribution.clone()))
         }
     };
@@ -180,14 +184,30 @@ async fn parameter_usable(aws: &AwsClients, parameter: &str) -> Check {
     let probe =
         aws.ssm.put_parameter().name(parameter).value(&value).overwrite(false).r#type("String".into()).send().await;
     match probe {
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_already_exists()) => {
-            pass("parameter", format!("SSM parameter {parameter} is readable and writable"))
-        }
-        Ok(_) => pass("parameter", format!("SSM parameter {parameter} is readable and writable")),
-        Err(e) => {
+        Err(e) if !e.as_service_error().is_some_and(|e| e.is_parameter_already_exists()) => {
             let err = AwsError::new("SSM PutParameter", parameter, &e);
             call_failed("parameter", &err, "ssm:PutParameter", parameter, "correct `pointer` and `region`")
         }
+        _ => parameter_holds(parameter, &value),
+    }
+}
+
+/// A usable parameter's value as promote will read it: the template's placeholder is no release,
+/// a value that is not a version is refused.
+fn parameter_holds(parameter: &str, value: &str) -> Check {
+    let usable = format!("SSM parameter {parameter} is readable and writable");
+    if value == NO_RELEASE {
+        pass("parameter", format!("{usable}; it holds {NO_RELEASE:?}: no release is live yet"))
+    } else if version::is_valid(value) {
+        pass("parameter", format!("{usable}; it holds version {value}"))
+    } else {
+        fail(
+            "parameter",
+            format!("{usable}, but it holds {:?}, which is not a version: promote refuses it", printable(value)),
+            format!(
+                "set `take-over-pointer: true` for the first release, or put {NO_RELEASE:?} in it (no release is live)"
+            ),
+        )
     }
 }
 
@@ -230,11 +250,19 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
 
 /// With the origin-path pointer, the distribution serves what the last promotion made live; a
 /// stack update that sent an older origin path (no `LiveVersion`) took the site off it.
-async fn live_release(site: &Site) -> Check {
-    let (live, history) = match (site.pointer.read().await, site.pointer.history().await) {
-        (Ok(live), Ok(history)) => (live, history),
-        (Err(e), _) | (_, Err(e)) => {
-            return fail("live release", format!("{e:#}"), "see the error; the checks above name missing permissions");
+async fn live_release(site: &Site, bucket: &str, distribution: &str) -> Check {
+    let live = match site.pointer.read().await {
+        Ok(live) => live,
+        Err(e) => {
+            let arn = format!("distribution {distribution}");
+            return pointer_failed(e, "cloudfront:GetDistributionConfig", &arn);
+        }
+    };
+    let history = match site.pointer.history().await {
+        Ok(history) => history,
+        Err(e) => {
+            let arn = format!("arn:aws:s3:::{bucket}/{}", site.layout.promotions_key());
+            return pointer_failed(e, "s3:GetObject", &arn);
         }
     };
     let Some(last) = history.last() else {
@@ -252,6 +280,18 @@ async fn live_release(site: &Site) -> Check {
             last.version
         ),
     )
+}
+
+/// A failed pointer read as the live-release check: the AWS call's error goes through
+/// [`call_failed`], so a refused call names its action like every other check.
+fn pointer_failed(err: PointerError, action: &str, arn: &str) -> Check {
+    let fix = "correct `pointer`, `bucket` and `region`";
+    match err {
+        PointerError::Aws(aws) | PointerError::Reading { source: StoreError::Aws(aws), .. } => {
+            call_failed("live release", &aws, action, arn, fix)
+        }
+        other => fail("live release", format!("{:#}", anyhow::Error::from(other)), fix),
+    }
 }
 
 /// The router is attached to every event its pointer style needs.
@@ -488,6 +528,17 @@ mod tests {
             assert!(!check.passed && !check.detail.contains("access denied"), "{check:?}");
             assert_eq!(check.fix.as_deref(), Some("fix it"));
         }
+    }
+
+    #[test]
+    fn the_parameter_check_reads_the_placeholder_as_no_release_and_refuses_what_promote_refuses() {
+        let fresh = parameter_holds("/p", "-");
+        assert!(fresh.passed && fresh.detail.ends_with("it holds \"-\": no release is live yet"), "{fresh:?}");
+        let live = parameter_holds("/p", "v1.2.0");
+        assert!(live.passed && live.detail.ends_with("it holds version v1.2.0"), "{live:?}");
+        let foreign = parameter_holds("/p", "hello\n::error::x");
+        assert!(!foreign.passed && foreign.detail.contains(r#"holds "hello\\n::error::x""#), "{foreign:?}");
+        assert!(foreign.fix.unwrap().contains("take-over-pointer"));
     }
 
     #[test]

@@ -13,6 +13,13 @@ pub mod cloudfront;
 pub mod file;
 pub mod ssm;
 
+/// What a pointer holds while no release is live: infra/cutover.yml creates the SSM parameter
+/// with it, and its `LiveVersion` default makes the origin path `/<prefix>/-`. It is not a
+/// version (one starts with a letter or digit), so it names no release; every reader takes it as
+/// "no release is live" (the pointers here, so promote, rollback, status, doctor and serve; the
+/// router in edge/router.js answers 404 "no release is active").
+pub const NO_RELEASE: &str = "-";
+
 /// One flip of the pointer, as its history shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Promotion {

@@ -6,7 +6,7 @@ use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::ParameterType;
 use chrono::{DateTime, Utc};
 
-use super::{Flipped, Pointer, PointerResult, Promotion};
+use super::{Flipped, NO_RELEASE, Pointer, PointerResult, Promotion};
 use crate::aws_error::AwsError;
 
 /// SSM refuses longer parameter descriptions.
@@ -27,7 +27,7 @@ impl SsmPointer {
 impl Pointer for SsmPointer {
     async fn read(&self) -> PointerResult<Option<String>> {
         match self.client.get_parameter().name(&self.parameter).send().await {
-            Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_owned)),
+            Ok(out) => Ok(out.parameter().and_then(|p| p.value()).filter(|v| *v != NO_RELEASE).map(str::to_owned)),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => Ok(None),
             Err(e) => Err(AwsError::new("SSM GetParameter", &self.parameter, &e).into()),
         }
@@ -58,15 +58,16 @@ impl Pointer for SsmPointer {
                 Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => break,
                 Err(e) => return Err(AwsError::new("SSM GetParameterHistory", &self.parameter, &e).into()),
             };
-            history.extend(
-                page.parameters().iter().map(|entry| Promotion {
+            // The placeholder the parameter was created with is no promotion.
+            history.extend(page.parameters().iter().filter(|entry| entry.value() != Some(NO_RELEASE)).map(|entry| {
+                Promotion {
                     version: entry.value().unwrap_or_default().to_owned(),
                     at: entry
                         .last_modified_date()
                         .and_then(|d| DateTime::<Utc>::from_timestamp(d.secs(), d.subsec_nanos())),
                     note: entry.description().unwrap_or_default().to_owned(),
-                }),
-            );
+                }
+            }));
         }
         history.sort_by_key(|p| p.at);
         Ok(history)

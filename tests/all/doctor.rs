@@ -112,6 +112,34 @@ fn a_call_the_credentials_may_not_make_is_reported_as_an_access_error_naming_the
 }
 
 #[test]
+fn the_live_release_check_reports_a_refused_call_as_an_access_error_naming_the_action() {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    let live = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "live release").expect("checked");
+    // The origin path is read (GetDistributionConfig), the promotion log is refused (S3 GetObject).
+    let s3_refused =
+        Proxy::start(&f.moto_server().endpoint, |r| (!r.target.starts_with("/2020-05-31/")).then_some(Fault::Denied));
+    // Nothing answers: the origin path cannot be read either.
+    let all_refused = Proxy::start(&f.moto_server().endpoint, |_| Some(Fault::Denied));
+    let expected = [
+        (&s3_refused, "s3:GetObject", "arn:aws:s3:::site-bucket/site/_cutover/promotions.json"),
+        (&all_refused, "cloudfront:GetDistributionConfig", &*format!("distribution {distribution}")),
+    ];
+    for (proxy, action, arn) in expected {
+        let run = f.run(&["doctor", "--json"], &[("AWS_ENDPOINT_URL", &proxy.url)]);
+        run.assert_code(1);
+        let (_, passed, detail, fix) = live(&run);
+        assert!(
+            !passed && detail.starts_with(&format!("access denied: the credentials may not call {action}")),
+            "{detail}"
+        );
+        assert!(fix.starts_with(&format!("allow {action} on {arn}")), "{fix}");
+    }
+}
+
+#[test]
 fn a_stack_update_that_moved_the_origin_path_is_found_and_promote_repairs_it() {
     let mut f = Fixture::moto();
     let distribution = f.moto_server().create_distribution("site-bucket");

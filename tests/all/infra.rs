@@ -147,3 +147,100 @@ fn the_bucket_aborts_incomplete_multipart_uploads_after_a_day() {
     let rule = "            Status: Enabled\n            AbortIncompleteMultipartUpload:\n              DaysAfterInitiation: 1";
     assert!(bucket.contains(rule), "the SiteBucket has an enabled AbortIncompleteMultipartUpload rule:\n{bucket}");
 }
+
+/// The line of the README's stack snippet that reads the live version for `LiveVersion`, run by
+/// bash as written (the bucket renamed to the fixture's), with `cutover` on the PATH.
+fn readme_live_version(f: &crate::harness::Fixture, distribution: &str) -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let line = readme
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("live=$(cutover status"))
+        .expect("the README reads the live version with `live=$(cutover status ...)`");
+    assert!(line.contains("--region us-east-1"), "{line}");
+    let script = format!("set -eo pipefail\n{}\nprintf %s \"$live\"", line.replace("my-site-bucket", "site-bucket"));
+    let bin = Path::new(env!("CARGO_BIN_EXE_cutover")).parent().expect("the binary's directory");
+    let path = format!("{}:{}", bin.display(), f.env["PATH"]);
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env_clear()
+        .envs(&f.env)
+        .env("PATH", path)
+        .env("distribution", distribution)
+        .current_dir(f.dir.path())
+        .output()
+        .expect("bash (and jq) run the README's snippet");
+    assert!(out.status.success(), "{script}\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// A stack just created: the SSM parameter holds the template's `-` (or the origin path is
+/// `/site/-`). That is no release: the local edge answers 404, `status` shows nothing live, the
+/// first deploy promotes without `take-over-pointer`, and rollbacks never go back to `-`.
+fn a_fresh_stack_takes_its_first_release(origin_path: bool) {
+    let mut f = crate::harness::Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.moto_server().block_public_access("site-bucket");
+    f.set("CUTOVER_DISTRIBUTION_ID", &distribution);
+    if origin_path {
+        f.moto_server().set_origin_path(&distribution, "/site/-");
+        f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    } else {
+        // The template's parameter, exactly: cutover's default name for the bucket and prefix.
+        f.env.remove("CUTOVER_POINTER");
+        let ssm = f.moto_server().ssm();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async {
+                let put = ssm.put_parameter().name("/cutover/site-bucket/site/active").value("-");
+                let put = put.r#type(aws_sdk_ssm::types::ParameterType::String);
+                put.description("The active version of the site; cutover writes it, the router reads it.").send().await
+            })
+            .expect("creating the parameter as the template does");
+    }
+    let edge = f.start_edge();
+    let page = edge.get("/", None);
+    assert_eq!((page.status, page.body.trim()), (404, "no release is active"));
+    let status = f.run(&["status", "--json"], &[]);
+    status.assert_code(0);
+    assert_eq!(status.json()["active"], Value::Null, "{}", status.stdout());
+    // The snippet is the origin-path style's; in the SSM style the origin path names nothing either.
+    assert_eq!(readme_live_version(&f, &distribution), "-");
+    let doctor = f.run(&["doctor", "--json"], &[]);
+    let passed = |run: &crate::harness::Run, name: &str| {
+        let checks = run.json()["checks"].as_array().expect("checks").clone();
+        let check = checks.into_iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{name} is checked"));
+        (check["passed"].as_bool().unwrap(), check["detail"].as_str().unwrap().to_owned())
+    };
+    let (name, says) =
+        if origin_path { ("live release", "no promotion yet") } else { ("parameter", "no release is live yet") };
+    let (ok, detail) = passed(&doctor, name);
+    assert!(ok && detail.contains(says), "{detail}");
+
+    let deploy = |version: &str| f.deploy(&f.site(&format!("v{version}"), &[("index.html", version)]), version);
+    let first = deploy("1");
+    assert!(!first.stderr().contains("taking over"), "{}", first.stderr());
+    assert_eq!(f.outputs()["previous-version"], "");
+    assert_eq!(edge.wait_for_active("1").body, "1");
+    if origin_path {
+        assert_eq!(readme_live_version(&f, &distribution), "1");
+    }
+    assert_eq!(f.run(&["status", "--json"], &[]).json()["active"], "1");
+    deploy("2");
+    f.run(&["rollback"], &[]).assert_code(0);
+    assert_eq!(f.active().as_deref(), Some("1"));
+    let again = f.run(&["rollback"], &[]);
+    again.assert_code(4);
+    assert!(again.stderr().contains("no earlier version in the promotion history"), "{}", again.stderr());
+    assert_eq!(f.active().as_deref(), Some("1"));
+}
+
+#[test]
+fn a_fresh_ssm_stack_takes_its_first_release() {
+    a_fresh_stack_takes_its_first_release(false);
+}
+
+#[test]
+fn a_fresh_origin_path_stack_takes_its_first_release() {
+    a_fresh_stack_takes_its_first_release(true);
+}
