@@ -43,6 +43,9 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS build
+# The toolchain file first: with it arriving only in `COPY . .`, rustup would switch toolchains
+# after the cook and every dependency would be compiled again.
+COPY rust-toolchain.toml ./
 COPY --from=plan /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .

@@ -274,7 +274,7 @@ impl Store for S3Store {
             Err(e) => return Err(self.failure("HeadObject", key, self.url(key), e)),
         };
         let quoted_etag = head.e_tag().unwrap_or_default().to_owned();
-        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), key.to_owned());
+        let (client, bucket, key, resource) = (self.client.clone(), self.bucket.clone(), key.to_owned(), self.url(key));
         // One ranged GetObject when the body is wanted, only of the version the HEAD described.
         let read = move |range: std::ops::Range<u64>| {
             let get = async move {
@@ -286,7 +286,7 @@ impl Store for S3Store {
                     .if_match(quoted_etag)
                     .send()
                     .await
-                    .map_err(|e| std::io::Error::other(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+                    .map_err(|e| std::io::Error::other(AwsError::new("S3 GetObject", resource, &e)))?;
                 let chunks = futures::stream::try_unfold(response.body, |mut body| async move {
                     Ok(body.try_next().await.map_err(std::io::Error::other)?.map(|chunk| (chunk, body)))
                 });
