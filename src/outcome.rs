@@ -60,7 +60,9 @@ pub enum Guard {
         "version {version} is already released with different content ({changed} files differ, {removed} missing); releases are immutable, so choose a new version"
     )]
     Recorded { version: String, changed: usize, removed: usize },
-    /// Files of a stage failed, and one because another run wrote the same version.
+    /// Files of a stage failed, and one because another run wrote the same version. It holds the
+    /// stage's `FileFailures` list as an error: that list's causes hold refusals themselves, so
+    /// naming its type here would tie this module to the stage's (an import circle).
     #[error("{0}")]
     Staging(Box<dyn std::error::Error + Send + Sync>),
 }
