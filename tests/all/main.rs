@@ -20,4 +20,5 @@ mod proxy;
 mod races;
 mod reliability;
 mod serve_files;
+mod shared;
 mod signals;
