@@ -19,6 +19,11 @@
 // version, so origin-request decides. viewer-response names the version and sets cookies;
 // origin-response names the version and gives the not-found page its 404. The secret is baked in
 // by `cutover edge bundle` since Lambda@Edge has no environment variables; it is never logged.
+//
+// Fingerprinted files (`sharedAssets`, the `shared-assets` rule compiled by cutover into one
+// expression) live once in the site's pool, /<prefix>/_shared/<path>: a release's pooled files
+// (its index's `pooled`), and any fingerprinted path the release lacks (a page of an earlier
+// release asking for its chunk after a newer one went live), are served from there.
 
 const crypto = require('node:crypto');
 
@@ -65,9 +70,10 @@ async function defaultIndexReader(version) {
   const { S3Client, GetObjectCommand } = require('@aws-sdk/client-s3');
   const s3 = sdkClient('s3', S3Client);
   const base = config.prefix ? `${config.prefix}/_cutover/` : '_cutover/';
+  const pooledOf = (files) => Object.keys(files).filter((path) => files[path].place === 'pool');
   for (const [key, files] of [
-    [`${base}routes/${version}.json`, (doc) => doc.files],
-    [`${base}releases/${version}.json`, (doc) => Object.keys(doc.files)],
+    [`${base}routes/${version}.json`, (doc) => ({ files: doc.files, pooled: doc.pooled })],
+    [`${base}releases/${version}.json`, (doc) => ({ files: Object.keys(doc.files), pooled: pooledOf(doc.files) })],
   ]) {
     try {
       const out = await s3.send(new GetObjectCommand({ Bucket: config.bucket, Key: key }));
@@ -130,7 +136,7 @@ async function releaseIndex(version, now = Date.now()) {
   let files = null;
   try {
     const list = await withTimeout(readIndex(version), CALL_TIMEOUT_MS * ATTEMPTS);
-    files = Array.isArray(list) ? new Set(list) : null;
+    files = indexSet(list);
   } catch (error) {
     console.warn(`cutover router: reading the routing index of ${version} failed: ${error.message || error}`);
     return null;
@@ -293,13 +299,53 @@ async function decide(request, activeOf) {
     }
   }
   if (chosen !== null) {
-    outcome = resolve(request.uri, request.querystring, chosen.files);
+    outcome = fromPool(request.uri, chosen.files) ?? resolve(request.uri, request.querystring, chosen.files);
+    outcome.pooled = outcome.file !== undefined && inPool(outcome.file, chosen.files);
     headers[VERSION_HEADER] = chosen.version;
   }
   if ((chosen && chosen.source !== 'active') || setCookies.length > 0) {
     headers['cache-control'] = PRIVATE;
   }
   return { version: chosen && chosen.version, outcome, headers, setCookies };
+}
+
+// ---- The shared pool -------------------------------------------------------------------------
+
+/**
+ * A release's index as a Set of its files, with `pooled` (a Set of those stored in the pool); the
+ * reader gives `{ files, pooled }`, or a bare list (nothing pooled), or null for no release.
+ */
+function indexSet(list) {
+  const files = Array.isArray(list) ? list : list && Array.isArray(list.files) ? list.files : null;
+  if (files === null) return null;
+  const set = new Set(files);
+  set.pooled = new Set(Array.isArray(list.pooled) ? list.pooled : []);
+  return set;
+}
+
+let sharedRule = { source: undefined, regex: null };
+
+/** Whether a release-relative path is fingerprinted by the baked rule (see src/shared_assets.rs). */
+function fingerprinted(path) {
+  if (sharedRule.source !== config.sharedAssets) {
+    sharedRule = { source: config.sharedAssets, regex: config.sharedAssets ? new RegExp(config.sharedAssets, 'u') : null };
+  }
+  return sharedRule.regex !== null && sharedRule.regex.test(path);
+}
+
+/** A fingerprinted path the release lacks: another release's, served from the pool. */
+function fromPool(uri, files) {
+  const path = decodePath(uri);
+  return path !== null && !files.has(path) && fingerprinted(path) ? { file: path, status: 200 } : null;
+}
+
+/** Whether a file the decision serves lives in the pool (see RouteIndex::in_pool). */
+function inPool(file, files) {
+  return (files.pooled !== undefined && files.pooled.has(file)) || (!files.has(file) && fingerprinted(file));
+}
+
+function sharedDir() {
+  return config.prefix ? `/${config.prefix}/_shared/` : '/_shared/';
 }
 
 function encodePath(path) {
@@ -356,7 +402,12 @@ async function viewerRequest(event) {
   if (decision.outcome.file === undefined) {
     return generated(decision);
   }
-  request.uri = versionDir(decision.version) + encodePath(decision.outcome.file);
+  const { file, pooled } = decision.outcome;
+  request.uri = (pooled ? sharedDir() : versionDir(decision.version)) + encodePath(file);
+  if (pooled) {
+    // One cached object for every version: viewer-response names the version from this header.
+    request.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: decision.version }];
+  }
   return request;
 }
 
@@ -376,8 +427,9 @@ async function originRequest(event) {
   if (decision.outcome.file === undefined) {
     return generated(decision);
   }
-  if (s3) s3.path = versionDir(decision.version).replace(/\/$/, '');
-  request.uri = '/' + encodePath(decision.outcome.file);
+  const { file, pooled } = decision.outcome;
+  if (s3) s3.path = (pooled ? sharedDir() : versionDir(decision.version)).replace(/\/$/, '');
+  request.uri = '/' + encodePath(file);
   return request;
 }
 
@@ -387,6 +439,10 @@ async function originResponse(event) {
   const s3 = request.origin && request.origin.s3;
   const full = config.mode === 'origin-path' && s3 ? `${s3.path}${request.uri}` : request.uri;
   const version = versionInPath(full);
+  if (full.startsWith(sharedDir()) && response.status === '403') {
+    // A missing object reads as 403 through the origin access control (no ListBucket).
+    Object.assign(response, { status: '404', statusDescription: 'Not Found' });
+  }
   if (version) {
     response.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: version }];
     if (response.status === '200' && full === versionDir(version) + NOT_FOUND_PAGE) {
@@ -402,7 +458,8 @@ async function viewerResponse(event) {
   const served =
     config.mode === 'origin-path'
       ? ((response.headers[VERSION_HEADER] || [])[0] || {}).value || null
-      : versionInPath(request.uri);
+      : versionInPath(request.uri) ??
+        (request.uri.startsWith(sharedDir()) ? ((request.headers[VERSION_HEADER] || [])[0] || {}).value || null : null);
   const asked = ask(request);
   const decision = { headers: {}, setCookies: [] };
   if (asked.kind === 'clear') {

@@ -205,6 +205,7 @@ async fn staged(
             release_secret_files: plan.release_secret_files,
         },
         cache_rules: &plan.cache_rules,
+        shared: &plan.edge.shared,
         concurrency: plan.concurrency,
         lock_lease: plan.lock_lease,
         run: &plan.run,
@@ -215,6 +216,9 @@ async fn staged(
         crate::say!("version {version} was already staged with this content");
     } else if report.resumed > 0 {
         crate::say!("resumed: {} files were already in place from an earlier run", report.resumed);
+    }
+    if report.shared > 0 && !report.already_recorded {
+        crate::say!("{} fingerprinted files were already in the shared pool", report.shared);
     }
     Ok(Outputs {
         version: version.to_owned(),

@@ -33,6 +33,10 @@ pub struct RouterConfig {
     /// SecureString from another region at every cold start would add latency and a failure mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub override_secret: Option<String>,
+    /// The `shared-assets` rule as one regular expression (see [`crate::shared_assets`]); absent
+    /// when sharing is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_assets: Option<String>,
 }
 
 impl RouterConfig {
@@ -58,6 +62,7 @@ impl RouterConfig {
             cache_seconds: plan.edge_cache.as_secs(),
             not_found: plan.edge.not_found.as_str(),
             override_secret: plan.edge.secret.as_ref().map(|s| s.expose().to_owned()),
+            shared_assets: plan.edge.shared.pattern(),
         })
     }
 

@@ -46,6 +46,7 @@ pub mod route_index;
 pub mod routing;
 pub mod rules;
 pub mod serve;
+pub mod shared_assets;
 pub mod site;
 pub mod smoke;
 pub mod stage;

@@ -53,6 +53,12 @@ pub enum Guard {
     /// A prune found the release it was deleting made live (by a write that was in flight).
     #[error("{version} was made live while prune deleted it; prune stops")]
     MadeLiveWhilePruned { version: String },
+    /// A fingerprinted name (`shared-assets`) whose content changed: the pool would serve releases
+    /// that name it different bytes.
+    #[error(
+        "{path} matches shared-assets rule `{rule}`, but the shared pool holds other content under that name ({key}); a fingerprinted name must change when its content does: rename the file (let the bundler hash it), or narrow `shared-assets` so it no longer matches"
+    )]
+    SharedChanged { path: String, rule: String, key: String },
     #[error("{key} was written by another run while this run staged version {version}")]
     WrittenMeanwhile { key: String, version: String },
     /// Releases are immutable: a recorded version is never staged with other content.

@@ -295,24 +295,30 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<Promo
 }
 
 /// The release record of `version`, once every file it lists is in the store with its content
-/// (the listed ETag is the recorded MD5, or the recorded multipart ETag).
+/// (the listed ETag is the recorded MD5, or the recorded multipart ETag): the version's directory
+/// and, when the release has fingerprinted files, the shared pool, each listed once.
 async fn complete_record(site: &Site, version: &str) -> Result<ReleaseRecord, PromoteError> {
     let Some(record) = read_record(site, &site.layout.record_key(version)).await? else {
         return Err(Refusal(Guard::NotStaged { version: version.to_owned(), store: site.store.describe() }).into());
     };
-    let stored: HashMap<String, String> = site
-        .store
-        .list(&site.layout.version_dir(version))
-        .await
-        .map_err(|source| PromoteError::Listing { version: version.to_owned(), source })?
-        .into_iter()
-        .map(|l| (l.key, l.etag))
-        .collect();
+    let mut dirs = vec![site.layout.version_dir(version)];
+    if record.pooled().next().is_some() {
+        dirs.push(site.layout.shared_dir());
+    }
+    let mut stored: HashMap<String, String> = HashMap::new();
+    for dir in dirs {
+        let listed = site
+            .store
+            .list(&dir)
+            .await
+            .map_err(|source| PromoteError::Listing { version: version.to_owned(), source })?;
+        stored.extend(listed.into_iter().map(|l| (l.key, l.etag)));
+    }
     let missing: Vec<&str> = record
         .files
         .iter()
         .filter(|(path, file)| {
-            !stored.get(&site.layout.object_key(version, path)).is_some_and(|etag| file.matches_etag(etag))
+            !stored.get(&file.key(&site.layout, version, path)).is_some_and(|etag| file.matches_etag(etag))
         })
         .map(|(path, _)| path.as_str())
         .collect();

@@ -11,7 +11,7 @@ use crate::backend::Site;
 use crate::lock::{DeployLock, LockError};
 use crate::outcome::{Guard, Refusal};
 use crate::pointer::{PointerError, rollback_target};
-use crate::release::{RecordError, ReleaseRecord, all_records};
+use crate::release::{Place, RecordError, ReleaseRecord, all_records};
 use crate::store::{Condition, StoreError, json_meta};
 
 /// Releases younger than this are never pruned.
@@ -121,7 +121,13 @@ async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) 
         put_record_back(site, record).await?;
         return Err(stop);
     }
-    let keys: Vec<String> = record.files.keys().map(|path| site.layout.object_key(version, path)).collect();
+    // Pooled files are shared with other releases: only the version's own directory goes here.
+    let keys: Vec<String> = record
+        .files
+        .iter()
+        .filter(|(_, file)| file.place == Place::Version)
+        .map(|(path, _)| site.layout.object_key(version, path))
+        .collect();
     site.store
         .delete(&keys)
         .await

@@ -43,6 +43,17 @@ impl Layout {
         self.version_dir(version) + path
     }
 
+    /// `<prefix>/_shared/`: the site's pool of fingerprinted files, shared by every release that
+    /// holds them (a version never starts with `_`, so no release's directory is this one).
+    pub fn shared_dir(&self) -> String {
+        self.under_prefix("_shared/")
+    }
+
+    /// `<prefix>/_shared/<path>`: where a fingerprinted file lives, whatever the release.
+    pub fn shared_key(&self, path: &str) -> String {
+        self.shared_dir() + path
+    }
+
     /// `<prefix>/_cutover/`: everything cutover keeps about the site; any object here means a site.
     pub fn cutover_dir(&self) -> String {
         self.under_prefix("_cutover/")
@@ -102,9 +113,23 @@ impl Layout {
     }
 }
 
+/// The layout a record describes: 2 since files may live in the shared pool (`place`).
+pub const LAYOUT: u32 = 2;
+
+/// Where a recorded file is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Place {
+    /// `<prefix>/<version>/<path>`.
+    Version,
+    /// `<prefix>/_shared/<path>`: a fingerprinted file (`shared-assets`), shared by the releases holding it.
+    Pool,
+}
+
 /// One file as recorded in a release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedFile {
+    pub place: Place,
     pub md5: String,
     pub size: u64,
     pub content_type: String,
@@ -115,6 +140,14 @@ pub struct RecordedFile {
 }
 
 impl RecordedFile {
+    /// The object key of this file of `version`, at `path`.
+    pub fn key(&self, layout: &Layout, version: &str, path: &str) -> String {
+        match self.place {
+            Place::Version => layout.object_key(version, path),
+            Place::Pool => layout.shared_key(path),
+        }
+    }
+
     /// Whether a stored object's ETag shows it holds exactly this file's bytes.
     pub fn matches_etag(&self, etag: &str) -> bool {
         let etag = etag.trim_matches('"');
@@ -149,6 +182,8 @@ impl RunInfo {
 /// Everything known about a release; written last and create-only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRecord {
+    /// [`LAYOUT`] when written by this cutover.
+    pub layout: u32,
     pub version: String,
     pub created_at: DateTime<Utc>,
     pub cutover_version: String,
@@ -158,6 +193,11 @@ pub struct ReleaseRecord {
 }
 
 impl ReleaseRecord {
+    /// The paths of the files that live in the shared pool.
+    pub fn pooled(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().filter(|(_, f)| f.place == Place::Pool).map(|(path, _)| path.as_str())
+    }
+
     pub fn total_bytes(&self) -> u64 {
         self.files.values().map(|f| f.size).sum()
     }
@@ -309,5 +349,7 @@ mod tests {
         let root = Layout::new("");
         assert_eq!(root.object_key("1", "index.html"), "1/index.html");
         assert_eq!(root.lock_key(), "_cutover/lock");
+        assert_eq!(site.shared_key("assets/a-BxK3a9Qz.js"), "site/_shared/assets/a-BxK3a9Qz.js");
+        assert_eq!(root.shared_key("assets/a-BxK3a9Qz.js"), "_shared/assets/a-BxK3a9Qz.js");
     }
 }

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{KeyInit, Mac};
 
 use crate::route_index::RouteIndex;
+use crate::shared_assets::SharedAssets;
 use crate::version;
 
 /// The names an override travels by, how a missing page is answered, and the override secret.
@@ -23,6 +24,8 @@ pub struct EdgeNames {
     pub not_found: NotFound,
     /// When set, only overrides signed with it are honoured.
     pub secret: Option<OverrideSecret>,
+    /// Fingerprinted paths, served from the site's pool (`shared-assets`).
+    pub shared: SharedAssets,
 }
 
 impl Default for EdgeNames {
@@ -33,6 +36,7 @@ impl Default for EdgeNames {
             override_cookie: "Override".into(),
             not_found: NotFound::Auto,
             secret: None,
+            shared: SharedAssets::default(),
         }
     }
 }
@@ -276,7 +280,14 @@ pub fn route(
     });
     let (version, source, outcome) = match (serving, active) {
         (Some((version, index, source)), _) => {
-            (Some(version.to_owned()), source, resolve(raw_path, query, index, names.not_found))
+            // A fingerprinted path this release lacks is another release's, asked for by a page
+            // of that release: served from the shared pool, whatever the version.
+            let pooled = decode_path(raw_path).filter(|path| !index.contains(path) && names.shared.matches(path));
+            let outcome = match pooled {
+                Some(file) => Outcome::File { file, status: 200 },
+                None => resolve(raw_path, query, index, names.not_found),
+            };
+            (Some(version.to_owned()), source, outcome)
         }
         (None, Active::Unavailable) => (None, Source::Active, Outcome::Unavailable),
         (None, _) => (None, Source::Active, Outcome::NoRelease),

@@ -88,6 +88,14 @@ impl Edge {
         Some(index)
     }
 
+    /// The key of a release's file: in the shared pool for a fingerprinted one (see
+    /// [`RouteIndex::in_pool`]), else in the version's directory.
+    async fn object_key(&self, version: &str, file: &str) -> String {
+        let index = self.index(version).await.unwrap_or_default();
+        let layout = &self.site.layout;
+        if index.in_pool(file, &self.names.shared) { layout.shared_key(file) } else { layout.object_key(version, file) }
+    }
+
     /// Where a request goes: the edge contract (`routing`) with what the store holds.
     async fn route(&self, uri: &Uri, headers: &HeaderMap) -> Route {
         let cookies: Vec<String> = headers
@@ -165,8 +173,7 @@ async fn handle(State(edge): State<Arc<Edge>>, method: Method, uri: Uri, headers
     let mut response = match &route.outcome {
         Outcome::File { file, status } => {
             let version = route.version.as_deref().unwrap_or_default();
-            let mut response =
-                send_file(&edge.site, &edge.site.layout.object_key(version, file), &method, &headers).await;
+            let mut response = send_file(&edge.site, &edge.object_key(version, file).await, &method, &headers).await;
             if response.status() == StatusCode::OK {
                 *response.status_mut() = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
             }

@@ -15,6 +15,7 @@ use crate::env::Env;
 use crate::release::RunInfo;
 use crate::routing::{EdgeNames, NotFound, OverrideSecret};
 use crate::rules::CacheRules;
+use crate::shared_assets::SharedAssets;
 use crate::version;
 
 /// Where releases and the active version live.
@@ -148,6 +149,7 @@ impl Plan {
                 InputError::new("not-found", format!("{:?} is not `auto`, `spa` or `404`", inputs.not_found))
             })?,
             secret: inputs.override_secret.clone().map(OverrideSecret::new),
+            shared: SharedAssets::parse(&inputs.shared_assets).map_err(|p| InputError::new("shared-assets", p))?,
         };
         let edge_cache = parse_duration(&EDGE_CACHE, &inputs.edge_cache)?;
         Ok(Plan {

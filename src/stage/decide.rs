@@ -6,13 +6,17 @@ use super::{COPY_MIN_BYTES, StageError, StageRequest};
 use crate::backend::Site;
 use crate::inputs::InputError;
 use crate::lock::Fence;
-use crate::release::{Layout, MAX_KEY_BYTES, RecordedFile, read_record};
+use crate::release::{Layout, MAX_KEY_BYTES, Place, RecordedFile, read_record};
 use crate::site::{self, FileDigest, SiteFile};
 
 /// How one file gets into the release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Action {
     AlreadyThere,
+    /// A fingerprinted file the pool holds with the same content.
+    InPool,
+    /// A fingerprinted file the pool holds with other content: refused.
+    ChangedInPool,
     Copy,
     Upload,
 }
@@ -27,7 +31,8 @@ pub(super) async fn files(site: &Site, request: &StageRequest<'_>) -> Result<Vec
         crate::say!("warning: {}", site::secrets_warning(&walked.secrets_skipped));
     }
     let files = walked.files;
-    let version_dir_bytes = site.layout.version_dir(request.version).len();
+    // A fingerprinted file's key is in the pool, any other's in the version's directory.
+    let version_dir_bytes = site.layout.version_dir(request.version).len().max(site.layout.shared_dir().len());
     if let Some((file, bytes)) =
         files.iter().map(|f| (f, version_dir_bytes + f.path.len())).find(|(_, bytes)| *bytes > MAX_KEY_BYTES)
     {
@@ -89,6 +94,11 @@ pub(super) struct Target {
     pub writing: Option<Fence>,
     /// Objects already under the version's prefix: key -> ETag.
     pub present: HashMap<String, String>,
+    /// Objects in the site's pool (listed once, only when sharing is on): key -> ETag.
+    pub pool: HashMap<String, String>,
+    /// A recorded version staged again: pooled files missing from the pool (pruned before the
+    /// release went live) are put back, create-only; nothing else is written.
+    pub repair_pool: bool,
     reuse: Option<Previous>,
 }
 
@@ -119,12 +129,15 @@ impl Target {
             .await
             .map_err(|source| StageError::Store { doing: "listing the staged release".into(), source })?;
         let present = listed.into_iter().map(|l| (l.key, l.etag)).collect();
-        Ok(Target { writing, present, reuse })
+        let pool = list_pool(site, request).await?;
+        Ok(Target { writing, present, pool, repair_pool: false, reuse })
     }
 
-    /// A target for a recorded version: nothing is written, listed or copied.
-    pub fn recorded() -> Target {
-        Target { writing: None, present: HashMap::new(), reuse: None }
+    /// A target for a recorded version: only the pool is listed, and (unless a dry run) a pooled
+    /// file missing from it is put back.
+    pub async fn recorded(site: &Site, request: &StageRequest<'_>) -> Result<Target, StageError> {
+        let pool = list_pool(site, request).await?;
+        Ok(Target { writing: None, present: HashMap::new(), pool, repair_pool: !request.dry_run, reuse: None })
     }
 
     /// How the file at `path` (stored at `key`) gets into the release, and the key a copy is
@@ -137,6 +150,13 @@ impl Target {
         file: &RecordedFile,
         digest: &FileDigest,
     ) -> (Action, Option<String>) {
+        if file.place == Place::Pool {
+            return match self.pool.get(key) {
+                Some(etag) if digest.matches_etag(etag) => (Action::InPool, None),
+                Some(_) => (Action::ChangedInPool, None),
+                None => (Action::Upload, None),
+            };
+        }
         if self.present.get(key).is_some_and(|etag| digest.matches_etag(etag)) {
             return (Action::AlreadyThere, None);
         }
@@ -153,4 +173,18 @@ impl Target {
             _ => (Action::Upload, None),
         }
     }
+}
+
+/// The site's pool, listed once for the whole stage (not a request per file); nothing to list when
+/// sharing is off.
+async fn list_pool(site: &Site, request: &StageRequest<'_>) -> Result<HashMap<String, String>, StageError> {
+    if request.shared.pattern().is_none() {
+        return Ok(HashMap::new());
+    }
+    let listed = site
+        .store
+        .list(&site.layout.shared_dir())
+        .await
+        .map_err(|source| StageError::Store { doing: "listing the shared pool".into(), source })?;
+    Ok(listed.into_iter().map(|l| (l.key, l.etag)).collect())
 }

@@ -1,4 +1,6 @@
-//! Stage: put every file of the build under `<prefix>/<version>/`, then write the release record.
+//! Stage: put every file of the build under `<prefix>/<version>/`, or, for a fingerprinted file
+//! (`shared-assets`), into the site's pool `<prefix>/_shared/` unless it is there already; then
+//! write the release record.
 //!
 //! Three phases, one module each: [`decide`] walks the build and finds, for each file, whether a
 //! killed earlier run already stored it, whether it can be copied server-side from the previous
@@ -16,6 +18,7 @@ use crate::lock::{Claimed, LockError, StagingClaim};
 use crate::outcome::Refusal;
 use crate::release::{RecordError, RunInfo, read_record};
 use crate::rules::CacheRules;
+use crate::shared_assets::SharedAssets;
 use crate::site::WalkOptions;
 
 mod decide;
@@ -45,6 +48,8 @@ pub struct StageRequest<'a> {
     /// What the walk of the build leaves out.
     pub walk: WalkOptions,
     pub cache_rules: &'a CacheRules,
+    /// Which files are fingerprinted: stored once in the pool, cached immutable.
+    pub shared: &'a SharedAssets,
     /// Files hashed and written at once.
     pub concurrency: usize,
     pub lock_lease: Duration,
@@ -62,6 +67,8 @@ pub struct StageReport {
     pub copied: usize,
     /// Files a previous, interrupted run of this version had already stored.
     pub resumed: usize,
+    /// Fingerprinted files the pool already held (another release's, or a killed run's).
+    pub shared: usize,
     pub bytes_uploaded: u64,
     pub total_bytes: u64,
     /// The version was recorded before this run, with the same content.

@@ -10,7 +10,7 @@ use super::{StageError, StageReport, StageRequest};
 use crate::backend::Site;
 use crate::lock::StagingClaim;
 use crate::outcome::{Guard, Refusal};
-use crate::release::{ReleaseRecord, read_record};
+use crate::release::{LAYOUT, Place, ReleaseRecord, read_record};
 use crate::route_index::{self, RouteIndex};
 use crate::site::SiteFile;
 use crate::store::{Condition, StoreError, json_meta};
@@ -34,7 +34,10 @@ pub(super) async fn record(
     let version_dir = site.layout.version_dir(request.version);
     let stale: Vec<String> = present
         .into_iter()
-        .filter(|key| key.strip_prefix(&version_dir).is_none_or(|path| !record.files.contains_key(path)))
+        .filter(|key| {
+            key.strip_prefix(&version_dir)
+                .is_none_or(|path| record.files.get(path).is_none_or(|f| f.place != Place::Version))
+        })
         .collect();
     if !stale.is_empty() {
         site.store.delete(&stale).await.map_err(|source| StageError::Store {
@@ -46,7 +49,7 @@ pub(super) async fn record(
     let record_key = site.layout.record_key(request.version);
     match site.store.put(&record_key, Bytes::from(record.to_json()), &json_meta(), Condition::IfAbsent).await {
         Ok(()) => {
-            let index = RouteIndex::new(record.files.into_keys());
+            let index = RouteIndex::of_record(&record);
             route_index::write(site, request.version, &index).await.map_err(|source| StageError::Store {
                 doing: format!("writing the routing index of {}", request.version),
                 source,
@@ -70,7 +73,8 @@ pub(super) async fn check_recorded(
 ) -> Result<StageReport, StageError> {
     let record_key = site.layout.record_key(request.version);
     let existing = read_record(site, &record_key).await?.ok_or(StageError::Vanished("reading it"))?;
-    let Placed { report, files } = transfer::place_all(site, request, files, Target::recorded()).await?;
+    let target = Target::recorded(site, request).await?;
+    let Placed { report, files } = transfer::place_all(site, request, files, target).await?;
     same_or_refuse(&existing, &describe(request, files))?;
     // Nothing was written: every file is already in the recorded release.
     Ok(StageReport {
@@ -88,6 +92,7 @@ fn describe(
     files: std::collections::BTreeMap<String, crate::release::RecordedFile>,
 ) -> ReleaseRecord {
     ReleaseRecord {
+        layout: LAYOUT,
         version: request.version.to_owned(),
         created_at: Utc::now(),
         cutover_version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -15,8 +15,9 @@ use crate::backend::Site;
 use crate::lock::Fence;
 use crate::outcome::{Guard, Lapsed, Refusal};
 use crate::progress::Progress;
-use crate::release::RecordedFile;
+use crate::release::{Place, RecordedFile};
 use crate::rules::{self, CacheRules};
+use crate::shared_assets::SharedAssets;
 use crate::site::{self, ReadFile, SiteFile};
 use crate::store::{Condition, ObjectMeta, StoreError};
 
@@ -97,6 +98,7 @@ pub(super) async fn place_all(
         dist: request.dist_dir.to_owned(),
         version: request.version.to_owned(),
         rules: request.cache_rules.clone(),
+        shared: request.shared.clone(),
         target,
     });
     let mut placed = futures::stream::iter(files)
@@ -122,6 +124,8 @@ pub(super) async fn place_all(
                 report.total_bytes += recorded_file.size;
                 match action {
                     Action::AlreadyThere => report.resumed += 1,
+                    Action::InPool => report.shared += 1,
+                    Action::ChangedInPool => unreachable!("a changed pooled file is refused before it is placed"),
                     Action::Copy => report.copied += 1,
                     Action::Upload => {
                         report.uploaded += 1;
@@ -156,6 +160,7 @@ struct Jobs {
     dist: PathBuf,
     version: String,
     rules: CacheRules,
+    shared: SharedAssets,
     target: Target,
 }
 
@@ -168,23 +173,71 @@ impl Jobs {
         })
         .await?
         .map_err(|source| FileCause::Read { path: path.display().to_string(), source })?;
-        let meta = ObjectMeta {
-            content_type: rules::content_type(&file.path),
-            cache_control: self.rules.cache_control(&file.path),
+        // One rule decides both: a fingerprinted file is shared through the pool and immutable.
+        let rule = self.shared.rule_for(&file.path);
+        let (place, cache_control) = match rule {
+            Some(_) => (Place::Pool, rules::IMMUTABLE.to_owned()),
+            None => (Place::Version, self.rules.cache_control(&file.path)),
         };
+        let meta = ObjectMeta { content_type: rules::content_type(&file.path), cache_control };
         let recorded = RecordedFile {
+            place,
             md5: read.digest.md5_hex(),
             size: read.size,
             content_type: meta.content_type.clone(),
             cache_control: meta.cache_control.clone(),
             multipart_etag: read.digest.multipart_etag.clone(),
         };
-        let key = self.site.layout.object_key(&self.version, &file.path);
+        let key = recorded.key(&self.site.layout, &self.version, &file.path);
         let action = self.target.choose(&self.site.layout, &key, &file.path, &recorded, &read.digest);
-        if let Some(fence) = &self.target.writing {
+        if action.0 == Action::ChangedInPool {
+            return Err(changed_in_pool(&file.path, rule.unwrap_or_default(), key).into());
+        }
+        let fence = self.target.writing.as_ref();
+        if place == Place::Pool && (fence.is_some() || self.target.repair_pool) {
+            return self.write_pooled(fence, &key, &file.path, &read, &meta, recorded, action.0).await;
+        }
+        if let Some(fence) = fence {
             self.write(fence, &key, &action, &read, &meta).await?;
         }
         Ok((file.path.clone(), action.0, recorded))
+    }
+
+    /// Writes a fingerprinted file into the pool, create-only, under the staging claim's `fence`
+    /// (none when putting back a recorded release's file); another run (of any version) that wrote
+    /// the same name meanwhile is fine when its content is this file's.
+    #[expect(clippy::too_many_arguments, reason = "one call site; each argument is a different fact of the file")]
+    async fn write_pooled(
+        &self,
+        fence: Option<&Fence>,
+        key: &str,
+        path: &str,
+        read: &ReadFile,
+        meta: &ObjectMeta,
+        recorded: RecordedFile,
+        action: Action,
+    ) -> Result<(String, Action, RecordedFile), FileCause> {
+        if action == Action::InPool {
+            return Ok((path.to_owned(), action, recorded));
+        }
+        if let Some(fence) = fence {
+            fence.check()?;
+        }
+        match self.site.store.upload(key, read, meta, &Condition::IfAbsent).await {
+            Ok(()) => Ok((path.to_owned(), Action::Upload, recorded)),
+            Err(StoreError::PreconditionFailed) => {
+                let listed = self.site.store.list(key).await?;
+                match listed.iter().find(|l| l.key == key) {
+                    Some(l) if recorded.matches_etag(&l.etag) => Ok((path.to_owned(), Action::InPool, recorded)),
+                    // Gone again (pruned meanwhile) or another content: refused, nothing recorded.
+                    _ => {
+                        let rule = self.shared.rule_for(path).unwrap_or_default();
+                        Err(changed_in_pool(path, rule, key.to_owned()).into())
+                    }
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes one file as `action` says, never over another run's write.
@@ -224,6 +277,11 @@ impl Jobs {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The refusal for a fingerprinted name whose content changed.
+fn changed_in_pool(path: &str, rule: &str, key: String) -> Refusal {
+    Refusal(Guard::SharedChanged { path: path.to_owned(), rule: rule.to_owned(), key })
 }
 
 #[cfg(test)]

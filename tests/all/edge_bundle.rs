@@ -33,6 +33,13 @@ fn rewrite(dir: &Path, uri: &str, query: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The default `shared-assets` rule as the router gets it, from the vectors both sides run.
+fn shared_pattern() -> String {
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../../edge/shared-assets.json")).expect("the shared vectors parse");
+    vectors["pattern"].as_str().expect("a pattern").to_owned()
+}
+
 #[test]
 fn the_bundle_runs_with_its_baked_configuration() {
     let mut f = Fixture::local();
@@ -50,7 +57,7 @@ fn the_bundle_runs_with_its_baked_configuration() {
         serde_json::json!({
             "mode": "ssm", "parameterName": "/sites/www/active", "region": "eu-west-1", "bucket": "site-bucket",
             "prefix": "www", "overrideQuery": "preview", "versionCookie": "Build-Number", "overrideCookie": "Override",
-            "cacheSeconds": 5, "notFound": "spa",
+            "cacheSeconds": 5, "notFound": "spa", "sharedAssets": shared_pattern(),
         })
     );
     assert_eq!(rewrite(dir.path(), "/docs/intro/", "preview=7"), "/www/7/docs/intro/index.html");

@@ -22,4 +22,5 @@ mod races;
 mod reliability;
 mod serve_files;
 mod serve_pointer;
+mod shared;
 mod signals;

@@ -1,0 +1,81 @@
+'use strict';
+// The shared pool in the router: the `shared-assets` vectors (also run by the Rust tests against
+// the default rule), pooled files and other releases' fingerprinted paths served from
+// /<prefix>/_shared/ in both pointer styles, and everything else left to the release.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+
+const router = require('../router.js');
+const vectors = require('../shared-assets.json');
+const config = require('../config.json');
+
+const FILES = { files: ['index.html', 'assets/index-BxK3a9Qz.js', 'assets/logo.png'], pooled: ['assets/index-BxK3a9Qz.js'] };
+
+function event(eventType, uri, { originPath = '/site/41', cookie = null } = {}) {
+  const headers = cookie === null ? {} : { cookie: [{ key: 'Cookie', value: cookie }] };
+  const request = { clientIp: '203.0.113.178', method: 'GET', uri, querystring: '', headers };
+  request.origin = { s3: { domainName: 'site-bucket.s3.amazonaws.com', path: originPath, customHeaders: {} } };
+  return { Records: [{ cf: { config: { distributionId: 'EDFDVBD6EXAMPLE', eventType }, request } }] };
+}
+
+function setUp(mode) {
+  router.configure({ mode, notFound: 'auto', overrideSecret: undefined, sharedAssets: vectors.pattern, prefix: 'site' });
+  router.setParameterReader(async () => '41');
+  router.setIndexReader(async (version) => (['40', '41'].includes(version) ? FILES : null));
+}
+
+test('the baked default is the rule the vectors were made from', () => {
+  assert.equal(config.sharedAssets, vectors.pattern);
+});
+
+for (const path of vectors.shared) {
+  test(`shared: ${path}`, async () => {
+    setUp('ssm');
+    const request = await router.handler(event('viewer-request', `/${encodeURI(path)}`));
+    assert.equal(decodeURI(request.uri), `/site/_shared/${path}`);
+  });
+}
+
+for (const path of vectors.not_shared) {
+  test(`not shared: ${path}`, async () => {
+    setUp('ssm');
+    const decision = await router.decide({ uri: `/${encodeURI(path)}`, querystring: '', headers: {} }, async () => '41');
+    assert.equal(decision.outcome.pooled ?? false, false);
+  });
+}
+
+test('ssm style: a pooled file names the version that chose it, and an unpooled one stays in its release', async () => {
+  setUp('ssm');
+  const request = await router.handler(event('viewer-request', '/assets/index-BxK3a9Qz.js'));
+  assert.equal(request.uri, '/site/_shared/assets/index-BxK3a9Qz.js');
+  const origin = { status: '200', statusDescription: 'OK', headers: {} };
+  const response = await router.handler({ Records: [{ cf: { config: { eventType: 'viewer-response' }, request, response: origin } }] });
+  assert.deepEqual(response.headers['x-cutover-version'], [{ key: 'x-cutover-version', value: '41' }]);
+  assert.equal((await router.handler(event('viewer-request', '/assets/logo.png'))).uri, '/site/41/assets/logo.png');
+});
+
+test('a file the release stores in its own directory is served from there, whatever the rule says', async () => {
+  setUp('ssm');
+  router.setIndexReader(async () => ({ files: ['assets/index-BxK3a9Qz.js'], pooled: [] }));
+  assert.equal((await router.handler(event('viewer-request', '/assets/index-BxK3a9Qz.js'))).uri, '/site/41/assets/index-BxK3a9Qz.js');
+});
+
+test('origin-path style: another release\'s chunk comes from the pool; a missing one is a 404, not 403', async () => {
+  setUp('origin-path');
+  const request = await router.handler(event('origin-request', '/assets/old-AbCd1234.js'));
+  assert.equal(request.origin.s3.path, '/site/_shared');
+  assert.equal(request.uri, '/assets/old-AbCd1234.js');
+  const denied = { status: '403', statusDescription: 'Forbidden', headers: {} };
+  const response = await router.handler({ Records: [{ cf: { config: { eventType: 'origin-response' }, request, response: denied } }] });
+  assert.equal(response.status, '404');
+});
+
+test('sharing off: a fingerprinted path the release lacks is not found', async () => {
+  setUp('ssm');
+  router.configure({ sharedAssets: undefined });
+  const decision = await router.decide({ uri: '/assets/old-AbCd1234.js', querystring: '', headers: {} }, async () => '41');
+  assert.equal(decision.outcome.file, undefined);
+});
+
+test.after(() => router.configure({ mode: 'ssm', sharedAssets: config.sharedAssets }));
