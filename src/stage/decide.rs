@@ -15,8 +15,6 @@ pub(super) enum Action {
     AlreadyThere,
     /// A fingerprinted file the pool holds with the same content.
     InPool,
-    /// A fingerprinted file the pool holds with other content: refused.
-    ChangedInPool,
     Copy,
     Upload,
 }
@@ -141,7 +139,7 @@ impl Target {
     }
 
     /// How the file at `path` (stored at `key`) gets into the release, and the key a copy is
-    /// made from.
+    /// made from; `None` for a fingerprinted file the pool holds with other content (refused).
     pub fn choose(
         &self,
         layout: &Layout,
@@ -149,18 +147,18 @@ impl Target {
         path: &str,
         file: &RecordedFile,
         digest: &FileDigest,
-    ) -> (Action, Option<String>) {
+    ) -> Option<(Action, Option<String>)> {
         if file.place == Place::Pool {
             return match self.pool.get(key) {
-                Some(etag) if digest.matches_etag(etag) => (Action::InPool, None),
-                Some(_) => (Action::ChangedInPool, None),
-                None => (Action::Upload, None),
+                Some(etag) if digest.matches_etag(etag) => Some((Action::InPool, None)),
+                Some(_) => None,
+                None => Some((Action::Upload, None)),
             };
         }
         if self.present.get(key).is_some_and(|etag| digest.matches_etag(etag)) {
-            return (Action::AlreadyThere, None);
+            return Some((Action::AlreadyThere, None));
         }
-        match &self.reuse {
+        Some(match &self.reuse {
             Some(previous)
                 if file.size >= COPY_MIN_BYTES
                     && previous
@@ -171,7 +169,7 @@ impl Target {
                 (Action::Copy, Some(layout.object_key(&previous.version, path)))
             }
             _ => (Action::Upload, None),
-        }
+        })
     }
 }
 

@@ -125,7 +125,6 @@ pub(super) async fn place_all(
                 match action {
                     Action::AlreadyThere => report.resumed += 1,
                     Action::InPool => report.shared += 1,
-                    Action::ChangedInPool => unreachable!("a changed pooled file is refused before it is placed"),
                     Action::Copy => report.copied += 1,
                     Action::Upload => {
                         report.uploaded += 1;
@@ -189,10 +188,9 @@ impl Jobs {
             multipart_etag: read.digest.multipart_etag.clone(),
         };
         let key = recorded.key(&self.site.layout, &self.version, &file.path);
-        let action = self.target.choose(&self.site.layout, &key, &file.path, &recorded, &read.digest);
-        if action.0 == Action::ChangedInPool {
+        let Some(action) = self.target.choose(&self.site.layout, &key, &file.path, &recorded, &read.digest) else {
             return Err(changed_in_pool(&file.path, rule.unwrap_or_default(), key).into());
-        }
+        };
         let fence = self.target.writing.as_ref();
         if place == Place::Pool && (fence.is_some() || self.target.repair_pool) {
             return self.write_pooled(fence, &key, &file.path, &read, &meta, recorded, action.0).await;
