@@ -16,6 +16,7 @@
 # stage and copies out only them and what they need at run time (it lists each package and why):
 # no package manager, no perl, no documentation. To add tools, build your own image and copy the
 # static /usr/local/bin/cutover of a released image into it.
+# By tag, not digest (README "Install" says why); the digest a build used is in its provenance.
 FROM debian:bookworm-slim AS rootfs
 COPY scripts/image-rootfs /usr/local/bin/image-rootfs
 RUN image-rootfs /rootfs

@@ -372,13 +372,9 @@ steps = lambda job: {s["id"]: s for s in jobs[job]["steps"] if "id" in s}
 meta = ET.parse(root + "/teamcity-plugin/cutover-meta-runner.xml").getroot()
 print(json.dumps({
     "pushed_to": release["env"]["IMAGE"],
-    "tags_script": steps("image")["tags"]["run"],
     "build": steps("image")["build"]["with"],
+    "index": steps("image-index")["index"]["run"],
     "tag_check": steps("version")["version"]["run"],
-    "forward_check": steps("version")["forward"]["run"],
-    "move_major_output": jobs["version"]["outputs"]["move_major"],
-    "tags_env": steps("image")["tags"]["env"],
-    "major_tag_if": [s.get("if") for s in jobs["release"]["steps"] if s.get("name") == "Move the action's major tag"][0],
     "image_overrides": [
         where for job_name, job in jobs.items()
         for where, env in [(f"job {job_name}", job.get("env"))]
@@ -397,9 +393,11 @@ print(json.dumps({
     let parsed = python_json(script);
 
     assert_eq!(parsed["pushed_to"], REGISTRY_PATH, "the registry path in .github/workflows/release.yml");
-    let tags = parsed["tags_script"].as_str().expect("the image tags step");
-    assert_eq!(parsed["build"]["tags"], "${{ steps.tags.outputs.tags }}");
-    assert_eq!(parsed["build"]["push"], true);
+    assert_eq!(
+        parsed["build"]["outputs"],
+        "type=image,name=${{ env.IMAGE }},push-by-digest=true,name-canonical=true,push=true",
+        "each platform's image is pushed to IMAGE, by digest"
+    );
     assert_eq!(parsed["image_overrides"], serde_json::json!([]), "IMAGE is set once, at workflow level");
 
     let version = env!("CARGO_PKG_VERSION");
@@ -418,42 +416,23 @@ print(json.dumps({
         assert_eq!(check(&tag), None, "the tag {tag} is refused");
     }
 
-    // IMAGE:<major> and v<major> move only to the highest release of their major version.
-    assert_eq!(parsed["move_major_output"], "${{ steps.forward.outputs.move_major }}");
-    let forward = parsed["forward_check"].as_str().expect("the forward-only check");
-    let released = ["v0.8.1", "v0.9.0", "v1.0.0", "v1.2.0", "v1.9.0", "v1.10.0-rc.1", "v2.0.0-rc.1"];
-    for (pushed, moves) in [
-        ("v1.9.1", true),
-        ("v1.10.0", true),
-        ("v1.3.0", false),
-        ("v1.2.1", false),
-        ("v1.11.0-rc.1", false),
-        ("v0.9.1", true),
-        ("v0.8.2", false),
-    ] {
-        let tags: Vec<&str> = released.into_iter().chain([pushed]).collect();
-        let pushed_major = pushed.trim_start_matches('v').split('.').next().expect("a major");
-        let env = [("GITHUB_REF_NAME", pushed), ("MAJOR", pushed_major)];
-        let outputs = run_step_in_repo(forward, &[(&[], &tags)], &env).outputs;
-        assert_eq!(
-            outputs,
-            Some(format!("move_major={moves}\nworkflows_changed=false\n")),
-            "pushing {pushed} moves the major tags: {moves}"
-        );
-    }
-    let tags_env = &parsed["tags_env"];
-    assert_eq!(tags_env["MOVE_MAJOR"], "${{ needs.version.outputs.move_major }}", "the image tags step");
-    for (moves, expected) in
-        [("true", format!("{REGISTRY_PATH}:1.2.3\n{REGISTRY_PATH}:1\n")), ("false", format!("{REGISTRY_PATH}:1.2.3\n"))]
-    {
-        let env = [("IMAGE", REGISTRY_PATH), ("VERSION", "1.2.3"), ("MAJOR", "1"), ("MOVE_MAJOR", moves)];
-        assert_eq!(
-            run_step(tags, &[], &env).outputs,
-            Some(format!("tags<<EOF\n{expected}EOF\n")),
-            "image tags, moving: {moves}"
-        );
-    }
-    assert_eq!(parsed["major_tag_if"], "needs.version.outputs.move_major == 'true'", "the step moving v<major>");
+    // IMAGE:<version> is the index of the platform images pushed by digest.
+    let index = parsed["index"].as_str().expect("the image index step");
+    let (amd64, arm64) = (format!("sha256:{}", "a".repeat(64)), format!("sha256:{}", "b".repeat(64)));
+    let fakes = Fakes::new(&[]);
+    fakes.write("digests/amd64", &format!("{amd64}\n"));
+    fakes.write("digests/arm64", &format!("{arm64}\n"));
+    let ran = fakes.run(index, &[("IMAGE", REGISTRY_PATH), ("VERSION", "1.2.3")]);
+    assert_eq!(ran.outputs, Some(format!("digest={}\n", Fakes::INDEX_DIGEST)), "{}", ran.stdout);
+    assert_eq!(
+        fakes.calls(),
+        format!(
+            "docker buildx imagetools create --tag {REGISTRY_PATH}:1.2.3 {REGISTRY_PATH}@{amd64} {REGISTRY_PATH}@{arm64}\n\
+             docker buildx imagetools inspect {REGISTRY_PATH}:1.2.3 --format {{{{json .Manifest}}}}\n"
+        )
+    );
+    fakes.write("digests/arm64", "");
+    assert_eq!(fakes.run(index, &[("IMAGE", REGISTRY_PATH), ("VERSION", "1.2.3")]).outputs, None, "no arm64 image");
 
     for (manifest, image) in parsed["images"].as_object().expect("images") {
         assert_eq!(image, &format!("{REGISTRY_PATH}:{version}"), "the image {manifest} runs");
@@ -493,29 +472,126 @@ fn write_files(dir: &Path, files: &[(&str, &str)]) {
 /// A commit of a test repository: the files it writes, then the tags it carries.
 type Commit<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
 
-/// Like `run_step`, in a git repository made of `commits`, the last one checked out (the
-/// forward-only check of the major tags reads the tags and the workflow files).
-fn run_step_in_repo(script: &str, commits: &[Commit], env: &[(&str, &str)]) -> Ran {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let git = |args: &[&str]| {
-        let output = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "tag.gpgSign=false"])
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .expect("git");
-        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    };
-    git(&["init", "-q"]);
+/// Runs git in `dir` and returns what it printed.
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "tag.gpgSign=false"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Makes `dir` a git repository of `commits`, the last one checked out.
+fn make_repo(dir: &Path, commits: &[Commit]) {
+    git_in(dir, &["init", "-q"]);
     for (files, tags) in commits {
-        write_files(dir.path(), files);
-        git(&["add", "-A"]);
-        git(&["commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "release"]);
+        write_files(dir, files);
+        git_in(dir, &["add", "-A"]);
+        git_in(dir, &["commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "release"]);
         for tag in *tags {
-            git(&["tag", tag]);
+            git_in(dir, &["tag", tag]);
         }
     }
-    run_in(dir.path(), script, env)
+}
+
+/// A directory to run a release step in (a git repository when given commits), holding
+/// `scripts/release-highest`, with a fake `gh` and `docker` first on the PATH: each logs its call
+/// (`calls()`) and answers as the step's environment says. `gh` lists the releases in `RELEASES`
+/// (the API's JSON, filtered by the step's own `--jq`), views a release only when `RELEASE_EXISTS`
+/// is set, and answers a write (`--method`) with the exit code `GH_WRITE_EXIT`; `docker` finds
+/// `IMAGE:<tag>` when `IMAGE_STATE` is `exists` (otherwise it fails printing `IMAGE_STATE`, by
+/// default `not found`), and its `run` prints `RUN_PRINTS`.
+struct Fakes {
+    dir: tempfile::TempDir,
+}
+
+impl Fakes {
+    /// The digest the fake `docker` gives an image index.
+    const INDEX_DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn new(commits: &[Commit]) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        if !commits.is_empty() {
+            make_repo(dir.path(), commits);
+        }
+        let fakes = Fakes { dir };
+        let highest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/release-highest"))
+            .expect("scripts/release-highest");
+        fakes.executable("scripts/release-highest", &highest);
+        fakes.executable(
+            "bin/gh",
+            r#"#!/bin/bash
+case "$1 $2" in
+  "api --paginate") echo "gh lists the releases of $3" >> "$CALLS"; printf '%s' "${RELEASES:-[]}" | jq -r "$5"; exit ;;
+esac
+echo "gh $*" >> "$CALLS"
+case "$1 $2" in
+  "release view") [ -z "$RELEASE_EXISTS" ] || { echo '{"tagName": "x"}'; exit 0; }; echo "release not found" >&2; exit 1 ;;
+esac
+case "$*" in *--method*) exit "${GH_WRITE_EXIT:-0}" ;; esac
+"#,
+        );
+        fakes.executable(
+            "bin/docker",
+            &format!(
+                r#"#!/bin/bash
+echo "docker $*" >> "$CALLS"
+case "$*" in
+  "buildx imagetools inspect "*--format*) echo '{{"digest": "{}"}}' ;;
+  "buildx imagetools inspect "*) [ "$IMAGE_STATE" != exists ] || exit 0; echo "ERROR: ${{IMAGE_STATE:-not found}}" >&2; exit 1 ;;
+  "run "*) echo "$RUN_PRINTS" ;;
+esac
+"#,
+                Fakes::INDEX_DIGEST
+            ),
+        );
+        fakes
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        write_files(self.path(), &[(name, text)]);
+    }
+
+    fn executable(&self, name: &str, text: &str) {
+        self.write(name, text);
+        std::fs::set_permissions(self.path().join(name), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+
+    /// Runs `script` here as a step of `o/r`'s run for the tag v1.1.0, with `env` on top.
+    fn run(&self, script: &str, env: &[(&str, &str)]) -> Ran {
+        let path = format!("{}:/usr/bin:/bin", self.path().join("bin").display());
+        let calls = self.path().join("calls").display().to_string();
+        let mut all = vec![
+            ("PATH", path.as_str()),
+            ("CALLS", calls.as_str()),
+            ("GITHUB_REPOSITORY", "o/r"),
+            ("GITHUB_REF_NAME", "v1.1.0"),
+        ];
+        all.extend_from_slice(env);
+        run_in(self.path(), script, &all)
+    }
+
+    /// The calls of `gh` and `docker` so far, one a line; forgets them.
+    fn calls(&self) -> String {
+        let file = self.path().join("calls");
+        let calls = std::fs::read_to_string(&file).unwrap_or_default();
+        let _ = std::fs::remove_file(file);
+        calls
+    }
+}
+
+/// The GitHub API's list of releases: (tag, draft) each.
+fn releases(list: &[(&str, bool)]) -> String {
+    serde_json::Value::from_iter(list.iter().map(|(tag, draft)| serde_json::json!({"tag_name": tag, "draft": draft})))
+        .to_string()
 }
 
 fn run_in(dir: &Path, script: &str, env: &[(&str, &str)]) -> Ran {
@@ -538,105 +614,378 @@ fn run_in(dir: &Path, script: &str, env: &[(&str, &str)]) -> Ran {
     Ran { outputs, stdout: String::from_utf8_lossy(&output.stdout).into_owned() }
 }
 
-/// GitHub refuses a GITHUB_TOKEN the move of a tag across a change to `.github/workflows/` (it
-/// would need the `workflows` permission, which that token cannot have). The version job sees
-/// such a move coming; the step moving `v<major>` then fails, after everything else is published,
-/// with an error giving the command that moves it by hand, as it does when GitHub refuses anyway.
-#[test]
-fn a_major_tag_move_github_refuses_fails_with_the_command_to_run() {
-    let script = r#"
+/// The steps of release.yml's jobs, by job, with each step's name, id and run script.
+const RELEASE_STEPS: &str = r#"
 import json, sys, yaml
 release = yaml.safe_load(open(sys.argv[1] + "/.github/workflows/release.yml"))
-jobs = release["jobs"]
-steps = [s for s in jobs["release"]["steps"] if s.get("name") == "Move the action's major tag"]
 print(json.dumps({
-    "forward": [s for s in jobs["version"]["steps"] if s.get("id") == "forward"][0]["run"],
-    "output": jobs["version"]["outputs"]["workflows_changed"],
-    "move": steps[0]["run"],
-    "move_env": steps[0]["env"],
-    "after_move": [s.get("name") for s in jobs["release"]["steps"]][-1],
-}))
+    "workflow": {k: v for k, v in release.items() if k != "jobs"} | {"on": release.get("on", release.get(True))},
+    "jobs": {name: job | {"steps": {s.get("id") or s.get("name") or s.get("uses"): s for s in job.get("steps", [])},
+                          "order": [s.get("id") or s.get("name") or s.get("uses") for s in job.get("steps", [])]}
+             for name, job in release["jobs"].items()},
+}, default=str))
 "#;
-    let parsed = python_json(script);
-    let forward = parsed["forward"].as_str().expect("the forward-only check");
-    assert_eq!(parsed["output"], "${{ steps.forward.outputs.workflows_changed }}");
-    assert_eq!(parsed["move_env"]["WORKFLOWS_CHANGED"], "${{ needs.version.outputs.workflows_changed }}");
-    assert_eq!(parsed["after_move"], "Move the action's major tag", "the release job moves v<major> last");
 
-    let ci_a: &[(&str, &str)] = &[(".github/workflows/ci.yml", "a"), ("src/main.rs", "a")];
-    let ci_b: &[(&str, &str)] = &[(".github/workflows/ci.yml", "b")];
-    let src_b: &[(&str, &str)] = &[("src/main.rs", "b")];
-    for (history, pushed, expected) in [
-        (
-            &[(ci_a, &["v1.0.0", "v1"][..]), (ci_b, &["v1.1.0"][..])][..],
-            "v1.1.0",
-            "move_major=true\nworkflows_changed=true\n",
-        ),
-        (
-            &[(ci_a, &["v1.0.0", "v1"][..]), (src_b, &["v1.1.0"][..])][..],
-            "v1.1.0",
-            "move_major=true\nworkflows_changed=false\n",
-        ),
-        (
-            &[(ci_a, &["v1.0.0"][..]), (ci_b, &["v1.1.0"][..])][..],
-            "v1.1.0",
-            "move_major=true\nworkflows_changed=false\n",
-        ),
-        (
-            &[(ci_a, &["v1.0.0"][..]), (ci_b, &["v1.2.0", "v1"][..]), (ci_a, &["v1.1.1"][..])][..],
-            "v1.1.1",
-            "move_major=false\nworkflows_changed=false\n",
-        ),
-    ] {
-        let ran = run_step_in_repo(forward, history, &[("GITHUB_REF_NAME", pushed), ("MAJOR", "1")]);
-        assert_eq!(ran.outputs.as_deref(), Some(expected), "pushing {pushed} after {history:?}");
-    }
+/// A step's `run` script in release.yml: `job`'s step of that id or name.
+fn release_step<'a>(parsed: &'a serde_json::Value, job: &str, step: &str) -> &'a str {
+    parsed["jobs"][job]["steps"][step]["run"].as_str().unwrap_or_else(|| panic!("release.yml: no step {step} in {job}"))
+}
 
-    // The step, with a `gh` that logs its calls and answers as told.
+/// GitHub refuses a GITHUB_TOKEN the move of a tag across a change to `.github/workflows/` (it
+/// would need the `workflows` permission, which that token cannot have). The step moving
+/// `v<major>` sees such a move coming and fails, after everything else is published, with an
+/// error giving the command that moves it by hand, as it does when GitHub refuses anyway.
+#[test]
+fn a_major_tag_move_github_refuses_fails_with_the_command_to_run() {
+    let parsed = python_json(RELEASE_STEPS);
+    let step = release_step(&parsed, "major-tags", "Move the action's major tag");
+    assert_eq!(
+        parsed["jobs"]["major-tags"]["order"].as_array().and_then(|o| o.last()),
+        Some(&"Move the action's major tag".into()),
+        "v<major> moves last"
+    );
+
     let sha = "0123456789abcdef0123456789abcdef01234567";
     let by_hand = "::error title=move v1 by hand::";
     let command = format!("git fetch origin tag v1.1.0 && git push --force origin {sha}:refs/tags/v1");
-    let run_move = |workflows_changed: &str, write_exit: &str| {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let gh = dir.path().join("gh");
-        std::fs::write(
-            &gh,
-            "#!/bin/bash\necho \"$*\" >> gh-calls\ncase \"$*\" in *--method*) exit \"$GH_WRITE_EXIT\";; esac\n",
-        )
-        .expect("a fake gh");
-        std::fs::set_permissions(&gh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-        let path = format!("{}:/usr/bin:/bin", dir.path().display());
-        let env = [
-            ("PATH", path.as_str()),
-            ("WORKFLOWS_CHANGED", workflows_changed),
-            ("GH_WRITE_EXIT", write_exit),
-            ("MAJOR", "1"),
-            ("GITHUB_REF_NAME", "v1.1.0"),
-            ("GITHUB_SHA", sha),
-            ("GITHUB_REPOSITORY", "o/r"),
-        ];
-        let ran = run_in(dir.path(), parsed["move"].as_str().expect("the step"), &env);
-        let calls = std::fs::read_to_string(dir.path().join("gh-calls")).unwrap_or_default();
-        (ran, calls)
-    };
-    let (ran, calls) = run_move("true", "0");
-    assert_eq!(ran.outputs, None, "a move GitHub would refuse fails the step");
-    assert!(ran.stdout.contains(by_hand) && ran.stdout.contains(&command), "{}", ran.stdout);
-    assert!(ran.stdout.contains(".github/workflows/"), "{}", ran.stdout);
-    assert_eq!(calls, "", "nothing asked of GitHub");
-
-    let (ran, calls) = run_move("false", "0");
-    assert_eq!(ran.outputs.as_deref(), Some(""), "{}", ran.stdout);
-    assert_eq!(
-        calls,
-        format!(
-            "api repos/o/r/git/ref/tags/v1\napi --method PATCH repos/o/r/git/refs/tags/v1 -f sha={sha} -F force=true\n"
-        )
+    let listed = "gh lists the releases of repos/o/r/releases\n";
+    let moved = format!(
+        "{listed}gh api repos/o/r/git/ref/tags/v1\ngh api --method PATCH repos/o/r/git/refs/tags/v1 -f sha={sha} -F force=true\n"
     );
+    let released = releases(&[("v1.0.0", false), ("v1.1.0", false)]);
+    let ci_a: &[(&str, &str)] = &[(".github/workflows/ci.yml", "a"), ("src/main.rs", "a")];
+    let ci_b: &[(&str, &str)] = &[(".github/workflows/ci.yml", "b")];
+    let src_b: &[(&str, &str)] = &[("src/main.rs", "b")];
+    for (history, workflows_changed) in [
+        (&[(ci_a, &["v1.0.0", "v1"][..]), (ci_b, &["v1.1.0"][..])][..], true),
+        (&[(ci_a, &["v1.0.0", "v1"][..]), (src_b, &["v1.1.0"][..])][..], false),
+        (&[(ci_a, &["v1.0.0"][..]), (ci_b, &["v1.1.0"][..])][..], false),
+    ] {
+        let fakes = Fakes::new(history);
+        let ran = fakes.run(step, &[("MAJOR", "1"), ("GITHUB_SHA", sha), ("RELEASES", &released)]);
+        if workflows_changed {
+            assert_eq!(ran.outputs, None, "a move GitHub would refuse fails the step");
+            assert!(ran.stdout.contains(by_hand) && ran.stdout.contains(&command), "{}", ran.stdout);
+            assert!(ran.stdout.contains(".github/workflows/"), "{}", ran.stdout);
+            assert_eq!(fakes.calls(), listed, "nothing asked of GitHub but the releases");
+        } else {
+            assert_eq!(ran.outputs.as_deref(), Some(""), "{history:?}: {}", ran.stdout);
+            assert_eq!(fakes.calls(), moved, "{history:?}");
+        }
+    }
 
-    let (ran, _) = run_move("false", "1");
+    let fakes = Fakes::new(&[(ci_a, &["v1.0.0", "v1"]), (src_b, &["v1.1.0"])]);
+    let ran = fakes.run(step, &[("MAJOR", "1"), ("GITHUB_SHA", sha), ("RELEASES", &released), ("GH_WRITE_EXIT", "1")]);
     assert_eq!(ran.outputs, None, "a move GitHub refuses fails the step");
     assert!(ran.stdout.contains(by_hand) && ran.stdout.contains(&command), "{}", ran.stdout);
+}
+
+/// `IMAGE:<major>` and `v<major>` move only to the highest published release of their major
+/// version, and each move asks again right before it is made (`scripts/release-highest`), after
+/// the GitHub release is published: a run that finishes after a newer release, a re-run of an old
+/// one, a pre-release or a backport moves nothing. Releases run one at a time (one concurrency
+/// group, none cancelled). A stray tag with no release, or a release made a draft (its tag
+/// deleted), never counts; a listing that fails fails the step rather than moving.
+#[test]
+fn the_major_tags_move_only_to_the_highest_release_asked_again_before_each_move() {
+    let parsed = python_json(RELEASE_STEPS);
+    assert_eq!(
+        parsed["workflow"]["concurrency"],
+        serde_json::json!({"group": "release", "cancel-in-progress": false}),
+        "release.yml: one concurrency group for every release, none cancelled"
+    );
+    let major_tags = &parsed["jobs"]["major-tags"];
+    assert_eq!(major_tags["needs"], serde_json::json!(["version", "image-index", "release"]), "moves come last");
+    let order: Vec<&str> = major_tags["order"].as_array().expect("steps").iter().filter_map(|s| s.as_str()).collect();
+    let moves = ["Move IMAGE:<major>", "Move the action's major tag"];
+    assert!(order.ends_with(&moves), "release.yml: the major-tags job ends with the moves: {order:?}");
+    for job in ["version", "ci", "binaries", "image", "image-index", "release"] {
+        let text = serde_json::to_string(&parsed["jobs"][job]).expect("json");
+        for word in ["MAJOR", "major"] {
+            assert!(!text.contains(&format!("$IMAGE:${word}")), "{job} moves IMAGE:<major>");
+        }
+        assert!(!text.contains("git/refs"), "{job} moves a tag");
+    }
+
+    // Which release is the highest.
+    let fakes = Fakes::new(&[]);
+    let published = releases(&[
+        ("v0.8.1", false),
+        ("v0.9.0", false),
+        ("v1.0.0", false),
+        ("v1.2.0", false),
+        ("v1.9.0", false),
+        ("v1.10.0-rc.1", false),
+        ("v2.0.0-rc.1", false),
+        ("v1.20.0", true),
+    ]);
+    for (pushed, major, highest) in [
+        ("v1.9.1", "1", "v1.9.1"),
+        ("v1.10.0", "1", "v1.10.0"),
+        ("v1.3.0", "1", "v1.9.0"),
+        ("v1.2.1", "1", "v1.9.0"),
+        ("v1.11.0-rc.1", "1", "v1.9.0"),
+        ("v0.9.1", "0", "v0.9.1"),
+        ("v0.8.2", "0", "v0.9.0"),
+        ("v3.0.0-rc.1", "3", ""),
+        ("v0.9.1", "", "v1.9.0"),
+        ("v2.0.0", "", "v2.0.0"),
+    ] {
+        let env = [("GITHUB_REF_NAME", pushed), ("MAJOR", major), ("RELEASES", published.as_str())];
+        let ran = fakes.run("scripts/release-highest \"$MAJOR\"", &env);
+        assert!(ran.outputs.is_some(), "{pushed}");
+        assert_eq!(ran.stdout.trim(), highest, "pushing {pushed}, the highest release of v{major}");
+    }
+    let ran = fakes.run("scripts/release-highest 1", &[("RELEASES", "[{\"tag_name\": ")]);
+    assert_eq!(ran.outputs, None, "a listing that fails fails: {}", ran.stdout);
+
+    // Each move, in a repository where a stray v1.99.0 was tagged and refused (no release).
+    let (image_step, tag_step) =
+        (release_step(&parsed, "major-tags", moves[0]), release_step(&parsed, "major-tags", moves[1]));
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let listed = "gh lists the releases of repos/o/r/releases\n";
+    let image_moved = format!(
+        "{listed}docker buildx imagetools create --tag {REGISTRY_PATH}:1 {REGISTRY_PATH}@{}\n",
+        Fakes::INDEX_DIGEST
+    );
+    let tag_moved = format!(
+        "{listed}gh api repos/o/r/git/ref/tags/v1\ngh api --method PATCH repos/o/r/git/refs/tags/v1 -f sha={sha} -F force=true\n"
+    );
+    let fakes = Fakes::new(&[(&[], &["v1.0.0", "v1"]), (&[], &["v1.99.0"]), (&[], &["v1.1.0"])]);
+    let now = releases(&[("v1.0.0", false), ("v1.1.0", false)]);
+    let newer = releases(&[("v1.0.0", false), ("v1.1.0", false), ("v1.2.0", false)]);
+    for (pushed, when_moving_image, when_moving_tag, expected) in [
+        ("v1.1.0", &now, &now, [image_moved.as_str(), tag_moved.as_str()]),
+        // v1.2.0 is published while this run is between its two moves: v1 stays where v1.2.0 put it.
+        ("v1.1.0", &now, &newer, [image_moved.as_str(), listed]),
+        // A run finishing after a newer release, or a re-run of an old one: nothing moves.
+        ("v1.1.0", &newer, &newer, [listed, listed]),
+        ("v1.2.0-rc.1", &newer, &newer, [listed, listed]),
+    ] {
+        for ((step, listing), expected) in
+            [(image_step, when_moving_image), (tag_step, when_moving_tag)].into_iter().zip(expected)
+        {
+            let env = [
+                ("GITHUB_REF_NAME", pushed),
+                ("MAJOR", "1"),
+                ("GITHUB_SHA", sha),
+                ("IMAGE", REGISTRY_PATH),
+                ("DIGEST", Fakes::INDEX_DIGEST),
+                ("RELEASES", listing.as_str()),
+            ];
+            let ran = fakes.run(step, &env);
+            assert_eq!(ran.outputs.as_deref(), Some(""), "{pushed}: {}", ran.stdout);
+            assert_eq!(fakes.calls(), expected, "{pushed}, releases {listing}");
+        }
+    }
+    let ran = fakes.run(image_step, &[("MAJOR", "1"), ("IMAGE", REGISTRY_PATH), ("RELEASES", "[")]);
+    assert_eq!(ran.outputs, None, "a listing that fails fails the move: {}", ran.stdout);
+    assert_eq!(fakes.calls(), listed, "and moves nothing");
+}
+
+/// The GitHub release says whether it is the latest, instead of letting GitHub make every new
+/// release "Latest": only the highest published release overall is.
+#[test]
+fn only_the_highest_release_is_marked_latest() {
+    let parsed = python_json(RELEASE_STEPS);
+    let step = release_step(&parsed, "release", "GitHub release with the binaries and SHA256SUMS");
+    let fakes = Fakes::new(&[]);
+    fakes.write("dist/cutover-x86_64-unknown-linux-musl", "");
+    fakes.write("dist/SHA256SUMS", "");
+    for (pushed, prerelease, published, flags) in [
+        ("v1.1.0", "false", releases(&[("v1.0.0", false)]), "--latest=true"),
+        ("v1.1.0", "false", releases(&[("v1.0.0", false), ("v2.0.0", false)]), "--latest=false"),
+        ("v1.0.1", "false", releases(&[("v1.0.0", false), ("v1.1.0", false)]), "--latest=false"),
+        ("v1.1.0", "false", releases(&[("v1.0.0", false), ("v2.0.0", true)]), "--latest=true"),
+        ("v1.2.0-rc.1", "true", releases(&[("v1.1.0", false)]), "--latest=false --prerelease"),
+    ] {
+        let version = pushed.trim_start_matches('v');
+        let env =
+            [("GITHUB_REF_NAME", pushed), ("VERSION", version), ("PRERELEASE", prerelease), ("RELEASES", &published)];
+        let ran = fakes.run(step, &env);
+        assert_eq!(ran.outputs.as_deref(), Some(""), "{}", ran.stdout);
+        assert_eq!(
+            fakes.calls(),
+            format!(
+                "gh lists the releases of repos/o/r/releases\ngh release create {pushed} dist/cutover-x86_64-unknown-linux-musl \
+                 dist/SHA256SUMS --repo o/r --verify-tag --title cutover {version} --generate-notes {flags}\n"
+            ),
+            "{pushed} after {published}"
+        );
+    }
+}
+
+/// A release publishes only a commit of the default branch: the CI gate is the tagged commit's
+/// own workflow, so a tag on an unmerged commit (whose release.yml could drop the gate) is refused
+/// before anything else runs, saying so.
+#[test]
+fn a_release_publishes_only_a_commit_of_the_default_branch() {
+    let parsed = python_json(RELEASE_STEPS);
+    let step_name = "The tagged commit must be on the default branch";
+    let version = &parsed["jobs"]["version"];
+    assert_eq!(version["steps"][step_name]["env"]["DEFAULT_BRANCH"], "${{ github.event.repository.default_branch }}");
+    assert_eq!(version["steps"]["actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8"]["with"]["fetch-depth"], 0);
+    let step = release_step(&parsed, "version", step_name);
+
+    let fakes = Fakes::new(&[(&[("a", "1")], &[]), (&[("a", "2")], &[])]);
+    let (merged, unmerged) =
+        (git_in(fakes.path(), &["rev-parse", "HEAD~1"]), git_in(fakes.path(), &["rev-parse", "HEAD"]));
+    git_in(fakes.path(), &["update-ref", "refs/remotes/origin/main", &merged]);
+    for (sha, branch, passes) in [(&merged, "main", true), (&unmerged, "main", false), (&merged, "trunk", false)] {
+        let ran = fakes.run(step, &[("GITHUB_SHA", sha), ("DEFAULT_BRANCH", branch)]);
+        assert_eq!(ran.outputs.is_some(), passes, "{sha} on {branch}: {}", ran.stdout);
+        if !passes {
+            let error =
+                format!("::error title=tag is not on {branch}::v1.1.0 points to {sha}, which is not on {branch}");
+            assert!(ran.stdout.contains(&error), "{}", ran.stdout);
+        }
+    }
+    git_in(fakes.path(), &["update-ref", "refs/remotes/origin/main", &unmerged]);
+    assert!(fakes.run(step, &[("GITHUB_SHA", &unmerged), ("DEFAULT_BRANCH", "main")]).outputs.is_some(), "once merged");
+}
+
+/// A published version is never published again: before CI, and so before anything is pushed, a
+/// run stops when `IMAGE:<version>` or the GitHub release exists (a re-pushed tag, "Re-run all
+/// jobs"), or when the registry's answer is neither the image nor its absence.
+#[test]
+fn a_published_version_is_never_published_again() {
+    let parsed = python_json(RELEASE_STEPS);
+    let step_name = "Nothing of this version is published yet";
+    let order = parsed["jobs"]["version"]["order"].as_array().expect("steps");
+    assert_eq!(order.last(), Some(&step_name.into()), "the version job, before CI, ends with the check");
+    let step = release_step(&parsed, "version", step_name);
+    let fakes = Fakes::new(&[]);
+    let inspect = format!("docker buildx imagetools inspect {REGISTRY_PATH}:1.1.0\n");
+    let view = "gh release view v1.1.0 --repo o/r --json tagName\n";
+    for (image_state, release_exists, passes, calls, says) in [
+        ("not found", "", true, format!("{inspect}{view}"), ""),
+        // A package not created yet (the first release) may answer "denied" to a reader.
+        ("denied: requested access to the resource is denied", "", true, format!("{inspect}{view}"), ""),
+        ("exists", "", false, inspect.clone(), "::error title=v1.1.0 is already published::"),
+        ("not found", "yes", false, format!("{inspect}{view}"), "::error title=v1.1.0 is already published::"),
+        ("dial tcp: connection refused", "", false, inspect.clone(), "::error title=cannot tell whether"),
+    ] {
+        let env = [
+            ("IMAGE", REGISTRY_PATH),
+            ("VERSION", "1.1.0"),
+            ("IMAGE_STATE", image_state),
+            ("RELEASE_EXISTS", release_exists),
+        ];
+        let ran = fakes.run(step, &env);
+        assert_eq!(ran.outputs.is_some(), passes, "{image_state}, release: {release_exists:?}: {}", ran.stdout);
+        assert!(ran.stdout.contains(says), "{}", ran.stdout);
+        assert_eq!(fakes.calls(), calls);
+    }
+}
+
+/// What is published has run: each platform's image is built on a runner of that architecture
+/// (no emulator, so no QEMU image in the job that can push), pushed by digest with no tag, pulled
+/// and run (`cutover --version` must print the release's version), and only the digests that ran
+/// make up `IMAGE:<version>`.
+#[test]
+fn each_platforms_pushed_image_runs_before_any_tag_names_it() {
+    let parsed = python_json(RELEASE_STEPS);
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows/release.yml"))
+        .expect("release.yml");
+    assert!(!text.contains("setup-qemu-action"), "release.yml: no emulator");
+    let image = &parsed["jobs"]["image"];
+    let runners: serde_json::Map<String, serde_json::Value> = image["strategy"]["matrix"]["include"]
+        .as_array()
+        .expect("the image matrix")
+        .iter()
+        .map(|leg| (leg["arch"].as_str().expect("arch").to_owned(), leg["runner"].clone()))
+        .collect();
+    assert_eq!(
+        serde_json::Value::from(runners),
+        serde_json::json!({"amd64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"})
+    );
+    assert_eq!(image["runs-on"], "${{ matrix.runner }}");
+    assert_eq!(image["steps"]["build"]["with"]["platforms"], "linux/${{ matrix.arch }}");
+    assert_eq!(image["steps"]["run"]["env"]["DIGEST"], "${{ steps.build.outputs.digest }}");
+    let order = image["order"].as_array().expect("steps");
+    let at = |id: &str| order.iter().position(|s| s == id).unwrap_or_else(|| panic!("no step {id}"));
+    assert_eq!(at("run"), at("build") + 1, "the image runs right after its push");
+    assert_eq!(parsed["jobs"]["image-index"]["needs"], serde_json::json!(["version", "image"]));
+
+    let step = release_step(&parsed, "image", "run");
+    let digest = format!("sha256:{}", "c".repeat(64));
+    let env = |prints| {
+        [
+            ("IMAGE", REGISTRY_PATH),
+            ("ARCH", "arm64"),
+            ("VERSION", "1.2.3"),
+            ("DIGEST", digest.as_str()),
+            ("RUN_PRINTS", prints),
+        ]
+    };
+    let fakes = Fakes::new(&[]);
+    let ran = fakes.run(step, &env("cutover 1.2.2"));
+    assert_eq!(ran.outputs, None, "an image printing another version fails");
+    assert!(ran.stdout.contains("::error title=the pushed arm64 image does not run cutover 1.2.3::"), "{}", ran.stdout);
+    assert!(!fakes.path().join("digests/arm64").exists(), "and its digest goes nowhere");
+    assert_eq!(
+        fakes.calls(),
+        format!("docker run --rm --pull always --platform linux/arm64 {REGISTRY_PATH}@{digest} cutover --version\n")
+    );
+    let ran = fakes.run(step, &env("cutover 1.2.3"));
+    assert_eq!(ran.outputs.as_deref(), Some(""), "{}", ran.stdout);
+    assert_eq!(std::fs::read_to_string(fakes.path().join("digests/arm64")).expect("the digest"), format!("{digest}\n"));
+}
+
+/// A release starts only on a version tag (moving `v0` by hand starts nothing), a failed publish
+/// can be re-run for a week (the artifacts it downloads are kept that long), and CI's cached
+/// `.tools` follow `scripts/test`, which installs them only when missing.
+#[test]
+fn releases_start_on_version_tags_and_a_failed_publish_can_be_rerun() {
+    let script = r#"
+import json, re, sys, yaml
+root = sys.argv[1]
+load = lambda name: yaml.safe_load(open(f"{root}/.github/workflows/{name}.yml"))
+release, ci = load("release"), load("ci")
+patterns = release.get("on", release.get(True))["push"]["tags"]
+# GitHub's filter patterns: * is any run of characters but /, + repeats the previous character or
+# class, [] is a class, and the rest stands for itself.
+def matches(pattern, tag):
+    regex = "".join(".*" if c == "*" else c if c in "+[]-" else re.escape(c) for c in pattern).replace(".*", "[^/]*")
+    return re.fullmatch(regex, tag) is not None
+tags = ["v1.2.3", "v0.10.0", "v1.2.3-rc.1", "v0", "v1", "v1.2", "vx.y.z", "release-1"]
+steps = [s for w in (release, ci) for job in w["jobs"].values() for s in job.get("steps", [])]
+print(json.dumps({
+    "patterns": patterns,
+    "started": [t for t in tags if any(matches(p, t) for p in patterns)],
+    "retention": [s["with"].get("retention-days") for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")],
+    "cache": [s["with"] for s in steps if s.get("uses", "").startswith("Swatinem/rust-cache@")],
+}))
+"#;
+    let parsed = python_json(script);
+    assert_eq!(parsed["started"], serde_json::json!(["v1.2.3", "v0.10.0", "v1.2.3-rc.1"]), "{}", parsed["patterns"]);
+    let retention = parsed["retention"].as_array().expect("uploads");
+    assert!(
+        !retention.is_empty() && retention.iter().all(|d| d.as_u64() >= Some(7)),
+        "artifacts kept a week: {retention:?}"
+    );
+    let cache = &parsed["cache"][0];
+    assert_eq!(cache["cache-directories"], ".tools");
+    assert!(
+        cache["key"].as_str().is_some_and(|k| k.contains("hashFiles('scripts/test')")),
+        "ci.yml's cache key: {cache}"
+    );
+}
+
+/// The README's install and release instructions work as written: the binary is installed with
+/// root's rights, the one-time steps GitHub and CircleCI need are spelled out, and who may push a
+/// release tag is a ruleset's job.
+#[test]
+fn the_readme_install_and_release_steps_work_as_written() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");
+    let install: Vec<&str> =
+        readme.lines().filter(|l| l.contains("/usr/local/bin/cutover") && l.contains("install ")).collect();
+    assert!(!install.is_empty() && install.iter().all(|l| l.starts_with("sudo install ")), "{install:?}");
+    for needed in
+        ["Change visibility", "circleci orb publish circleci/orb.yml cutover-dev/cutover@<version>", "tag ruleset"]
+    {
+        assert!(readme.contains(needed), "README: {needed}");
+    }
 }
 
 /// Every build of the released binary embeds its crate list (`cargo auditable build`), in the
@@ -798,11 +1147,13 @@ print(json.dumps(out))
     let expected = serde_json::json!({
         "ci": {"test": read},
         "release": {
-            "version": read,
+            "version": {"contents": "read", "packages": "read"},
             "ci": read,
             "binaries": read,
-            "image": attest(serde_json::json!({"contents": "read", "packages": "write"})),
+            "image": {"contents": "read", "packages": "write"},
+            "image-index": attest(serde_json::json!({"packages": "write"})),
             "release": attest(serde_json::json!({"contents": "write"})),
+            "major-tags": {"contents": "write", "packages": "write"},
         },
     });
     for workflow in ["ci", "release"] {
