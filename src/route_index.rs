@@ -62,11 +62,15 @@ pub async fn write(site: &Site, version: &str, index: &RouteIndex) -> Result<(),
     site.store.put(&key(&site.layout, version), Bytes::from(index.to_json()), &json_meta(), Condition::Always).await
 }
 
-/// The index of a recorded release: its index, else (staged by an older cutover, or the index not
-/// written yet) its record's file list; `None` when the version is not a recorded release.
+/// The index of a recorded release: its index, else (staged by an older cutover, the index not
+/// written yet, or damaged: logged) its record's file list; `None` when the version is not a
+/// recorded release.
 pub async fn read(site: &Site, version: &str) -> anyhow::Result<Option<RouteIndex>> {
     if let Some(object) = site.store.get(&key(&site.layout, version)).await? {
-        return RouteIndex::from_json(&object.body).map(Some);
+        match RouteIndex::from_json(&object.body) {
+            Ok(index) => return Ok(Some(index)),
+            Err(e) => crate::say!("the routing index of {version} is damaged, routing from its record: {e:#}"),
+        }
     }
     let record = read_record(site, &site.layout.record_key(version)).await?;
     Ok(record.map(|r| RouteIndex::new(r.files.into_keys())))

@@ -23,8 +23,11 @@ mod files;
 
 /// How long the edge trusts the active version it last read, as the router does.
 const ACTIVE_CACHE: Duration = Duration::from_secs(1);
-/// Routing indexes kept in memory (releases are immutable, so a kept index never goes stale).
+/// Routing indexes kept in memory.
 const KEPT_INDEXES: usize = 8;
+/// How long a kept index is trusted before it is read again: a release is immutable, but prune
+/// may delete it (a missing file it lists drops it at once; this bounds the cases that read none).
+const INDEX_TTL: Duration = Duration::from_secs(60);
 /// What a 503 tells clients to wait, in seconds, while the active version cannot be read.
 const RETRY_AFTER: &str = "5";
 
@@ -33,8 +36,37 @@ struct Edge {
     names: EdgeNames,
     /// When the active version was last read, and the last good value (`None` until one was read).
     active: Mutex<(Option<Instant>, Option<Option<String>>)>,
-    /// Routing indexes of recorded releases, most recently used last.
-    indexes: Mutex<Vec<(String, Arc<RouteIndex>)>>,
+    indexes: Mutex<Kept>,
+}
+
+/// Routing indexes of recorded releases with when each was read, most recently used last.
+#[derive(Default)]
+struct Kept(Vec<(String, Instant, Arc<RouteIndex>)>);
+
+impl Kept {
+    /// The index of `version` when it was read less than [`INDEX_TTL`] before `now`.
+    fn get(&mut self, version: &str, now: Instant) -> Option<Arc<RouteIndex>> {
+        let at = self.0.iter().position(|(v, _, _)| v == version)?;
+        let entry = self.0.remove(at);
+        if now.duration_since(entry.1) >= INDEX_TTL {
+            return None;
+        }
+        let index = entry.2.clone();
+        self.0.push(entry);
+        Some(index)
+    }
+
+    fn put(&mut self, version: &str, read_at: Instant, index: Arc<RouteIndex>) {
+        self.forget(version);
+        if self.0.len() >= KEPT_INDEXES {
+            self.0.remove(0);
+        }
+        self.0.push((version.to_owned(), read_at, index));
+    }
+
+    fn forget(&mut self, version: &str) {
+        self.0.retain(|(v, _, _)| v != version);
+    }
 }
 
 impl Edge {
@@ -64,15 +96,10 @@ impl Edge {
     /// The routing index of a recorded release; `None` for a version that is not one. A store
     /// error counts as unknown for this request and is logged, never shown.
     async fn index(&self, version: &str) -> Option<Arc<RouteIndex>> {
-        {
-            let mut kept = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(at) = kept.iter().position(|(v, _)| v == version) {
-                let entry = kept.remove(at);
-                let index = entry.1.clone();
-                kept.push(entry);
-                return Some(index);
-            }
+        if let Some(index) = self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(version, Instant::now()) {
+            return Some(index);
         }
+        let read_at = Instant::now();
         let index = match route_index::read(&self.site, version).await {
             Ok(index) => Arc::new(index?),
             Err(e) => {
@@ -80,12 +107,14 @@ impl Edge {
                 return None;
             }
         };
-        let mut kept = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() >= KEPT_INDEXES {
-            kept.remove(0);
-        }
-        kept.push((version.to_owned(), index.clone()));
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).put(version, read_at, index.clone());
         Some(index)
+    }
+
+    /// Drops a version's index: a file it lists is gone (the release was pruned since it was read).
+    fn forget(&self, version: &str) {
+        crate::say!("local edge: a file of {version} is missing; reading its routing index again");
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).forget(version);
     }
 
     /// Where a request goes: the edge contract (`routing`) with what the store holds.
@@ -153,7 +182,7 @@ pub async fn serve(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::
 }
 
 fn router(site: Site, names: EdgeNames) -> Router {
-    let edge = Arc::new(Edge { site, names, active: Mutex::new((None, None)), indexes: Mutex::new(Vec::new()) });
+    let edge = Arc::new(Edge { site, names, active: Mutex::new((None, None)), indexes: Mutex::new(Kept::default()) });
     Router::new().fallback(handle).with_state(edge)
 }
 
@@ -162,11 +191,38 @@ async fn handle(State(edge): State<Arc<Edge>>, method: Method, uri: Uri, headers
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served");
     }
     let route = edge.route(&uri, &headers).await;
-    let mut response = match &route.outcome {
+    let (route, mut response) = match answer(&edge, &route, &method, &headers).await {
+        Some(response) => (route, response),
+        None => {
+            // A file the index lists is gone: the release was pruned since its index was read.
+            edge.forget(route.version.as_deref().unwrap_or_default());
+            let route = edge.route(&uri, &headers).await;
+            let response = answer(&edge, &route, &method, &headers).await;
+            (route, response.unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found")))
+        }
+    };
+    let headers = response.headers_mut();
+    for (name, value) in &route.headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(*name, value);
+        }
+    }
+    for cookie in &route.set_cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// The response a route gets; `None` when the file it names is missing from the store.
+async fn answer(edge: &Edge, route: &Route, method: &Method, headers: &HeaderMap) -> Option<Response> {
+    let response = match &route.outcome {
         Outcome::File { file, status } => {
-            let version = route.version.as_deref().unwrap_or_default();
-            let mut response =
-                send_file(&edge.site, &edge.site.layout.object_key(version, file), &method, &headers).await;
+            let key = edge.site.layout.object_key(route.version.as_deref().unwrap_or_default(), file);
+            // The not-found page answers 404 however it is asked for: no range, no 304.
+            let headers = if *status == 200 { headers } else { &HeaderMap::new() };
+            let mut response = send_file(&edge.site, &key, method, headers).await?;
             if response.status() == StatusCode::OK {
                 *response.status_mut() = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
             }
@@ -188,29 +244,18 @@ async fn handle(State(edge): State<Arc<Edge>>, method: Method, uri: Uri, headers
             response
         }
     };
-    let headers = response.headers_mut();
-    for (name, value) in &route.headers {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(*name, value);
-        }
-    }
-    for cookie in &route.set_cookies {
-        if let Ok(value) = HeaderValue::from_str(cookie) {
-            headers.append(header::SET_COOKIE, value);
-        }
-    }
-    response
+    Some(response)
 }
 
-/// The response for one object of the store (streamed, with ranges and conditions), or a plain 404
-/// when it is missing or cannot be read (logged; a store error never shows internal details).
-async fn send_file(site: &Site, key: &str, method: &Method, request: &HeaderMap) -> Response {
+/// The response for one object of the store (streamed, with ranges and conditions); `None` when
+/// it is missing, a plain 404 when it cannot be read (logged; a store error never shows internal
+/// details).
+async fn send_file(site: &Site, key: &str, method: &Method, request: &HeaderMap) -> Option<Response> {
     match files::send(site.store.as_ref(), key, method, request).await {
-        Ok(Some(response)) => response,
-        Ok(None) => text(StatusCode::NOT_FOUND, "not found"),
+        Ok(response) => response,
         Err(e) => {
             crate::say!("local edge: reading {key}: {e:#}");
-            text(StatusCode::NOT_FOUND, "not found")
+            Some(text(StatusCode::NOT_FOUND, "not found"))
         }
     }
 }
@@ -221,4 +266,26 @@ fn text(status: StatusCode, message: &str) -> Response {
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_indexes_are_bounded_forgotten_on_demand_and_read_again_after_their_ttl() {
+        let mut kept = Kept::default();
+        let start = Instant::now();
+        let index = Arc::new(RouteIndex::new(["index.html"]));
+        for version in 0..=KEPT_INDEXES {
+            kept.put(&version.to_string(), start, index.clone());
+        }
+        assert!(kept.get("0", start).is_none(), "the least recently used is let go");
+        assert!(kept.get("1", start + INDEX_TTL - Duration::from_secs(1)).is_some());
+        assert!(kept.get("1", start + INDEX_TTL).is_none(), "past its ttl an index is read again");
+        assert!(kept.get("1", start).is_none(), "and dropped until then");
+        kept.forget("2");
+        assert!(kept.get("2", start).is_none());
+        assert!(kept.get("3", start).is_some());
+    }
 }
