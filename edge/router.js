@@ -16,9 +16,14 @@
 // /<prefix>/<version>/<file> before the cache lookup (the version is in the cache key), or answers
 // itself (redirect, 400, 404, 503) with the headers and cookies viewer-response would have added.
 // With a CloudFront origin-path pointer (mode "origin-path"), the origin path names the active
-// version, so origin-request decides. viewer-response names the version and sets cookies;
-// origin-response names the version and gives the not-found page its 404. The secret is baked in
-// by `cutover edge bundle` since Lambda@Edge has no environment variables; it is never logged.
+// version, so origin-request decides. CloudFront runs no viewer-response on an answer of 400 or
+// more, so a not-found page whose response must carry cookies or an override's headers is
+// answered by the deciding handler itself, with the release's 404.html (up to MAX_PAGE_BYTES);
+// the request for the not-found page reaches the origin without Range or conditions.
+// viewer-response names the version and sets cookies; origin-response names the version, gives
+// the not-found page its 404 and drops the index of a release whose listed file is missing. The
+// secret is baked in by `cutover edge bundle` since Lambda@Edge has no environment variables; it
+// is never logged.
 
 const crypto = require('node:crypto');
 
@@ -33,6 +38,19 @@ const NOT_FOUND_PAGE = '404.html';
 const PRIVATE = 'private, no-cache';
 /** Routing indexes kept in memory; a viewer function has 128 MB. */
 const KEPT_INDEXES = 4;
+/**
+ * How long a kept index is trusted before it is read again: a release is immutable, but prune
+ * may delete it. origin-response drops an index at once when a file it lists is missing, in the
+ * container it runs in; this bounds every other container.
+ */
+const INDEX_TTL_MS = 60_000;
+/**
+ * The largest 404.html viewer-request answers with itself (a response Lambda@Edge generates at
+ * viewer-request may hold 40 KB, headers included); a larger page becomes a plain 404 there.
+ */
+const MAX_PAGE_BYTES = 32 * 1024;
+/** Request headers that would turn the not-found page into a 206 or a 304. */
+const PARTIAL_OR_CONDITIONAL = ['range', 'if-range', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since'];
 /** How long one SSM or S3 call may take, and how many tries a read gets. */
 const CALL_TIMEOUT_MS = 1000;
 const ATTEMPTS = 2;
@@ -41,8 +59,10 @@ const RETRY_AFTER_SECONDS = 5;
 
 let readParameter = defaultParameterReader;
 let readIndex = defaultIndexReader;
+let readPage = defaultPageReader;
 let active = { version: undefined, readAt: -Infinity };
 let indexes = new Map();
+let pages = new Map();
 
 function sdkClient(name, Client) {
   sdkClient[name] ??= new Client({
@@ -69,14 +89,44 @@ async function defaultIndexReader(version) {
     [`${base}routes/${version}.json`, (doc) => doc.files],
     [`${base}releases/${version}.json`, (doc) => Object.keys(doc.files)],
   ]) {
+    let text;
     try {
       const out = await s3.send(new GetObjectCommand({ Bucket: config.bucket, Key: key }));
-      return files(JSON.parse(await out.Body.transformToString()));
+      text = await out.Body.transformToString();
     } catch (error) {
       if (error.name !== 'NoSuchKey' && error.name !== 'AccessDenied') throw error;
+      continue;
     }
+    const list = listOf(text, files);
+    if (list !== null) return list;
+    console.warn(`cutover router: ${key} is damaged; reading the next source of ${version}'s files`);
   }
   return null;
+}
+
+/** The file list a stored JSON document holds, or null when it is damaged. */
+function listOf(text, files) {
+  try {
+    const list = files(JSON.parse(text));
+    return Array.isArray(list) && list.every((f) => typeof f === 'string') ? list : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A release's 404.html as text, or null when it is missing or larger than MAX_PAGE_BYTES. */
+async function defaultPageReader(version) {
+  const { S3Client, GetObjectCommand } = require('@aws-sdk/client-s3');
+  const s3 = sdkClient('s3', S3Client);
+  const key = versionDir(version).slice(1) + NOT_FOUND_PAGE;
+  try {
+    const out = await s3.send(new GetObjectCommand({ Bucket: config.bucket, Key: key, Range: `bytes=0-${MAX_PAGE_BYTES}` }));
+    const body = Buffer.from(await out.Body.transformToByteArray());
+    return body.length > MAX_PAGE_BYTES ? null : body.toString('utf8');
+  } catch (error) {
+    if (error.name !== 'NoSuchKey' && error.name !== 'AccessDenied' && error.name !== 'InvalidRange') throw error;
+    return null;
+  }
 }
 
 /** A promise that fails after `ms`, so a hung call never becomes a Lambda timeout. */
@@ -119,10 +169,15 @@ async function activeVersion(now = Date.now()) {
   return active.version;
 }
 
-/** The routing index of a recorded release (a Set of its files), or null; a bounded LRU. */
+/**
+ * The routing index of a recorded release (a Set of its files), or null; a bounded LRU. A kept
+ * index is read again after INDEX_TTL_MS (kept while that read fails), an unknown version after
+ * `edge-cache`.
+ */
 async function releaseIndex(version, now = Date.now()) {
   const kept = indexes.get(version);
-  if (kept && (kept.files !== null || now - kept.readAt < config.cacheSeconds * 1000)) {
+  const ttl = kept && kept.files !== null ? INDEX_TTL_MS : config.cacheSeconds * 1000;
+  if (kept && now - kept.readAt < ttl) {
     indexes.delete(version);
     indexes.set(version, kept);
     return kept.files;
@@ -133,7 +188,7 @@ async function releaseIndex(version, now = Date.now()) {
     files = Array.isArray(list) ? new Set(list) : null;
   } catch (error) {
     console.warn(`cutover router: reading the routing index of ${version} failed: ${error.message || error}`);
-    return null;
+    return kept ? kept.files : null;
   }
   indexes.set(version, { files, readAt: now });
   while (indexes.size > KEPT_INDEXES) {
@@ -302,6 +357,63 @@ async function decide(request, activeOf) {
   return { version: chosen && chosen.version, outcome, headers, setCookies };
 }
 
+/** Drops what is kept of a version whose listed file the origin does not have (it was pruned). */
+function forget(version) {
+  if (indexes.delete(version)) {
+    console.warn(`cutover router: a file of ${version} is missing at the origin; reading its routing index again`);
+  }
+  pages.delete(version);
+}
+
+/** A release's 404.html for viewer-request to answer with (cached per version, bounded), or null. */
+async function notFoundPage(version) {
+  if (pages.has(version)) return pages.get(version);
+  let page = null;
+  try {
+    page = await withTimeout(readPage(version), CALL_TIMEOUT_MS * ATTEMPTS);
+  } catch (error) {
+    console.warn(`cutover router: reading the 404 page of ${version} failed: ${error.message || error}`);
+    return null;
+  }
+  pages.set(version, page);
+  while (pages.size > KEPT_INDEXES) {
+    pages.delete(pages.keys().next().value);
+  }
+  return page;
+}
+
+/**
+ * Whether the decision serves the not-found page on a response that must carry more than the
+ * version (cookies, an override's headers): CloudFront runs no viewer-response on a 404 from the
+ * origin, so the router answers such a request itself.
+ */
+function answersNotFoundItself(decision) {
+  const extra = Object.keys(decision.headers).some((name) => name !== VERSION_HEADER);
+  return decision.outcome.status === 404 && (extra || decision.setCookies.length > 0);
+}
+
+/** The not-found page generated by the router, with the decision's headers and cookies. */
+async function notFoundResponse(decision) {
+  const page = await notFoundPage(decision.version);
+  const headers = {
+    'content-type': [{ key: 'Content-Type', value: page === null ? 'text/plain; charset=utf-8' : 'text/html; charset=utf-8' }],
+    'cache-control': [{ key: 'Cache-Control', value: 'no-store' }],
+  };
+  const body = page === null ? 'not found\n' : page;
+  return decorate({ status: '404', statusDescription: 'Not Found', headers, body }, decision);
+}
+
+/**
+ * Readies a request for the origin: the not-found page answers 404 however it is asked for, so
+ * a range or a condition never turns it into a 206 or a 304.
+ */
+function toOrigin(request, decision) {
+  if (decision.outcome.status === 404) {
+    for (const name of PARTIAL_OR_CONDITIONAL) delete request.headers[name];
+  }
+  return request;
+}
+
 function encodePath(path) {
   return path.split('/').map(encodeURIComponent).join('/');
 }
@@ -356,8 +468,11 @@ async function viewerRequest(event) {
   if (decision.outcome.file === undefined) {
     return generated(decision);
   }
+  if (answersNotFoundItself(decision)) {
+    return notFoundResponse(decision);
+  }
   request.uri = versionDir(decision.version) + encodePath(decision.outcome.file);
-  return request;
+  return toOrigin(request, decision);
 }
 
 /** The version a `/<prefix>/<version>/...` path (a URI or an origin path) names, or null. */
@@ -376,17 +491,27 @@ async function originRequest(event) {
   if (decision.outcome.file === undefined) {
     return generated(decision);
   }
+  if (answersNotFoundItself(decision)) {
+    return notFoundResponse(decision);
+  }
   if (s3) s3.path = versionDir(decision.version).replace(/\/$/, '');
   request.uri = '/' + encodePath(decision.outcome.file);
-  return request;
+  return toOrigin(request, decision);
 }
 
-/** origin-response: name the version, give the not-found page its 404 (cached with it). */
+/**
+ * origin-response: name the version, give the not-found page its 404 (cached with it), and drop
+ * the index of a version whose listed file the origin does not have (S3 answers 403 without
+ * s3:ListBucket).
+ */
 async function originResponse(event) {
   const { request, response } = event.Records[0].cf;
   const s3 = request.origin && request.origin.s3;
   const full = config.mode === 'origin-path' && s3 ? `${s3.path}${request.uri}` : request.uri;
   const version = versionInPath(full);
+  if (version && (response.status === '403' || response.status === '404')) {
+    forget(version);
+  }
   if (version) {
     response.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: version }];
     if (response.status === '200' && full === versionDir(version) + NOT_FOUND_PAGE) {
@@ -442,9 +567,11 @@ exports.decide = decide;
 exports.decodePath = decodePath;
 exports.activeVersion = activeVersion;
 exports.releaseIndex = releaseIndex;
+exports.notFoundPage = notFoundPage;
 exports.configure = (overrides) => {
   config = { ...config, ...overrides };
   indexes = new Map();
+  pages = new Map();
 };
 exports.setParameterReader = (reader) => {
   readParameter = reader ?? defaultParameterReader;
@@ -453,4 +580,8 @@ exports.setParameterReader = (reader) => {
 exports.setIndexReader = (reader) => {
   readIndex = reader ?? defaultIndexReader;
   indexes = new Map();
+};
+exports.setPageReader = (reader) => {
+  readPage = reader ?? defaultPageReader;
+  pages = new Map();
 };
