@@ -218,8 +218,9 @@ function cookieValue(headers, name) {
   return null;
 }
 
+/** The HMAC of `<prefix>/<version>~<expiry>`: the site is signed too (see src/routing.rs). */
 function signature(version, expiry) {
-  return crypto.createHmac('sha256', config.overrideSecret).update(`${version}~${expiry}`).digest('base64url');
+  return crypto.createHmac('sha256', config.overrideSecret).update(`${config.prefix}/${version}~${expiry}`).digest('base64url');
 }
 
 /** The version an override value names, or the reason it is refused. */
