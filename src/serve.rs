@@ -10,7 +10,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -154,22 +153,49 @@ pub struct RunningEdge {
 pub async fn start(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::Result<RunningEdge> {
     let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
-    // A response's head and its file are written apart: without NODELAY each waits out the
-    // client's delayed ACK (40 ms a file response on Linux).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let (stop, stopped) = oneshot::channel::<()>();
+    let (stop, mut stopped) = oneshot::channel::<()>();
     let app = router(site, names);
     tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-            crate::say!("local edge stopped: {e}");
+        loop {
+            let tcp = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(e) => {
+                        // Out of file descriptors, most likely: the connections open now will end.
+                        crate::say!("local edge: accepting a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = &mut stopped => break,
+            };
+            tokio::spawn(connection(tcp, app.clone()));
         }
     });
     Ok(RunningEdge { addr, _stop: stop })
+}
+
+/// What hyper may queue for a connection's socket before it stops reading the file (one of the
+/// local store's 32 KiB chunks): its default, about 400 KB or 16 chunks, made each stalled
+/// download hold 0.5 MiB.
+const CONNECTION_BUFFER: usize = 32 * 1024;
+
+/// Serves one connection (HTTP/1.1, kept alive) until the client goes.
+async fn connection(tcp: tokio::net::TcpStream, app: Router) {
+    // A response's head and its file are written apart: without NODELAY each waits out the
+    // client's delayed ACK (40 ms a file response on Linux).
+    let _ = tcp.set_nodelay(true);
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let served = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(CONNECTION_BUFFER)
+        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+        .await;
+    if let Err(e) = served
+        && !e.is_incomplete_message()
+        && !e.is_closed()
+    {
+        crate::say!("local edge: a connection ended: {e}");
+    }
 }
 
 /// Serves until interrupted.
