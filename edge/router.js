@@ -188,6 +188,7 @@ async function releaseIndex(version, now = Date.now()) {
     files = Array.isArray(list) ? new Set(list) : null;
   } catch (error) {
     console.warn(`cutover router: reading the routing index of ${version} failed: ${error.message || error}`);
+    if (kept) indexes.set(version, { files: kept.files, readAt: now });
     return kept ? kept.files : null;
   }
   indexes.set(version, { files, readAt: now });

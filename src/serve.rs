@@ -43,16 +43,14 @@ struct Edge {
 struct Kept(Vec<(String, Instant, Arc<RouteIndex>)>);
 
 impl Kept {
-    /// The index of `version` when it was read less than [`INDEX_TTL`] before `now`.
-    fn get(&mut self, version: &str, now: Instant) -> Option<Arc<RouteIndex>> {
+    /// The kept index of `version`, and whether it was read less than [`INDEX_TTL`] before `now`.
+    fn get(&mut self, version: &str, now: Instant) -> Option<(Arc<RouteIndex>, bool)> {
         let at = self.0.iter().position(|(v, _, _)| v == version)?;
         let entry = self.0.remove(at);
-        if now.duration_since(entry.1) >= INDEX_TTL {
-            return None;
-        }
+        let fresh = now.duration_since(entry.1) < INDEX_TTL;
         let index = entry.2.clone();
         self.0.push(entry);
-        Some(index)
+        Some((index, fresh))
     }
 
     fn put(&mut self, version: &str, read_at: Instant, index: Arc<RouteIndex>) {
@@ -93,17 +91,23 @@ impl Edge {
     }
 
     /// The routing index of a recorded release; `None` for a version that is not one. A store
-    /// error counts as unknown for this request and is logged, never shown.
+    /// error is logged, never shown: an index read before is kept through it (read again after
+    /// another [`INDEX_TTL`]), else the version counts as unknown for this request.
     async fn index(&self, version: &str) -> Option<Arc<RouteIndex>> {
-        if let Some(index) = self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(version, Instant::now()) {
+        let kept = self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(version, Instant::now());
+        if let Some((index, true)) = kept {
             return Some(index);
         }
         let read_at = Instant::now();
         let index = match route_index::read(&self.site, version).await {
-            Ok(index) => Arc::new(index?),
+            Ok(Some(index)) => Arc::new(index),
+            Ok(None) => {
+                self.indexes.lock().unwrap_or_else(|e| e.into_inner()).forget(version);
+                return None;
+            }
             Err(e) => {
                 crate::say!("local edge: reading the routing index of {version}: {e:#}");
-                return None;
+                kept.map(|(index, _)| index)?
             }
         };
         self.indexes.lock().unwrap_or_else(|e| e.into_inner()).put(version, read_at, index.clone());
@@ -307,11 +311,13 @@ mod tests {
             kept.put(&version.to_string(), start, index.clone());
         }
         assert!(kept.get("0", start).is_none(), "the least recently used is let go");
-        assert!(kept.get("1", start + INDEX_TTL - Duration::from_secs(1)).is_some());
-        assert!(kept.get("1", start + INDEX_TTL).is_none(), "past its ttl an index is read again");
-        assert!(kept.get("1", start).is_none(), "and dropped until then");
+        let fresh = |kept: &mut Kept, version: &str, at| kept.get(version, at).map(|(_, fresh)| fresh);
+        assert_eq!(fresh(&mut kept, "1", start + INDEX_TTL - Duration::from_secs(1)), Some(true));
+        assert_eq!(fresh(&mut kept, "1", start + INDEX_TTL), Some(false), "past its ttl an index is read again");
+        kept.put("1", start + INDEX_TTL, index.clone());
+        assert_eq!(fresh(&mut kept, "1", start + INDEX_TTL), Some(true), "and trusted again once read");
         kept.forget("2");
         assert!(kept.get("2", start).is_none());
-        assert!(kept.get("3", start).is_some());
+        assert_eq!(fresh(&mut kept, "3", start), Some(true));
     }
 }
