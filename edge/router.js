@@ -16,9 +16,14 @@
 // /<prefix>/<version>/<file> before the cache lookup (the version is in the cache key), or answers
 // itself (redirect, 400, 404, 503) with the headers and cookies viewer-response would have added.
 // With a CloudFront origin-path pointer (mode "origin-path"), the origin path names the active
-// version, so origin-request decides. viewer-response names the version and sets cookies;
-// origin-response names the version and gives the not-found page its 404. The secret is baked in
-// by `cutover edge bundle` since Lambda@Edge has no environment variables; it is never logged.
+// version, so origin-request decides. CloudFront runs no viewer-response on an answer of 400 or
+// more, so a not-found page whose response must carry cookies or an override's headers is
+// answered by the deciding handler itself, with the release's 404.html (up to MAX_PAGE_BYTES);
+// the request for the not-found page reaches the origin without Range or conditions.
+// viewer-response names the version and sets cookies; origin-response names the version, gives
+// the not-found page its 404 and drops the index of a release whose listed file is missing. The
+// secret is baked in by `cutover edge bundle` since Lambda@Edge has no environment variables; it
+// is never logged.
 //
 // Fingerprinted files (`sharedAssets`, the `shared-assets` rule compiled by cutover into one
 // expression) live once in the site's pool, /<prefix>/_shared/<path>: a release's pooled files
@@ -38,6 +43,19 @@ const NOT_FOUND_PAGE = '404.html';
 const PRIVATE = 'private, no-cache';
 /** Routing indexes kept in memory; a viewer function has 128 MB. */
 const KEPT_INDEXES = 4;
+/**
+ * How long a kept index is trusted before it is read again: a release is immutable, but prune
+ * may delete it. origin-response drops an index at once when a file it lists is missing, in the
+ * container it runs in; this bounds every other container.
+ */
+const INDEX_TTL_MS = 60_000;
+/**
+ * The largest 404.html viewer-request answers with itself (a response Lambda@Edge generates at
+ * viewer-request may hold 40 KB, headers included); a larger page becomes a plain 404 there.
+ */
+const MAX_PAGE_BYTES = 32 * 1024;
+/** Request headers that would turn the not-found page into a 206 or a 304. */
+const PARTIAL_OR_CONDITIONAL = ['range', 'if-range', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since'];
 /** How long one SSM or S3 call may take, and how many tries a read gets. */
 const CALL_TIMEOUT_MS = 1000;
 const ATTEMPTS = 2;
@@ -46,8 +64,10 @@ const RETRY_AFTER_SECONDS = 5;
 
 let readParameter = defaultParameterReader;
 let readIndex = defaultIndexReader;
+let readPage = defaultPageReader;
 let active = { version: undefined, readAt: -Infinity };
 let indexes = new Map();
+let pages = new Map();
 
 function sdkClient(name, Client) {
   sdkClient[name] ??= new Client({
@@ -75,14 +95,45 @@ async function defaultIndexReader(version) {
     [`${base}routes/${version}.json`, (doc) => ({ files: doc.files, pooled: doc.pooled })],
     [`${base}releases/${version}.json`, (doc) => ({ files: Object.keys(doc.files), pooled: pooledOf(doc.files) })],
   ]) {
+    let text;
     try {
       const out = await s3.send(new GetObjectCommand({ Bucket: config.bucket, Key: key }));
-      return files(JSON.parse(await out.Body.transformToString()));
+      text = await out.Body.transformToString();
     } catch (error) {
       if (error.name !== 'NoSuchKey' && error.name !== 'AccessDenied') throw error;
+      continue;
     }
+    const list = listOf(text, files);
+    if (list !== null) return list;
+    console.warn(`cutover router: ${key} is damaged; reading the next source of ${version}'s files`);
   }
   return null;
+}
+
+/** The files (and pooled files) a stored JSON document holds, or null when it is damaged. */
+function listOf(text, files) {
+  try {
+    const list = files(JSON.parse(text));
+    const paths = (a) => Array.isArray(a) && a.every((f) => typeof f === 'string');
+    return paths(list.files) && paths(list.pooled ?? []) ? list : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A release's 404.html as text, or null when it is missing or larger than MAX_PAGE_BYTES. */
+async function defaultPageReader(version) {
+  const { S3Client, GetObjectCommand } = require('@aws-sdk/client-s3');
+  const s3 = sdkClient('s3', S3Client);
+  const key = versionDir(version).slice(1) + NOT_FOUND_PAGE;
+  try {
+    const out = await s3.send(new GetObjectCommand({ Bucket: config.bucket, Key: key, Range: `bytes=0-${MAX_PAGE_BYTES}` }));
+    const body = Buffer.from(await out.Body.transformToByteArray());
+    return body.length > MAX_PAGE_BYTES ? null : body.toString('utf8');
+  } catch (error) {
+    if (error.name !== 'NoSuchKey' && error.name !== 'AccessDenied' && error.name !== 'InvalidRange') throw error;
+    return null;
+  }
 }
 
 /** A promise that fails after `ms`, so a hung call never becomes a Lambda timeout. */
@@ -125,10 +176,15 @@ async function activeVersion(now = Date.now()) {
   return active.version;
 }
 
-/** The routing index of a recorded release (a Set of its files), or null; a bounded LRU. */
+/**
+ * The routing index of a recorded release (a Set of its files), or null; a bounded LRU. A kept
+ * index is read again after INDEX_TTL_MS (kept while that read fails), an unknown version after
+ * `edge-cache`.
+ */
 async function releaseIndex(version, now = Date.now()) {
   const kept = indexes.get(version);
-  if (kept && (kept.files !== null || now - kept.readAt < config.cacheSeconds * 1000)) {
+  const ttl = kept && kept.files !== null ? INDEX_TTL_MS : config.cacheSeconds * 1000;
+  if (kept && now - kept.readAt < ttl) {
     indexes.delete(version);
     indexes.set(version, kept);
     return kept.files;
@@ -139,7 +195,8 @@ async function releaseIndex(version, now = Date.now()) {
     files = indexSet(list);
   } catch (error) {
     console.warn(`cutover router: reading the routing index of ${version} failed: ${error.message || error}`);
-    return null;
+    if (kept) indexes.set(version, { files: kept.files, readAt: now });
+    return kept ? kept.files : null;
   }
   indexes.set(version, { files, readAt: now });
   while (indexes.size > KEPT_INDEXES) {
@@ -169,8 +226,9 @@ function cookieValue(headers, name) {
   return null;
 }
 
+/** The HMAC of `<prefix>/<version>~<expiry>`: the site is signed too (see src/routing.rs). */
 function signature(version, expiry) {
-  return crypto.createHmac('sha256', config.overrideSecret).update(`${version}~${expiry}`).digest('base64url');
+  return crypto.createHmac('sha256', config.overrideSecret).update(`${config.prefix}/${version}~${expiry}`).digest('base64url');
 }
 
 /** The version an override value names, or the reason it is refused. */
@@ -348,6 +406,63 @@ function sharedDir() {
   return config.prefix ? `/${config.prefix}/_shared/` : '/_shared/';
 }
 
+/** Drops what is kept of a version whose listed file the origin does not have (it was pruned). */
+function forget(version) {
+  if (indexes.delete(version)) {
+    console.warn(`cutover router: a file of ${version} is missing at the origin; reading its routing index again`);
+  }
+  pages.delete(version);
+}
+
+/** A release's 404.html for viewer-request to answer with (cached per version, bounded), or null. */
+async function notFoundPage(version) {
+  if (pages.has(version)) return pages.get(version);
+  let page = null;
+  try {
+    page = await withTimeout(readPage(version), CALL_TIMEOUT_MS * ATTEMPTS);
+  } catch (error) {
+    console.warn(`cutover router: reading the 404 page of ${version} failed: ${error.message || error}`);
+    return null;
+  }
+  pages.set(version, page);
+  while (pages.size > KEPT_INDEXES) {
+    pages.delete(pages.keys().next().value);
+  }
+  return page;
+}
+
+/**
+ * Whether the decision serves the not-found page on a response that must carry more than the
+ * version (cookies, an override's headers): CloudFront runs no viewer-response on a 404 from the
+ * origin, so the router answers such a request itself.
+ */
+function answersNotFoundItself(decision) {
+  const extra = Object.keys(decision.headers).some((name) => name !== VERSION_HEADER);
+  return decision.outcome.status === 404 && (extra || decision.setCookies.length > 0);
+}
+
+/** The not-found page generated by the router, with the decision's headers and cookies. */
+async function notFoundResponse(decision) {
+  const page = await notFoundPage(decision.version);
+  const headers = {
+    'content-type': [{ key: 'Content-Type', value: page === null ? 'text/plain; charset=utf-8' : 'text/html; charset=utf-8' }],
+    'cache-control': [{ key: 'Cache-Control', value: 'no-store' }],
+  };
+  const body = page === null ? 'not found\n' : page;
+  return decorate({ status: '404', statusDescription: 'Not Found', headers, body }, decision);
+}
+
+/**
+ * Readies a request for the origin: the not-found page answers 404 however it is asked for, so
+ * a range or a condition never turns it into a 206 or a 304.
+ */
+function toOrigin(request, decision) {
+  if (decision.outcome.status === 404) {
+    for (const name of PARTIAL_OR_CONDITIONAL) delete request.headers[name];
+  }
+  return request;
+}
+
 function encodePath(path) {
   return path.split('/').map(encodeURIComponent).join('/');
 }
@@ -402,13 +517,16 @@ async function viewerRequest(event) {
   if (decision.outcome.file === undefined) {
     return generated(decision);
   }
+  if (answersNotFoundItself(decision)) {
+    return notFoundResponse(decision);
+  }
   const { file, pooled } = decision.outcome;
   request.uri = (pooled ? sharedDir() : versionDir(decision.version)) + encodePath(file);
   if (pooled) {
     // One cached object for every version: viewer-response names the version from this header.
     request.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: decision.version }];
   }
-  return request;
+  return toOrigin(request, decision);
 }
 
 /** The version a `/<prefix>/<version>/...` path (a URI or an origin path) names, or null. */
@@ -427,13 +545,20 @@ async function originRequest(event) {
   if (decision.outcome.file === undefined) {
     return generated(decision);
   }
+  if (answersNotFoundItself(decision)) {
+    return notFoundResponse(decision);
+  }
   const { file, pooled } = decision.outcome;
   if (s3) s3.path = (pooled ? sharedDir() : versionDir(decision.version)).replace(/\/$/, '');
   request.uri = '/' + encodePath(file);
-  return request;
+  return toOrigin(request, decision);
 }
 
-/** origin-response: name the version, give the not-found page its 404 (cached with it). */
+/**
+ * origin-response: name the version, give the not-found page its 404 (cached with it), and drop
+ * the index of a version whose listed file the origin does not have (S3 answers 403 without
+ * s3:ListBucket).
+ */
 async function originResponse(event) {
   const { request, response } = event.Records[0].cf;
   const s3 = request.origin && request.origin.s3;
@@ -442,6 +567,9 @@ async function originResponse(event) {
   if (full.startsWith(sharedDir()) && response.status === '403') {
     // A missing object reads as 403 through the origin access control (no ListBucket).
     Object.assign(response, { status: '404', statusDescription: 'Not Found' });
+  }
+  if (version && (response.status === '403' || response.status === '404')) {
+    forget(version);
   }
   if (version) {
     response.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: version }];
@@ -499,9 +627,11 @@ exports.decide = decide;
 exports.decodePath = decodePath;
 exports.activeVersion = activeVersion;
 exports.releaseIndex = releaseIndex;
+exports.notFoundPage = notFoundPage;
 exports.configure = (overrides) => {
   config = { ...config, ...overrides };
   indexes = new Map();
+  pages = new Map();
 };
 exports.setParameterReader = (reader) => {
   readParameter = reader ?? defaultParameterReader;
@@ -510,4 +640,8 @@ exports.setParameterReader = (reader) => {
 exports.setIndexReader = (reader) => {
   readIndex = reader ?? defaultIndexReader;
   indexes = new Map();
+};
+exports.setPageReader = (reader) => {
+  readPage = reader ?? defaultPageReader;
+  pages = new Map();
 };

@@ -88,12 +88,16 @@ pub async fn write(
     store.put(&key(layout, version), Bytes::from(index.to_json()), &json_meta(), Condition::Always).await
 }
 
-/// The index of a recorded release: its index, else (staged by an older cutover, or the index not
-/// written yet) its record's file list; `None` when the version is not a recorded release.
+/// The index of a recorded release: its index, else (staged by an older cutover, the index not
+/// written yet, or damaged: logged) its record's file list; `None` when the version is not a
+/// recorded release.
 pub async fn read(site: &(impl AsRef<dyn Store> + AsRef<Layout>), version: &str) -> anyhow::Result<Option<RouteIndex>> {
     let (store, layout): (&dyn Store, &Layout) = (site.as_ref(), site.as_ref());
     if let Some(object) = store.get(&key(layout, version)).await? {
-        return RouteIndex::from_json(&object.body).map(Some);
+        match RouteIndex::from_json(&object.body) {
+            Ok(index) => return Ok(Some(index)),
+            Err(e) => crate::say!("the routing index of {version} is damaged, routing from its record: {e:#}"),
+        }
     }
     let record = read_record(site, &layout.record_key(version)).await?;
     Ok(record.as_ref().map(RouteIndex::of_record))

@@ -71,23 +71,29 @@ impl NotFound {
     }
 }
 
-/// The `override-secret` input; never printed.
+/// The `override-secret` input, with the prefix of the site it signs for; never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct OverrideSecret(String);
+pub struct OverrideSecret {
+    secret: String,
+    prefix: String,
+}
 
 impl OverrideSecret {
-    pub fn new(secret: String) -> Self {
-        Self(secret)
+    /// Signs for the site at `prefix` (the `prefix` input as the plan holds it, `""` at the root).
+    pub fn new(secret: String, prefix: &str) -> Self {
+        Self { secret, prefix: prefix.to_owned() }
     }
 
     /// For the router bundle only.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.secret
     }
 
-    fn signature(&self, payload: &str) -> hmac::Hmac<sha2::Sha256> {
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.0.as_bytes()).expect("hmac takes any key");
-        mac.update(payload.as_bytes());
+    /// The MAC of `<prefix>/<version>~<expiry>`: the site is signed too, so a link made for
+    /// another site sharing the secret pins nothing here.
+    fn signature(&self, version: &str, expiry: &str) -> hmac::Hmac<sha2::Sha256> {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.secret.as_bytes()).expect("hmac takes any key");
+        mac.update(format!("{}/{version}~{expiry}", self.prefix).as_bytes());
         mac
     }
 }
@@ -174,7 +180,7 @@ fn check(secret: Option<&OverrideSecret>, value: &str, now: u64) -> Result<Strin
         return Err("invalid");
     };
     let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| "bad-signature")?;
-    secret.signature(&format!("{version}~{expiry}")).verify_slice(&signature).map_err(|_| "bad-signature")?;
+    secret.signature(version, expiry).verify_slice(&signature).map_err(|_| "bad-signature")?;
     if now > expires {
         return Err("expired");
     }
@@ -186,9 +192,9 @@ pub fn override_value(names: &EdgeNames, version: &str, now: u64) -> String {
     match &names.secret {
         None => version.to_owned(),
         Some(secret) => {
-            let payload = format!("{version}~{}", now + OVERRIDE_LIFETIME_SECS);
-            let signature = URL_SAFE_NO_PAD.encode(secret.signature(&payload).finalize().into_bytes());
-            format!("{payload}~{signature}")
+            let expiry = (now + OVERRIDE_LIFETIME_SECS).to_string();
+            let signature = URL_SAFE_NO_PAD.encode(secret.signature(version, &expiry).finalize().into_bytes());
+            format!("{version}~{expiry}~{signature}")
         }
     }
 }
@@ -422,7 +428,7 @@ mod tests {
             let index = RouteIndex::new(fixture.as_array().unwrap().iter().map(|f| f.as_str().unwrap()));
             let names = EdgeNames {
                 not_found: NotFound::parse(text("not_found").unwrap_or("auto")).unwrap(),
-                secret: text("secret").map(|s| OverrideSecret::new(s.to_owned())),
+                secret: text("secret").map(|s| OverrideSecret::new(s.to_owned(), "site")),
                 ..EdgeNames::default()
             };
             let query = text("query").filter(|q| !q.is_empty());
@@ -462,7 +468,7 @@ mod tests {
 
     #[test]
     fn signed_values_verify_and_tampering_or_expiry_is_refused() {
-        let names = EdgeNames { secret: Some(OverrideSecret::new("k".into())), ..EdgeNames::default() };
+        let names = EdgeNames { secret: Some(OverrideSecret::new("k".into(), "site")), ..EdgeNames::default() };
         let value = override_value(&names, "v2.0.0", 1_000);
         assert!(value.starts_with(&format!("v2.0.0~{}~", 1_000 + OVERRIDE_LIFETIME_SECS)), "{value}");
         let asked = |v: &str, now| ask(&names, Some(&format!("override_build_number={v}")), &[], now);
@@ -471,8 +477,13 @@ mod tests {
         assert_eq!(asked(&value.replacen("v2.0.0", "v2.0.1", 1), 2_000), Ask::Refused("bad-signature"));
         assert_eq!(asked("v2.0.0", 2_000), Ask::Refused("unsigned"));
         assert_eq!(asked("../x~1~a", 2_000), Ask::Refused("invalid"));
-        let other = EdgeNames { secret: Some(OverrideSecret::new("j".into())), ..EdgeNames::default() };
+        let other = EdgeNames { secret: Some(OverrideSecret::new("j".into(), "site")), ..EdgeNames::default() };
         assert_eq!(asked(&override_value(&other, "v2.0.0", 1_000), 2_000), Ask::Refused("bad-signature"));
+        for prefix in ["", "other", "site/x"] {
+            let elsewhere = EdgeNames { secret: Some(OverrideSecret::new("k".into(), prefix)), ..EdgeNames::default() };
+            let value = override_value(&elsewhere, "v2.0.0", 1_000);
+            assert_eq!(asked(&value, 2_000), Ask::Refused("bad-signature"), "a link of the site at {prefix:?}");
+        }
         assert_eq!(format!("{:?}", names.secret), "Some(OverrideSecret(***))");
     }
 

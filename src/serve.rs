@@ -10,7 +10,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -23,8 +22,11 @@ mod files;
 
 /// How long the edge trusts the active version it last read, as the router does.
 const ACTIVE_CACHE: Duration = Duration::from_secs(1);
-/// Routing indexes kept in memory (releases are immutable, so a kept index never goes stale).
+/// Routing indexes kept in memory.
 const KEPT_INDEXES: usize = 8;
+/// How long a kept index is trusted before it is read again: a release is immutable, but prune
+/// may delete it (a missing file it lists drops it at once; this bounds the cases that read none).
+const INDEX_TTL: Duration = Duration::from_secs(60);
 /// What a 503 tells clients to wait, in seconds, while the active version cannot be read.
 const RETRY_AFTER: &str = "5";
 
@@ -33,8 +35,35 @@ struct Edge {
     names: EdgeNames,
     /// When the active version was last read, and the last good value (`None` until one was read).
     active: Mutex<(Option<Instant>, Option<Option<String>>)>,
-    /// Routing indexes of recorded releases, most recently used last.
-    indexes: Mutex<Vec<(String, Arc<RouteIndex>)>>,
+    indexes: Mutex<Kept>,
+}
+
+/// Routing indexes of recorded releases with when each was read, most recently used last.
+#[derive(Default)]
+struct Kept(Vec<(String, Instant, Arc<RouteIndex>)>);
+
+impl Kept {
+    /// The kept index of `version`, and whether it was read less than [`INDEX_TTL`] before `now`.
+    fn get(&mut self, version: &str, now: Instant) -> Option<(Arc<RouteIndex>, bool)> {
+        let at = self.0.iter().position(|(v, _, _)| v == version)?;
+        let entry = self.0.remove(at);
+        let fresh = now.duration_since(entry.1) < INDEX_TTL;
+        let index = entry.2.clone();
+        self.0.push(entry);
+        Some((index, fresh))
+    }
+
+    fn put(&mut self, version: &str, read_at: Instant, index: Arc<RouteIndex>) {
+        self.forget(version);
+        if self.0.len() >= KEPT_INDEXES {
+            self.0.remove(0);
+        }
+        self.0.push((version.to_owned(), read_at, index));
+    }
+
+    fn forget(&mut self, version: &str) {
+        self.0.retain(|(v, _, _)| v != version);
+    }
 }
 
 impl Edge {
@@ -62,29 +91,26 @@ impl Edge {
     }
 
     /// The routing index of a recorded release; `None` for a version that is not one. A store
-    /// error counts as unknown for this request and is logged, never shown.
+    /// error is logged, never shown: an index read before is kept through it (read again after
+    /// another [`INDEX_TTL`]), else the version counts as unknown for this request.
     async fn index(&self, version: &str) -> Option<Arc<RouteIndex>> {
-        {
-            let mut kept = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(at) = kept.iter().position(|(v, _)| v == version) {
-                let entry = kept.remove(at);
-                let index = entry.1.clone();
-                kept.push(entry);
-                return Some(index);
-            }
+        let kept = self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(version, Instant::now());
+        if let Some((index, true)) = kept {
+            return Some(index);
         }
+        let read_at = Instant::now();
         let index = match route_index::read(&self.site, version).await {
-            Ok(index) => Arc::new(index?),
-            Err(e) => {
-                crate::say!("local edge: reading the routing index of {version}: {e:#}");
+            Ok(Some(index)) => Arc::new(index),
+            Ok(None) => {
+                self.indexes.lock().unwrap_or_else(|e| e.into_inner()).forget(version);
                 return None;
             }
+            Err(e) => {
+                crate::say!("local edge: reading the routing index of {version}: {e:#}");
+                kept.map(|(index, _)| index)?
+            }
         };
-        let mut kept = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() >= KEPT_INDEXES {
-            kept.remove(0);
-        }
-        kept.push((version.to_owned(), index.clone()));
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).put(version, read_at, index.clone());
         Some(index)
     }
 
@@ -94,6 +120,12 @@ impl Edge {
         let index = self.index(version).await.unwrap_or_default();
         let layout = &self.site.layout;
         if index.in_pool(file, &self.names.shared) { layout.shared_key(file) } else { layout.object_key(version, file) }
+    }
+
+    /// Drops a version's index: a file it lists is gone (the release was pruned since it was read).
+    fn forget(&self, version: &str) {
+        crate::say!("local edge: a file of {version} is missing; reading its routing index again");
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).forget(version);
     }
 
     /// Where a request goes: the edge contract (`routing`) with what the store holds.
@@ -133,22 +165,49 @@ pub struct RunningEdge {
 pub async fn start(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::Result<RunningEdge> {
     let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
-    // A response's head and its file are written apart: without NODELAY each waits out the
-    // client's delayed ACK (40 ms a file response on Linux).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let (stop, stopped) = oneshot::channel::<()>();
+    let (stop, mut stopped) = oneshot::channel::<()>();
     let app = router(site, names);
     tokio::spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-            crate::say!("local edge stopped: {e}");
+        loop {
+            let tcp = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(e) => {
+                        // Out of file descriptors, most likely: the connections open now will end.
+                        crate::say!("local edge: accepting a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = &mut stopped => break,
+            };
+            tokio::spawn(connection(tcp, app.clone()));
         }
     });
     Ok(RunningEdge { addr, _stop: stop })
+}
+
+/// What hyper may queue for a connection's socket before it stops reading the file (one of the
+/// local store's 32 KiB chunks): its default, about 400 KB or 16 chunks, made each stalled
+/// download hold 0.5 MiB.
+const CONNECTION_BUFFER: usize = 32 * 1024;
+
+/// Serves one connection (HTTP/1.1, kept alive) until the client goes.
+async fn connection(tcp: tokio::net::TcpStream, app: Router) {
+    // A response's head and its file are written apart: without NODELAY each waits out the
+    // client's delayed ACK (40 ms a file response on Linux).
+    let _ = tcp.set_nodelay(true);
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let served = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(CONNECTION_BUFFER)
+        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+        .await;
+    if let Err(e) = served
+        && !e.is_incomplete_message()
+        && !e.is_closed()
+    {
+        crate::say!("local edge: a connection ended: {e}");
+    }
 }
 
 /// Serves until interrupted.
@@ -161,7 +220,7 @@ pub async fn serve(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::
 }
 
 fn router(site: Site, names: EdgeNames) -> Router {
-    let edge = Arc::new(Edge { site, names, active: Mutex::new((None, None)), indexes: Mutex::new(Vec::new()) });
+    let edge = Arc::new(Edge { site, names, active: Mutex::new((None, None)), indexes: Mutex::new(Kept::default()) });
     Router::new().fallback(handle).with_state(edge)
 }
 
@@ -170,10 +229,39 @@ async fn handle(State(edge): State<Arc<Edge>>, method: Method, uri: Uri, headers
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served");
     }
     let route = edge.route(&uri, &headers).await;
-    let mut response = match &route.outcome {
+    let (route, mut response) = match answer(&edge, &route, &method, &headers).await {
+        Some(response) => (route, response),
+        None => {
+            // A file the index lists is gone: the release was pruned since its index was read.
+            edge.forget(route.version.as_deref().unwrap_or_default());
+            let route = edge.route(&uri, &headers).await;
+            let response = answer(&edge, &route, &method, &headers).await;
+            (route, response.unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found")))
+        }
+    };
+    let headers = response.headers_mut();
+    for (name, value) in &route.headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(*name, value);
+        }
+    }
+    for cookie in &route.set_cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// The response a route gets; `None` when the file it names is missing from the store.
+async fn answer(edge: &Edge, route: &Route, method: &Method, headers: &HeaderMap) -> Option<Response> {
+    let response = match &route.outcome {
         Outcome::File { file, status } => {
             let version = route.version.as_deref().unwrap_or_default();
-            let mut response = send_file(&edge.site, &edge.object_key(version, file).await, &method, &headers).await;
+            let key = edge.object_key(version, file).await;
+            // The not-found page answers 404 however it is asked for: no range, no 304.
+            let headers = if *status == 200 { headers } else { &HeaderMap::new() };
+            let mut response = send_file(&edge.site, &key, method, headers).await?;
             if response.status() == StatusCode::OK {
                 *response.status_mut() = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
             }
@@ -195,29 +283,18 @@ async fn handle(State(edge): State<Arc<Edge>>, method: Method, uri: Uri, headers
             response
         }
     };
-    let headers = response.headers_mut();
-    for (name, value) in &route.headers {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(*name, value);
-        }
-    }
-    for cookie in &route.set_cookies {
-        if let Ok(value) = HeaderValue::from_str(cookie) {
-            headers.append(header::SET_COOKIE, value);
-        }
-    }
-    response
+    Some(response)
 }
 
-/// The response for one object of the store (streamed, with ranges and conditions), or a plain 404
-/// when it is missing or cannot be read (logged; a store error never shows internal details).
-async fn send_file(site: &Site, key: &str, method: &Method, request: &HeaderMap) -> Response {
+/// The response for one object of the store (streamed, with ranges and conditions); `None` when
+/// it is missing, a plain 404 when it cannot be read (logged; a store error never shows internal
+/// details).
+async fn send_file(site: &Site, key: &str, method: &Method, request: &HeaderMap) -> Option<Response> {
     match files::send(site.store.as_ref(), key, method, request).await {
-        Ok(Some(response)) => response,
-        Ok(None) => text(StatusCode::NOT_FOUND, "not found"),
+        Ok(response) => response,
         Err(e) => {
             crate::say!("local edge: reading {key}: {e:#}");
-            text(StatusCode::NOT_FOUND, "not found")
+            Some(text(StatusCode::NOT_FOUND, "not found"))
         }
     }
 }
@@ -228,4 +305,28 @@ fn text(status: StatusCode, message: &str) -> Response {
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_indexes_are_bounded_forgotten_on_demand_and_read_again_after_their_ttl() {
+        let mut kept = Kept::default();
+        let start = Instant::now();
+        let index = Arc::new(RouteIndex::new(["index.html"]));
+        for version in 0..=KEPT_INDEXES {
+            kept.put(&version.to_string(), start, index.clone());
+        }
+        assert!(kept.get("0", start).is_none(), "the least recently used is let go");
+        let fresh = |kept: &mut Kept, version: &str, at| kept.get(version, at).map(|(_, fresh)| fresh);
+        assert_eq!(fresh(&mut kept, "1", start + INDEX_TTL - Duration::from_secs(1)), Some(true));
+        assert_eq!(fresh(&mut kept, "1", start + INDEX_TTL), Some(false), "past its ttl an index is read again");
+        kept.put("1", start + INDEX_TTL, index.clone());
+        assert_eq!(fresh(&mut kept, "1", start + INDEX_TTL), Some(true), "and trusted again once read");
+        kept.forget("2");
+        assert!(kept.get("2", start).is_none());
+        assert_eq!(fresh(&mut kept, "3", start), Some(true));
+    }
 }

@@ -36,6 +36,7 @@ test.before(() => {
     throw new Error('origin-path mode never reads SSM');
   });
   router.setIndexReader(async (version) => (['40', '41', 'v2.0.0'].includes(version) ? FILES : null));
+  router.setPageReader(async (version) => `gone ${version}`);
 });
 test.after(() => router.configure({ mode: 'ssm' }));
 
@@ -100,4 +101,19 @@ test('viewer-response sets cookies only for an honoured override query', async (
   const unknown = await router.handler(event('viewer-response', { query: 'override_build_number=77', response: response('41') }));
   assert.equal(unknown.headers['set-cookie'], undefined);
   assert.deepEqual(unknown.headers['x-cutover-override'], [{ key: 'x-cutover-override', value: 'unknown-version' }]);
+});
+
+test('origin-request answers a 404 that sets cookies or says why itself, and sends the origin no range for the 404 page', async () => {
+  const cleared = await router.handler(event('origin-request', { uri: '/nope', query: 'override_build_number=clear' }));
+  assert.equal(cleared.status, '404');
+  assert.equal(cleared.body, 'gone 41');
+  assert.equal(cleared.headers['set-cookie'].length, 2);
+  const pinned = await router.handler(event('origin-request', { uri: '/nope', cookie: 'Build-Number=40; Override=true' }));
+  assert.equal(pinned.status, '404');
+  assert.equal(pinned.body, 'gone 40');
+  const ranged = event('origin-request', { uri: '/nope' });
+  ranged.Records[0].cf.request.headers.range = [{ key: 'Range', value: 'bytes=0-3' }];
+  const plain = await router.handler(ranged);
+  assert.equal(plain.uri, '/404.html');
+  assert.equal(plain.headers.range, undefined);
 });

@@ -31,19 +31,25 @@ function setUp(vector) {
   router.setParameterReader(async () => vector.active ?? '-');
   const known = doc.releases[vector.fixture];
   router.setIndexReader(async (version) => (known.includes(version) ? doc.fixtures[vector.fixture] : null));
+  router.setPageReader(async (version) => `/site/${version}/404.html`);
 }
 
-/** One request through CloudFront's events as a cache miss would run them: { status, headers, file, location }. */
+/**
+ * One request through CloudFront's events as a cache miss would run them: { status, headers,
+ * file, location }. As in CloudFront, no viewer-response runs on an origin's answer of 400 or more.
+ */
 async function through(vector) {
   const result = await router.handler(requestEvent(vector));
   if (result.status !== undefined) {
     const header = (name) => (result.headers[name] || [])[0]?.value ?? null;
-    return { status: Number(result.status), headers: result.headers, file: null, location: header('location') };
+    const page = result.status === '404' && String(result.body).startsWith('/site/') ? result.body : null;
+    return { status: Number(result.status), headers: result.headers, file: page, location: header('location') };
   }
   assert.equal(result.headers['set-cookie'], undefined, 'the request to the cache never carries Set-Cookie');
   const origin = { status: '200', statusDescription: 'OK', headers: { 'cache-control': [{ key: 'Cache-Control', value: 'max-age=31536000, immutable' }] } };
   const fromOrigin = await router.handler(responseEvent('origin-response', result, origin));
-  const response = await router.handler(responseEvent('viewer-response', result, fromOrigin));
+  const response =
+    Number(fromOrigin.status) >= 400 ? fromOrigin : await router.handler(responseEvent('viewer-response', result, fromOrigin));
   return { status: Number(response.status), headers: response.headers, file: decodeURIComponent(result.uri), location: null };
 }
 
@@ -137,6 +143,85 @@ test('routing indexes are kept per version, bounded, and an unknown version is a
   assert.equal(asked.filter((v) => v === 'x9').length, 2);
 });
 
+test('a pruned release stops being pinnable: origin-response drops its index at once, other containers after the ttl', async (t) => {
+  t.mock.method(console, 'warn', () => {});
+  router.configure({ mode: 'ssm', notFound: 'auto', overrideSecret: undefined, cacheSeconds: 5 });
+  router.setParameterReader(async () => '4');
+  const known = new Set(['2', '4']);
+  router.setIndexReader(async (version) => (known.has(version) ? ['index.html', '404.html'] : null));
+  router.setPageReader(async (version) => `gone ${version}`);
+  const pinned = { uri: '/', query: '', cookie: 'Build-Number=2; Override=true' };
+  assert.equal((await router.handler(requestEvent(pinned))).uri, '/site/2/index.html');
+  known.delete('2');
+  const missing = { status: '403', statusDescription: 'Forbidden', headers: {} };
+  await router.handler(responseEvent('origin-response', { ...requestEvent(pinned).Records[0].cf.request, uri: '/site/2/index.html' }, missing));
+  const after = await router.handler(requestEvent(pinned));
+  assert.equal(after.uri, '/site/4/index.html', 'routed to the live release');
+  const link = await router.handler(requestEvent({ uri: '/', query: 'override_build_number=2', cookie: null }));
+  assert.equal(link.uri, '/site/4/index.html');
+  // A container that never saw the origin's answer reads the index again after the ttl.
+  known.add('3');
+  assert.notEqual(await router.releaseIndex('3', 0), null);
+  known.delete('3');
+  assert.notEqual(await router.releaseIndex('3', 59_999), null, 'trusted within the ttl');
+  assert.equal(await router.releaseIndex('3', 60_000), null, 'read again past it');
+  let failing = false;
+  router.setIndexReader(async () => {
+    if (failing) throw new Error('S3 is down');
+    return ['index.html'];
+  });
+  await router.releaseIndex('5', 0);
+  failing = true;
+  assert.deepEqual([...(await router.releaseIndex('5', 61_000))], ['index.html'], 'kept while the read fails');
+});
+
+test('a missing page ignores Range and conditions: the request to the origin carries none', async () => {
+  router.configure({ mode: 'ssm', notFound: 'auto', overrideSecret: undefined });
+  router.setParameterReader(async () => '41');
+  router.setIndexReader(async () => doc.fixtures.multi);
+  const withHeaders = (uri) => {
+    const event = requestEvent({ uri, query: '', cookie: null });
+    const headers = event.Records[0].cf.request.headers;
+    headers.range = [{ key: 'Range', value: 'bytes=0-3' }];
+    headers['if-none-match'] = [{ key: 'If-None-Match', value: '*' }];
+    headers['if-modified-since'] = [{ key: 'If-Modified-Since', value: 'Fri, 01 Jan 2100 00:00:00 GMT' }];
+    return event;
+  };
+  for (const uri of ['/nope', '/404.html']) {
+    const missing = await router.handler(withHeaders(uri));
+    assert.equal(missing.uri, '/site/41/404.html');
+    assert.deepEqual(Object.keys(missing.headers).sort(), ['host'], uri);
+  }
+  const page = await router.handler(withHeaders('/'));
+  assert.deepEqual(Object.keys(page.headers).sort(), ['host', 'if-modified-since', 'if-none-match', 'range']);
+});
+
+test('a 404 that must carry cookies or an override header is answered by viewer-request, with the page up to its bound', async (t) => {
+  t.mock.method(console, 'warn', () => {});
+  router.configure({ mode: 'ssm', notFound: 'auto', overrideSecret: undefined });
+  router.setParameterReader(async () => '41');
+  router.setIndexReader(async (version) => (['40', '41'].includes(version) ? doc.fixtures.multi : null));
+  const reads = [];
+  router.setPageReader(async (version) => {
+    reads.push(version);
+    return version === '41' ? '<h1>gone</h1>' : null;
+  });
+  const cleared = await router.handler(requestEvent({ uri: '/nope', query: 'override_build_number=clear', cookie: null }));
+  assert.equal(cleared.status, '404');
+  assert.equal(cleared.body, '<h1>gone</h1>');
+  assert.equal(cleared.headers['content-type'][0].value, 'text/html; charset=utf-8');
+  assert.equal(cleared.headers['cache-control'][0].value, 'private, no-cache');
+  assert.equal(cleared.headers['set-cookie'].length, 2);
+  await router.handler(requestEvent({ uri: '/gone', query: 'override_build_number=77', cookie: null }));
+  assert.deepEqual(reads, ['41'], 'the page is read once per version');
+  const big = await router.handler(requestEvent({ uri: '/nope', query: '', cookie: 'Build-Number=40; Override=true' }));
+  assert.equal(big.status, '404');
+  assert.equal(big.body, 'not found\n', 'a page over the bound (or missing) is a plain 404');
+  assert.equal(big.headers['x-robots-tag'][0].value, 'noindex');
+  const plain = await router.handler(requestEvent({ uri: '/nope', query: '', cookie: null }));
+  assert.equal(plain.uri, '/site/41/404.html', 'a 404 with nothing to add is left to the origin and the cache');
+});
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -194,7 +279,7 @@ test('the router reads the active version from SSM over HTTP (moto)', async () =
   }
 });
 
-test('the router reads routing indexes from S3 over HTTP (moto): the index, else the record, else no release', async () => {
+test('the router reads routing indexes and 404 pages from S3 over HTTP (moto): the index, else the record, else no release', async (t) => {
   const moto = await startMoto();
   try {
     const { S3Client, CreateBucketCommand, PutObjectCommand } = require('@aws-sdk/client-s3');
@@ -204,11 +289,22 @@ test('the router reads routing indexes from S3 over HTTP (moto): the index, else
     const put = (key, doc) => s3.send(new PutObjectCommand({ Bucket: config.bucket, Key: `site/_cutover/${key}`, Body: JSON.stringify(doc) }));
     await put('routes/12.json', { format: 1, files: ['index.html', 'about/index.html'] });
     await put('releases/11.json', { version: '11', files: { 'index.html': { md5: 'x', size: 1 }, 'CNAME': { md5: 'y', size: 2 } } });
+    await s3.send(new PutObjectCommand({ Bucket: config.bucket, Key: 'site/_cutover/routes/14.json', Body: '{"format":1,"fil' }));
+    await put('releases/14.json', { version: '14', files: { 'index.html': { md5: 'x', size: 1 } } });
+    const page = (version, body) => s3.send(new PutObjectCommand({ Bucket: config.bucket, Key: `site/${version}/404.html`, Body: body }));
+    await page('12', '<h1>gone</h1>');
+    await page('11', 'x'.repeat(32 * 1024 + 1));
     router.configure({ mode: 'ssm', prefix: 'site', cacheSeconds: 5 });
     router.setIndexReader(undefined);
     assert.deepEqual([...(await router.releaseIndex('12', 0))], ['index.html', 'about/index.html']);
     assert.deepEqual([...(await router.releaseIndex('11', 0))], ['index.html', 'CNAME'], 'staged before the index');
     assert.equal(await router.releaseIndex('13', 0), null, 'not a recorded release');
+    t.mock.method(console, 'warn', () => {});
+    assert.deepEqual([...(await router.releaseIndex('14', 0))], ['index.html'], 'a damaged index falls back to the record');
+    router.setPageReader(undefined);
+    assert.equal(await router.notFoundPage('12'), '<h1>gone</h1>');
+    assert.equal(await router.notFoundPage('11'), null, 'over the bound');
+    assert.equal(await router.notFoundPage('13'), null, 'missing');
   } finally {
     moto.stop();
   }

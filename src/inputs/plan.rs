@@ -148,7 +148,7 @@ impl Plan {
             not_found: NotFound::parse(&inputs.not_found).ok_or_else(|| {
                 InputError::new("not-found", format!("{:?} is not `auto`, `spa` or `404`", inputs.not_found))
             })?,
-            secret: inputs.override_secret.clone().map(OverrideSecret::new),
+            secret: inputs.override_secret.clone().map(|secret| OverrideSecret::new(secret, &prefix)),
             shared: SharedAssets::parse(&inputs.shared_assets).map_err(|p| InputError::new("shared-assets", p))?,
         };
         let edge_cache = parse_duration(&EDGE_CACHE, &inputs.edge_cache)?;

@@ -130,8 +130,9 @@ fn values(setting: &Setting, releases: &[String], now: u64) -> Values {
     );
     plain.push("x".repeat(129));
     let secret = setting.secret.unwrap_or("s3cret");
-    let names = EdgeNames { secret: Some(OverrideSecret::new(secret.to_owned())), ..EdgeNames::default() };
-    let other = EdgeNames { secret: Some(OverrideSecret::new("other".into())), ..EdgeNames::default() };
+    let names = EdgeNames { secret: Some(OverrideSecret::new(secret.to_owned(), "site")), ..EdgeNames::default() };
+    let other = EdgeNames { secret: Some(OverrideSecret::new("other".into(), "site")), ..EdgeNames::default() };
+    let elsewhere = EdgeNames { secret: Some(OverrideSecret::new(secret.to_owned(), "other")), ..EdgeNames::default() };
     let expired_at = now - routing::OVERRIDE_LIFETIME_SECS - 100;
     let mut signed = Vec::new();
     for version in releases.iter().map(String::as_str).chain(["77", "52"]) {
@@ -139,6 +140,7 @@ fn values(setting: &Setting, releases: &[String], now: u64) -> Values {
         signed.push(good.clone());
         signed.push(routing::override_value(&names, version, expired_at));
         signed.push(routing::override_value(&other, version, now));
+        signed.push(routing::override_value(&elsewhere, version, now));
         let (payload, signature) = good.rsplit_once('~').expect("a signed value");
         // The last character carries two unused bits: a different one may decode to the same bytes.
         let last = signature.chars().last().expect("a signature");

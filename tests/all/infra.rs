@@ -104,6 +104,21 @@ fn a_new_router_hash_publishes_a_new_version() {
 }
 
 #[test]
+fn the_router_may_read_indexes_records_and_404_pages_and_nothing_else_of_the_bucket() {
+    let role = resolved("RouterRole", "us-east-1", json!({}));
+    let policy = &role["properties"]["Policies"][0];
+    assert_eq!(policy["PolicyName"], json!("read-the-routing-index"));
+    assert_eq!(
+        policy["PolicyDocument"]["Statement"][0]["Resource"],
+        json!([
+            "arn:aws:s3:::site-bucket/site/_cutover/routes/*",
+            "arn:aws:s3:::site-bucket/site/_cutover/releases/*",
+            "arn:aws:s3:::site-bucket/site/*/404.html",
+        ])
+    );
+}
+
+#[test]
 fn the_origin_path_style_has_no_parameter() {
     assert_eq!(
         resolved("ActiveVersionParameter", "us-east-1", json!({"PointerStyle": "origin-path"}))["properties"],

@@ -20,6 +20,7 @@ mod permissions;
 mod proxy;
 mod races;
 mod reliability;
+mod serve_contract;
 mod serve_files;
 mod serve_pointer;
 mod shared;

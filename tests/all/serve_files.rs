@@ -164,6 +164,72 @@ fn four_downloads_of_a_5_gib_file_keep_serve_under_64_mb() {
     assert_eq!((tail.status, tail.body.as_str()), (206, "the end"), "a range at the end is read from there");
 }
 
+/// What one stalled download may cost `cutover serve` in resident memory (it was 0.5 MiB: 200
+/// stalled readers held 134 MB).
+const STALLED_KIB_EACH: u64 = 200;
+const STALLED: u64 = 100;
+
+/// A download whose client reads nothing holds what serve has queued for it until the client
+/// goes: that must stay small, so many slow readers cannot fill the machine.
+#[test]
+fn stalled_downloads_cost_serve_little_memory_each() {
+    let mut f = Fixture::local();
+    let edge = f.start_edge();
+    let dist = f.site("v1", &[("index.html", "1"), ("big.bin", "stand-in")]);
+    f.deploy(&dist, "1");
+    edge.wait_for_active("1");
+    let key = f.with_site(async |site| site.layout.object_key("1", "big.bin"));
+    let stored = std::path::Path::new(&f.env["CUTOVER_STORE_DIR"]).join("objects").join(key);
+    std::fs::OpenOptions::new().write(true).open(&stored).expect("the stored file").set_len(1 << 30).expect("sparse");
+    let addr = edge.url.trim_start_matches("http://").to_owned();
+    let stall = |n: u64| -> Vec<TcpStream> {
+        (0..n)
+            .map(|_| {
+                let mut stream = TcpStream::connect(&addr).expect("connecting");
+                write!(stream, "GET /big.bin HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("a request");
+                stream
+            })
+            .collect()
+    };
+    // A few first, so what every connection shares (threads and their allocator arenas, the
+    // index) is counted before.
+    let warm = stall(8);
+    std::thread::sleep(Duration::from_secs(1));
+    let before = rss_kib(edge.pid()).expect("VmRSS");
+    let stalled = stall(STALLED);
+    // Until the socket buffers are full and serve has queued all it will for each.
+    let mut after = before;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(250));
+        after = after.max(rss_kib(edge.pid()).expect("VmRSS"));
+    }
+    let each = after.saturating_sub(before) / STALLED;
+    cutover::say!("{STALLED} stalled downloads: serve's RSS {before} -> {after} KiB, {each} KiB each");
+    assert!(each <= STALLED_KIB_EACH, "each stalled download holds {each} KiB ({before} -> {after} KiB)");
+    drop((stalled, warm));
+}
+
+/// A request head is taken up to 100 header lines (hyper's bound); beyond, 431 (RFC 6585).
+#[test]
+fn request_heads_past_100_header_lines_answer_431() {
+    let mut f = Fixture::local();
+    let edge = f.start_edge();
+    let dist = f.site("v1", &[("index.html", "1")]);
+    f.deploy(&dist, "1");
+    edge.wait_for_active("1");
+    let names: Vec<String> = (0..101).map(|i| format!("x-h{i}")).collect();
+    let lines = |n: usize| names.iter().take(n).map(|name| (name.as_str(), "1")).collect::<Vec<_>>();
+    assert_eq!(send(&edge, "GET", "/", &lines(97)).status, 200, "host and 97 more");
+    assert_eq!(send(&edge, "GET", "/", &lines(101)).status, 431);
+}
+
+/// The process's resident memory now (`VmRSS`), in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Downloads `path` over one HTTP/1.1 connection, keeping nothing: the body's length, or why not.
 fn download(addr: &str, path: &str) -> Result<u64, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
