@@ -3,6 +3,8 @@
 //! template's `DeployPolicy` grants, and a call the credentials may not make is reported as that,
 //! naming the action to allow, never as a finding about the resource.
 
+use std::cmp::Ordering;
+
 use aws_sdk_cloudfront::types::{CachePolicyConfig, DistributionConfig};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use serde::Serialize;
@@ -12,7 +14,7 @@ use crate::backend::{AwsClients, Site};
 use crate::inputs::{AwsPointer, Backend, InputError, Plan, SiteUrl};
 use crate::pointer::{NO_RELEASE, PointerError};
 use crate::printable::printable;
-use crate::release::Layout;
+use crate::release::{self, Layout};
 use crate::routing::{EdgeNames, VERSION_HEADER};
 use crate::store::StoreError;
 use crate::version;
@@ -271,14 +273,26 @@ async fn live_release(site: &Site, bucket: &str, distribution: &str) -> Check {
     if live.as_deref() == Some(last.version.as_str()) {
         return pass("live release", format!("the origin path serves {}, the last promotion", last.version));
     }
-    let serves = live.map_or_else(|| "no release".to_owned(), |v| format!("version {v}"));
+    let version = &last.version;
+    // The command that puts it back is the one promote's guards let through.
+    let command = match live.as_deref() {
+        Some(value) if !version::is_valid(value) => {
+            format!("`cutover promote {version}` with `take-over-pointer: true`")
+        }
+        Some(value) if matches!(release::compare(site, version, value).await, Ok(Ordering::Less)) => {
+            format!("`cutover rollback --to {version}`")
+        }
+        _ => format!("`cutover promote {version}`"),
+    };
+    let serves = match live {
+        None => "no release".to_owned(),
+        Some(value) if version::is_valid(&value) => format!("version {value}"),
+        Some(value) => format!("{:?}, no version of this site", printable(&value)),
+    };
     fail(
         "live release",
-        format!("the origin path serves {serves}, but the last promotion made {} live", last.version),
-        format!(
-            "`cutover promote {0}` puts it back; pass LiveVersion={0} to every stack update (README, Hosting on AWS)",
-            last.version
-        ),
+        format!("the origin path serves {serves}, but the last promotion made {version} live"),
+        format!("{command} puts it back; pass LiveVersion={version} to every stack update (README, Hosting on AWS)"),
     )
 }
 

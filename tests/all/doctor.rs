@@ -160,3 +160,30 @@ fn a_stack_update_that_moved_the_origin_path_is_found_and_promote_repairs_it() {
     let (_, passed, detail, _) = live(&f.run(&["doctor", "--json"], &[]));
     assert!(passed, "{detail}");
 }
+
+#[test]
+fn a_moved_origin_path_after_a_rollback_is_repaired_by_the_command_doctor_names() {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    for version in ["1", "2", "3"] {
+        f.deploy(&f.site(&format!("v{version}"), &[("index.html", version)]), version);
+    }
+    f.run(&["rollback", "--to", "1"], &[]).assert_code(0);
+    // A stack update sent the origin path of an older LiveVersion.
+    f.moto_server().set_origin_path(&distribution, "/site/3");
+    let live = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "live release").expect("checked");
+    let (_, passed, detail, fix) = live(&f.run(&["doctor", "--json"], &[]));
+    assert!(!passed && detail.contains("serves version 3, but the last promotion made 1 live"), "{detail}");
+    assert!(fix.starts_with("`cutover rollback --to 1` puts it back"), "{fix}");
+    let status = f.run(&["status"], &[]);
+    status.assert_code(0);
+    assert!(status.stdout().contains("serves version 3, but the last promotion made 1 live"), "{}", status.stdout());
+
+    f.run(&["rollback", "--to", "1"], &[]).assert_code(0);
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+    let (_, passed, detail, _) = live(&f.run(&["doctor", "--json"], &[]));
+    assert!(passed, "{detail}");
+    let status = f.run(&["status", "--json"], &[]);
+    assert_eq!(status.json()["warnings"], serde_json::json!([]), "{}", status.stdout());
+}
