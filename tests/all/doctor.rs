@@ -187,3 +187,27 @@ fn a_moved_origin_path_after_a_rollback_is_repaired_by_the_command_doctor_names(
     let status = f.run(&["status", "--json"], &[]);
     assert_eq!(status.json()["warnings"], serde_json::json!([]), "{}", status.stdout());
 }
+
+#[test]
+fn doctor_names_the_region_it_used_and_a_deploy_that_creates_the_parameter_says_where() {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_DISTRIBUTION_ID", &distribution);
+    let first = f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    let created = "SSM parameter /cutover/test/active did not exist in region us-east-1, so this run created it";
+    assert!(first.stderr().contains(created), "{}", first.stderr());
+    let second = f.deploy(&f.site("v2", &[("index.html", "2")]), "2");
+    assert!(!second.stderr().contains("did not exist"), "{}", second.stderr());
+
+    // The setup is in us-east-1; doctor asked in another region, where the parameter is missing.
+    let elsewhere = [("CUTOVER_REGION", "eu-west-1")];
+    let text = f.run(&["doctor"], &elsewhere);
+    assert!(text.stdout().lines().any(|l| l == "region: eu-west-1 (from `region`)"), "{}", text.stdout());
+    let json = f.run(&["doctor", "--json"], &elsewhere);
+    assert_eq!(json.json()["region"], "eu-west-1 (from `region`)");
+    // A refused call's fix names the region it went to.
+    let proxy = Proxy::start(&f.moto_server().endpoint, |r| r.ssm_action().is_some().then_some(Fault::Denied));
+    let run = f.run(&["doctor", "--json"], &[elsewhere[0], ("AWS_ENDPOINT_URL", &proxy.url)]);
+    let (_, passed, _, fix) = details(&run).into_iter().find(|c| c.0 == "parameter").expect("checked");
+    assert!(!passed && fix.contains("in region eu-west-1") && fix.contains("set `region`"), "{fix}");
+}
