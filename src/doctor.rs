@@ -40,14 +40,6 @@ fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -
 /// Where the DeployPolicy in infra/cutover.yml is, for fixes.
 const POLICY: &str = "the DeployPolicy in infra/cutover.yml does";
 
-/// Whether the service refused the call for want of permission (a HEAD answer has no code).
-fn access_denied(err: &AwsError) -> bool {
-    match err.code.as_deref() {
-        Some(code) => code.starts_with("AccessDenied"),
-        None => err.status == Some(403),
-    }
-}
-
 /// The region the checks' calls go to, as the report names it.
 fn region_of(aws: &AwsClients) -> String {
     aws.ssm.config().region().map_or_else(|| "(none set)".to_owned(), ToString::to_string)
@@ -57,7 +49,7 @@ fn region_of(aws: &AwsClients) -> String {
 /// region the call went to (a wrong region looks like a missing grant); any other error is the
 /// check's finding, with `fix`.
 fn call_failed(region: &str, name: &'static str, err: &AwsError, action: &str, arn: &str, fix: &str) -> Check {
-    if access_denied(err) {
+    if err.is_access_denied() {
         fail(
             name,
             format!("access denied: the credentials may not call {action} ({err})"),
