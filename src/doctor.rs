@@ -296,7 +296,19 @@ async fn live_release(site: &Site, region: &str, bucket: &str, distribution: &st
         }
     };
     let Some(last) = history.last() else {
-        return pass("live release", "no promotion yet");
+        return match live {
+            Some(value) if !version::is_valid(&value) => fail(
+                "live release",
+                format!(
+                    "the origin path is {:?}, which names no version of this site: promote refuses it",
+                    printable(&value)
+                ),
+                format!(
+                    "set `take-over-pointer: true` for the first release, or pass LiveVersion={NO_RELEASE} to a stack update (no release is live)"
+                ),
+            ),
+            _ => pass("live release", "no promotion yet"),
+        };
     };
     if live.as_deref() == Some(last.version.as_str()) {
         return pass("live release", format!("the origin path serves {}, the last promotion", last.version));

@@ -103,6 +103,11 @@ fn an_origin_path_cutover_did_not_write_is_refused_unless_taken_over() {
         assert_eq!(status.json()["active"], foreign, "{}", status.stdout());
         let warnings = status.json()["warnings"].to_string();
         assert!(warnings.contains("not a release of this site"), "{warnings}");
+        let doctor = f.run(&["doctor", "--json"], &[]);
+        let checks = doctor.json()["checks"].as_array().expect("checks").clone();
+        let live = checks.iter().find(|c| c["name"] == "live release").expect("checked");
+        assert_eq!(live["passed"], false, "{live}");
+        assert!(live["fix"].as_str().unwrap().contains("take-over-pointer"), "{live}");
     }
     f.run(&["deploy"], &[deploy[0], deploy[1], ("CUTOVER_TAKE_OVER_POINTER", "true")]).assert_code(0);
     assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
