@@ -56,6 +56,15 @@ impl fmt::Display for AwsError {
 }
 
 impl AwsError {
+    /// Whether the service refused the call for want of permission (a HEAD answer has no code,
+    /// only its 403).
+    pub fn is_access_denied(&self) -> bool {
+        match self.code.as_deref() {
+            Some(code) => code.starts_with("AccessDenied"),
+            None => self.status == Some(403),
+        }
+    }
+
     /// The failure of `call` (`"S3 GetObject"`) on `resource`, from the SDK's error.
     pub fn new<E>(call: &str, resource: impl Into<String>, err: &SdkError<E, HttpResponse>) -> Self
     where

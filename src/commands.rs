@@ -120,10 +120,10 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             })
         }
         Command::Doctor => {
-            let checks = doctor::doctor(&plan).await?;
-            reporter.result(&serde_json::json!({ "checks": checks }), || doctor::render(&checks))?;
-            let failed = checks.iter().filter(|c| !c.passed).count();
-            anyhow::ensure!(failed == 0, "{failed} of {} checks failed", checks.len());
+            let report = doctor::doctor(&plan).await?;
+            reporter.result(&report, || report.render())?;
+            let failed = report.checks.iter().filter(|c| !c.passed).count();
+            anyhow::ensure!(failed == 0, "{failed} of {} checks failed", report.checks.len());
             Ok(())
         }
         Command::Serve => serve::serve(Site::connect(&plan).await, plan.listen, plan.edge.clone()).await,

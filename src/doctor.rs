@@ -3,6 +3,8 @@
 //! template's `DeployPolicy` grants, and a call the credentials may not make is reported as that,
 //! naming the action to allow, never as a finding about the resource.
 
+use std::cmp::Ordering;
+
 use aws_sdk_cloudfront::types::{CachePolicyConfig, DistributionConfig};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use serde::Serialize;
@@ -12,7 +14,7 @@ use crate::backend::{AwsClients, Site};
 use crate::inputs::{AwsPointer, Backend, InputError, Plan, SiteUrl};
 use crate::pointer::{NO_RELEASE, PointerError};
 use crate::printable::printable;
-use crate::release::Layout;
+use crate::release::{self, Layout};
 use crate::routing::{EdgeNames, VERSION_HEADER};
 use crate::store::StoreError;
 use crate::version;
@@ -38,22 +40,22 @@ fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -
 /// Where the DeployPolicy in infra/cutover.yml is, for fixes.
 const POLICY: &str = "the DeployPolicy in infra/cutover.yml does";
 
-/// Whether the service refused the call for want of permission (a HEAD answer has no code).
-fn access_denied(err: &AwsError) -> bool {
-    match err.code.as_deref() {
-        Some(code) => code.starts_with("AccessDenied"),
-        None => err.status == Some(403),
-    }
+/// The region the checks' calls go to, as the report names it.
+fn region_of(aws: &AwsClients) -> String {
+    aws.ssm.config().region().map_or_else(|| "(none set)".to_owned(), ToString::to_string)
 }
 
-/// A failed call as a check: an access error names the IAM action to allow on `arn`; any other
-/// error is the check's finding, with `fix`.
-fn call_failed(name: &'static str, err: &AwsError, action: &str, arn: &str, fix: &str) -> Check {
-    if access_denied(err) {
+/// A failed call as a check: an access error names the IAM action to allow on `arn` and the
+/// region the call went to (a wrong region looks like a missing grant); any other error is the
+/// check's finding, with `fix`.
+fn call_failed(region: &str, name: &'static str, err: &AwsError, action: &str, arn: &str, fix: &str) -> Check {
+    if err.is_access_denied() {
         fail(
             name,
             format!("access denied: the credentials may not call {action} ({err})"),
-            format!("allow {action} on {arn} ({POLICY})"),
+            format!(
+                "allow {action} on {arn} in region {region} ({POLICY}); if the stack is in another region, set `region`"
+            ),
         )
     } else {
         fail(name, err.to_string(), fix)
@@ -77,8 +79,16 @@ impl Style {
     }
 }
 
+/// What doctor found, and where it looked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The region every call went to: a setup in another region looks like missing grants.
+    pub region: String,
+    pub checks: Vec<Check>,
+}
+
 /// Runs every check for the plan's bucket, pointer, distribution and site URL.
-pub async fn doctor(plan: &Plan) -> Result<Vec<Check>, InputError> {
+pub async fn doctor(plan: &Plan) -> Result<Report, InputError> {
     let Backend::Aws(site) = &plan.backend else {
         return Err(InputError::new("bucket", "doctor checks an AWS setup; set `bucket`"));
     };
@@ -97,7 +107,9 @@ pub async fn doctor(plan: &Plan) -> Result<Vec<Check>, InputError> {
         }
         AwsPointer::CloudFront { distribution, .. } => {
             let clients = AwsClients { s3: aws.s3.clone(), ssm: aws.ssm.clone(), cloudfront: aws.cloudfront.clone() };
-            checks.push(live_release(&Site::on_aws(&plan.prefix, site, clients), bucket, distribution).await);
+            checks.push(
+                live_release(&Site::on_aws(&plan.prefix, site, clients), &region_of(aws), bucket, distribution).await,
+            );
             (Style::OriginPath, Some(distribution.clone()))
         }
     };
@@ -112,7 +124,8 @@ pub async fn doctor(plan: &Plan) -> Result<Vec<Check>, InputError> {
     if let Some(url) = &plan.site_url {
         checks.push(site_answers(url).await);
     }
-    Ok(checks)
+    let from = if site.region.is_some() { "`region`" } else { "the AWS configuration; set `region` to choose" };
+    Ok(Report { region: format!("{} (from {from})", region_of(aws)), checks })
 }
 
 /// One key listed under the site's prefix: what the policy's ListBucket grants (HeadBucket would
@@ -123,6 +136,7 @@ async fn bucket_reachable(aws: &AwsClients, bucket: &str, prefix: &str) -> Check
     match aws.s3.list_objects_v2().bucket(bucket).prefix(&under).max_keys(1).send().await {
         Ok(_) => pass("bucket", format!("s3://{bucket}/{under} is reachable")),
         Err(e) => call_failed(
+            &region_of(aws),
             "bucket",
             &AwsError::new("S3 ListObjectsV2", format!("s3://{bucket}/{under}"), &e),
             &format!("s3:ListBucket (s3:prefix {under}*)"),
@@ -155,6 +169,7 @@ async fn bucket_private(aws: &AwsClients, bucket: &str) -> Check {
         }
         Err(e) if e.code() == Some("NoSuchPublicAccessBlockConfiguration") => not_private(),
         Err(e) => call_failed(
+            &region_of(aws),
             "bucket private",
             &AwsError::new("S3 GetPublicAccessBlock", format!("s3://{bucket}"), &e),
             "s3:GetBucketPublicAccessBlock",
@@ -178,7 +193,14 @@ async fn parameter_usable(aws: &AwsClients, parameter: &str) -> Check {
         }
         Err(e) => {
             let err = AwsError::new("SSM GetParameter", parameter, &e);
-            return call_failed("parameter", &err, "ssm:GetParameter", parameter, "correct `pointer` and `region`");
+            return call_failed(
+                &region_of(aws),
+                "parameter",
+                &err,
+                "ssm:GetParameter",
+                parameter,
+                "correct `pointer` and `region`",
+            );
         }
     };
     let probe =
@@ -186,7 +208,14 @@ async fn parameter_usable(aws: &AwsClients, parameter: &str) -> Check {
     match probe {
         Err(e) if !e.as_service_error().is_some_and(|e| e.is_parameter_already_exists()) => {
             let err = AwsError::new("SSM PutParameter", parameter, &e);
-            call_failed("parameter", &err, "ssm:PutParameter", parameter, "correct `pointer` and `region`")
+            call_failed(
+                &region_of(aws),
+                "parameter",
+                &err,
+                "ssm:PutParameter",
+                parameter,
+                "correct `pointer` and `region`",
+            )
         }
         _ => parameter_holds(parameter, &value),
     }
@@ -218,6 +247,7 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
             let err = AwsError::new("CloudFront GetDistributionConfig", id, &e);
             let arn = format!("distribution {id}");
             return vec![call_failed(
+                &region_of(aws),
                 "distribution",
                 &err,
                 "cloudfront:GetDistributionConfig",
@@ -239,7 +269,7 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
                 let err = AwsError::new("CloudFront GetCachePolicy", policy_id, &e);
                 let arn = format!("cache policy {policy_id}");
                 let fix = "attach the cache policy from infra/cutover.yml";
-                checks.push(call_failed("cache policy", &err, "cloudfront:GetCachePolicy", &arn, fix));
+                checks.push(call_failed(&region_of(aws), "cache policy", &err, "cloudfront:GetCachePolicy", &arn, fix));
                 return checks;
             }
         },
@@ -250,45 +280,69 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
 
 /// With the origin-path pointer, the distribution serves what the last promotion made live; a
 /// stack update that sent an older origin path (no `LiveVersion`) took the site off it.
-async fn live_release(site: &Site, bucket: &str, distribution: &str) -> Check {
+async fn live_release(site: &Site, region: &str, bucket: &str, distribution: &str) -> Check {
     let live = match site.pointer.read().await {
         Ok(live) => live,
         Err(e) => {
             let arn = format!("distribution {distribution}");
-            return pointer_failed(e, "cloudfront:GetDistributionConfig", &arn);
+            return pointer_failed(region, e, "cloudfront:GetDistributionConfig", &arn);
         }
     };
     let history = match site.pointer.history().await {
         Ok(history) => history,
         Err(e) => {
             let arn = format!("arn:aws:s3:::{bucket}/{}", site.layout.promotions_key());
-            return pointer_failed(e, "s3:GetObject", &arn);
+            return pointer_failed(region, e, "s3:GetObject", &arn);
         }
     };
     let Some(last) = history.last() else {
-        return pass("live release", "no promotion yet");
+        return match live {
+            Some(value) if !version::is_valid(&value) => fail(
+                "live release",
+                format!(
+                    "the origin path is {:?}, which names no version of this site: promote refuses it",
+                    printable(&value)
+                ),
+                format!(
+                    "set `take-over-pointer: true` for the first release, or pass LiveVersion={NO_RELEASE} to a stack update (no release is live)"
+                ),
+            ),
+            _ => pass("live release", "no promotion yet"),
+        };
     };
     if live.as_deref() == Some(last.version.as_str()) {
         return pass("live release", format!("the origin path serves {}, the last promotion", last.version));
     }
-    let serves = live.map_or_else(|| "no release".to_owned(), |v| format!("version {v}"));
+    let version = &last.version;
+    // The command that puts it back is the one promote's guards let through.
+    let command = match live.as_deref() {
+        Some(value) if !version::is_valid(value) => {
+            format!("`cutover promote {version}` with `take-over-pointer: true`")
+        }
+        Some(value) if matches!(release::compare(site, version, value).await, Ok(Ordering::Less)) => {
+            format!("`cutover rollback --to {version}`")
+        }
+        _ => format!("`cutover promote {version}`"),
+    };
+    let serves = match live {
+        None => "no release".to_owned(),
+        Some(value) if version::is_valid(&value) => format!("version {value}"),
+        Some(value) => format!("{:?}, no version of this site", printable(&value)),
+    };
     fail(
         "live release",
-        format!("the origin path serves {serves}, but the last promotion made {} live", last.version),
-        format!(
-            "`cutover promote {0}` puts it back; pass LiveVersion={0} to every stack update (README, Hosting on AWS)",
-            last.version
-        ),
+        format!("the origin path serves {serves}, but the last promotion made {version} live"),
+        format!("{command} puts it back; pass LiveVersion={version} to every stack update (README, Hosting on AWS)"),
     )
 }
 
 /// A failed pointer read as the live-release check: the AWS call's error goes through
 /// [`call_failed`], so a refused call names its action like every other check.
-fn pointer_failed(err: PointerError, action: &str, arn: &str) -> Check {
+fn pointer_failed(region: &str, err: PointerError, action: &str, arn: &str) -> Check {
     let fix = "correct `pointer`, `bucket` and `region`";
     match err {
         PointerError::Aws(aws) | PointerError::Reading { source: StoreError::Aws(aws), .. } => {
-            call_failed("live release", &aws, action, arn, fix)
+            call_failed(region, "live release", &aws, action, arn, fix)
         }
         other => fail("live release", format!("{:#}", anyhow::Error::from(other)), fix),
     }
@@ -381,17 +435,19 @@ async fn site_answers(url: &SiteUrl) -> Check {
     }
 }
 
-/// The report for people: one line per check, and the fix under each failure.
-pub fn render(checks: &[Check]) -> String {
-    let mut out = String::new();
-    for check in checks {
-        let mark = if check.passed { "ok  " } else { "FAIL" };
-        out.push_str(&format!("{mark} {:<15} {}\n", check.name, check.detail));
-        if let Some(fix) = &check.fix {
-            out.push_str(&format!("     {:<15} fix: {fix}\n", ""));
+impl Report {
+    /// The report for people: the region, one line per check, and the fix under each failure.
+    pub fn render(&self) -> String {
+        let mut out = format!("region: {}\n", self.region);
+        for check in &self.checks {
+            let mark = if check.passed { "ok  " } else { "FAIL" };
+            out.push_str(&format!("{mark} {:<15} {}\n", check.name, check.detail));
+            if let Some(fix) = &check.fix {
+                out.push_str(&format!("     {:<15} fix: {fix}\n", ""));
+            }
         }
+        out
     }
-    out
 }
 
 #[cfg(test)]
@@ -511,20 +567,33 @@ mod tests {
             hint: None,
         };
         for refused in [err(Some("AccessDenied"), 403), err(Some("AccessDeniedException"), 400), err(None, 403)] {
-            let check = call_failed("bucket private", &refused, "s3:GetBucketPublicAccessBlock", "arn:aws:s3:::b", "x");
+            let check = call_failed(
+                "us-east-1",
+                "bucket private",
+                &refused,
+                "s3:GetBucketPublicAccessBlock",
+                "arn:aws:s3:::b",
+                "x",
+            );
             assert!(
                 check.detail.starts_with("access denied: the credentials may not call s3:GetBucketPublicAccessBlock")
             );
             assert_eq!(
                 check.fix.as_deref(),
                 Some(
-                    "allow s3:GetBucketPublicAccessBlock on arn:aws:s3:::b (the DeployPolicy in infra/cutover.yml does)"
+                    "allow s3:GetBucketPublicAccessBlock on arn:aws:s3:::b in region us-east-1 (the DeployPolicy in infra/cutover.yml does); if the stack is in another region, set `region`"
                 )
             );
         }
         for other in [err(Some("NoSuchBucket"), 404), err(Some("SignatureDoesNotMatch"), 403)] {
-            let check =
-                call_failed("bucket private", &other, "s3:GetBucketPublicAccessBlock", "arn:aws:s3:::b", "fix it");
+            let check = call_failed(
+                "us-east-1",
+                "bucket private",
+                &other,
+                "s3:GetBucketPublicAccessBlock",
+                "arn:aws:s3:::b",
+                "fix it",
+            );
             assert!(!check.passed && !check.detail.contains("access denied"), "{check:?}");
             assert_eq!(check.fix.as_deref(), Some("fix it"));
         }
@@ -543,10 +612,11 @@ mod tests {
 
     #[test]
     fn the_report_gives_each_failure_its_fix() {
-        let text = render(&[pass("bucket", "s3://b is reachable"), fail("router", "not attached", "attach it")]);
+        let checks = vec![pass("bucket", "s3://b is reachable"), fail("router", "not attached", "attach it")];
+        let text = Report { region: "eu-west-1 (from `region`)".into(), checks }.render();
         assert_eq!(
             text,
-            "ok   bucket          s3://b is reachable\nFAIL router          not attached\n                     fix: attach it\n"
+            "region: eu-west-1 (from `region`)\nok   bucket          s3://b is reachable\nFAIL router          not attached\n                     fix: attach it\n"
         );
     }
 }

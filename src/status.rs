@@ -32,6 +32,9 @@ pub struct Status {
     pub releases: Vec<ReleaseSummary>,
     /// Oldest first.
     pub promotions: Vec<Promotion>,
+    /// What is wrong with the pointer: a value no release of this site, or one the last promotion
+    /// did not make live (a stack update moved the origin path).
+    pub warnings: Vec<String>,
 }
 
 /// On the embedded store, checks there is one: a missing directory is a wrong `store-dir` (or
@@ -63,7 +66,7 @@ pub async fn status(site: &Site) -> Result<Status, StatusError> {
     let promotions = site.pointer.history().await?;
     let target = rollback_target(&promotions).map(str::to_owned);
     let mut verdicts = Verdict::read_all(site).await?;
-    let releases = all_records(site)
+    let releases: Vec<ReleaseSummary> = all_records(site)
         .await?
         .into_iter()
         .map(|r| {
@@ -81,14 +84,43 @@ pub async fn status(site: &Site) -> Result<Status, StatusError> {
             }
         })
         .collect();
-    Ok(Status { active, releases, promotions })
+    let warnings = pointer_warnings(&site.pointer.describe(), active.as_deref(), &releases, &promotions);
+    Ok(Status { active, releases, promotions, warnings })
+}
+
+/// The pointer disagreeing with the releases or with the promotion history.
+fn pointer_warnings(
+    pointer: &str,
+    active: Option<&str>,
+    releases: &[ReleaseSummary],
+    promotions: &[Promotion],
+) -> Vec<String> {
+    if let Some(value) = active
+        && !releases.iter().any(|r| r.active)
+    {
+        return vec![format!(
+            "{pointer} holds {:?}, which is not a release of this site: promote refuses to replace it unless `take-over-pointer` is true",
+            printable(value)
+        )];
+    }
+    match promotions.last() {
+        Some(last) if active != Some(last.version.as_str()) => {
+            let serves = active.map_or_else(|| "no release".to_owned(), |v| format!("version {v}"));
+            vec![format!(
+                "{pointer} serves {serves}, but the last promotion made {} live (a stack update without LiveVersion?); `cutover doctor` names the fix",
+                last.version
+            )]
+        }
+        _ => Vec::new(),
+    }
 }
 
 impl Status {
     /// The report for people.
     pub fn render(&self) -> String {
+        let warnings: String = self.warnings.iter().map(|w| format!("warning: {}\n", printable(w))).collect();
         let mut out = format!(
-            "active: {}\n\nreleases (newest first; * live, < where rollback goes):\n",
+            "{warnings}active: {}\n\nreleases (newest first; * live, < where rollback goes):\n",
             printable(self.active.as_deref().unwrap_or("none"))
         );
         if self.releases.is_empty() {

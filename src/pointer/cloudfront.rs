@@ -17,7 +17,7 @@ use aws_sdk_cloudfront::types::{DistributionConfig, InvalidationBatch, Paths};
 use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use bytes::Bytes;
 
-use super::{Flipped, Pointer, PointerError, PointerResult, Promotion};
+use super::{Flipped, NO_RELEASE, Pointer, PointerError, PointerResult, Promotion};
 use crate::aws_error::AwsError;
 use crate::inputs::Invalidation;
 use crate::release::Layout;
@@ -146,6 +146,16 @@ pub fn version_of_origin_path(layout: &Layout, origin_path: &str) -> Option<Stri
     version::is_valid(rest).then(|| rest.to_owned())
 }
 
+/// What an origin path holds as a pointer value: the version it names, nothing for the template's
+/// placeholder `/<prefix>/-`, and any other path (another prefix, none at all) whole, so that
+/// promote refuses it as a value cutover did not write, as it refuses one in an SSM parameter.
+pub fn active_of_origin_path(layout: &Layout, path: &str) -> Option<String> {
+    if path == origin_path(layout, NO_RELEASE) {
+        return None;
+    }
+    Some(version_of_origin_path(layout, path).unwrap_or_else(|| path.to_owned()))
+}
+
 /// The origin path that serves `version`.
 pub fn origin_path(layout: &Layout, version: &str) -> String {
     format!("/{}", layout.version_dir(version).trim_end_matches('/'))
@@ -224,7 +234,7 @@ impl Pointer for CloudFrontPointer {
             let distribution = format!("distribution {}", self.distribution);
             return Err(PointerError::NotFound { origin: id.to_owned(), distribution });
         };
-        Ok(origin.origin_path().and_then(|p| version_of_origin_path(&self.layout, p)))
+        Ok(active_of_origin_path(&self.layout, origin.origin_path().unwrap_or_default()))
     }
 
     async fn write(&self, version: &str, note: &str) -> PointerResult<Flipped> {
@@ -293,6 +303,12 @@ mod tests {
         assert_eq!(version_of_origin_path(&site, "/other/42"), None);
         assert_eq!(version_of_origin_path(&site, ""), None);
         assert_eq!(version_of_origin_path(&Layout::new(""), "/v1.2.3").as_deref(), Some("v1.2.3"));
+        assert_eq!(active_of_origin_path(&site, "/site/42").as_deref(), Some("42"));
+        assert_eq!(active_of_origin_path(&site, "/site/-"), None);
+        assert_eq!(active_of_origin_path(&Layout::new(""), "/-"), None);
+        for foreign in ["/web/7", "/somethingelse", "", "/site", "/site/", "/site/a/b"] {
+            assert_eq!(active_of_origin_path(&site, foreign).as_deref(), Some(foreign), "{foreign:?}");
+        }
     }
 
     #[test]

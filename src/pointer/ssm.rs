@@ -35,7 +35,8 @@ impl Pointer for SsmPointer {
 
     async fn write(&self, version: &str, note: &str) -> PointerResult<Flipped> {
         let description: String = note.chars().take(DESCRIPTION_LIMIT).collect();
-        self.client
+        let written = self
+            .client
             .put_parameter()
             .name(&self.parameter)
             .value(version)
@@ -45,6 +46,15 @@ impl Pointer for SsmPointer {
             .send()
             .await
             .map_err(|e| AwsError::new("SSM PutParameter", &self.parameter, &e))?;
+        // Version 1 is a parameter this write created: worth a line, since the template creates
+        // it, so a missing one is usually a wrong `region` (or pointer name).
+        if written.version() == 1 {
+            let region = self.client.config().region().map_or_else(|| "(none set)".to_owned(), ToString::to_string);
+            crate::say!(
+                "SSM parameter {} did not exist in region {region}, so this run created it; if the stack is in another region, set `region`",
+                self.parameter
+            );
+        }
         Ok(Flipped::default())
     }
 

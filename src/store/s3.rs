@@ -75,6 +75,22 @@ impl S3Store {
             .cache_control(&meta.cache_control)
     }
 
+    /// A failed read of `key`, unless it was refused and the key is surely not in the bucket:
+    /// without `s3:ListBucket` on the whole bucket, S3 answers a GetObject or HeadObject of a
+    /// missing key 403, not 404, and the template grants ListBucket only under `s3:prefix`
+    /// conditions, which a read does not carry. A one-key listing from the key itself does carry
+    /// one. When the listing fails too, or finds the key, the refusal stands.
+    async fn missing_unless_listed<T>(&self, failed: StoreError, key: &str) -> StoreResult<Option<T>> {
+        if !matches!(&failed, StoreError::Aws(aws) if aws.is_access_denied()) {
+            return Err(failed);
+        }
+        let listed = self.client.list_objects_v2().bucket(&self.bucket).prefix(key).max_keys(1).send().await;
+        match listed {
+            Ok(page) if !page.contents().iter().any(|object| object.key() == Some(key)) => Ok(None),
+            _ => Err(failed),
+        }
+    }
+
     async fn upload_in_parts(
         &self,
         key: &str,
@@ -249,7 +265,7 @@ impl Store for S3Store {
         let response = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(response) => response,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(self.failure("GetObject", key, self.url(key), e)),
+            Err(e) => return self.missing_unless_listed(self.failure("GetObject", key, self.url(key), e), key).await,
         };
         let etag = response.e_tag().unwrap_or_default().trim_matches('"').to_owned();
         let meta = ObjectMeta {
@@ -271,7 +287,7 @@ impl Store for S3Store {
         let head = match self.client.head_object().bucket(&self.bucket).key(key).send().await {
             Ok(head) => head,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => return Ok(None),
-            Err(e) => return Err(self.failure("HeadObject", key, self.url(key), e)),
+            Err(e) => return self.missing_unless_listed(self.failure("HeadObject", key, self.url(key), e), key).await,
         };
         let quoted_etag = head.e_tag().unwrap_or_default().to_owned();
         let (client, bucket, key, resource) = (self.client.clone(), self.bucket.clone(), key.to_owned(), self.url(key));

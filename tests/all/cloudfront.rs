@@ -83,3 +83,32 @@ fn an_invalidation_still_running_at_the_deadline_is_left_to_the_edges() {
     assert!(started.elapsed() >= std::time::Duration::from_secs(2), "the run waited for the invalidation");
     assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
 }
+
+#[test]
+fn an_origin_path_cutover_did_not_write_is_refused_unless_taken_over() {
+    let (f, distribution) = cloudfront_fixture();
+    let dist = f.site("v1", &[("index.html", "1")]).display().to_string();
+    let deploy = [("CUTOVER_DIST_DIR", dist.as_str()), ("CUTOVER_VERSION", "1")];
+    for foreign in ["/web/7", "/somethingelse", ""] {
+        f.moto_server().set_origin_path(&distribution, foreign);
+        let run = f.run(&["deploy"], &deploy);
+        run.assert_code(4);
+        assert!(
+            run.stderr().contains(&format!("{foreign:?}, which is not a release of this site")),
+            "{}",
+            run.stderr()
+        );
+        assert_eq!(f.moto_server().origin_path(&distribution), foreign, "a refusal changes nothing");
+        let status = f.run(&["status", "--json"], &[]);
+        assert_eq!(status.json()["active"], foreign, "{}", status.stdout());
+        let warnings = status.json()["warnings"].to_string();
+        assert!(warnings.contains("not a release of this site"), "{warnings}");
+        let doctor = f.run(&["doctor", "--json"], &[]);
+        let checks = doctor.json()["checks"].as_array().expect("checks").clone();
+        let live = checks.iter().find(|c| c["name"] == "live release").expect("checked");
+        assert_eq!(live["passed"], false, "{live}");
+        assert!(live["fix"].as_str().unwrap().contains("take-over-pointer"), "{live}");
+    }
+    f.run(&["deploy"], &[deploy[0], deploy[1], ("CUTOVER_TAKE_OVER_POINTER", "true")]).assert_code(0);
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+}

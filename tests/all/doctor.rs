@@ -160,3 +160,54 @@ fn a_stack_update_that_moved_the_origin_path_is_found_and_promote_repairs_it() {
     let (_, passed, detail, _) = live(&f.run(&["doctor", "--json"], &[]));
     assert!(passed, "{detail}");
 }
+
+#[test]
+fn a_moved_origin_path_after_a_rollback_is_repaired_by_the_command_doctor_names() {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    for version in ["1", "2", "3"] {
+        f.deploy(&f.site(&format!("v{version}"), &[("index.html", version)]), version);
+    }
+    f.run(&["rollback", "--to", "1"], &[]).assert_code(0);
+    // A stack update sent the origin path of an older LiveVersion.
+    f.moto_server().set_origin_path(&distribution, "/site/3");
+    let live = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "live release").expect("checked");
+    let (_, passed, detail, fix) = live(&f.run(&["doctor", "--json"], &[]));
+    assert!(!passed && detail.contains("serves version 3, but the last promotion made 1 live"), "{detail}");
+    assert!(fix.starts_with("`cutover rollback --to 1` puts it back"), "{fix}");
+    let status = f.run(&["status"], &[]);
+    status.assert_code(0);
+    assert!(status.stdout().contains("serves version 3, but the last promotion made 1 live"), "{}", status.stdout());
+
+    f.run(&["rollback", "--to", "1"], &[]).assert_code(0);
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+    let (_, passed, detail, _) = live(&f.run(&["doctor", "--json"], &[]));
+    assert!(passed, "{detail}");
+    let status = f.run(&["status", "--json"], &[]);
+    assert_eq!(status.json()["warnings"], serde_json::json!([]), "{}", status.stdout());
+}
+
+#[test]
+fn doctor_names_the_region_it_used_and_a_deploy_that_creates_the_parameter_says_where() {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_DISTRIBUTION_ID", &distribution);
+    let first = f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    let created = "SSM parameter /cutover/test/active did not exist in region us-east-1, so this run created it";
+    assert!(first.stderr().contains(created), "{}", first.stderr());
+    let second = f.deploy(&f.site("v2", &[("index.html", "2")]), "2");
+    assert!(!second.stderr().contains("did not exist"), "{}", second.stderr());
+
+    // The setup is in us-east-1; doctor asked in another region, where the parameter is missing.
+    let elsewhere = [("CUTOVER_REGION", "eu-west-1")];
+    let text = f.run(&["doctor"], &elsewhere);
+    assert!(text.stdout().lines().any(|l| l == "region: eu-west-1 (from `region`)"), "{}", text.stdout());
+    let json = f.run(&["doctor", "--json"], &elsewhere);
+    assert_eq!(json.json()["region"], "eu-west-1 (from `region`)");
+    // A refused call's fix names the region it went to.
+    let proxy = Proxy::start(&f.moto_server().endpoint, |r| r.ssm_action().is_some().then_some(Fault::Denied));
+    let run = f.run(&["doctor", "--json"], &[elsewhere[0], ("AWS_ENDPOINT_URL", &proxy.url)]);
+    let (_, passed, _, fix) = details(&run).into_iter().find(|c| c.0 == "parameter").expect("checked");
+    assert!(!passed && fix.contains("in region eu-west-1") && fix.contains("set `region`"), "{fix}");
+}

@@ -469,6 +469,8 @@ fn a_pointer_value_cutover_did_not_write_is_refused(mut f: Fixture) {
     assert_eq!(f.active().as_deref(), Some(foreign), "the pointer is left alone");
     let staged = f.with_site(async |site| site.store.list(&site.layout.version_dir("1")).await.unwrap().len());
     assert_eq!(staged, 0, "nothing is staged before the refusal");
+    let status = f.run(&["status"], &[]);
+    assert!(status.stdout().contains("which is not a release of this site: promote refuses"), "{}", status.stdout());
     let taken = f.run(
         &["deploy"],
         &[

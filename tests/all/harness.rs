@@ -113,7 +113,8 @@ impl Moto {
         let origin = Origin::builder()
             .id("site")
             .domain_name(format!("{bucket}.s3.amazonaws.com"))
-            .origin_path("")
+            // What infra/cutover.yml creates in the origin-path style: no release live yet.
+            .origin_path("/site/-")
             .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
             .build()
             .unwrap();

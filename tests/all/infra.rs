@@ -163,30 +163,99 @@ fn the_bucket_aborts_incomplete_multipart_uploads_after_a_day() {
     assert!(bucket.contains(rule), "the SiteBucket has an enabled AbortIncompleteMultipartUpload rule:\n{bucket}");
 }
 
-/// The line of the README's stack snippet that reads the live version for `LiveVersion`, run by
-/// bash as written (the bucket renamed to the fixture's), with `cutover` on the PATH.
-fn readme_live_version(f: &crate::harness::Fixture, distribution: &str) -> String {
+/// The README's stack snippet (step 3), as written.
+fn readme_stack_snippet() -> String {
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
-    let line = readme
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("live=$(cutover status"))
-        .expect("the README reads the live version with `live=$(cutover status ...)`");
-    assert!(line.contains("--region us-east-1"), "{line}");
-    let script = format!("set -eo pipefail\n{}\nprintf %s \"$live\"", line.replace("my-site-bucket", "site-bucket"));
+    let blocks: Vec<&str> =
+        readme.split("```sh\n").skip(1).filter_map(|b| b.split_once("```").map(|(b, _)| b)).collect();
+    let block = blocks.into_iter().find(|b| b.contains("aws cloudformation deploy")).expect("the stack snippet");
+    block.lines().map(str::trim_start).collect::<Vec<_>>().join("\n")
+}
+
+/// How the fake `aws` answers `describe-stacks`.
+enum Stack<'a> {
+    Missing,
+    Exists { distribution: &'a str },
+    Unreadable,
+}
+
+/// The README's stack snippet run by bash as written, in the origin-path style, with the bucket
+/// renamed to the fixture's, `prefix` as given, `cutover` on the PATH and a fake `aws` that answers
+/// `describe-stacks` as `stack` says: the `LiveVersion` its `aws cloudformation deploy` sent and
+/// the whole parameter list, or `None` (and stderr) when the snippet stopped before deploying.
+fn run_readme_snippet(f: &crate::harness::Fixture, prefix: &str, stack: &Stack) -> Result<(String, String), String> {
+    let snippet = readme_stack_snippet();
+    assert!(snippet.contains("style=ssm") && snippet.contains("prefix=site\n"), "{snippet}");
+    let script = snippet
+        .replace("style=ssm", "style=origin-path")
+        .replace("prefix=site\n", &format!("prefix={prefix}\n"))
+        .replace("my-site-bucket", "site-bucket");
+    let fake = f.dir.path().join("fake-aws");
+    std::fs::create_dir_all(&fake).expect("mkdir");
+    let deployed = f.dir.path().join("deployed");
+    let _ = std::fs::remove_file(&deployed);
+    let (describe, answer) = match stack {
+        Stack::Missing => ("echo 'An error occurred (ValidationError) when calling the DescribeStacks operation: Stack with id my-site does not exist' >&2; exit 254".to_owned(), ""),
+        Stack::Unreadable => ("echo 'An error occurred (AccessDenied) when calling the DescribeStacks operation: denied' >&2; exit 254".to_owned(), ""),
+        Stack::Exists { distribution } => (String::new(), *distribution),
+    };
+    let aws = format!(
+        "#!/bin/bash\ncase \" $* \" in\n*' describe-stacks '*) {describe}\n  case \" $* \" in *' --query '*) echo '{answer}';; *) echo '{{}}';; esac;;\n*' deploy '*) printf '%s\\n' \"$@\" > '{}';;\n*) echo \"unexpected: aws $*\" >&2; exit 1;;\nesac\n",
+        deployed.display()
+    );
+    let aws_path = fake.join("aws");
+    std::fs::write(&aws_path, aws).expect("the fake aws");
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&aws_path, executable).expect("chmod");
     let bin = Path::new(env!("CARGO_BIN_EXE_cutover")).parent().expect("the binary's directory");
-    let path = format!("{}:{}", bin.display(), f.env["PATH"]);
+    let path = format!("{}:{}:{}", fake.display(), bin.display(), f.env["PATH"]);
     let out = Command::new("bash")
         .args(["-c", &script])
         .env_clear()
-        .envs(&f.env)
+        .envs(f.env.iter().filter(|(k, _)| !k.starts_with("CUTOVER_")))
         .env("PATH", path)
-        .env("distribution", distribution)
         .current_dir(f.dir.path())
         .output()
         .expect("bash (and jq) run the README's snippet");
-    assert!(out.status.success(), "{script}\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8")
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let Ok(sent) = std::fs::read_to_string(&deployed) else {
+        assert!(!out.status.success(), "no deploy, yet success: {stderr}");
+        return Err(stderr);
+    };
+    assert!(out.status.success(), "{script}\n{stderr}");
+    let live = sent.lines().find_map(|l| l.strip_prefix("LiveVersion=")).expect("LiveVersion is sent").to_owned();
+    Ok((live, sent))
+}
+
+/// The `LiveVersion` the README's snippet sends for the fixture's stack.
+fn readme_live_version(f: &crate::harness::Fixture, distribution: &str) -> String {
+    let (live, sent) = run_readme_snippet(f, "site", &Stack::Exists { distribution }).expect("the snippet deploys");
+    assert!(sent.contains("Prefix=site\n"), "{sent}");
+    live
+}
+
+#[test]
+fn the_readme_stack_snippet_keeps_the_live_release_or_stops() {
+    let mut f = crate::harness::Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.moto_server().set_origin_path(&distribution, "/web/-");
+    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}")).set("CUTOVER_PREFIX", "web");
+    let exists = Stack::Exists { distribution: &distribution };
+    assert_eq!(run_readme_snippet(&f, "web", &Stack::Missing).unwrap().0, "-", "creating the stack");
+    assert_eq!(run_readme_snippet(&f, "web", &exists).unwrap().0, "-", "nothing promoted yet");
+    f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    // The live version is read with the stack's prefix, not cutover's default.
+    let (live, sent) = run_readme_snippet(&f, "web", &exists).unwrap();
+    assert_eq!(live, "1");
+    assert!(sent.contains("Prefix=web\n"), "{sent}");
+    // It stops rather than send "-" for a stack that exists.
+    let stopped = run_readme_snippet(&f, "web", &Stack::Unreadable).unwrap_err();
+    assert!(stopped.contains("AccessDenied"), "{stopped}");
+    f.moto_server().set_origin_path(&distribution, "/web/-");
+    let stopped = run_readme_snippet(&f, "web", &exists).unwrap_err();
+    assert!(stopped.contains("no release is live, but one was promoted"), "{stopped}");
+    let stopped = run_readme_snippet(&f, "web", &Stack::Exists { distribution: "" }).unwrap_err();
+    assert!(stopped.contains("pointer"), "{stopped}");
 }
 
 /// A stack just created: the SSM parameter holds the template's `-` (or the origin path is

@@ -28,6 +28,9 @@ pub enum Fault {
     Hold,
     /// `403 AccessDenied`, as each service words it: what a call the credentials may not make gets.
     Denied,
+    /// Forwarded, but an S3 GET or HEAD that S3 answers 404 gets `403 AccessDenied` instead: what
+    /// S3 answers a read of a missing key when the credentials may not list the whole bucket.
+    MissingDenied,
 }
 
 /// One request as the rule sees it.
@@ -140,10 +143,14 @@ impl Job {
             self.faults.lock().unwrap().push((number, fault));
         }
         match fault {
-            None => self.forward(&mut client, &head, &body),
+            None => self.forward(&mut client, &head, &body, false),
+            Some(Fault::MissingDenied) => {
+                let read = matches!(request.method.as_str(), "GET" | "HEAD");
+                self.forward(&mut client, &head, &body, read && !request.target.starts_with("/2020-05-31/"));
+            }
             Some(Fault::Stall(pause)) => {
                 std::thread::sleep(pause);
-                self.forward(&mut client, &head, &body);
+                self.forward(&mut client, &head, &body, false);
             }
             Some(Fault::SlowDown) => {
                 answer(&mut client, 503, "application/xml", &s3_error("SlowDown", "Please reduce your request rate."))
@@ -195,8 +202,9 @@ impl Job {
         }
     }
 
-    /// Sends the request upstream with `Connection: close` and relays the answer the same way.
-    fn forward(&self, client: &mut TcpStream, head: &str, body: &[u8]) {
+    /// Sends the request upstream with `Connection: close` and relays the answer the same way; with
+    /// `deny_missing`, a 404 is answered `403 AccessDenied` instead (with no body to a HEAD).
+    fn forward(&self, client: &mut TcpStream, head: &str, body: &[u8], deny_missing: bool) {
         let Ok(mut upstream) = TcpStream::connect(&self.upstream) else { return };
         let _ = upstream.write_all(close_connection(head).as_bytes()).and_then(|()| upstream.write_all(body));
         let mut answer = Vec::new();
@@ -205,6 +213,11 @@ impl Job {
         }
         let split = answer.windows(4).position(|w| w == b"\r\n\r\n").map_or(answer.len(), |i| i + 4);
         let (answer_head, answer_body) = answer.split_at(split);
+        if deny_missing && answer_head.starts_with(b"HTTP/1.1 404") {
+            let denied =
+                if head.starts_with("HEAD ") { String::new() } else { s3_error("AccessDenied", "Access Denied") };
+            return self::answer(client, 403, "application/xml", &denied);
+        }
         let _ = client.write_all(close_connection(&String::from_utf8_lossy(answer_head)).as_bytes());
         let _ = client.write_all(answer_body);
         let _ = client.shutdown(Shutdown::Both);
