@@ -19,6 +19,7 @@ use crate::route_index::{self, RouteIndex};
 use crate::routing::{self, Active, Ask, EdgeNames, Outcome, Route};
 use crate::version;
 
+mod aliases;
 mod files;
 
 /// How long the edge trusts the active version it last read, as the router does.
@@ -35,6 +36,7 @@ struct Edge {
     active: Mutex<(Option<Instant>, Option<Option<String>>)>,
     /// Routing indexes of recorded releases, most recently used last.
     indexes: Mutex<Vec<(String, Arc<RouteIndex>)>>,
+    aliases: aliases::AliasCache,
 }
 
 impl Edge {
@@ -97,6 +99,8 @@ impl Edge {
             .collect();
         let cookies: Vec<&str> = cookies.iter().map(String::as_str).collect();
         let asked = routing::ask(&self.names, uri.query(), &cookies, routing::unix_now());
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let asked = self.aliases.resolve(&self.site, &self.names, asked, host).await;
         let pinned = match &asked {
             Ask::Pin { version, .. } => self.index(version).await,
             _ => None,
@@ -153,7 +157,13 @@ pub async fn serve(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::
 }
 
 fn router(site: Site, names: EdgeNames) -> Router {
-    let edge = Arc::new(Edge { site, names, active: Mutex::new((None, None)), indexes: Mutex::new(Vec::new()) });
+    let edge = Arc::new(Edge {
+        site,
+        names,
+        active: Mutex::new((None, None)),
+        indexes: Mutex::new(Vec::new()),
+        aliases: Default::default(),
+    });
     Router::new().fallback(handle).with_state(edge)
 }
 

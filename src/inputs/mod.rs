@@ -135,6 +135,10 @@ define_inputs! {
     concurrency = Some("32");
     /// Releases to keep when pruning; the active one, the one before it and any staged in the last hour are always kept; 0 to 100000. Unset: no pruning.
     keep = None;
+    /// With `preview`: the pull request the preview is for, 1 to 999999999. Unset: from the CI system (GitHub's `pull_request` events, CircleCI's `CIRCLE_PULL_REQUEST`).
+    pull_request = None;
+    /// With `prune`: previews recorded longer ago than this are deleted with their alias, 1h to 30days.
+    preview_ttl = Some("14d");
     /// Cache-Control rules, `GLOB=VALUE` separated by newlines or `;`; the first match wins over the defaults.
     cache_control = None;
     /// With a `cloudfront:` pointer: invalidate cached copies after the flip.
@@ -180,7 +184,7 @@ define_inputs! {
 }
 
 /// Input that cannot be used; the message names the input.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("input `{input}`: {problem}")]
 pub struct InputError {
     pub input: String,

@@ -188,6 +188,9 @@ pub(super) const INVALIDATION_WAIT: Bounds<Duration> =
 pub(super) const LOCK_LEASE: Bounds<Duration> = Bounds { input: "lock-lease", min: Duration::from_secs(1), max: HOUR };
 /// A promotion reaches visitors within this: more than an hour makes a rollback useless.
 pub(super) const EDGE_CACHE: Bounds<Duration> = Bounds { input: "edge-cache", min: Duration::ZERO, max: HOUR };
+/// A preview outlives a review cycle; past a month an open pull request gets a fresh one by a push.
+pub(super) const PREVIEW_TTL: Bounds<Duration> =
+    Bounds { input: "preview-ttl", min: HOUR, max: Duration::from_secs(30 * 24 * 3600) };
 /// Uploads stop getting faster far below 1024 at once (README, Performance: at 32 on two cores).
 pub(super) const CONCURRENCY: Bounds<usize> = Bounds { input: "concurrency", min: 1, max: 1024 };
 /// More releases than any site keeps; a larger number means "keep all" anyway.

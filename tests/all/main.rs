@@ -17,6 +17,7 @@ mod layout;
 mod manifests;
 mod outputs;
 mod permissions;
+mod preview;
 mod proxy;
 mod races;
 mod reliability;
