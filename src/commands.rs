@@ -144,7 +144,7 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
 async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     plan.require_dist_dir()?;
     let version = plan.require_version()?;
-    if crate::pull_request::is_preview(version) {
+    if crate::pull_request::never_live(version) {
         return Err(Refusal(Guard::Preview { version: version.to_owned() }).into());
     }
     let site = Site::connect(plan).await;
@@ -214,12 +214,13 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     let (checks, _) = remember_verdict(&site, plan, &version, smoked).await?;
     outputs.smoke = checks;
     site.aliases.write(pr, &version).await.with_context(|| format!("pointing {} at {version}", pr.alias()))?;
-    let base = match (&plan.site_url, &plan.backend) {
-        (Some(url), _) => Some(url.clone()),
-        (None, Backend::Local { .. }) => Some(local_url(plan.listen)?),
-        (None, Backend::Aws(_)) => None,
+    outputs.preview_url = match (&plan.preview_domain, &plan.edge.secret, &plan.site_url, &plan.backend) {
+        // Host links carry no signature, so with a secret only the signed query link works.
+        (Some(domain), None, _, _) => Some(SiteUrl::parse(&format!("https://{}.{domain}/", pr.alias()))?),
+        (_, _, Some(url), _) => Some(url.preview(&pr.alias(), &plan.edge)),
+        (_, _, None, Backend::Local { .. }) => Some(local_url(plan.listen)?.preview(&pr.alias(), &plan.edge)),
+        (_, _, None, Backend::Aws(_)) => None,
     };
-    outputs.preview_url = base.map(|url| url.preview(&pr.alias(), &plan.edge));
     crate::say!("{} now shows {version}", pr.alias());
     Ok(outputs)
 }

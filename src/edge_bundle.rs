@@ -33,6 +33,9 @@ pub struct RouterConfig {
     /// SecureString from another region at every cold start would add latency and a failure mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub override_secret: Option<String>,
+    /// Hosts `pr-<n>.<preview_domain>` serve the pull request's alias.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview_domain: Option<String>,
 }
 
 impl RouterConfig {
@@ -58,6 +61,7 @@ impl RouterConfig {
             cache_seconds: plan.edge_cache.as_secs(),
             not_found: plan.edge.not_found.as_str(),
             override_secret: plan.edge.secret.as_ref().map(|s| s.expose().to_owned()),
+            preview_domain: plan.preview_domain.clone(),
         })
     }
 

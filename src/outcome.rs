@@ -44,7 +44,9 @@ pub enum Guard {
     #[error("{version} is older than the active {active}; to go back on purpose run `cutover rollback --to {version}`")]
     Older { version: String, active: String },
     /// Previews never go live.
-    #[error("{version} is a preview of a pull request and never goes live: merge the pull request and release instead")]
+    #[error(
+        "{version} names a pull request's preview, which never goes live: merge the pull request and release instead"
+    )]
     Preview { version: String },
     #[error("version {version} has no release record in {store}; stage it first")]
     NotStaged { version: String, store: String },

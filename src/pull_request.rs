@@ -62,6 +62,12 @@ pub fn is_preview(version: &str) -> bool {
     preview_of(version).is_some()
 }
 
+/// Whether `version` may never go live: a preview, or an alias's name (the edge reads a pin of
+/// `pr-<n>` as the alias, so a release of that name could never be looked at before going live).
+pub fn never_live(version: &str) -> bool {
+    is_preview(version) || alias_of(version).is_some()
+}
+
 /// The pull request this run builds: the `pull-request` input, else what the CI system says
 /// (GitHub on a `pull_request*` event: `GITHUB_REF` `refs/pull/<n>/merge`, else the event payload
 /// at `GITHUB_EVENT_PATH`; CircleCI: the `CIRCLE_PULL_REQUEST` URL). `Ok(None)`: none found. A
@@ -128,6 +134,7 @@ mod tests {
         for release in ["1", "v1.2.3", "pr-123", "pr-0-1", "pr-01-1", "pr--1", "pr-1-", "PR-1-2", "pre-1-2"] {
             assert!(!is_preview(release), "{release}");
         }
+        assert!(never_live("pr-123") && never_live("pr-123-7") && !never_live("pr-0") && !never_live("7"));
         for not_alias in ["pr-123-7", "pr-0", "PR-1", "pr-1.evil.com", "pr-", "pr-1 "] {
             assert_eq!(alias_of(not_alias), None, "{not_alias}");
         }

@@ -139,6 +139,8 @@ define_inputs! {
     pull_request = None;
     /// With `prune`: previews recorded longer ago than this are deleted with their alias, 1h to 30days.
     preview_ttl = Some("14d");
+    /// Domain whose hosts `pr-<n>.<domain>` show each pull request's newest preview, e.g. `preview.example.com` (a wildcard DNS record and certificate on the distribution). Unset: previews are linked by the override query.
+    preview_domain = None;
     /// Cache-Control rules, `GLOB=VALUE` separated by newlines or `;`; the first match wins over the defaults.
     cache_control = None;
     /// With a `cloudfront:` pointer: invalidate cached copies after the flip.

@@ -224,6 +224,28 @@ pub(super) fn parse_duration(bounds: &Bounds<Duration>, text: &str) -> Result<Du
     }
 }
 
+/// `preview-domain`: a lowercase DNS name of two or more labels, short enough that
+/// `pr-<n>.<domain>` is one too (253 characters).
+pub(super) fn parse_preview_domain(text: &str) -> Result<String, InputError> {
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let labels: Vec<&str> = text.split('.').collect();
+    if labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) && text.len() + "pr-999999999.".len() <= 253 {
+        Ok(text.to_owned())
+    } else {
+        Err(InputError::new(
+            "preview-domain",
+            format!(
+                "{text:?} is not a domain like preview.example.com: lowercase labels of letters, digits and '-', no port, no trailing dot"
+            ),
+        ))
+    }
+}
+
 /// A query parameter or cookie name: a non-empty token.
 pub(super) fn parse_name(input: &str, text: &str) -> Result<String, InputError> {
     let ok =

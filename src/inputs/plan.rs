@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::parse::{
     CONCURRENCY, EDGE_CACHE, INVALIDATION_WAIT, KEEP, LOCK_LEASE, PREVIEW_TTL, SMOKE_TIMEOUT, parameter_name_problem,
     parse_bool, parse_count, parse_distribution_id, parse_duration, parse_invalidation_paths, parse_listen, parse_name,
-    parse_prefix, parse_smoke_paths, parse_status, validate_bucket,
+    parse_prefix, parse_preview_domain, parse_smoke_paths, parse_status, validate_bucket,
 };
 use super::{InputError, Inputs, RawInputs, SiteUrl};
 use crate::env::Env;
@@ -77,6 +77,8 @@ pub struct Plan {
     pub pull_request: Result<Option<PullRequest>, InputError>,
     /// With `prune`: how old a preview may get.
     pub preview_ttl: Duration,
+    /// Hosts `pr-<n>.<domain>` show each pull request's newest preview.
+    pub preview_domain: Option<String>,
     /// With `rollback`: where to go back to.
     pub rollback_to: Option<String>,
     pub release_secret_files: bool,
@@ -145,6 +147,7 @@ impl Plan {
             detected => detected.map_err(|(source, problem)| InputError::new(source, problem)),
         };
         let preview_ttl = parse_duration(&PREVIEW_TTL, &inputs.preview_ttl)?;
+        let preview_domain = inputs.preview_domain.as_deref().map(parse_preview_domain).transpose()?;
         let rollback_to =
             inputs.to.as_deref().map(|v| version::validate(v).map_err(|p| InputError::new("to", p))).transpose()?;
         let cache_rules = CacheRules::parse(inputs.cache_control.as_deref().unwrap_or(""))
@@ -177,6 +180,7 @@ impl Plan {
             keep,
             pull_request,
             preview_ttl,
+            preview_domain,
             rollback_to,
             release_secret_files: parse_bool("release-secret-files", &inputs.release_secret_files)?,
             take_over_pointer: parse_bool("take-over-pointer", &inputs.take_over_pointer)?,
@@ -537,6 +541,12 @@ mod tests {
             (&[("CUTOVER_PULL_REQUEST", "PR-1")], "pull-request"),
             (&[("CUTOVER_PULL_REQUEST", "1/../2")], "pull-request"),
             (&[("CUTOVER_PREVIEW_TTL", "30m")], "preview-ttl"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "Preview.example.com")], "preview-domain"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "preview.example.com.")], "preview-domain"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "preview.example.com:443")], "preview-domain"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "preview..example.com")], "preview-domain"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "localhost")], "preview-domain"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "*.example.com")], "preview-domain"),
             (&[("CUTOVER_PREVIEW_TTL", "31d")], "preview-ttl"),
         ];
         for (vars, input) in cases {

@@ -90,6 +90,27 @@ fn each_push_is_a_new_preview_the_alias_follows_and_nothing_goes_live(mut f: Fix
         assert!(!page.to_ascii_lowercase().contains("x-robots-tag"), "{hostile}: {page}");
     }
 
+    // With an override secret the link is signed, and unsigned links and host links pin nothing.
+    f.set("CUTOVER_OVERRIDE_SECRET", "s3cret");
+    let signed = f.spawn_edge(&[]);
+    f.set("CUTOVER_SITE_URL", &signed.url);
+    let third = push(&f, "7", "13", "third push");
+    let link = third["preview-url"].strip_prefix(signed.url.as_str()).unwrap().to_owned();
+    assert!(link.starts_with("/?override_build_number=pr-7%7E"), "{link}");
+    assert_eq!(wait_for_link(&signed, &link, "pr-7-13").body, "third push");
+    let unsigned = signed.get("/?override_build_number=pr-7", None);
+    assert_eq!((unsigned.body.as_str(), unsigned.header("x-cutover-override")), ("live", Some("unsigned")));
+    assert!(with_host(&signed, &host.replace(edge.url.rsplit(':').next().unwrap(), "1")).ends_with("live"));
+    let domain = [("CUTOVER_PREVIEW_DOMAIN", "preview.example.com")];
+    let bundled = f.run(&["edge", "bundle", "--dry-run", "--json"], &domain);
+    if f.env.contains_key("CUTOVER_BUCKET") {
+        assert_eq!(bundled.assert_code(0).json()["previewDomain"], "preview.example.com");
+    }
+    f.env.remove("CUTOVER_OVERRIDE_SECRET");
+    f.set("CUTOVER_SITE_URL", &edge.url);
+    f.set("CUTOVER_PREVIEW_DOMAIN", "preview.example.com");
+    assert_eq!(push(&f, "7", "14", "fourth push")["preview-url"], "https://pr-7.preview.example.com/");
+
     assert_eq!(live_state(&f), before, "no preview touches the live pointer");
     assert_eq!(edge.wait_for_active("1").body, "live");
     let status = f.run(&["status", "--json"], &[]).assert_code(0).json();
