@@ -265,9 +265,14 @@ async function aliasTarget(alias, now = Date.now()) {
   return version;
 }
 
-/** The alias a host names: exactly `pr-<n>.<previewDomain>`; null for any other host. */
+/**
+ * The alias a host names: exactly `pr-<n>.<previewDomain>`; null for any other host. Only in ssm
+ * mode, where viewer-request puts the version in the URI before the cache lookup: in origin-path
+ * mode origin-request decides after it, and the host is not in the cache key (an S3 origin cannot
+ * be sent the viewer's Host), so a preview would be cached as the live page.
+ */
 function hostAlias(headers) {
-  if (!config.previewDomain || config.overrideSecret) return null;
+  if (!config.previewDomain || config.overrideSecret || config.mode !== 'ssm') return null;
   const host = (((headers && headers.host) || [])[0] || {}).value;
   const suffix = `.${config.previewDomain}`;
   if (typeof host !== 'string' || !host.endsWith(suffix)) return null;

@@ -88,6 +88,15 @@ test('the host pr-<n>.<previewDomain> serves the alias; hostile hosts never reac
   }
 });
 
+test('in origin-path mode a host never pins: the host is not in the cache key there', async () => {
+  setUp({ version: 'pr-7-12' }, { mode: 'origin-path' });
+  const request = event('/', '', host('pr-7.preview.example.com'), 'origin-request').Records[0].cf.request;
+  request.origin = { s3: { path: '/site/1' } };
+  const out = await router.handler({ Records: [{ cf: { config: { eventType: 'origin-request' }, request } }] });
+  assert.equal(out.origin.s3.path, '/site/1');
+  assert.equal(out.uri, '/index.html');
+});
+
 test('with an override secret only signed links pin, and hosts do not', async () => {
   setUp({ version: 'pr-7-12' }, { overrideSecret: 's3cret' });
   let got = await through('/', '', host('pr-7.preview.example.com'));
