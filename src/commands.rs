@@ -11,7 +11,7 @@ use crate::ci::{CiSystem, Reporter};
 use crate::cli::{Cli, Command, EdgeCommand};
 use crate::edge_bundle::{RouterConfig, bundle};
 use crate::env::Env;
-use crate::inputs::{Backend, InputError, Plan, RawInputs, SiteUrl};
+use crate::inputs::{AwsPointer, Backend, InputError, Plan, RawInputs, SiteUrl};
 use crate::outcome::{self, Guard, Refusal};
 use crate::pointer::rollback_target;
 use crate::printable::printable;
@@ -214,9 +214,11 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     let (checks, _) = remember_verdict(&site, plan, &version, smoked).await?;
     outputs.smoke = checks;
     site.aliases.write(pr, &version).await.with_context(|| format!("pointing {} at {version}", pr.alias()))?;
+    let ssm = matches!(&plan.backend, Backend::Aws(aws) if matches!(aws.pointer, AwsPointer::Ssm { .. }));
     outputs.preview_url = match (&plan.preview_domain, &plan.edge.secret, &plan.site_url, &plan.backend) {
-        // Host links carry no signature, so with a secret only the signed query link works.
-        (Some(domain), None, _, _) => Some(SiteUrl::parse(&format!("https://{}.{domain}/", pr.alias()))?),
+        // Host links carry no signature, so with a secret only the signed query link works; and
+        // only the SSM style's router honours them (README, Previews).
+        (Some(domain), None, _, _) if ssm => Some(SiteUrl::parse(&format!("https://{}.{domain}/", pr.alias()))?),
         (_, _, Some(url), _) => Some(url.preview(&pr.alias(), &plan.edge)),
         (_, _, None, Backend::Local { .. }) => Some(local_url(plan.listen)?.preview(&pr.alias(), &plan.edge)),
         (_, _, None, Backend::Aws(_)) => None,
