@@ -224,6 +224,21 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         (_, _, None, Backend::Aws(_)) => None,
     };
     crate::say!("{} now shows {version}", pr.alias());
+    if let Some(github) = &plan.github {
+        let url = outputs.preview_url.as_ref().map(ToString::to_string);
+        let announced = crate::github::Preview {
+            pull_request: pr.number(),
+            version: &version,
+            url: url.as_deref(),
+            files: outputs.files,
+            uploaded: outputs.uploaded,
+            copied: outputs.copied,
+            run_url: plan.run.run_url.as_deref(),
+        };
+        for warning in github.announce(&announced).await {
+            reporter.warn(&warning);
+        }
+    }
     Ok(outputs)
 }
 

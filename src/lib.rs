@@ -31,6 +31,7 @@ pub mod commands;
 pub mod doctor;
 pub mod edge_bundle;
 pub mod env;
+pub mod github;
 pub mod inputs;
 pub mod interrupt;
 pub mod lock;

@@ -12,6 +12,7 @@ use super::parse::{
 };
 use super::{InputError, Inputs, RawInputs, SiteUrl};
 use crate::env::Env;
+use crate::github::{GitHub, Token};
 use crate::pull_request::{self, PullRequest};
 use crate::release::RunInfo;
 use crate::routing::{EdgeNames, NotFound, OverrideSecret};
@@ -79,6 +80,8 @@ pub struct Plan {
     pub preview_ttl: Duration,
     /// Hosts `pr-<n>.<domain>` show each pull request's newest preview.
     pub preview_domain: Option<String>,
+    /// With `github-token`: where `preview` comments and records its deployment.
+    pub github: Option<GitHub>,
     /// With `rollback`: where to go back to.
     pub rollback_to: Option<String>,
     pub release_secret_files: bool,
@@ -181,6 +184,7 @@ impl Plan {
             pull_request,
             preview_ttl,
             preview_domain,
+            github: inputs.github_token.clone().map(|token| GitHub::new(Token::new(token), env)),
             rollback_to,
             release_secret_files: parse_bool("release-secret-files", &inputs.release_secret_files)?,
             take_over_pointer: parse_bool("take-over-pointer", &inputs.take_over_pointer)?,

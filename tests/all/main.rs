@@ -10,6 +10,7 @@ mod doctor;
 mod edge_bundle;
 mod edge_vectors;
 mod flow;
+mod github;
 mod harness;
 mod hostile;
 mod infra;
