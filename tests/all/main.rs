@@ -19,6 +19,7 @@ mod manifests;
 mod outputs;
 mod permissions;
 mod preview;
+mod preview_browser;
 mod proxy;
 mod races;
 mod reliability;
