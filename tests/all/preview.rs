@@ -3,6 +3,7 @@
 //! newest, the live release untouched, promotion refused, close and `preview-ttl` deleting them.
 
 use bytes::Bytes;
+use cutover::pull_request::PullRequest;
 use cutover::release::{ReleaseRecord, read_record};
 use cutover::store::{Condition, json_meta};
 
@@ -17,6 +18,34 @@ on_both_backends!(
     prune_deletes_previews_past_their_ttl_and_never_counts_them_in_keep,
     hostile_pull_request_numbers_are_refused_before_anything_is_written,
 );
+
+/// With a CloudFront pointer the alias is an object under `_cutover/aliases/`: the preview moves
+/// it, the origin path (the live release) stays, `cutover serve` resolves it, close deletes it.
+#[test]
+fn with_an_origin_path_pointer_the_alias_is_an_object_beside_the_releases() {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    let edge = f.start_edge();
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    push(&f, "7", "1", "preview");
+    let alias = f.with_site(async |site| {
+        let key = format!("{}aliases/pr-7.json", site.layout.cutover_dir());
+        site.store.get(&key).await.unwrap().map(|o| String::from_utf8_lossy(&o.body).into_owned())
+    });
+    assert_eq!(alias.as_deref(), Some(r#"{"version":"pr-7-1"}"#));
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1", "the live release stays");
+    assert_eq!(wait_for_link(&edge, "/?override_build_number=pr-7", "pr-7-1").body, "preview");
+    let closed = [("CUTOVER_PULL_REQUEST", "7")];
+    let report = f.run(&["preview-close", "--json"], &closed).assert_code(0).json();
+    assert_eq!(
+        (report["deleted"].clone(), report["alias_deleted"].clone()),
+        (serde_json::json!(["pr-7-1"]), true.into())
+    );
+    let gone = f.with_site(async |site| site.aliases.read(PullRequest::parse("7").unwrap()).await.unwrap());
+    assert_eq!(gone, None);
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+}
 
 /// A push of pull request `pr` built by run `run`, as `cutover preview` on GitHub's
 /// `pull_request` event.
