@@ -124,3 +124,52 @@ test('an unreadable alias keeps the last good answer; a bad or missing one pins 
   assert.equal(got.uri, '/site/1/index.html');
   assert.equal(value(got.headers, 'x-cutover-override'), 'unknown-version');
 });
+
+test('the router reads aliases over HTTP (moto): the SSM sibling parameter, and the S3 object in origin-path mode', async (t) => {
+  const warnings = t.mock.method(console, 'warn', () => {});
+  const { spawn } = require('node:child_process');
+  const net = require('node:net');
+  const path = require('node:path');
+  const port = await new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port: free } = server.address();
+      server.close(() => resolve(free));
+    });
+  });
+  const binary = process.env.CUTOVER_MOTO_SERVER || path.join(__dirname, '..', '..', '.venv', 'bin', 'moto_server');
+  const moto = spawn(binary, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  const endpoint = `http://127.0.0.1:${port}`;
+  try {
+    for (const deadline = Date.now() + 60_000; ; ) {
+      const up = await fetch(`${endpoint}/moto-api/`).then((r) => r.ok, () => false);
+      if (up) break;
+      assert.ok(Date.now() < deadline, `moto did not answer on ${endpoint}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL: endpoint,
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_REGION: 'us-east-1',
+    });
+    const { SSMClient, PutParameterCommand } = require('@aws-sdk/client-ssm');
+    const { S3Client, CreateBucketCommand, PutObjectCommand } = require('@aws-sdk/client-s3');
+    const ssm = new SSMClient({ region: 'us-east-1', endpoint });
+    await ssm.send(new PutParameterCommand({ Name: '/cutover/b/site/active-pr-7', Value: 'pr-7-3', Type: 'String' }));
+    const s3 = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true });
+    await s3.send(new CreateBucketCommand({ Bucket: 'alias-bucket' }));
+    const body = JSON.stringify({ version: 'pr-9-4' });
+    await s3.send(new PutObjectCommand({ Bucket: 'alias-bucket', Key: 'site/_cutover/aliases/pr-9.json', Body: body }));
+
+    router.configure({ mode: 'ssm', parameterName: '/cutover/b/site/active', bucket: 'alias-bucket', prefix: 'site', cacheSeconds: 5 });
+    router.setAliasReader(undefined);
+    assert.equal(await router.aliasTarget('pr-7', 0), 'pr-7-3');
+    assert.equal(await router.aliasTarget('pr-8', 0), null, 'no such parameter: no alias');
+    router.configure({ mode: 'origin-path' });
+    assert.equal(await router.aliasTarget('pr-9', 0), 'pr-9-4');
+    assert.equal(await router.aliasTarget('pr-8', 0), null, 'no such object: no alias');
+    assert.equal(warnings.mock.callCount(), 0, 'a missing alias is no failure');
+  } finally {
+    moto.kill();
+  }
+});
