@@ -103,14 +103,14 @@ async fn prune_locked(
     let mut rank = 0;
     for record in records.iter().rev() {
         let preview = crate::pull_request::preview_of(&record.version);
-        let spared = protected.contains(record.version.as_str())
-            || match preview {
-                Some(_) => record.created_at > expired_before,
-                None => {
-                    rank += 1;
-                    rank <= request.keep || record.created_at > recent_since
-                }
-            };
+        let retained = match preview {
+            Some(_) => record.created_at > expired_before,
+            None => {
+                rank += 1;
+                rank <= request.keep || record.created_at > recent_since
+            }
+        };
+        let spared = retained || protected.contains(record.version.as_str());
         if spared {
             report.kept.push(record.version.clone());
             continue;
