@@ -176,6 +176,19 @@ fn previews_are_never_promoted_deployed_or_rolled_back_to(mut f: Fixture) {
     // The order guard does not see previews: the next release goes live.
     f.deploy(&f.site("v2", &[("index.html", "two")]), "2");
     assert_eq!(f.active().as_deref(), Some("2"));
+
+    // A push whose smoke test fails leaves the alias on the last good preview.
+    let broken = f.site("broken", &[("index.html", "broken")]);
+    let event = [
+        ("CUTOVER_DIST_DIR", broken.to_str().unwrap()),
+        ("CUTOVER_PULL_REQUEST", "3"),
+        ("GITHUB_RUN_NUMBER", "7"),
+        ("CUTOVER_SMOKE_EXPECT_TEXT", "not in the page"),
+        ("CUTOVER_SMOKE_TIMEOUT", "0s"),
+    ];
+    f.run(&["preview"], &event).assert_code(3);
+    let alias = f.with_site(async |site| site.aliases.read(PullRequest::parse("3").unwrap()).await.unwrap());
+    assert_eq!(alias.as_deref(), Some("pr-3-5"));
 }
 
 fn close_deletes_the_alias_and_the_previews_of_its_pull_request_only(mut f: Fixture) {
