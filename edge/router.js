@@ -274,6 +274,88 @@ function ask(request, now = Date.now()) {
   return checked.refused ? { kind: 'refused', why: checked.refused } : { kind: 'pin', version: checked.version, source, value };
 }
 
+// Preview aliases: an override naming `pr-<n>` (query or cookie, signed like any other), or, with
+// a baked `previewDomain` and no `overrideSecret`, the host `pr-<n>.<previewDomain>`, serves the
+// pull request's newest preview. The alias lives beside the active version: in ssm mode the
+// sibling parameter `<parameterName>-pr-<n>`, in origin-path mode the object
+// `<prefix>/_cutover/aliases/pr-<n>.json` ({"version": ...}); it is trusted for `cacheSeconds`, as
+// the active version is, and an unreadable one keeps the last good answer. `cutover serve` does
+// the same (src/serve/aliases.rs).
+const ALIAS = /^pr-[1-9][0-9]{0,8}$/;
+const KEPT_ALIASES = 64;
+let readAlias = defaultAliasReader;
+let aliases = new Map();
+
+/** The preview an alias names, from SSM or S3; null when there is none. */
+async function defaultAliasReader(alias) {
+  if (config.mode === 'origin-path') {
+    const { S3Client, GetObjectCommand } = require('@aws-sdk/client-s3');
+    const base = config.prefix ? `${config.prefix}/_cutover/` : '_cutover/';
+    try {
+      const out = await sdkClient('s3', S3Client).send(
+        new GetObjectCommand({ Bucket: config.bucket, Key: `${base}aliases/${alias}.json` }),
+      );
+      return JSON.parse(await out.Body.transformToString()).version;
+    } catch (error) {
+      if (error.name === 'NoSuchKey' || error.name === 'AccessDenied') return null;
+      throw error;
+    }
+  }
+  const { SSMClient, GetParameterCommand } = require('@aws-sdk/client-ssm');
+  try {
+    const out = await sdkClient('ssm', SSMClient).send(new GetParameterCommand({ Name: `${config.parameterName}-${alias}` }));
+    return out.Parameter.Value;
+  } catch (error) {
+    if (error.name === 'ParameterNotFound') return null;
+    throw error;
+  }
+}
+
+/** The version an alias names (null: none), cached like the active version, a bounded number kept. */
+async function aliasTarget(alias, now = Date.now()) {
+  const kept = aliases.get(alias);
+  if (kept && now - kept.readAt < config.cacheSeconds * 1000) {
+    return kept.version;
+  }
+  let version = kept ? kept.version : null;
+  try {
+    const value = await withTimeout(readAlias(alias), CALL_TIMEOUT_MS * ATTEMPTS);
+    version = typeof value === 'string' && VERSION.test(value) ? value : null;
+  } catch (error) {
+    console.warn(`cutover router: reading the alias ${alias} failed: ${error.message || error}`);
+  }
+  if (aliases.size >= KEPT_ALIASES) aliases = new Map();
+  aliases.set(alias, { version, readAt: now });
+  return version;
+}
+
+/**
+ * The alias a host names: exactly `pr-<n>.<previewDomain>`; null for any other host. Only in ssm
+ * mode, where viewer-request puts the version in the URI before the cache lookup: in origin-path
+ * mode origin-request decides after it, and the host is not in the cache key (an S3 origin cannot
+ * be sent the viewer's Host), so a preview would be cached as the live page.
+ */
+function hostAlias(headers) {
+  if (!config.previewDomain || config.overrideSecret || config.mode !== 'ssm') return null;
+  const host = (((headers && headers.host) || [])[0] || {}).value;
+  const suffix = `.${config.previewDomain}`;
+  if (typeof host !== 'string' || !host.endsWith(suffix)) return null;
+  const label = host.slice(0, -suffix.length);
+  return ALIAS.test(label) ? label : null;
+}
+
+/** What a request asks for once aliases are resolved; the cookie keeps the alias, so pins follow pushes. */
+async function aliased(asked, request, now = Date.now()) {
+  const host = hostAlias(request.headers);
+  if (host) {
+    return { kind: 'pin', version: (await aliasTarget(host, now)) ?? host, source: 'host', value: host };
+  }
+  if (asked.kind === 'pin' && ALIAS.test(asked.version)) {
+    return { ...asked, version: (await aliasTarget(asked.version, now)) ?? asked.version };
+  }
+  return asked;
+}
+
 function hasExtension(path) {
   const last = path.slice(path.lastIndexOf('/') + 1);
   return last.indexOf('.', 1) > 0;
@@ -322,7 +404,7 @@ function resolve(uri, querystring, files) {
 
 /** The whole decision for one request, given the active version (null: none, undefined: unreadable). */
 async function decide(request, activeOf) {
-  const asked = ask(request);
+  const asked = await aliased(ask(request), request);
   const headers = {};
   let setCookies = [];
   let chosen = null;
@@ -588,7 +670,7 @@ async function viewerResponse(event) {
       ? ((response.headers[VERSION_HEADER] || [])[0] || {}).value || null
       : versionInPath(request.uri) ??
         (request.uri.startsWith(sharedDir()) ? ((request.headers[VERSION_HEADER] || [])[0] || {}).value || null : null);
-  const asked = ask(request);
+  const asked = await aliased(ask(request), request);
   const decision = { headers: {}, setCookies: [] };
   if (asked.kind === 'clear') {
     decision.setCookies = [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);
@@ -628,14 +710,20 @@ exports.decodePath = decodePath;
 exports.activeVersion = activeVersion;
 exports.releaseIndex = releaseIndex;
 exports.notFoundPage = notFoundPage;
+exports.aliasTarget = aliasTarget;
 exports.configure = (overrides) => {
   config = { ...config, ...overrides };
   indexes = new Map();
   pages = new Map();
+  aliases = new Map();
 };
 exports.setParameterReader = (reader) => {
   readParameter = reader ?? defaultParameterReader;
   active = { version: undefined, readAt: -Infinity };
+};
+exports.setAliasReader = (reader) => {
+  readAlias = reader ?? defaultAliasReader;
+  aliases = new Map();
 };
 exports.setIndexReader = (reader) => {
   readIndex = reader ?? defaultIndexReader;

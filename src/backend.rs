@@ -6,6 +6,7 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 
 use crate::inputs::{AwsBackend, AwsPointer, Backend, Plan};
+use crate::pointer::alias::{Aliases, SsmAliases, StoreAliases};
 use crate::pointer::{Pointer, cloudfront::CloudFrontPointer, file::FilePointer, ssm::SsmPointer};
 use crate::release::Layout;
 use crate::store::{Store, local::LocalStore, s3::S3Store};
@@ -19,6 +20,8 @@ pub struct Site {
     pub store: Arc<dyn Store>,
     pub pointer: Arc<dyn Pointer>,
     pub layout: Layout,
+    /// Where each pull request's alias (`pr-<n>`, its newest preview) lives, beside the pointer.
+    pub aliases: Arc<dyn Aliases>,
 }
 
 /// Record reads take a site as its store and its layout (`release::read_record`, `all_records`).
@@ -67,6 +70,10 @@ impl Site {
     pub fn on_aws(prefix: &str, site: &AwsBackend, aws: AwsClients) -> Site {
         let layout = Layout::new(prefix);
         let store: Arc<dyn Store> = Arc::new(S3Store::new(aws.s3, &site.bucket));
+        let aliases: Arc<dyn Aliases> = match &site.pointer {
+            AwsPointer::Ssm { parameter } => Arc::new(SsmAliases::new(aws.ssm.clone(), parameter)),
+            AwsPointer::CloudFront { .. } => Arc::new(StoreAliases::new(store.clone(), layout.clone())),
+        };
         let pointer: Arc<dyn Pointer> = match &site.pointer {
             AwsPointer::Ssm { parameter } => Arc::new(SsmPointer::new(aws.ssm, parameter)),
             AwsPointer::CloudFront { distribution, origin, invalidation } => Arc::new(CloudFrontPointer::new(
@@ -78,17 +85,17 @@ impl Site {
                 invalidation.clone(),
             )),
         };
-        Site { store, pointer, layout }
+        Site { store, pointer, layout, aliases }
     }
 
     pub async fn connect(plan: &Plan) -> Site {
         let layout = Layout::new(&plan.prefix);
         match &plan.backend {
-            Backend::Local { dir } => Site {
-                store: Arc::new(LocalStore::new(dir)),
-                pointer: Arc::new(FilePointer::new(dir, &plan.prefix)),
-                layout,
-            },
+            Backend::Local { dir } => {
+                let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir));
+                let aliases = Arc::new(StoreAliases::new(store.clone(), layout.clone()));
+                Site { store, pointer: Arc::new(FilePointer::new(dir, &plan.prefix)), layout, aliases }
+            }
             Backend::Aws(site) => {
                 Site::on_aws(&plan.prefix, site, AwsClients::load(site.region.as_deref(), site.path_style).await)
             }

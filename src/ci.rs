@@ -41,7 +41,8 @@ impl CiSystem {
 }
 
 /// Env vars whose values must never show in a log.
-const SECRET_VARS: [&str; 2] = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+const SECRET_VARS: [&str; 5] =
+    ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN", "CUTOVER_GITHUB_TOKEN"];
 
 /// Outputs that are counts, reported to TeamCity as build statistics too.
 const STATISTICS: [&str; 5] = ["files", "uploaded", "copied", "bytes-uploaded", "duration-ms"];

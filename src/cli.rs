@@ -37,6 +37,15 @@ pub enum Command {
         /// The version to make live.
         version: Option<String>,
     },
+    /// Stage the build as a pull request's preview (`pr-<n>-<run>`), smoke-test it through the edge
+    /// and point the alias `pr-<n>` at it; a preview is never promoted.
+    Preview {
+        /// Delete the pull request's alias and preview releases instead (when it is closed).
+        #[arg(long)]
+        close: bool,
+    },
+    /// `preview --close` as one word, for the action's `command` input.
+    PreviewClose,
     /// Go back to an earlier version: `--to`, else the one live before the current one.
     Rollback,
     /// List releases, the live one and the promotion history.

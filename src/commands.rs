@@ -11,7 +11,7 @@ use crate::ci::{CiSystem, Reporter};
 use crate::cli::{Cli, Command, EdgeCommand};
 use crate::edge_bundle::{RouterConfig, bundle};
 use crate::env::Env;
-use crate::inputs::{Backend, InputError, Plan, RawInputs, SiteUrl};
+use crate::inputs::{AwsPointer, Backend, InputError, Plan, RawInputs, SiteUrl};
 use crate::outcome::{self, Guard, Refusal};
 use crate::pointer::rollback_target;
 use crate::printable::printable;
@@ -22,7 +22,7 @@ use crate::report::Outputs;
 use crate::site::WalkOptions;
 use crate::smoke::{SmokeCheck, SmokeError, smoke};
 use crate::stage::{StageError, StageRequest, stage};
-use crate::{doctor, serve, status};
+use crate::{doctor, preview, serve, status};
 
 /// Runs a command to its end and returns the exit code; failures are printed with their causes,
 /// and with `--json` the result object on stdout says how the run ended, failure or not.
@@ -84,6 +84,16 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             let site = Site::connect(&plan).await;
             finish(reporter, &plan, flip(&plan, &site, &version, Direction::Forward).await?, started)
         }
+        Command::Preview { close: false } => finish(reporter, &plan, preview(&plan, reporter).await?, started),
+        Command::Preview { close: true } | Command::PreviewClose => {
+            let pr = plan.require_pull_request()?;
+            status::require_store(&plan)?;
+            let site = Site::connect(&plan).await;
+            let run_url = plan.run.run_url.as_deref();
+            let report =
+                preview::close(&site, pr, plan.lock_lease, run_url, plan.dry_run).await.map_err(prune_failed)?;
+            reporter.result(&report, || report.render())
+        }
         Command::Rollback => {
             status::require_store(&plan)?;
             finish(reporter, &plan, rollback(&plan, &Site::connect(&plan).await).await?, started)
@@ -105,6 +115,7 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
                 lock_lease: plan.lock_lease,
                 run_url: plan.run.run_url.as_deref(),
                 dry_run: plan.dry_run,
+                preview_ttl: plan.preview_ttl,
             };
             let report = prune(&site, &request).await.map_err(prune_failed)?;
             reporter.result(&report, || format!("deleted: {:?}\nkept: {:?}\n", report.deleted, report.kept))
@@ -133,6 +144,9 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
 async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     plan.require_dist_dir()?;
     let version = plan.require_version()?;
+    if crate::pull_request::never_live(version) {
+        return Err(Refusal(Guard::Preview { version: version.to_owned() }).into());
+    }
     let site = Site::connect(plan).await;
     // A pointer holding a value cutover did not write is refused before anything is staged.
     let active = Active::read(&site).await?.before_promotion(&site, plan.take_over_pointer)?;
@@ -168,11 +182,61 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     outputs.promoted = promoted.promoted;
     outputs.invalidation_id = promoted.invalidation_id;
     if let Some(keep) = plan.keep {
-        let request =
-            PruneRequest { keep, lock_lease: plan.lock_lease, run_url: plan.run.run_url.as_deref(), dry_run: false };
+        let request = PruneRequest {
+            keep,
+            lock_lease: plan.lock_lease,
+            run_url: plan.run.run_url.as_deref(),
+            dry_run: false,
+            preview_ttl: plan.preview_ttl,
+        };
         let pruned = reporter.phase("prune", prune(&site, &request)).await.map_err(prune_failed)?;
         if !pruned.deleted.is_empty() {
             crate::say!("pruned releases: {}", pruned.deleted.join(", "));
+        }
+    }
+    Ok(outputs)
+}
+
+/// Stages a pull request's preview, smoke-tests it, then points its alias at it; never promotes.
+async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
+    let pr = plan.require_pull_request()?;
+    plan.require_dist_dir()?;
+    let version = crate::version::validate(&pr.version(plan.require_version()?))
+        .map_err(|p| InputError::new("version", format!("as a preview version: {p}")))?;
+    let site = Site::connect(plan).await;
+    let active = Active::read(&site).await?;
+    let mut outputs = staged(&site, plan, &version, active.known(), reporter).await?;
+    if plan.dry_run {
+        reporter.warn("dry run: nothing was written, so nothing is smoke-tested or linked");
+        return Ok(outputs);
+    }
+    let smoked = reporter.phase("smoke", smoke_release(&site, plan, &version, reporter)).await;
+    let (checks, _) = remember_verdict(&site, plan, &version, smoked).await?;
+    outputs.smoke = checks;
+    site.aliases.write(pr, &version).await.with_context(|| format!("pointing {} at {version}", pr.alias()))?;
+    let ssm = matches!(&plan.backend, Backend::Aws(aws) if matches!(aws.pointer, AwsPointer::Ssm { .. }));
+    outputs.preview_url = match (&plan.preview_domain, &plan.edge.secret, &plan.site_url, &plan.backend) {
+        // Host links carry no signature, so with a secret only the signed query link works; and
+        // only the SSM style's router honours them (README, Previews).
+        (Some(domain), None, _, _) if ssm => Some(SiteUrl::parse(&format!("https://{}.{domain}/", pr.alias()))?),
+        (_, _, Some(url), _) => Some(url.preview(&pr.alias(), &plan.edge)),
+        (_, _, None, Backend::Local { .. }) => Some(local_url(plan.listen)?.preview(&pr.alias(), &plan.edge)),
+        (_, _, None, Backend::Aws(_)) => None,
+    };
+    crate::say!("{} now shows {version}", pr.alias());
+    if let Some(github) = &plan.github {
+        let url = outputs.preview_url.as_ref().map(ToString::to_string);
+        let announced = crate::github::Preview {
+            pull_request: pr.number(),
+            version: &version,
+            url: url.as_deref(),
+            files: outputs.files,
+            uploaded: outputs.uploaded,
+            copied: outputs.copied,
+            run_url: plan.run.run_url.as_deref(),
+        };
+        for warning in github.announce(&announced).await {
+            reporter.warn(&warning);
         }
     }
     Ok(outputs)

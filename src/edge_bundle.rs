@@ -37,6 +37,9 @@ pub struct RouterConfig {
     /// when sharing is off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_assets: Option<String>,
+    /// Hosts `pr-<n>.<preview_domain>` serve the pull request's alias.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview_domain: Option<String>,
 }
 
 impl RouterConfig {
@@ -63,6 +66,7 @@ impl RouterConfig {
             not_found: plan.edge.not_found.as_str(),
             override_secret: plan.edge.secret.as_ref().map(|s| s.expose().to_owned()),
             shared_assets: plan.edge.shared.pattern(),
+            preview_domain: plan.preview_domain.clone(),
         })
     }
 

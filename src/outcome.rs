@@ -43,6 +43,11 @@ pub enum Guard {
     /// The order guard: only a rollback goes to an older version.
     #[error("{version} is older than the active {active}; to go back on purpose run `cutover rollback --to {version}`")]
     Older { version: String, active: String },
+    /// Previews never go live.
+    #[error(
+        "{version} names a pull request's preview, which never goes live: merge the pull request and release instead"
+    )]
+    Preview { version: String },
     #[error("version {version} has no release record in {store}; stage it first")]
     NotStaged { version: String, store: String },
     #[error("release {version} is incomplete: {missing} recorded files are missing or changed, e.g. {first}")]

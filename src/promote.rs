@@ -264,6 +264,9 @@ fn note(direction: Direction, run_url: Option<&str>, from: Option<&str>) -> Stri
 /// Checks the guards; `promoted` in the report says whether a flip is due.
 async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<PromoteReport, PromoteError> {
     let version = request.version;
+    if crate::pull_request::never_live(version) {
+        return Err(Refusal(Guard::Preview { version: version.to_owned() }).into());
+    }
     complete_record(site, version).await?;
     let active = Active::read(site).await?.before_promotion(site, request.take_over_pointer)?;
     if let Some(expected) = &request.expected_active

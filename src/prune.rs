@@ -11,6 +11,7 @@ use crate::backend::Site;
 use crate::lock::{DeployLock, LockError};
 use crate::outcome::{Guard, Refusal};
 use crate::pointer::{PointerError, rollback_target};
+use crate::pull_request::PullRequest;
 use crate::release::{Place, RecordError, ReleaseRecord, all_records};
 use crate::store::{Condition, StoreError, json_meta};
 
@@ -58,6 +59,8 @@ pub struct PruneRequest<'a> {
     pub run_url: Option<&'a str>,
     /// Decide, delete nothing, take no lock.
     pub dry_run: bool,
+    /// Previews recorded longer ago than this are deleted; they never count in `keep`.
+    pub preview_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -73,7 +76,7 @@ pub async fn prune(site: &Site, request: &PruneRequest<'_>) -> Result<PruneRepor
     } else {
         Some(DeployLock::acquire(site, request.lock_lease, request.run_url).await?)
     };
-    let result = prune_locked(site, request.keep, lock.as_ref()).await;
+    let result = prune_locked(site, request, lock.as_ref()).await;
     if let Some(lock) = lock {
         lock.release().await?;
     }
@@ -81,21 +84,42 @@ pub async fn prune(site: &Site, request: &PruneRequest<'_>) -> Result<PruneRepor
 }
 
 /// Decides under `lock` (none: a dry run, which deletes nothing).
-async fn prune_locked(site: &Site, keep: usize, lock: Option<&DeployLock>) -> Result<PruneReport, PruneError> {
+async fn prune_locked(
+    site: &Site,
+    request: &PruneRequest<'_>,
+    lock: Option<&DeployLock>,
+) -> Result<PruneReport, PruneError> {
     let history = site.pointer.history().await?;
     let active = site.pointer.read().await?;
     let protected: HashSet<&str> = active.as_deref().into_iter().chain(rollback_target(&history)).collect();
     let recent_since = Utc::now() - chrono::Duration::from_std(RECENT).expect("an hour is a chrono duration");
     let records = all_records(site).await?;
+    let expired_before = chrono::Duration::from_std(request.preview_ttl)
+        .ok()
+        .and_then(|ttl| Utc::now().checked_sub_signed(ttl))
+        .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
     let mut report = PruneReport::default();
-    for (rank, record) in records.iter().rev().enumerate() {
-        let spared = rank < keep || protected.contains(record.version.as_str()) || record.created_at > recent_since;
+    // Previews go by age alone and never count in `keep`; `rank` counts releases only.
+    let mut rank = 0;
+    for record in records.iter().rev() {
+        let preview = crate::pull_request::preview_of(&record.version);
+        let retained = match preview {
+            Some(_) => record.created_at > expired_before,
+            None => {
+                rank += 1;
+                rank <= request.keep || record.created_at > recent_since
+            }
+        };
+        let spared = retained || protected.contains(record.version.as_str());
         if spared {
             report.kept.push(record.version.clone());
             continue;
         }
         if let Some(lock) = lock {
             delete_release(site, record, lock).await?;
+            if let Some(pr) = preview {
+                forget_alias(site, pr, &record.version).await?;
+            }
         }
         report.deleted.push(record.version.clone());
     }
@@ -104,7 +128,7 @@ async fn prune_locked(site: &Site, keep: usize, lock: Option<&DeployLock>) -> Re
 
 /// Deletes the record first, so a half-deleted release can never be promoted, then exactly the
 /// files it lists: never a directory, so prune cannot reach into anything the record does not name.
-async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) -> Result<(), PruneError> {
+pub(crate) async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) -> Result<(), PruneError> {
     let version = &record.version;
     // Past the lock's lease another run may have made this release live again: each write first
     // checks the lock is still this run's.
@@ -132,6 +156,14 @@ async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) 
         .delete(&keys)
         .await
         .map_err(|source| PruneError::Deleting { doing: format!("deleting the files of {version}"), source })?;
+    Ok(())
+}
+
+/// Deletes the alias of `pr` if it names `version`, a preview just deleted.
+pub(crate) async fn forget_alias(site: &Site, pr: PullRequest, version: &str) -> Result<(), PruneError> {
+    if site.aliases.read(pr).await?.as_deref() == Some(version) {
+        site.aliases.delete(pr).await?;
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use crate::route_index::{self, RouteIndex};
 use crate::routing::{self, Active, Ask, EdgeNames, Outcome, Route};
 use crate::version;
 
+mod aliases;
 mod files;
 
 /// How long the edge trusts the active version it last read, as the router does.
@@ -36,6 +37,7 @@ struct Edge {
     /// When the active version was last read, and the last good value (`None` until one was read).
     active: Mutex<(Option<Instant>, Option<Option<String>>)>,
     indexes: Mutex<Kept>,
+    aliases: aliases::AliasCache,
 }
 
 /// Routing indexes of recorded releases with when each was read, most recently used last.
@@ -137,6 +139,8 @@ impl Edge {
             .collect();
         let cookies: Vec<&str> = cookies.iter().map(String::as_str).collect();
         let asked = routing::ask(&self.names, uri.query(), &cookies, routing::unix_now());
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let asked = self.aliases.resolve(&self.site, &self.names, asked, host).await;
         let pinned = match &asked {
             Ask::Pin { version, .. } => self.index(version).await,
             _ => None,
@@ -220,7 +224,13 @@ pub async fn serve(site: Site, listen: SocketAddr, names: EdgeNames) -> anyhow::
 }
 
 fn router(site: Site, names: EdgeNames) -> Router {
-    let edge = Arc::new(Edge { site, names, active: Mutex::new((None, None)), indexes: Mutex::new(Kept::default()) });
+    let edge = Arc::new(Edge {
+        site,
+        names,
+        active: Mutex::new((None, None)),
+        indexes: Mutex::new(Kept::default()),
+        aliases: Default::default(),
+    });
     Router::new().fallback(handle).with_state(edge)
 }
 

@@ -133,8 +133,16 @@ define_inputs! {
     smoke_timeout = Some("60s");
     /// How many uploads run at once, 1 to 1024.
     concurrency = Some("32");
-    /// Releases to keep when pruning; the active one, the one before it and any staged in the last hour are always kept; 0 to 100000. Unset: no pruning.
+    /// Releases to keep when pruning; the active one, the one before it and any staged in the last hour are always kept; previews never count (`preview-ttl` ages them out); 0 to 100000. Unset: no pruning.
     keep = None;
+    /// With `preview`: the pull request the preview is for, 1 to 999999999. Unset: from the CI system (GitHub's `pull_request` events, CircleCI's `CIRCLE_PULL_REQUEST`).
+    pull_request = None;
+    /// With `prune`: previews recorded longer ago than this are deleted with their alias, 1h to 30days.
+    preview_ttl = Some("14d");
+    /// Domain whose hosts `pr-<n>.<domain>` show each pull request's newest preview, e.g. `preview.example.com` (a wildcard DNS record and certificate on the distribution). Unset: previews are linked by the override query.
+    preview_domain = None;
+    /// With `preview` on GitHub: a token that may write pull request comments and deployments (`secrets.GITHUB_TOKEN` with `pull-requests: write` and `deployments: write`); cutover then keeps one comment with the link on the pull request and records a deployment of `preview/pr-<n>`. Masked and never printed; a refusal (a fork's pull request) is a warning.
+    github_token = None;
     /// Cache-Control rules for files that are not fingerprinted (`shared-assets`), `GLOB=VALUE` separated by newlines or `;`; the first match wins over the default (`public, max-age=0, must-revalidate`).
     cache_control = None;
     /// Fingerprinted files (names that change with their content): globs separated by newlines or commas, with `<hex:N>` or `<base64url:N>` for the content hash (the defaults are the shapes Vite, SvelteKit, Astro, Next.js and Create React App write; see the README). They are stored once in the site's pool `<prefix>/_shared/`, served to every release that asks for them and cached `public, max-age=31536000, immutable`; everything else is revalidated. `none` turns sharing off.
@@ -182,7 +190,7 @@ define_inputs! {
 }
 
 /// Input that cannot be used; the message names the input.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("input `{input}`: {problem}")]
 pub struct InputError {
     pub input: String,

@@ -188,6 +188,9 @@ pub(super) const INVALIDATION_WAIT: Bounds<Duration> =
 pub(super) const LOCK_LEASE: Bounds<Duration> = Bounds { input: "lock-lease", min: Duration::from_secs(1), max: HOUR };
 /// A promotion reaches visitors within this: more than an hour makes a rollback useless.
 pub(super) const EDGE_CACHE: Bounds<Duration> = Bounds { input: "edge-cache", min: Duration::ZERO, max: HOUR };
+/// A preview outlives a review cycle; past a month an open pull request gets a fresh one by a push.
+pub(super) const PREVIEW_TTL: Bounds<Duration> =
+    Bounds { input: "preview-ttl", min: HOUR, max: Duration::from_secs(30 * 24 * 3600) };
 /// Uploads stop getting faster far below 1024 at once (README, Performance: at 32 on two cores).
 pub(super) const CONCURRENCY: Bounds<usize> = Bounds { input: "concurrency", min: 1, max: 1024 };
 /// More releases than any site keeps; a larger number means "keep all" anyway.
@@ -218,6 +221,28 @@ pub(super) fn parse_duration(bounds: &Bounds<Duration>, text: &str) -> Result<Du
             bounds.input,
             format!("{text:?} is not a duration like 90s or 2m ({})", bounds.range()),
         )),
+    }
+}
+
+/// `preview-domain`: a lowercase DNS name of two or more labels, short enough that
+/// `pr-<n>.<domain>` is one too (253 characters).
+pub(super) fn parse_preview_domain(text: &str) -> Result<String, InputError> {
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let labels: Vec<&str> = text.split('.').collect();
+    if labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) && text.len() + "pr-999999999.".len() <= 253 {
+        Ok(text.to_owned())
+    } else {
+        Err(InputError::new(
+            "preview-domain",
+            format!(
+                "{text:?} is not a domain like preview.example.com: lowercase labels of letters, digits and '-', no port, no trailing dot"
+            ),
+        ))
     }
 }
 

@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::parse::{
-    CONCURRENCY, EDGE_CACHE, INVALIDATION_WAIT, KEEP, LOCK_LEASE, SMOKE_TIMEOUT, parameter_name_problem, parse_bool,
-    parse_count, parse_distribution_id, parse_duration, parse_invalidation_paths, parse_listen, parse_name,
-    parse_prefix, parse_smoke_paths, parse_status, validate_bucket,
+    CONCURRENCY, EDGE_CACHE, INVALIDATION_WAIT, KEEP, LOCK_LEASE, PREVIEW_TTL, SMOKE_TIMEOUT, parameter_name_problem,
+    parse_bool, parse_count, parse_distribution_id, parse_duration, parse_invalidation_paths, parse_listen, parse_name,
+    parse_prefix, parse_preview_domain, parse_smoke_paths, parse_status, validate_bucket,
 };
 use super::{InputError, Inputs, RawInputs, SiteUrl};
 use crate::env::Env;
+use crate::github::{GitHub, Token};
+use crate::pull_request::{self, PullRequest};
 use crate::release::RunInfo;
 use crate::routing::{EdgeNames, NotFound, OverrideSecret};
 use crate::rules::CacheRules;
@@ -72,6 +74,15 @@ pub struct Plan {
     pub smoke: SmokePlan,
     pub concurrency: usize,
     pub keep: Option<usize>,
+    /// The pull request a preview is for: `Ok(None)` when none was given or found; an error only
+    /// `preview` reports, so a bad CI variable never stops a release.
+    pub pull_request: Result<Option<PullRequest>, InputError>,
+    /// With `prune`: how old a preview may get.
+    pub preview_ttl: Duration,
+    /// Hosts `pr-<n>.<domain>` show each pull request's newest preview.
+    pub preview_domain: Option<String>,
+    /// With `github-token`: where `preview` comments and records its deployment.
+    pub github: Option<GitHub>,
     /// With `rollback`: where to go back to.
     pub rollback_to: Option<String>,
     pub release_secret_files: bool,
@@ -135,6 +146,12 @@ impl Plan {
         };
         let concurrency = parse_count(&CONCURRENCY, &inputs.concurrency)?;
         let keep = inputs.keep.as_deref().map(|k| parse_count(&KEEP, k)).transpose()?;
+        let pull_request = match pull_request::detect(inputs.pull_request.as_deref(), env) {
+            Err(("pull-request", problem)) => return Err(InputError::new("pull-request", problem)),
+            detected => detected.map_err(|(source, problem)| InputError::new(source, problem)),
+        };
+        let preview_ttl = parse_duration(&PREVIEW_TTL, &inputs.preview_ttl)?;
+        let preview_domain = inputs.preview_domain.as_deref().map(parse_preview_domain).transpose()?;
         let rollback_to =
             inputs.to.as_deref().map(|v| version::validate(v).map_err(|p| InputError::new("to", p))).transpose()?;
         let cache_rules = CacheRules::parse(inputs.cache_control.as_deref().unwrap_or(""))
@@ -166,6 +183,10 @@ impl Plan {
             smoke,
             concurrency,
             keep,
+            pull_request,
+            preview_ttl,
+            preview_domain,
+            github: inputs.github_token.clone().map(|token| GitHub::new(Token::new(token), env)),
             rollback_to,
             release_secret_files: parse_bool("release-secret-files", &inputs.release_secret_files)?,
             take_over_pointer: parse_bool("take-over-pointer", &inputs.take_over_pointer)?,
@@ -184,6 +205,16 @@ impl Plan {
     pub fn require_version(&self) -> Result<&str, InputError> {
         self.version.as_deref().ok_or_else(|| {
             InputError::new("version", "not given and no git tag or CI run number found in the environment")
+        })
+    }
+
+    /// The pull request a preview is for, or a bad-input error naming where it was looked for.
+    pub fn require_pull_request(&self) -> Result<PullRequest, InputError> {
+        self.pull_request.clone()?.ok_or_else(|| {
+            InputError::new(
+                "pull-request",
+                "not given and this run is not for a pull request (GITHUB_EVENT_NAME pull_request*, CIRCLE_PULL_REQUEST)",
+            )
         })
     }
 
@@ -513,6 +544,16 @@ mod tests {
             (&[("CUTOVER_CONCURRENCY", "18446744073709551616")], "concurrency"),
             (&[("CUTOVER_KEEP", "99999999999999999999999")], "keep"),
             (&[("CUTOVER_KEEP", "100001")], "keep"),
+            (&[("CUTOVER_PULL_REQUEST", "PR-1")], "pull-request"),
+            (&[("CUTOVER_PULL_REQUEST", "1/../2")], "pull-request"),
+            (&[("CUTOVER_PREVIEW_TTL", "30m")], "preview-ttl"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "Preview.example.com")], "preview-domain"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "preview.example.com.")], "preview-domain"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "preview.example.com:443")], "preview-domain"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "preview..example.com")], "preview-domain"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "localhost")], "preview-domain"),
+            (&[("CUTOVER_PREVIEW_DOMAIN", "*.example.com")], "preview-domain"),
+            (&[("CUTOVER_PREVIEW_TTL", "31d")], "preview-ttl"),
         ];
         for (vars, input) in cases {
             let err = plan(vars).expect_err(&format!("{vars:?} should be refused"));
@@ -550,7 +591,8 @@ mod tests {
         assert_eq!(plan(&[("CUTOVER_KEEP", "100000"), ("CUTOVER_CONCURRENCY", "1024")]).unwrap().keep, Some(100_000));
         let err = plan(&[("CUTOVER_LOCK_LEASE", "100000000y")]).unwrap_err();
         assert_eq!(err.to_string(), "input `lock-lease`: \"100000000y\" is out of range: use 1s to 1h");
-        let ranges = [SMOKE_TIMEOUT, INVALIDATION_WAIT, LOCK_LEASE, EDGE_CACHE].map(|b| (b.input, b.range()));
+        let ranges =
+            [SMOKE_TIMEOUT, INVALIDATION_WAIT, LOCK_LEASE, EDGE_CACHE, PREVIEW_TTL].map(|b| (b.input, b.range()));
         for (input, range) in ranges.into_iter().chain([CONCURRENCY, KEEP].map(|b| (b.input, b.range()))) {
             let spec = INPUTS.iter().find(|s| s.name() == input).unwrap();
             assert!(spec.description.contains(&range), "{input}: {:?} must say {range}", spec.description);

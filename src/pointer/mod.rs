@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws_error::AwsError;
 use crate::store::StoreError;
 
+pub mod alias;
 pub mod cloudfront;
 pub mod file;
 pub mod ssm;

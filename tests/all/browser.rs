@@ -19,7 +19,7 @@ on_both_backends!(
 );
 
 /// Writes a multi-page site as Hugo, Jekyll or Astro emit one into `name`.
-fn write_pages(f: &Fixture, name: &str) -> std::path::PathBuf {
+pub(crate) fn write_pages(f: &Fixture, name: &str) -> std::path::PathBuf {
     let page = |name: &str, links: &str| format!("<!doctype html><title>{name}</title><h1>{name}</h1>{links}");
     let home = page("home", r#"<a id="about" href="/about/">about</a> <a id="post" href="/blog/post-1/">post</a>"#);
     let about = page("about", r#"<a id="post" href="/blog/post-1/">post</a> <a id="home" href="/">home</a>"#);
@@ -52,14 +52,19 @@ fn browse(edge: &Edge, scenario: &str) -> serde_json::Value {
 }
 
 /// [`browse`] with the scenario's arguments.
-fn browse_with(edge: &Edge, scenario: &str, args: &[&str]) -> serde_json::Value {
+pub(crate) fn browse_with(edge: &Edge, scenario: &str, args: &[&str]) -> serde_json::Value {
+    browse_at(&edge.url, scenario, args)
+}
+
+/// [`browse_with`] at another base URL of the edge (`http://pr-7.localhost:<port>`).
+pub(crate) fn browse_at(base: &str, scenario: &str, args: &[&str]) -> serde_json::Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let missing = "is missing: run scripts/test, which installs it";
     assert!(root.join("node_modules/playwright-core").exists(), "tests/browser/node_modules/playwright-core {missing}");
     assert!(Path::new("/usr/bin/chromium").exists(), "/usr/bin/chromium (Debian's chromium package) {missing}");
     let output = Command::new("node")
         .arg(root.join("browse.mjs"))
-        .args([edge.url.as_str(), scenario])
+        .args([base, scenario])
         .args(args)
         .output()
         .expect("running node tests/browser/browse.mjs");
@@ -69,7 +74,7 @@ fn browse_with(edge: &Edge, scenario: &str, args: &[&str]) -> serde_json::Value 
 }
 
 /// (step, page reached, status, version) of each visit.
-fn visits(seen: &serde_json::Value) -> Vec<(String, String, u64, String)> {
+pub(crate) fn visits(seen: &serde_json::Value) -> Vec<(String, String, u64, String)> {
     let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
     seen["visits"]
         .as_array()
@@ -115,7 +120,7 @@ fn a_browser_sent_an_unknown_override_keeps_no_cookie(f: Fixture) {
 }
 
 /// The steps of `browse.mjs preview`, each reaching its page from `version`.
-fn preview_visits(version: &str) -> Vec<(String, String, u64, String)> {
+pub(crate) fn preview_visits(version: &str) -> Vec<(String, String, u64, String)> {
     [
         ("open the link", "home"),
         ("click about", "about"),

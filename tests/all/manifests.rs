@@ -21,7 +21,8 @@ fn image() -> String {
 }
 
 /// Commands a CI step may run.
-const COMMANDS: [&str; 7] = ["deploy", "stage", "smoke", "promote", "rollback", "status", "prune"];
+const COMMANDS: [&str; 9] =
+    ["deploy", "stage", "smoke", "promote", "rollback", "status", "prune", "preview", "preview-close"];
 
 const HEADER: &str = "Generated from src/inputs/mod.rs and src/report.rs by tests/all/manifests.rs: edit those, then run\n\
                       UPDATE_EXPECT=1 cargo test manifests";

@@ -208,6 +208,11 @@ fn calls_of_every_command(style: Style) -> (Vec<Call>, String, String) {
     let page = edge.get("/?override_build_number=77", None);
     assert_eq!((page.status, page.body.as_str()), (200, "1"), "an unknown version is no error");
     drop(edge);
+    let pull_request = |run: &str| [("CUTOVER_PULL_REQUEST", "4".to_owned()), ("GITHUB_RUN_NUMBER", run.to_owned())];
+    run(&["preview"], &[&with("p")[..1], &pull_request("1")].concat());
+    run(&["preview"], &[&with("p")[..1], &pull_request("2")].concat());
+    run(&["prune", "--keep", "1", "--preview-ttl", "1h"], &[]);
+    run(&["preview-close"], &pull_request("3"));
     // doctor passes with these calls, but for what moto cannot hold (tests/all/doctor.rs says why).
     let doctor = f.run(&["doctor", "--json"], &[]);
     let report = doctor.json();

@@ -7,7 +7,8 @@
 // `links` opens the home page and follows links (absolute and relative) by clicking them, then
 // types `/about` without its slash; `unknown-override` opens `/?override_build_number=77`;
 // `preview <link>` opens a preview link (as `preview-url` prints it), clicks from page to page and
-// types `/about`, to see whether the version it names stays pinned.
+// types `/about`, to see whether the version it names stays pinned; `preview-clear <link>` opens
+// it, clicks once, then opens the `clear` link and types `/about`.
 import { chromium } from 'playwright-core';
 
 const [base, scenario, link] = process.argv.slice(2);
@@ -59,6 +60,11 @@ try {
     await click('click about', 'a#about');
     await click('click post-1', 'a#post');
     await click('click home', 'a#home');
+    await seen('type /about', await page.goto(`${base}/about`));
+  } else if (scenario === 'preview-clear') {
+    await seen('open the link', await page.goto(link));
+    await click('click about', 'a#about');
+    await seen('open the clear link', await page.goto(`${base}/?override_build_number=clear`));
     await seen('type /about', await page.goto(`${base}/about`));
   } else {
     throw new Error(`unknown scenario ${scenario}`);

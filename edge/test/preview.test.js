@@ -1,0 +1,175 @@
+'use strict';
+// Preview aliases at the router: `?override_build_number=pr-<n>` and its cookie, and the host
+// `pr-<n>.<previewDomain>`, serve the pull request's newest preview with `X-Robots-Tag: noindex`;
+// the alias is cached like the active version; hostile hosts never reach a path.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+
+const router = require('../router.js');
+
+function event(uri, querystring, headers, eventType = 'viewer-request') {
+  const request = { clientIp: '203.0.113.178', method: 'GET', uri, querystring, headers };
+  return { Records: [{ cf: { config: { distributionId: 'EDFDVBD6EXAMPLE', eventType }, request } }] };
+}
+
+const host = (value) => ({ host: [{ key: 'Host', value }] });
+
+/** Releases 1 (live), pr-7-11 and pr-7-12; the alias pr-7 names `target.version`. */
+function setUp(target, options = {}) {
+  router.configure({ mode: 'ssm', notFound: 'auto', overrideSecret: undefined, cacheSeconds: 5, previewDomain: 'preview.example.com', ...options });
+  router.setParameterReader(async () => '1');
+  router.setIndexReader(async (version) => (['1', 'pr-7-11', 'pr-7-12'].includes(version) ? ['index.html'] : null));
+  const reads = [];
+  router.setAliasReader(async (alias) => {
+    reads.push(alias);
+    return alias === 'pr-7' ? target.version : null;
+  });
+  return reads;
+}
+
+/** viewer-request then viewer-response, as a cache hit runs them: { uri, headers } or a generated answer. */
+async function through(uri, querystring, headers) {
+  const request = await router.handler(event(uri, querystring, headers));
+  if (request.status !== undefined) return { uri: null, headers: request.headers };
+  const response = { status: '200', statusDescription: 'OK', headers: {} };
+  const viewer = { Records: [{ cf: { config: { eventType: 'viewer-response' }, request, response } }] };
+  const out = await router.handler(viewer);
+  return { uri: request.uri, headers: out.headers };
+}
+
+const value = (headers, name) => ((headers[name] || [])[0] || {}).value ?? null;
+
+test('the alias link and its cookie serve the newest preview, and follow the alias', async () => {
+  const target = { version: 'pr-7-11' };
+  setUp(target);
+  let got = await through('/', 'override_build_number=pr-7', host('d111.cloudfront.net'));
+  assert.equal(got.uri, '/site/pr-7-11/index.html');
+  assert.equal(value(got.headers, 'x-cutover-version'), 'pr-7-11');
+  assert.equal(value(got.headers, 'x-robots-tag'), 'noindex');
+  assert.deepEqual(got.headers['set-cookie'].map((c) => c.value), ['Build-Number=pr-7; Path=/; SameSite=Lax', 'Override=true; Path=/; SameSite=Lax']);
+  target.version = 'pr-7-12';
+  router.configure({});
+  got = await through('/', '', { ...host('d111.cloudfront.net'), cookie: [{ key: 'Cookie', value: 'Build-Number=pr-7; Override=true' }] });
+  assert.equal(got.uri, '/site/pr-7-12/index.html', 'the cookie keeps the alias');
+  assert.equal(value(got.headers, 'x-cutover-override'), null);
+  got = await through('/', 'override_build_number=pr-7-11', host('d111.cloudfront.net'));
+  assert.equal(got.uri, '/site/pr-7-11/index.html', 'an older preview stays reachable by its version');
+});
+
+test('aliases are read once per cacheSeconds, a bounded number kept', async () => {
+  const reads = setUp({ version: 'pr-7-11' });
+  for (let i = 0; i < 5; i += 1) await through('/', 'override_build_number=pr-7', host('d111.cloudfront.net'));
+  assert.deepEqual(reads, ['pr-7'], 'one read serves every request within the cache time');
+  for (let n = 1; n <= 200; n += 1) await through('/', `override_build_number=pr-${n}`, host('d111.cloudfront.net'));
+  assert.ok(reads.length <= 202);
+});
+
+test('the host pr-<n>.<previewDomain> serves the alias; hostile hosts never reach a path', async () => {
+  setUp({ version: 'pr-7-12' });
+  const got = await through('/', '', host('pr-7.preview.example.com'));
+  assert.equal(got.uri, '/site/pr-7-12/index.html');
+  assert.equal(value(got.headers, 'x-robots-tag'), 'noindex');
+  assert.equal(got.headers['set-cookie'], undefined, 'a host link sets no cookie');
+  for (const hostile of [
+    'pr-7.evil.com',
+    'PR-7.preview.example.com',
+    'pr-7.preview.example.com.',
+    'pr-7..preview.example.com',
+    'pr-7.preview.example.com:443',
+    'pr-07.preview.example.com',
+    'a.pr-7.preview.example.com',
+    '...preview.example.com',
+    'pr-7.preview.example.com.evil.com',
+  ]) {
+    const answer = await through('/', '', host(hostile));
+    assert.equal(answer.uri, '/site/1/index.html', hostile);
+    assert.equal(value(answer.headers, 'x-robots-tag'), null, hostile);
+  }
+});
+
+test('in origin-path mode a host never pins: the host is not in the cache key there', async () => {
+  setUp({ version: 'pr-7-12' }, { mode: 'origin-path' });
+  const request = event('/', '', host('pr-7.preview.example.com'), 'origin-request').Records[0].cf.request;
+  request.origin = { s3: { path: '/site/1' } };
+  const out = await router.handler({ Records: [{ cf: { config: { eventType: 'origin-request' }, request } }] });
+  assert.equal(out.origin.s3.path, '/site/1');
+  assert.equal(out.uri, '/index.html');
+});
+
+test('with an override secret only signed links pin, and hosts do not', async () => {
+  setUp({ version: 'pr-7-12' }, { overrideSecret: 's3cret' });
+  let got = await through('/', '', host('pr-7.preview.example.com'));
+  assert.equal(got.uri, '/site/1/index.html');
+  got = await through('/', 'override_build_number=pr-7', host('d111.cloudfront.net'));
+  assert.equal(value(got.headers, 'x-cutover-override'), 'unsigned');
+});
+
+test('an unreadable alias keeps the last good answer; a bad or missing one pins nothing', async (t) => {
+  t.mock.method(console, 'warn', () => {});
+  setUp({ version: 'pr-7-11' });
+  const values = ['pr-7-11', new Error('ThrottlingException'), '../../x', 'pr-7-12'];
+  router.setAliasReader(async () => {
+    const next = values.shift();
+    if (next instanceof Error) throw next;
+    return next;
+  });
+  assert.equal(await router.aliasTarget('pr-7', 1_000), 'pr-7-11');
+  assert.equal(await router.aliasTarget('pr-7', 3_000), 'pr-7-11', 'cached');
+  assert.equal(await router.aliasTarget('pr-7', 10_000), 'pr-7-11', 'unreadable: the last good one');
+  assert.equal(await router.aliasTarget('pr-7', 20_000), null, 'not a version');
+  assert.equal(await router.aliasTarget('pr-7', 30_000), 'pr-7-12');
+  router.setAliasReader(async () => null);
+  const got = await through('/', 'override_build_number=pr-8', host('d111.cloudfront.net'));
+  assert.equal(got.uri, '/site/1/index.html');
+  assert.equal(value(got.headers, 'x-cutover-override'), 'unknown-version');
+});
+
+test('the router reads aliases over HTTP (moto): the SSM sibling parameter, and the S3 object in origin-path mode', async (t) => {
+  const warnings = t.mock.method(console, 'warn', () => {});
+  const { spawn } = require('node:child_process');
+  const net = require('node:net');
+  const path = require('node:path');
+  const port = await new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port: free } = server.address();
+      server.close(() => resolve(free));
+    });
+  });
+  const binary = process.env.CUTOVER_MOTO_SERVER || path.join(__dirname, '..', '..', '.venv', 'bin', 'moto_server');
+  const moto = spawn(binary, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  const endpoint = `http://127.0.0.1:${port}`;
+  try {
+    for (const deadline = Date.now() + 60_000; ; ) {
+      const up = await fetch(`${endpoint}/moto-api/`).then((r) => r.ok, () => false);
+      if (up) break;
+      assert.ok(Date.now() < deadline, `moto did not answer on ${endpoint}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL: endpoint,
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_REGION: 'us-east-1',
+    });
+    const { SSMClient, PutParameterCommand } = require('@aws-sdk/client-ssm');
+    const { S3Client, CreateBucketCommand, PutObjectCommand } = require('@aws-sdk/client-s3');
+    const ssm = new SSMClient({ region: 'us-east-1', endpoint });
+    await ssm.send(new PutParameterCommand({ Name: '/cutover/b/site/active-pr-7', Value: 'pr-7-3', Type: 'String' }));
+    const s3 = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true });
+    await s3.send(new CreateBucketCommand({ Bucket: 'alias-bucket' }));
+    const body = JSON.stringify({ version: 'pr-9-4' });
+    await s3.send(new PutObjectCommand({ Bucket: 'alias-bucket', Key: 'site/_cutover/aliases/pr-9.json', Body: body }));
+
+    router.configure({ mode: 'ssm', parameterName: '/cutover/b/site/active', bucket: 'alias-bucket', prefix: 'site', cacheSeconds: 5 });
+    router.setAliasReader(undefined);
+    assert.equal(await router.aliasTarget('pr-7', 0), 'pr-7-3');
+    assert.equal(await router.aliasTarget('pr-8', 0), null, 'no such parameter: no alias');
+    router.configure({ mode: 'origin-path' });
+    assert.equal(await router.aliasTarget('pr-9', 0), 'pr-9-4');
+    assert.equal(await router.aliasTarget('pr-8', 0), null, 'no such object: no alias');
+    assert.equal(warnings.mock.callCount(), 0, 'a missing alias is no failure');
+  } finally {
+    moto.kill();
+  }
+});

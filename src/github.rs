@@ -1,0 +1,224 @@
+//! The optional GitHub side of a preview (input `github-token`): one comment on the pull request
+//! with the link, found again by a hidden marker so pushes update it instead of piling up, and a
+//! deployment of environment `preview/pr-<n>` with the link as its URL. The preview exists
+//! whatever GitHub answers, so every failure here is a warning (a fork's pull request gets a token
+//! that may not write); the token is sent only as the Authorization header and never printed.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::env::Env;
+
+/// What finds the comment cutover wrote on a pull request again.
+pub const MARKER: &str = "<!-- cutover-preview -->";
+/// Pages of comments looked through for the marker (100 each).
+const COMMENT_PAGES: u32 = 10;
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The `github-token` input; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: String) -> Token {
+        Token(token)
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
+/// Where the calls go: the API (`GITHUB_API_URL`, else github.com's), the repository
+/// (`GITHUB_REPOSITORY`) and the commit deployed (`GITHUB_SHA`), read when the run starts.
+#[derive(Debug, Clone)]
+pub struct GitHub {
+    token: Token,
+    api: String,
+    repository: Option<String>,
+    sha: Option<String>,
+}
+
+/// What the comment and the deployment say about one push's preview.
+#[derive(Debug, Clone)]
+pub struct Preview<'a> {
+    pub pull_request: u64,
+    pub version: &'a str,
+    pub url: Option<&'a str>,
+    pub files: usize,
+    pub uploaded: usize,
+    pub copied: usize,
+    pub run_url: Option<&'a str>,
+}
+
+impl GitHub {
+    pub fn new(token: Token, env: &Env) -> GitHub {
+        GitHub {
+            token,
+            api: env.get("GITHUB_API_URL").unwrap_or("https://api.github.com").trim_end_matches('/').to_owned(),
+            repository: env.get("GITHUB_REPOSITORY").map(str::to_owned),
+            sha: env.get("GITHUB_SHA").map(str::to_owned),
+        }
+    }
+
+    /// Comments the preview and records its deployment; returns the warnings, one per failure.
+    pub async fn announce(&self, preview: &Preview<'_>) -> Vec<String> {
+        let Some(repository) = self.repository.as_deref().filter(|r| is_repository(r)) else {
+            return vec![
+                "github-token is set but GITHUB_REPOSITORY is not owner/name: no comment or deployment".into(),
+            ];
+        };
+        let client = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+            Ok(client) => client,
+            Err(e) => return vec![format!("github: {e}")],
+        };
+        let call = Caller { github: self, client: &client, repository };
+        let mut warnings = Vec::new();
+        if let Err(e) = call.comment(preview).await {
+            warnings.push(format!("the pull request comment was not written: {e}"));
+        }
+        if let Err(e) = call.deploy(preview, self.sha.as_deref()).await {
+            warnings.push(format!("the GitHub deployment was not recorded: {e}"));
+        }
+        warnings
+    }
+}
+
+/// `owner/name` as GitHub spells them: nothing that could leave the repository's API path.
+fn is_repository(text: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty() && p != "." && p != ".." && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    text.split_once('/').is_some_and(|(owner, name)| part(owner) && part(name))
+}
+
+struct Caller<'a> {
+    github: &'a GitHub,
+    client: &'a reqwest::Client,
+    repository: &'a str,
+}
+
+impl Caller<'_> {
+    /// One API call; a status that is not 2xx is an error naming the call, never the token.
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        let url = format!("{}/repos/{}/{path}", self.github.api, self.repository);
+        let mut request = self
+            .client
+            .request(method.clone(), &url)
+            .bearer_auth(&self.github.token.0)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+            .header("user-agent", "cutover");
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_string());
+        }
+        let what = format!("{method} /repos/{}/{}", self.repository, path.split('?').next().unwrap_or(path));
+        let response = request.send().await.map_err(|e| format!("{what}: {}", e.without_url()))?;
+        let status = response.status();
+        if !status.is_success() {
+            let hint = match status.as_u16() {
+                401 | 403 | 404 => {
+                    ": the token may not write here (a fork's pull request gets a read-only token; give the job `pull-requests: write` and `deployments: write`)"
+                }
+                _ => "",
+            };
+            return Err(format!("{what} answered {status}{hint}"));
+        }
+        if status == reqwest::StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        let bytes = response.bytes().await.map_err(|e| format!("{what}: {}", e.without_url()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{what}: the answer is not JSON: {e}"))
+    }
+
+    /// Updates the comment holding [`MARKER`], else creates it.
+    async fn comment(&self, preview: &Preview<'_>) -> Result<(), String> {
+        let body = json!({ "body": comment_body(preview) });
+        let number = preview.pull_request;
+        for page in 1..=COMMENT_PAGES {
+            let path = format!("issues/{number}/comments?per_page=100&page={page}");
+            let comments = self.send(reqwest::Method::GET, &path, None).await?;
+            let comments = comments.as_array().cloned().unwrap_or_default();
+            let ours = comments.iter().find(|c| c["body"].as_str().is_some_and(|b| b.contains(MARKER)));
+            if let Some(id) = ours.and_then(|c| c["id"].as_u64()) {
+                self.send(reqwest::Method::PATCH, &format!("issues/comments/{id}"), Some(&body)).await?;
+                return Ok(());
+            }
+            if comments.len() < 100 {
+                break;
+            }
+        }
+        self.send(reqwest::Method::POST, &format!("issues/{number}/comments"), Some(&body)).await?;
+        Ok(())
+    }
+
+    /// A deployment of `preview/pr-<n>` at the pushed commit, with the link and `success`.
+    async fn deploy(&self, preview: &Preview<'_>, sha: Option<&str>) -> Result<(), String> {
+        let Some(sha) = sha else { return Err("GITHUB_SHA is not set".into()) };
+        let environment = format!("preview/pr-{}", preview.pull_request);
+        let deployment = json!({
+            "ref": sha,
+            "environment": environment,
+            "auto_merge": false,
+            "required_contexts": [],
+            "transient_environment": true,
+            "production_environment": false,
+            "description": format!("cutover preview {}", preview.version),
+        });
+        let created = self.send(reqwest::Method::POST, "deployments", Some(&deployment)).await?;
+        let id = created["id"].as_u64().ok_or("POST deployments answered without an id")?;
+        let mut status = json!({ "state": "success", "description": format!("preview {}", preview.version) });
+        if let Some(url) = preview.url {
+            status["environment_url"] = url.into();
+        }
+        if let Some(run) = preview.run_url {
+            status["log_url"] = run.into();
+        }
+        self.send(reqwest::Method::POST, &format!("deployments/{id}/statuses"), Some(&status)).await?;
+        Ok(())
+    }
+}
+
+/// The comment: the marker, the link, the version and the counts.
+fn comment_body(preview: &Preview<'_>) -> String {
+    let link = preview.url.map_or_else(|| "(no site-url: no link)".to_owned(), |url| format!("[{url}]({url})"));
+    format!(
+        "{MARKER}\n**Preview** of this pull request: {link}\n\nversion `{}`: {} files, {} uploaded, {} copied. The link always shows the newest push.\n",
+        preview.version, preview.files, preview.uploaded, preview.copied
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_owner_slash_name_is_a_repository() {
+        assert!(is_repository("cutover-dev/cutover") && is_repository("a.b/c_d"));
+        for bad in ["", "a", "a/", "/b", "a/b/c", "../b", "a/..", "a/b?x", "a b/c", "a/b#"] {
+            assert!(!is_repository(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_comment_carries_the_marker_link_version_and_counts() {
+        let preview = Preview {
+            pull_request: 7,
+            version: "pr-7-3",
+            url: Some("https://pr-7.preview.example.com/"),
+            files: 4,
+            uploaded: 2,
+            copied: 1,
+            run_url: None,
+        };
+        let body = comment_body(&preview);
+        assert!(body.starts_with(MARKER), "{body}");
+        for part in ["https://pr-7.preview.example.com/", "`pr-7-3`", "4 files, 2 uploaded, 1 copied"] {
+            assert!(body.contains(part), "{part}: {body}");
+        }
+        assert_eq!(format!("{:?}", Token::new("ghs_x".into())), "Token(***)");
+    }
+}

@@ -1,0 +1,175 @@
+//! Preview names: which pull request a run builds (from the `pull-request` input or the CI
+//! system), the version a preview release gets (`pr-<n>-<run>`), and the alias (`pr-<n>`) that
+//! names a pull request's newest preview. A leaf, so the plan, the guards, prune and the edge all
+//! tell a preview from a release the same way.
+
+use crate::env::Env;
+
+/// The largest pull request number accepted: GitHub's, CircleCI's and TeamCity's are far below.
+pub const MAX_NUMBER: u64 = 999_999_999;
+
+/// A pull request number, 1 to [`MAX_NUMBER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PullRequest(u64);
+
+impl PullRequest {
+    /// Digits only, no sign, no leading zero, 1 to [`MAX_NUMBER`]; else the problem.
+    pub fn parse(text: &str) -> Result<PullRequest, String> {
+        let digits = !text.is_empty() && text.len() <= 9 && text.bytes().all(|b| b.is_ascii_digit());
+        match text.parse::<u64>() {
+            Ok(n) if digits && !text.starts_with('0') && (1..=MAX_NUMBER).contains(&n) => Ok(PullRequest(n)),
+            _ => Err(format!("{text:?} is not a pull request number: use 1 to {MAX_NUMBER}, digits only")),
+        }
+    }
+
+    pub fn number(self) -> u64 {
+        self.0
+    }
+
+    /// `pr-<n>`: the alias of the pull request's newest preview, as links and the edge name it.
+    pub fn alias(self) -> String {
+        format!("{ALIAS_PREFIX}{}", self.0)
+    }
+
+    /// `pr-<n>-<run>`: the version of this pull request's preview built by `run`.
+    pub fn version(self, run: &str) -> String {
+        format!("{}-{run}", self.alias())
+    }
+}
+
+impl std::fmt::Display for PullRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+const ALIAS_PREFIX: &str = "pr-";
+
+/// The pull request an alias (`pr-<n>`, exactly) names; `None` for anything else.
+pub fn alias_of(name: &str) -> Option<PullRequest> {
+    name.strip_prefix(ALIAS_PREFIX).and_then(|n| PullRequest::parse(n).ok())
+}
+
+/// The pull request whose preview `version` is (`pr-<n>-<run>`); `None` for a release.
+pub fn preview_of(version: &str) -> Option<PullRequest> {
+    let (number, run) = version.strip_prefix(ALIAS_PREFIX)?.split_once('-')?;
+    let pr = PullRequest::parse(number).ok()?;
+    (!run.is_empty()).then_some(pr)
+}
+
+/// Whether `version` names a preview release, which never goes live and never counts as a release.
+pub fn is_preview(version: &str) -> bool {
+    preview_of(version).is_some()
+}
+
+/// Whether `version` may never go live: a preview, or an alias's name (the edge reads a pin of
+/// `pr-<n>` as the alias, so a release of that name could never be looked at before going live).
+pub fn never_live(version: &str) -> bool {
+    is_preview(version) || alias_of(version).is_some()
+}
+
+/// The pull request this run builds: the `pull-request` input, else what the CI system says
+/// (GitHub on a `pull_request*` event: `GITHUB_REF` `refs/pull/<n>/merge`, else the event payload
+/// at `GITHUB_EVENT_PATH`; CircleCI: the `CIRCLE_PULL_REQUEST` URL). `Ok(None)`: none found. A
+/// value that is there but is no pull request number is an error naming where it came from.
+pub fn detect(input: Option<&str>, env: &Env) -> Result<Option<PullRequest>, (&'static str, String)> {
+    if let Some(given) = input {
+        return PullRequest::parse(given).map(Some).map_err(|p| ("pull-request", p));
+    }
+    if env.get("GITHUB_EVENT_NAME").is_some_and(|e| e.starts_with("pull_request")) {
+        if let Some(number) = env.get("GITHUB_REF").and_then(|r| r.strip_prefix("refs/pull/")) {
+            let number = number.strip_suffix("/merge").or_else(|| number.strip_suffix("/head")).unwrap_or(number);
+            return PullRequest::parse(number).map(Some).map_err(|p| ("GITHUB_REF", p));
+        }
+        if let Some(path) = env.get("GITHUB_EVENT_PATH") {
+            return from_event(path).map(Some).map_err(|p| ("GITHUB_EVENT_PATH", p));
+        }
+    }
+    if let Some(url) = env.get("CIRCLE_PULL_REQUEST") {
+        let number = url.rsplit_once("/pull/").map(|(_, n)| n.trim_end_matches('/'));
+        return match number {
+            Some(n) => PullRequest::parse(n).map(Some).map_err(|p| ("CIRCLE_PULL_REQUEST", p)),
+            None => Err(("CIRCLE_PULL_REQUEST", format!("{url:?} is not a pull request URL (…/pull/<n>)"))),
+        };
+    }
+    Ok(None)
+}
+
+/// The pull request number in a GitHub event payload: `number`, else `pull_request.number`.
+fn from_event(path: &str) -> Result<PullRequest, String> {
+    let text = std::fs::read(path).map_err(|e| format!("reading the event payload {path}: {e}"))?;
+    let event: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| format!("the event payload {path} is not JSON: {e}"))?;
+    let number = event.get("number").or_else(|| event.get("pull_request").and_then(|p| p.get("number")));
+    match number.and_then(serde_json::Value::as_u64) {
+        Some(n) => PullRequest::parse(&n.to_string()),
+        None => Err(format!("the event payload {path} has no pull request number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Env {
+        vars.iter().copied().collect()
+    }
+
+    #[test]
+    fn numbers_are_digits_from_one_up() {
+        for ok in ["1", "42", "999999999"] {
+            assert_eq!(PullRequest::parse(ok).unwrap().to_string(), ok);
+        }
+        for bad in ["", "0", "01", "-1", "+1", "1.0", "1e3", " 1", "1 ", "1000000000", "١٢", "1/../2", "PR-1", "x"] {
+            assert!(PullRequest::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn previews_and_aliases_are_told_from_releases() {
+        let pr = PullRequest::parse("123").unwrap();
+        assert_eq!((pr.alias(), pr.version("7")), ("pr-123".to_owned(), "pr-123-7".to_owned()));
+        assert_eq!(preview_of("pr-123-7"), Some(pr));
+        assert_eq!(alias_of("pr-123"), Some(pr));
+        for release in ["1", "v1.2.3", "pr-123", "pr-0-1", "pr-01-1", "pr--1", "pr-1-", "PR-1-2", "pre-1-2"] {
+            assert!(!is_preview(release), "{release}");
+        }
+        assert!(never_live("pr-123") && never_live("pr-123-7") && !never_live("pr-0") && !never_live("7"));
+        for not_alias in ["pr-123-7", "pr-0", "PR-1", "pr-1.evil.com", "pr-", "pr-1 "] {
+            assert_eq!(alias_of(not_alias), None, "{not_alias}");
+        }
+    }
+
+    #[test]
+    fn the_pull_request_comes_from_the_input_then_the_ci_system() {
+        let number = |vars: &[(&str, &str)], input| detect(input, &env(vars)).map(|pr| pr.map(PullRequest::number));
+        assert_eq!(number(&[], Some("5")), Ok(Some(5)));
+        let github = [("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/77/merge")];
+        assert_eq!(number(&github, None), Ok(Some(77)));
+        assert_eq!(number(&github, Some("5")), Ok(Some(5)), "the input wins");
+        let target = [("GITHUB_EVENT_NAME", "pull_request_target"), ("GITHUB_REF", "refs/pull/8/head")];
+        assert_eq!(number(&target, None), Ok(Some(8)));
+        assert_eq!(number(&[("GITHUB_EVENT_NAME", "push"), ("GITHUB_REF", "refs/pull/9/merge")], None), Ok(None));
+        let circle = [("CIRCLE_PULL_REQUEST", "https://github.com/o/r/pull/31")];
+        assert_eq!(number(&circle, None), Ok(Some(31)));
+        assert_eq!(number(&[], None), Ok(None));
+
+        let dir = tempfile::tempdir().unwrap();
+        let payload = dir.path().join("event.json");
+        std::fs::write(&payload, r#"{"action":"synchronize","number":12,"pull_request":{"number":12}}"#).unwrap();
+        let path = payload.display().to_string();
+        let event = [("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_EVENT_PATH", path.as_str())];
+        assert_eq!(number(&event, None), Ok(Some(12)));
+
+        let source = |vars: &[(&str, &str)], input| detect(input, &env(vars)).unwrap_err().0;
+        assert_eq!(source(&[], Some("1/../2")), "pull-request");
+        assert_eq!(
+            source(&[("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/x/merge")], None),
+            "GITHUB_REF"
+        );
+        assert_eq!(source(&[("CIRCLE_PULL_REQUEST", "https://github.com/o/r/pull/0")], None), "CIRCLE_PULL_REQUEST");
+        assert_eq!(source(&[("CIRCLE_PULL_REQUEST", "https://evil/")], None), "CIRCLE_PULL_REQUEST");
+        std::fs::write(&payload, r#"{"number":-3}"#).unwrap();
+        assert_eq!(source(&event, None), "GITHUB_EVENT_PATH");
+    }
+}

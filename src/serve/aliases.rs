@@ -1,0 +1,106 @@
+//! Preview links at the local edge: an override naming an alias (`?override_build_number=pr-123`,
+//! or its cookie) and a host `pr-<n>.localhost` (browsers send `*.localhost` to loopback) serve the
+//! pull request's newest preview. Aliases are read from beside the pointer and trusted as long as
+//! the active version is ([`super::ACTIVE_CACHE`]).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::backend::Site;
+use crate::pull_request::{PullRequest, alias_of};
+use crate::routing::{Ask, EdgeNames, Source};
+
+/// Aliases remembered at once; more are read again (a client cannot grow the edge's memory).
+const KEPT: usize = 64;
+
+/// The aliases last read, by pull request number: when, and the preview named (`None`: none).
+#[derive(Default)]
+pub(super) struct AliasCache {
+    read: Mutex<HashMap<u64, (Instant, Option<String>)>>,
+}
+
+impl AliasCache {
+    /// What a request asks for once aliases are resolved: a host link (honoured only without an
+    /// override secret, which only signed links pass), else a pin naming an alias, pinned to the
+    /// preview the alias names; the cookie keeps the alias, so the pin follows later pushes.
+    pub(super) async fn resolve(&self, site: &Site, names: &EdgeNames, asked: Ask, host: Option<&str>) -> Ask {
+        if let Some(pr) = host.and_then(host_alias).filter(|_| names.secret.is_none()) {
+            let version = self.target(site, pr).await.unwrap_or_else(|| pr.alias());
+            return Ask::Pin { version, source: Source::Cookie, value: pr.alias() };
+        }
+        match asked {
+            Ask::Pin { version, source, value } => match alias_of(&version) {
+                Some(pr) => Ask::Pin { version: self.target(site, pr).await.unwrap_or(version), source, value },
+                None => Ask::Pin { version, source, value },
+            },
+            other => other,
+        }
+    }
+
+    /// The preview the alias of `pr` names, cached; a failed read keeps the last good answer.
+    async fn target(&self, site: &Site, pr: PullRequest) -> Option<String> {
+        let cached = self.read.lock().unwrap_or_else(|e| e.into_inner()).get(&pr.number()).cloned();
+        if let Some((at, target)) = &cached
+            && at.elapsed() < super::ACTIVE_CACHE
+        {
+            return target.clone();
+        }
+        let target = match site.aliases.read(pr).await {
+            Ok(target) => target.filter(|v| crate::version::is_valid(v)),
+            Err(e) => {
+                crate::say!("local edge: reading the alias {}: {e:#}", pr.alias());
+                cached.and_then(|(_, target)| target)
+            }
+        };
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        if read.len() >= KEPT {
+            read.clear();
+        }
+        read.insert(pr.number(), (Instant::now(), target.clone()));
+        target
+    }
+}
+
+/// The pull request a `Host` header names: exactly `pr-<n>.localhost`, with or without a port.
+/// Anything else (another domain, capitals, a trailing dot, an empty label) names none.
+pub(super) fn host_alias(host: &str) -> Option<PullRequest> {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => name,
+        Some(_) => return None,
+        None => host,
+    };
+    alias_of(name.strip_suffix(".localhost")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_pr_n_dot_localhost_names_an_alias() {
+        for (host, number) in [("pr-1.localhost", 1), ("pr-123.localhost:8080", 123)] {
+            assert_eq!(host_alias(host).map(PullRequest::number), Some(number), "{host}");
+        }
+        for hostile in [
+            "pr-1.evil.com",
+            "PR-1.localhost",
+            "pr-1.localhost.",
+            "pr-1.localhost:",
+            "pr-1.localhost:99999",
+            "pr-1.localhost:80:80",
+            "pr-1..localhost",
+            "..localhost",
+            "pr-..localhost",
+            "pr-0.localhost",
+            "pr-1.2.localhost",
+            "pr-1-2.localhost",
+            "a.pr-1.localhost",
+            "pr-1.localhost.evil.com",
+            "localhost",
+            "",
+        ] {
+            assert_eq!(host_alias(hostile), None, "{hostile:?}");
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! `preview` with `github-token` against a local fake of GitHub's API that records every request:
+//! one comment created, then updated (found by its marker); a deployment of `preview/pr-<n>` with
+//! the link; a 403 (a fork's read-only token) is a warning and the step passes; the token is sent
+//! only as the Authorization header and appears in no output.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Fixture, Run};
+
+const TOKEN: &str = "ghs_fAkeT0ken1234567890";
+
+/// One request the fake API received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+    body: Value,
+}
+
+#[derive(Default)]
+struct State {
+    seen: Vec<Seen>,
+    comments: Vec<(u64, String)>,
+    forbidden: bool,
+}
+
+/// The fake API on a free loopback port; it stops with the test process.
+fn fake_api(state: Arc<Mutex<State>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+            let (mut length, mut authorization) = (0, None);
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                    break;
+                }
+                let (name, value) = header.split_once(':').unwrap_or((&header, ""));
+                match name.to_ascii_lowercase().as_str() {
+                    "content-length" => length = value.trim().parse().unwrap_or(0),
+                    "authorization" => authorization = Some(value.trim().to_owned()),
+                    _ => {}
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let (status, answer) = answer(&state, Seen { method, path, authorization, body });
+            let text = answer.to_string();
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    url
+}
+
+/// GitHub's answers for the calls a preview makes.
+fn answer(state: &Mutex<State>, seen: Seen) -> (u16, Value) {
+    let mut state = state.lock().unwrap();
+    state.seen.push(seen.clone());
+    if state.forbidden {
+        return (403, json!({ "message": "Resource not accessible by integration" }));
+    }
+    let path = seen.path.split('?').next().unwrap_or_default().to_owned();
+    match (seen.method.as_str(), path.as_str()) {
+        ("GET", "/repos/o/r/issues/7/comments") => {
+            let comments: Vec<Value> =
+                state.comments.iter().map(|(id, body)| json!({ "id": id, "body": body })).collect();
+            (200, Value::Array(comments))
+        }
+        ("POST", "/repos/o/r/issues/7/comments") => {
+            let id = 100 + state.comments.len() as u64;
+            state.comments.push((id, seen.body["body"].as_str().unwrap_or_default().to_owned()));
+            (201, json!({ "id": id }))
+        }
+        ("PATCH", comment) if comment.starts_with("/repos/o/r/issues/comments/") => {
+            let id: u64 = comment.rsplit('/').next().unwrap().parse().unwrap();
+            let body = seen.body["body"].as_str().unwrap_or_default().to_owned();
+            state.comments.iter_mut().filter(|(c, _)| *c == id).for_each(|(_, b)| *b = body.clone());
+            (200, json!({ "id": id }))
+        }
+        ("POST", "/repos/o/r/deployments") => (201, json!({ "id": 5 })),
+        ("POST", "/repos/o/r/deployments/5/statuses") => (201, json!({ "id": 1 })),
+        _ => (404, json!({ "message": "Not Found" })),
+    }
+}
+
+fn push(f: &Fixture, api: &str, run: &str) -> Run {
+    let dist = f.site(&format!("push{run}"), &[("index.html", run)]);
+    let env = [
+        ("CUTOVER_DIST_DIR", dist.to_str().unwrap()),
+        ("GITHUB_EVENT_NAME", "pull_request"),
+        ("GITHUB_REF", "refs/pull/7/merge"),
+        ("GITHUB_RUN_NUMBER", run),
+        ("GITHUB_REPOSITORY", "o/r"),
+        ("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567"),
+        ("GITHUB_API_URL", api),
+        ("INPUT_GITHUB-TOKEN", TOKEN),
+    ];
+    f.run(&["preview"], &env)
+}
+
+#[test]
+fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
+    let mut f = Fixture::local();
+    let edge = f.start_edge();
+    let state = Arc::new(Mutex::new(State::default()));
+    let api = fake_api(state.clone());
+    let mut printed = String::new();
+
+    let first = push(&f, &api, "1");
+    assert_eq!(first.code(), 0, "{}", first.stderr());
+    let link = f.outputs()["preview-url"].clone();
+    assert_eq!(link, format!("{}/?override_build_number=pr-7", edge.url));
+    let second = push(&f, &api, "2");
+    assert_eq!(second.code(), 0, "{}", second.stderr());
+    {
+        let state = state.lock().unwrap();
+        assert_eq!(state.comments.len(), 1, "one comment, updated: {:?}", state.comments);
+        let body = &state.comments[0].1;
+        assert!(body.contains(cutover::github::MARKER) && body.contains(&link) && body.contains("`pr-7-2`"), "{body}");
+        let calls: Vec<String> =
+            state.seen.iter().map(|s| format!("{} {}", s.method, s.path.split('?').next().unwrap())).collect();
+        assert_eq!(
+            calls,
+            [
+                "GET /repos/o/r/issues/7/comments",
+                "POST /repos/o/r/issues/7/comments",
+                "POST /repos/o/r/deployments",
+                "POST /repos/o/r/deployments/5/statuses",
+                "GET /repos/o/r/issues/7/comments",
+                "PATCH /repos/o/r/issues/comments/100",
+                "POST /repos/o/r/deployments",
+                "POST /repos/o/r/deployments/5/statuses",
+            ]
+        );
+        let deployment = &state.seen[2].body;
+        assert_eq!(deployment["environment"], "preview/pr-7");
+        assert_eq!(deployment["production_environment"], false);
+        assert_eq!(state.seen[3].body["environment_url"], link.as_str());
+        assert_eq!(state.seen[3].body["state"], "success");
+        let bearer = format!("Bearer {TOKEN}");
+        assert!(state.seen.iter().all(|s| s.authorization.as_deref() == Some(bearer.as_str())));
+    }
+
+    state.lock().unwrap().forbidden = true;
+    let refused = push(&f, &api, "3");
+    assert_eq!(refused.code(), 0, "a refusal never fails the step: {}", refused.stderr());
+    let warnings: Vec<&str> = refused.stdout().lines().filter(|l| l.starts_with("::warning::")).map(|_| "").collect();
+    assert_eq!(warnings.len(), 2, "{}", refused.stdout());
+    assert!(refused.stdout().contains("403"), "{}", refused.stdout());
+    assert_eq!(f.outputs()["version"], "pr-7-3", "the preview itself was made");
+
+    for run in [&first, &second, &refused] {
+        printed.push_str(&run.stdout());
+        printed.push_str(&run.stderr());
+        assert!(run.stdout().lines().any(|l| l == format!("::add-mask::{TOKEN}")), "the token is masked");
+    }
+    printed.push_str(&std::fs::read_to_string(f.dir.path().join("step_summary")).unwrap_or_default());
+    for line in printed.lines().filter(|l| !l.starts_with("::add-mask::")) {
+        assert!(!line.contains(TOKEN), "the token was printed: {line}");
+    }
+}

@@ -1,0 +1,288 @@
+//! Preview releases of pull requests, run as CI steps run them, through `cutover serve` as the
+//! edge, on the local store and on moto: each push a new preview, the alias `pr-<n>` following the
+//! newest, the live release untouched, promotion refused, close and `preview-ttl` deleting them.
+
+use bytes::Bytes;
+use cutover::pull_request::PullRequest;
+use cutover::release::{ReleaseRecord, read_record};
+use cutover::store::{Condition, json_meta};
+
+use std::io::{Read, Write};
+
+use crate::harness::{Edge, Fixture, on_both_backends};
+
+on_both_backends!(
+    each_push_is_a_new_preview_the_alias_follows_and_nothing_goes_live,
+    previews_are_never_promoted_deployed_or_rolled_back_to,
+    close_deletes_the_alias_and_the_previews_of_its_pull_request_only,
+    prune_deletes_previews_past_their_ttl_and_never_counts_them_in_keep,
+    hostile_pull_request_numbers_are_refused_before_anything_is_written,
+);
+
+/// With a CloudFront pointer the alias is an object under `_cutover/aliases/`: the preview moves
+/// it, the origin path (the live release) stays, `cutover serve` resolves it, close deletes it.
+#[test]
+fn with_an_origin_path_pointer_the_alias_is_an_object_beside_the_releases() {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    let edge = f.start_edge();
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    push(&f, "7", "1", "preview");
+    let alias = f.with_site(async |site| {
+        let key = format!("{}aliases/pr-7.json", site.layout.cutover_dir());
+        site.store.get(&key).await.unwrap().map(|o| String::from_utf8_lossy(&o.body).into_owned())
+    });
+    assert_eq!(alias.as_deref(), Some(r#"{"version":"pr-7-1"}"#));
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1", "the live release stays");
+    assert_eq!(wait_for_link(&edge, "/?override_build_number=pr-7", "pr-7-1").body, "preview");
+    let closed = [("CUTOVER_PULL_REQUEST", "7")];
+    let report = f.run(&["preview-close", "--json"], &closed).assert_code(0).json();
+    assert_eq!(
+        (report["deleted"].clone(), report["alias_deleted"].clone()),
+        (serde_json::json!(["pr-7-1"]), true.into())
+    );
+    let gone = f.with_site(async |site| site.aliases.read(PullRequest::parse("7").unwrap()).await.unwrap());
+    assert_eq!(gone, None);
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+}
+
+/// A push of pull request `pr` built by run `run`, as `cutover preview` on GitHub's
+/// `pull_request` event.
+fn push(f: &Fixture, pr: &str, run: &str, body: &str) -> std::collections::BTreeMap<String, String> {
+    let dist = f.site(&format!("pr{pr}-{run}"), &[("index.html", body)]);
+    let event = [
+        ("CUTOVER_DIST_DIR", dist.to_str().unwrap()),
+        ("GITHUB_EVENT_NAME", "pull_request"),
+        ("GITHUB_REF", &format!("refs/pull/{pr}/merge")),
+        ("GITHUB_RUN_NUMBER", run),
+    ];
+    let ran = f.run(&["preview"], &event);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr());
+    f.outputs()
+}
+
+/// The live pointer's state: its history, and on SSM the parameter's version number.
+fn live_state(f: &Fixture) -> (Vec<String>, Option<i64>) {
+    let history = f.with_site(async |site| site.pointer.history().await.unwrap());
+    let parameter = f.env.get("CUTOVER_BUCKET").map(|_| {
+        let ssm = f.moto_server().ssm();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(ssm.get_parameter().name("/cutover/test/active").send()).unwrap().parameter.unwrap().version
+    });
+    (history.into_iter().map(|p| format!("{} {}", p.version, p.note)).collect(), parameter)
+}
+
+/// Waits past the edge's alias cache until the preview link serves `version`.
+fn wait_for_link(edge: &Edge, link: &str, version: &str) -> crate::harness::Response {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = edge.get(link, None);
+        if page.header("x-cutover-version") == Some(version) || std::time::Instant::now() > deadline {
+            return page;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn each_push_is_a_new_preview_the_alias_follows_and_nothing_goes_live(mut f: Fixture) {
+    let edge = f.start_edge();
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    let before = live_state(&f);
+
+    let first = push(&f, "7", "11", "first push");
+    assert_eq!(first["version"], "pr-7-11");
+    assert_eq!(first["promoted"], "false");
+    assert!(first["preview-url"].ends_with("/?override_build_number=pr-7"), "{}", first["preview-url"]);
+    let summary = std::fs::read_to_string(f.dir.path().join("step_summary")).unwrap();
+    assert!(summary.contains("override_build_number=pr-7"), "{summary}");
+    let page = wait_for_link(&edge, "/?override_build_number=pr-7", "pr-7-11");
+    assert_eq!((page.status, page.body.as_str()), (200, "first push"));
+    assert_eq!(page.header("x-robots-tag"), Some("noindex"));
+
+    let second = push(&f, "7", "12", "second push");
+    assert_eq!(second["version"], "pr-7-12");
+    let page = wait_for_link(&edge, "/?override_build_number=pr-7", "pr-7-12");
+    assert_eq!(page.body, "second push", "the alias moved to the newest preview");
+    // The cookie the link set keeps the alias, so it follows later pushes too.
+    let pinned = edge.get("/", Some("Build-Number=pr-7; Override=true"));
+    assert_eq!((pinned.body.as_str(), pinned.header("x-robots-tag")), ("second push", Some("noindex")));
+    let older = edge.get("/?override_build_number=pr-7-11", None);
+    assert_eq!(older.body, "first push", "the first preview stays reachable by its version");
+
+    let host = format!("pr-7.localhost:{}", edge.url.rsplit(':').next().unwrap());
+    let by_host = with_host(&edge, &host);
+    assert!(by_host.ends_with("second push") && by_host.contains("x-robots-tag: noindex"), "{by_host}");
+    for hostile in ["pr-7.evil.com", "PR-7.localhost", "pr-7.localhost.", "pr-7..localhost", "pr-7.localhost:x"] {
+        let page = with_host(&edge, hostile);
+        assert!(page.starts_with("HTTP/1.1 200") && page.ends_with("live"), "{hostile}: {page}");
+        assert!(!page.to_ascii_lowercase().contains("x-robots-tag"), "{hostile}: {page}");
+    }
+
+    // With an override secret the link is signed, and unsigned links and host links pin nothing.
+    f.set("CUTOVER_OVERRIDE_SECRET", "s3cret");
+    let signed = f.spawn_edge(&[]);
+    f.set("CUTOVER_SITE_URL", &signed.url);
+    let third = push(&f, "7", "13", "third push");
+    let link = third["preview-url"].strip_prefix(signed.url.as_str()).unwrap().to_owned();
+    assert!(link.starts_with("/?override_build_number=pr-7%7E"), "{link}");
+    assert_eq!(wait_for_link(&signed, &link, "pr-7-13").body, "third push");
+    let unsigned = signed.get("/?override_build_number=pr-7", None);
+    assert_eq!((unsigned.body.as_str(), unsigned.header("x-cutover-override")), ("live", Some("unsigned")));
+    assert!(with_host(&signed, &host.replace(edge.url.rsplit(':').next().unwrap(), "1")).ends_with("live"));
+    let domain = [("CUTOVER_PREVIEW_DOMAIN", "preview.example.com")];
+    let bundled = f.run(&["edge", "bundle", "--dry-run", "--json"], &domain);
+    if f.env.contains_key("CUTOVER_BUCKET") {
+        assert_eq!(bundled.assert_code(0).json()["previewDomain"], "preview.example.com");
+    }
+    f.env.remove("CUTOVER_OVERRIDE_SECRET");
+    f.set("CUTOVER_SITE_URL", &edge.url);
+    f.set("CUTOVER_PREVIEW_DOMAIN", "preview.example.com");
+    // Only the SSM style's router answers preview hosts; elsewhere the link stays the query link.
+    let expected = match f.env.contains_key("CUTOVER_BUCKET") {
+        true => "https://pr-7.preview.example.com/".to_owned(),
+        false => format!("{}/?override_build_number=pr-7", edge.url),
+    };
+    assert_eq!(push(&f, "7", "14", "fourth push")["preview-url"], expected);
+
+    assert_eq!(live_state(&f), before, "no preview touches the live pointer");
+    assert_eq!(edge.wait_for_active("1").body, "live");
+    let status = f.run(&["status", "--json"], &[]).assert_code(0).json();
+    assert_eq!(status["active"], "1", "{status}");
+}
+
+fn previews_are_never_promoted_deployed_or_rolled_back_to(mut f: Fixture) {
+    let _edge = f.start_edge();
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    push(&f, "3", "5", "preview");
+    let before = live_state(&f);
+    let dist = f.site("v2", &[("index.html", "two")]);
+    let dist = dist.to_str().unwrap();
+    for (args, version) in [
+        (&["promote", "pr-3-5"][..], None),
+        (&["promote"][..], Some("pr-3-5")),
+        (&["rollback", "--to", "pr-3-5"][..], None),
+        (&["deploy"][..], Some("pr-3-6")),
+    ] {
+        let extra: Vec<(&str, &str)> =
+            [("CUTOVER_DIST_DIR", dist)].into_iter().chain(version.map(|v| ("CUTOVER_VERSION", v))).collect();
+        let ran = f.run(args, &extra);
+        assert_eq!(ran.code(), 4, "{args:?}: {}", ran.stderr());
+        assert!(ran.stderr().contains("merge the pull request and release instead"), "{}", ran.stderr());
+    }
+    assert_eq!(live_state(&f), before);
+    let staged = f.with_site(async |site| read_record(&site, &site.layout.record_key("pr-3-6")).await.unwrap());
+    assert!(staged.is_none(), "a refused deploy stages nothing");
+    // The order guard does not see previews: the next release goes live.
+    f.deploy(&f.site("v2", &[("index.html", "two")]), "2");
+    assert_eq!(f.active().as_deref(), Some("2"));
+
+    // A push whose smoke test fails leaves the alias on the last good preview.
+    let broken = f.site("broken", &[("index.html", "broken")]);
+    let event = [
+        ("CUTOVER_DIST_DIR", broken.to_str().unwrap()),
+        ("CUTOVER_PULL_REQUEST", "3"),
+        ("GITHUB_RUN_NUMBER", "7"),
+        ("CUTOVER_SMOKE_EXPECT_TEXT", "not in the page"),
+        ("CUTOVER_SMOKE_TIMEOUT", "0s"),
+    ];
+    f.run(&["preview"], &event).assert_code(3);
+    let alias = f.with_site(async |site| site.aliases.read(PullRequest::parse("3").unwrap()).await.unwrap());
+    assert_eq!(alias.as_deref(), Some("pr-3-5"));
+}
+
+fn close_deletes_the_alias_and_the_previews_of_its_pull_request_only(mut f: Fixture) {
+    let edge = f.start_edge();
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    push(&f, "9", "1", "nine one");
+    push(&f, "9", "2", "nine two");
+    push(&f, "10", "3", "ten");
+    let before = live_state(&f);
+    let closed = [("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/9/merge")];
+    let report = f.run(&["preview-close", "--json"], &closed).assert_code(0).json();
+    assert_eq!(report["deleted"], serde_json::json!(["pr-9-1", "pr-9-2"]), "{report}");
+    assert_eq!(report["alias_deleted"], true);
+    let left = f.with_site(async |site| {
+        let mut left = Vec::new();
+        for version in ["pr-9-1", "pr-9-2", "pr-10-3", "1"] {
+            let files = site.store.list(&site.layout.version_dir(version)).await.unwrap().len();
+            let recorded = read_record(&site, &site.layout.record_key(version)).await.unwrap().is_some();
+            left.push((files, recorded));
+        }
+        let pr = |n| cutover::pull_request::PullRequest::parse(n).unwrap();
+        let aliases = (site.aliases.read(pr("9")).await.unwrap(), site.aliases.read(pr("10")).await.unwrap());
+        (left, aliases)
+    });
+    assert_eq!(left.0, [(0, false), (0, false), (1, true), (1, true)]);
+    assert_eq!(left.1, (None, Some("pr-10-3".to_owned())));
+    let gone = wait_for_link(&edge, "/?override_build_number=pr-9", "1");
+    assert_eq!((gone.body.as_str(), gone.header("x-cutover-override")), ("live", Some("unknown-version")));
+    // `preview --close` is the same, and closing again finds nothing to do.
+    let again = f.run(&["preview", "--close", "--json"], &closed).assert_code(0).json();
+    assert_eq!((again["deleted"].clone(), again["alias_deleted"].clone()), (serde_json::json!([]), false.into()));
+    assert_eq!(live_state(&f), before);
+}
+
+fn prune_deletes_previews_past_their_ttl_and_never_counts_them_in_keep(mut f: Fixture) {
+    let _edge = f.start_edge();
+    for version in ["1", "2"] {
+        f.deploy(&f.site(&format!("v{version}"), &[("index.html", version)]), version);
+    }
+    push(&f, "4", "1", "old");
+    push(&f, "5", "1", "old too");
+    push(&f, "5", "2", "new");
+    f.with_site(async |site| {
+        for version in ["1", "pr-4-1", "pr-5-1"] {
+            let key = site.layout.record_key(version);
+            let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+            record.created_at -= chrono::Duration::hours(3);
+            site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+        }
+    });
+    // Keep 1: release 2 is live, 1 the one before; no preview counts, none is older than 14 days.
+    let kept = f.run(&["prune", "--json"], &[("CUTOVER_KEEP", "1")]).assert_code(0).json();
+    assert_eq!(kept["deleted"], serde_json::json!([]), "{kept}");
+    let pruned = f.run(&["prune", "--json"], &[("CUTOVER_KEEP", "1"), ("CUTOVER_PREVIEW_TTL", "2h")]);
+    let pruned = pruned.assert_code(0).json();
+    let mut deleted: Vec<String> = serde_json::from_value(pruned["deleted"].clone()).unwrap();
+    deleted.sort();
+    assert_eq!(deleted, ["pr-4-1", "pr-5-1"], "{pruned}");
+    let aliases = f.with_site(async |site| {
+        let pr = |n| cutover::pull_request::PullRequest::parse(n).unwrap();
+        (site.aliases.read(pr("4")).await.unwrap(), site.aliases.read(pr("5")).await.unwrap())
+    });
+    assert_eq!(aliases, (None, Some("pr-5-2".to_owned())), "an alias goes with the preview it named");
+    assert_eq!(f.active().as_deref(), Some("2"));
+    f.assert_releases_intact();
+}
+
+fn hostile_pull_request_numbers_are_refused_before_anything_is_written(f: Fixture) {
+    let dist = f.site("v1", &[("index.html", "x")]);
+    let dist = dist.to_str().unwrap();
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("CUTOVER_PULL_REQUEST", "PR-1")], "pull-request"),
+        (&[("CUTOVER_PULL_REQUEST", "1/../2")], "pull-request"),
+        (&[("CUTOVER_PULL_REQUEST", "0")], "pull-request"),
+        (&[("CUTOVER_PULL_REQUEST", "99999999999999999999")], "pull-request"),
+        (&[("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/../merge")], "GITHUB_REF"),
+        (&[("CIRCLE_PULL_REQUEST", "https://github.com/o/r/pull/1%2F..")], "CIRCLE_PULL_REQUEST"),
+        (&[], "pull-request"),
+    ];
+    for (vars, input) in cases {
+        let extra = [&[("CUTOVER_DIST_DIR", dist), ("GITHUB_RUN_NUMBER", "1")][..], vars].concat();
+        let ran = f.run(&["preview"], &extra);
+        assert_eq!(ran.code(), 2, "{vars:?}: {}", ran.stderr());
+        assert!(ran.stderr().contains(&format!("input `{input}`")), "{vars:?}: {}", ran.stderr());
+    }
+    let records = f.with_site(async |site| site.store.list(&site.layout.cutover_dir()).await.unwrap_or_default());
+    assert!(records.is_empty(), "nothing was written: {records:?}");
+}
+
+/// `GET /` with the `Host` header a browser sends for `host`; the whole answer as text.
+fn with_host(edge: &Edge, host: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(edge.url.trim_start_matches("http://")).unwrap();
+    write!(stream, "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
