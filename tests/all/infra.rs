@@ -104,7 +104,7 @@ fn a_new_router_hash_publishes_a_new_version() {
 }
 
 #[test]
-fn the_router_may_read_indexes_records_and_404_pages_and_nothing_else_of_the_bucket() {
+fn the_router_may_read_indexes_records_404_pages_and_aliases_and_nothing_else_of_the_bucket() {
     let role = resolved("RouterRole", "us-east-1", json!({}));
     let policy = &role["properties"]["Policies"][0];
     assert_eq!(policy["PolicyName"], json!("read-the-routing-index"));
@@ -114,6 +114,7 @@ fn the_router_may_read_indexes_records_and_404_pages_and_nothing_else_of_the_buc
             "arn:aws:s3:::site-bucket/site/_cutover/routes/*",
             "arn:aws:s3:::site-bucket/site/_cutover/releases/*",
             "arn:aws:s3:::site-bucket/site/*/404.html",
+            "arn:aws:s3:::site-bucket/site/_cutover/aliases/*",
         ])
     );
 }
