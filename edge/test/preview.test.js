@@ -7,6 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 
 const router = require('../router.js');
+const { startMoto } = require('./moto.js');
 
 function event(uri, querystring, headers, eventType = 'viewer-request') {
   const request = { clientIp: '203.0.113.178', method: 'GET', uri, querystring, headers };
@@ -127,31 +128,9 @@ test('an unreadable alias keeps the last good answer; a bad or missing one pins 
 
 test('the router reads aliases over HTTP (moto): the SSM sibling parameter, and the S3 object in origin-path mode', async (t) => {
   const warnings = t.mock.method(console, 'warn', () => {});
-  const { spawn } = require('node:child_process');
-  const net = require('node:net');
-  const path = require('node:path');
-  const port = await new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port: free } = server.address();
-      server.close(() => resolve(free));
-    });
-  });
-  const binary = process.env.CUTOVER_MOTO_SERVER || path.join(__dirname, '..', '..', '.venv', 'bin', 'moto_server');
-  const moto = spawn(binary, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-  const endpoint = `http://127.0.0.1:${port}`;
+  const moto = await startMoto();
+  const { endpoint } = moto;
   try {
-    for (const deadline = Date.now() + 60_000; ; ) {
-      const up = await fetch(`${endpoint}/moto-api/`).then((r) => r.ok, () => false);
-      if (up) break;
-      assert.ok(Date.now() < deadline, `moto did not answer on ${endpoint}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    Object.assign(process.env, {
-      AWS_ENDPOINT_URL: endpoint,
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing',
-      AWS_REGION: 'us-east-1',
-    });
     const { SSMClient, PutParameterCommand } = require('@aws-sdk/client-ssm');
     const { S3Client, CreateBucketCommand, PutObjectCommand } = require('@aws-sdk/client-s3');
     const ssm = new SSMClient({ region: 'us-east-1', endpoint });
@@ -170,6 +149,6 @@ test('the router reads aliases over HTTP (moto): the SSM sibling parameter, and 
     assert.equal(await router.aliasTarget('pr-8', 0), null, 'no such object: no alias');
     assert.equal(warnings.mock.callCount(), 0, 'a missing alias is no failure');
   } finally {
-    moto.kill();
+    moto.stop();
   }
 });

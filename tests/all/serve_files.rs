@@ -116,10 +116,9 @@ const PEAK_RSS_KIB: u64 = 64 * 1024;
 
 const BIG: u64 = 5 << 30;
 
-/// Staging a 5 GiB file here would copy 5 GiB of zeros into the store (a minute or more of disk
-/// writes on these machines), so the test stages a stand-in and makes the stored file sparse.
-#[test]
-fn four_downloads_of_a_5_gib_file_keep_serve_under_64_mb() {
+/// A local store whose live release 1 holds `big.bin`, made a sparse file of `len` bytes in the
+/// store (staging that many real bytes would take minutes of disk writes), served by an edge.
+fn serving_a_sparse_file(len: u64) -> (Fixture, Edge, std::fs::File) {
     let mut f = Fixture::local();
     let edge = f.start_edge();
     let dist = f.site("v1", &[("index.html", "1"), ("big.bin", "stand-in")]);
@@ -128,7 +127,13 @@ fn four_downloads_of_a_5_gib_file_keep_serve_under_64_mb() {
     let key = f.with_site(async |site| site.layout.object_key("1", "big.bin"));
     let stored = std::path::Path::new(&f.env["CUTOVER_STORE_DIR"]).join("objects").join(key);
     let file = std::fs::OpenOptions::new().write(true).open(&stored).expect("the stored file");
-    file.set_len(BIG).expect("a sparse 5 GiB file");
+    file.set_len(len).expect("a sparse file");
+    (f, edge, file)
+}
+
+#[test]
+fn four_downloads_of_a_5_gib_file_keep_serve_under_64_mb() {
+    let (_f, edge, file) = serving_a_sparse_file(BIG);
     std::os::unix::fs::FileExt::write_at(&file, b"the end", BIG - 7).expect("its last bytes");
     let before = peak_rss_kib(edge.pid()).expect("VmHWM");
 
@@ -173,14 +178,7 @@ const STALLED: u64 = 100;
 /// goes: that must stay small, so many slow readers cannot fill the machine.
 #[test]
 fn stalled_downloads_cost_serve_little_memory_each() {
-    let mut f = Fixture::local();
-    let edge = f.start_edge();
-    let dist = f.site("v1", &[("index.html", "1"), ("big.bin", "stand-in")]);
-    f.deploy(&dist, "1");
-    edge.wait_for_active("1");
-    let key = f.with_site(async |site| site.layout.object_key("1", "big.bin"));
-    let stored = std::path::Path::new(&f.env["CUTOVER_STORE_DIR"]).join("objects").join(key);
-    std::fs::OpenOptions::new().write(true).open(&stored).expect("the stored file").set_len(1 << 30).expect("sparse");
+    let (_f, edge, _file) = serving_a_sparse_file(1 << 30);
     let addr = edge.url.trim_start_matches("http://").to_owned();
     let stall = |n: u64| -> Vec<TcpStream> {
         (0..n)
