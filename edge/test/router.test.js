@@ -194,6 +194,29 @@ test('a missing page ignores Range and conditions: the request to the origin car
   assert.deepEqual(Object.keys(page.headers).sort(), ['host', 'if-modified-since', 'if-none-match', 'range']);
 });
 
+test('a response that must carry cookies or override headers sends the origin no Range or conditions, in both styles', async () => {
+  router.configure({ mode: 'ssm', notFound: 'auto', overrideSecret: undefined });
+  router.setParameterReader(async () => '41');
+  router.setIndexReader(async (version) => (['40', '41'].includes(version) ? doc.fixtures.multi : null));
+  const ranged = (query, cookie) => {
+    const event = requestEvent({ uri: '/', query, cookie });
+    const headers = event.Records[0].cf.request.headers;
+    headers.range = [{ key: 'Range', value: 'bytes=-0' }];
+    headers['if-match'] = [{ key: 'If-Match', value: '"nope"' }];
+    return event;
+  };
+  for (const mode of ['ssm', 'origin-path']) {
+    router.configure({ mode });
+    for (const [query, cookie] of [['override_build_number=clear', null], ['override_build_number=40', null], ['override_build_number=77', null], ['', 'Build-Number=40; Override=true']]) {
+      const request = await router.handler(ranged(query, cookie));
+      assert.deepEqual(Object.keys(request.headers).sort(), cookie ? ['cookie', 'host'] : ['host'], `${mode} ${query}`);
+    }
+    const plain = await router.handler(ranged('', null));
+    assert.deepEqual(Object.keys(plain.headers).sort(), ['host', 'if-match', 'range'], mode);
+  }
+  router.configure({ mode: 'ssm' });
+});
+
 test('a 404 that must carry cookies or an override header is answered by viewer-request, with the page up to its bound', async (t) => {
   t.mock.method(console, 'warn', () => {});
   router.configure({ mode: 'ssm', notFound: 'auto', overrideSecret: undefined });
