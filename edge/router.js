@@ -69,6 +69,44 @@ let active = { version: undefined, readAt: -Infinity };
 let indexes = new Map();
 let pages = new Map();
 
+// Values a client can vary at will (`?override_build_number=`, a cookie, `pr-<n>`) must not each
+// cost a read: one found not to exist is remembered for `edge-cache` (a bounded LRU, so a flood of
+// them never evicts a real release's index), and a container reads at most NEW_READS_PER_SECOND
+// values it never saw; beyond that one is treated as unknown without a read (logged once a
+// second). The active version is never capped. With `overrideSecret`, an unsigned or forged value
+// is refused before any read.
+const KEPT_UNKNOWN = 1024;
+const NEW_READS_PER_SECOND = 16;
+let unknown = new Map();
+let newReads = { second: -1, count: 0 };
+
+/** Remembers a value found not to exist (a version or an alias), least recently used let go first. */
+function rememberUnknown(key, now) {
+  unknown.delete(key);
+  unknown.set(key, now);
+  while (unknown.size > KEPT_UNKNOWN) unknown.delete(unknown.keys().next().value);
+}
+
+/** Whether a value was found not to exist less than `edge-cache` ago. */
+function knownUnknown(key, now) {
+  const at = unknown.get(key);
+  if (at === undefined) return false;
+  if (now - at < config.cacheSeconds * 1000) return true;
+  unknown.delete(key);
+  return false;
+}
+
+/** Whether a value never seen may be read now (at most NEW_READS_PER_SECOND a second). */
+function mayReadNew(what, now) {
+  const second = Math.floor(now / 1000);
+  if (second !== newReads.second) newReads = { second, count: 0 };
+  newReads.count += 1;
+  if (newReads.count === NEW_READS_PER_SECOND + 1) {
+    console.warn(`cutover router: more than ${NEW_READS_PER_SECOND} new overrides this second; ${what} and the rest are treated as unknown unread`);
+  }
+  return newReads.count <= NEW_READS_PER_SECOND;
+}
+
 function sdkClient(name, Client) {
   sdkClient[name] ??= new Client({
     region: config.region,
@@ -179,15 +217,18 @@ async function activeVersion(now = Date.now()) {
 /**
  * The routing index of a recorded release (a Set of its files), or null; a bounded LRU. A kept
  * index is read again after INDEX_TTL_MS (kept while that read fails), an unknown version after
- * `edge-cache`.
+ * `edge-cache`; with `capped` (an override's version), a version never seen is read only within
+ * NEW_READS_PER_SECOND.
  */
-async function releaseIndex(version, now = Date.now()) {
+async function releaseIndex(version, now = Date.now(), { capped = false } = {}) {
   const kept = indexes.get(version);
-  const ttl = kept && kept.files !== null ? INDEX_TTL_MS : config.cacheSeconds * 1000;
-  if (kept && now - kept.readAt < ttl) {
+  if (kept && now - kept.readAt < INDEX_TTL_MS) {
     indexes.delete(version);
     indexes.set(version, kept);
     return kept.files;
+  }
+  if (!kept && (knownUnknown(`version ${version}`, now) || (capped && !mayReadNew(version, now)))) {
+    return null;
   }
   let files = null;
   try {
@@ -197,6 +238,11 @@ async function releaseIndex(version, now = Date.now()) {
     console.warn(`cutover router: reading the routing index of ${version} failed: ${error.message || error}`);
     if (kept) indexes.set(version, { files: kept.files, readAt: now });
     return kept ? kept.files : null;
+  }
+  if (files === null) {
+    indexes.delete(version);
+    rememberUnknown(`version ${version}`, now);
+    return null;
   }
   indexes.set(version, { files, readAt: now });
   while (indexes.size > KEPT_INDEXES) {
@@ -282,7 +328,7 @@ function ask(request, now = Date.now()) {
 // the active version is, and an unreadable one keeps the last good answer. `cutover serve` does
 // the same (src/serve/aliases.rs).
 const ALIAS = /^pr-[1-9][0-9]{0,8}$/;
-const KEPT_ALIASES = 64;
+const KEPT_ALIASES = 256;
 let readAlias = defaultAliasReader;
 let aliases = new Map();
 
@@ -311,11 +357,19 @@ async function defaultAliasReader(alias) {
   }
 }
 
-/** The version an alias names (null: none), cached like the active version, a bounded number kept. */
+/**
+ * The version an alias names (null: none), cached like the active version, the least recently
+ * used let go first; an alias never seen is read only within NEW_READS_PER_SECOND.
+ */
 async function aliasTarget(alias, now = Date.now()) {
   const kept = aliases.get(alias);
   if (kept && now - kept.readAt < config.cacheSeconds * 1000) {
+    aliases.delete(alias);
+    aliases.set(alias, kept);
     return kept.version;
+  }
+  if (!kept && !mayReadNew(alias, now)) {
+    return null;
   }
   let version = kept ? kept.version : null;
   try {
@@ -324,8 +378,9 @@ async function aliasTarget(alias, now = Date.now()) {
   } catch (error) {
     console.warn(`cutover router: reading the alias ${alias} failed: ${error.message || error}`);
   }
-  if (aliases.size >= KEPT_ALIASES) aliases = new Map();
+  aliases.delete(alias);
   aliases.set(alias, { version, readAt: now });
+  while (aliases.size > KEPT_ALIASES) aliases.delete(aliases.keys().next().value);
   return version;
 }
 
@@ -413,7 +468,7 @@ async function decide(request, activeOf) {
   } else if (asked.kind === 'refused') {
     headers[OVERRIDE_HEADER] = asked.why;
   } else if (asked.kind === 'pin') {
-    const files = await releaseIndex(asked.version);
+    const files = await releaseIndex(asked.version, Date.now(), { capped: true });
     if (files === null) {
       headers[OVERRIDE_HEADER] = 'unknown-version';
     } else {
@@ -741,6 +796,8 @@ exports.configure = (overrides) => {
   indexes = new Map();
   pages = new Map();
   aliases = new Map();
+  unknown = new Map();
+  newReads = { second: -1, count: 0 };
 };
 exports.setParameterReader = (reader) => {
   readParameter = reader ?? defaultParameterReader;
@@ -753,6 +810,8 @@ exports.setAliasReader = (reader) => {
 exports.setIndexReader = (reader) => {
   readIndex = reader ?? defaultIndexReader;
   indexes = new Map();
+  unknown = new Map();
+  newReads = { second: -1, count: 0 };
 };
 exports.setPageReader = (reader) => {
   readPage = reader ?? defaultPageReader;
