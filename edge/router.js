@@ -28,7 +28,8 @@
 // Fingerprinted files (`sharedAssets`, the `shared-assets` rule compiled by cutover into one
 // expression) live once in the site's pool, /<prefix>/_shared/<path>: a release's pooled files
 // (its index's `pooled`), and any fingerprinted path the release lacks (a page of an earlier
-// release asking for its chunk after a newer one went live), are served from there.
+// release asking for its chunk after a newer one went live, when the response carries nothing
+// beyond the version), are served from there.
 
 const crypto = require('node:crypto');
 
