@@ -28,7 +28,8 @@
 // Fingerprinted files (`sharedAssets`, the `shared-assets` rule compiled by cutover into one
 // expression) live once in the site's pool, /<prefix>/_shared/<path>: a release's pooled files
 // (its index's `pooled`), and any fingerprinted path the release lacks (a page of an earlier
-// release asking for its chunk after a newer one went live), are served from there.
+// release asking for its chunk after a newer one went live, when the response carries nothing
+// beyond the version), are served from there.
 
 const crypto = require('node:crypto');
 
@@ -68,6 +69,44 @@ let readPage = defaultPageReader;
 let active = { version: undefined, readAt: -Infinity };
 let indexes = new Map();
 let pages = new Map();
+
+// Values a client can vary at will (`?override_build_number=`, a cookie, `pr-<n>`) must not each
+// cost a read: one found not to exist is remembered for `edge-cache` (a bounded LRU, so a flood of
+// them never evicts a real release's index), and a container reads at most NEW_READS_PER_SECOND
+// values it never saw; beyond that one is treated as unknown without a read (logged once a
+// second). The active version is never capped. With `overrideSecret`, an unsigned or forged value
+// is refused before any read.
+const KEPT_UNKNOWN = 1024;
+const NEW_READS_PER_SECOND = 16;
+let unknown = new Map();
+let newReads = { second: -1, count: 0 };
+
+/** Remembers a value found not to exist (a version or an alias), least recently used let go first. */
+function rememberUnknown(key, now) {
+  unknown.delete(key);
+  unknown.set(key, now);
+  while (unknown.size > KEPT_UNKNOWN) unknown.delete(unknown.keys().next().value);
+}
+
+/** Whether a value was found not to exist less than `edge-cache` ago. */
+function knownUnknown(key, now) {
+  const at = unknown.get(key);
+  if (at === undefined) return false;
+  if (now - at < config.cacheSeconds * 1000) return true;
+  unknown.delete(key);
+  return false;
+}
+
+/** Whether a value never seen may be read now (at most NEW_READS_PER_SECOND a second). */
+function mayReadNew(what, now) {
+  const second = Math.floor(now / 1000);
+  if (second !== newReads.second) newReads = { second, count: 0 };
+  newReads.count += 1;
+  if (newReads.count === NEW_READS_PER_SECOND + 1) {
+    console.warn(`cutover router: more than ${NEW_READS_PER_SECOND} new overrides this second; ${what} and the rest are treated as unknown unread`);
+  }
+  return newReads.count <= NEW_READS_PER_SECOND;
+}
 
 function sdkClient(name, Client) {
   sdkClient[name] ??= new Client({
@@ -179,15 +218,18 @@ async function activeVersion(now = Date.now()) {
 /**
  * The routing index of a recorded release (a Set of its files), or null; a bounded LRU. A kept
  * index is read again after INDEX_TTL_MS (kept while that read fails), an unknown version after
- * `edge-cache`.
+ * `edge-cache`; with `capped` (an override's version), a version never seen is read only within
+ * NEW_READS_PER_SECOND.
  */
-async function releaseIndex(version, now = Date.now()) {
+async function releaseIndex(version, now = Date.now(), { capped = false } = {}) {
   const kept = indexes.get(version);
-  const ttl = kept && kept.files !== null ? INDEX_TTL_MS : config.cacheSeconds * 1000;
-  if (kept && now - kept.readAt < ttl) {
+  if (kept && now - kept.readAt < INDEX_TTL_MS) {
     indexes.delete(version);
     indexes.set(version, kept);
     return kept.files;
+  }
+  if (!kept && (knownUnknown(`version ${version}`, now) || (capped && !mayReadNew(version, now)))) {
+    return null;
   }
   let files = null;
   try {
@@ -197,6 +239,11 @@ async function releaseIndex(version, now = Date.now()) {
     console.warn(`cutover router: reading the routing index of ${version} failed: ${error.message || error}`);
     if (kept) indexes.set(version, { files: kept.files, readAt: now });
     return kept ? kept.files : null;
+  }
+  if (files === null) {
+    indexes.delete(version);
+    rememberUnknown(`version ${version}`, now);
+    return null;
   }
   indexes.set(version, { files, readAt: now });
   while (indexes.size > KEPT_INDEXES) {
@@ -282,7 +329,7 @@ function ask(request, now = Date.now()) {
 // the active version is, and an unreadable one keeps the last good answer. `cutover serve` does
 // the same (src/serve/aliases.rs).
 const ALIAS = /^pr-[1-9][0-9]{0,8}$/;
-const KEPT_ALIASES = 64;
+const KEPT_ALIASES = 256;
 let readAlias = defaultAliasReader;
 let aliases = new Map();
 
@@ -311,11 +358,19 @@ async function defaultAliasReader(alias) {
   }
 }
 
-/** The version an alias names (null: none), cached like the active version, a bounded number kept. */
+/**
+ * The version an alias names (null: none), cached like the active version, the least recently
+ * used let go first; an alias never seen is read only within NEW_READS_PER_SECOND.
+ */
 async function aliasTarget(alias, now = Date.now()) {
   const kept = aliases.get(alias);
   if (kept && now - kept.readAt < config.cacheSeconds * 1000) {
+    aliases.delete(alias);
+    aliases.set(alias, kept);
     return kept.version;
+  }
+  if (!kept && !mayReadNew(alias, now)) {
+    return null;
   }
   let version = kept ? kept.version : null;
   try {
@@ -324,8 +379,9 @@ async function aliasTarget(alias, now = Date.now()) {
   } catch (error) {
     console.warn(`cutover router: reading the alias ${alias} failed: ${error.message || error}`);
   }
-  if (aliases.size >= KEPT_ALIASES) aliases = new Map();
+  aliases.delete(alias);
   aliases.set(alias, { version, readAt: now });
+  while (aliases.size > KEPT_ALIASES) aliases.delete(aliases.keys().next().value);
   return version;
 }
 
@@ -413,7 +469,7 @@ async function decide(request, activeOf) {
   } else if (asked.kind === 'refused') {
     headers[OVERRIDE_HEADER] = asked.why;
   } else if (asked.kind === 'pin') {
-    const files = await releaseIndex(asked.version);
+    const files = await releaseIndex(asked.version, Date.now(), { capped: true });
     if (files === null) {
       headers[OVERRIDE_HEADER] = 'unknown-version';
     } else {
@@ -438,8 +494,12 @@ async function decide(request, activeOf) {
       chosen = { version, files: (await releaseIndex(version)) ?? new Set(), source: 'active' };
     }
   }
+  // Only a response that carries nothing beyond its version may come from the pool: any other
+  // 404 must be answered by this handler (see answersNotFoundItself), so a path the release
+  // lacks gets the release's own not-found answer.
+  const plain = Object.keys(headers).length === 0 && setCookies.length === 0;
   if (chosen !== null) {
-    outcome = fromPool(request.uri, chosen.files) ?? resolve(request.uri, request.querystring, chosen.files);
+    outcome = (plain ? fromPool(request.uri, chosen.files) : null) ?? resolve(request.uri, request.querystring, chosen.files);
     outcome.pooled = outcome.file !== undefined && inPool(outcome.file, chosen.files);
     headers[VERSION_HEADER] = chosen.version;
   }
@@ -519,8 +579,16 @@ async function notFoundPage(version) {
  * origin, so the router answers such a request itself.
  */
 function answersNotFoundItself(decision) {
-  const extra = Object.keys(decision.headers).some((name) => name !== VERSION_HEADER);
-  return decision.outcome.status === 404 && (extra || decision.setCookies.length > 0);
+  return decision.outcome.status === 404 && carriesMoreThanVersion(decision);
+}
+
+/**
+ * Whether a response must carry more than its version (cookies, an override's headers): it
+ * ignores Range and conditions too, since CloudFront runs no viewer-response on the 416 or 412
+ * the origin would give (see Route::carries_more_than_version in src/routing.rs).
+ */
+function carriesMoreThanVersion(decision) {
+  return Object.keys(decision.headers).some((name) => name !== VERSION_HEADER) || decision.setCookies.length > 0;
 }
 
 /** The not-found page generated by the router, with the decision's headers and cookies. */
@@ -536,13 +604,18 @@ async function notFoundResponse(decision) {
 
 /**
  * Readies a request for the origin: the not-found page answers 404 however it is asked for, so
- * a range or a condition never turns it into a 206 or a 304.
+ * a range or a condition never turns it into a 206 or a 304; and a response that must carry more
+ * than its version ignores them, so it is never a 416 or 412 that skips viewer-response.
  */
 function toOrigin(request, decision) {
-  if (decision.outcome.status === 404) {
-    for (const name of PARTIAL_OR_CONDITIONAL) delete request.headers[name];
+  if (decision.outcome.status === 404 || carriesMoreThanVersion(decision)) {
+    stripPartialOrConditional(request);
   }
   return request;
+}
+
+function stripPartialOrConditional(request) {
+  for (const name of PARTIAL_OR_CONDITIONAL) delete request.headers[name];
 }
 
 function encodePath(path) {
@@ -593,6 +666,9 @@ function generated(decision) {
 async function viewerRequest(event) {
   const request = event.Records[0].cf.request;
   if (config.mode === 'origin-path') {
+    // CloudFront's cache answers a range before origin-request decides: a request whose
+    // response will carry more than its version (any override or `clear`) must not ask for one.
+    if (ask(request).kind !== 'active') stripPartialOrConditional(request);
     return request;
   }
   const decision = await decide(request, () => activeVersion());
@@ -632,6 +708,10 @@ async function originRequest(event) {
   }
   const { file, pooled } = decision.outcome;
   if (s3) s3.path = (pooled ? sharedDir() : versionDir(decision.version)).replace(/\/$/, '');
+  if (pooled) {
+    // origin-response names the version of a pooled file from this header, as nothing in its path does.
+    request.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: decision.version }];
+  }
   request.uri = '/' + encodePath(file);
   return toOrigin(request, decision);
 }
@@ -645,8 +725,9 @@ async function originResponse(event) {
   const { request, response } = event.Records[0].cf;
   const s3 = request.origin && request.origin.s3;
   const full = config.mode === 'origin-path' && s3 ? `${s3.path}${request.uri}` : request.uri;
-  const version = versionInPath(full);
-  if (full.startsWith(sharedDir()) && response.status === '403') {
+  const pooled = full.startsWith(sharedDir());
+  const version = versionInPath(full) ?? (pooled ? ((request.headers[VERSION_HEADER] || [])[0] || {}).value || null : null);
+  if (pooled && response.status === '403') {
     // A missing object reads as 403 through the origin access control (no ListBucket).
     Object.assign(response, { status: '404', statusDescription: 'Not Found' });
   }
@@ -716,6 +797,8 @@ exports.configure = (overrides) => {
   indexes = new Map();
   pages = new Map();
   aliases = new Map();
+  unknown = new Map();
+  newReads = { second: -1, count: 0 };
 };
 exports.setParameterReader = (reader) => {
   readParameter = reader ?? defaultParameterReader;
@@ -728,6 +811,8 @@ exports.setAliasReader = (reader) => {
 exports.setIndexReader = (reader) => {
   readIndex = reader ?? defaultIndexReader;
   indexes = new Map();
+  unknown = new Map();
+  newReads = { second: -1, count: 0 };
 };
 exports.setPageReader = (reader) => {
   readPage = reader ?? defaultPageReader;

@@ -280,6 +280,10 @@ pub fn route(
         },
         Ask::Active => {}
     }
+    // A response that carries nothing beyond its version may come from the pool; any other must
+    // be answered by the deciding handler when it is a 404 (CloudFront runs no viewer-response
+    // on an origin's 403/404), so a path the release lacks gets the release's own not-found answer.
+    let plain = headers.is_empty() && set_cookies.is_empty();
     let serving = chosen.or(match active {
         Active::Version(version, index) => Some((version, index, Source::Active)),
         Active::None | Active::Unavailable => None,
@@ -288,7 +292,8 @@ pub fn route(
         (Some((version, index, source)), _) => {
             // A fingerprinted path this release lacks is another release's, asked for by a page
             // of that release: served from the shared pool, whatever the version.
-            let pooled = decode_path(raw_path).filter(|path| !index.contains(path) && names.shared.matches(path));
+            let pooled =
+                decode_path(raw_path).filter(|path| plain && !index.contains(path) && names.shared.matches(path));
             let outcome = match pooled {
                 Some(file) => Outcome::File { file, status: 200 },
                 None => resolve(raw_path, query, index, names.not_found),
@@ -306,6 +311,21 @@ pub fn route(
     }
     Route { version, source, outcome, set_cookies, headers }
 }
+
+impl Route {
+    /// Whether the response must carry more than its version (cookies, an override's headers):
+    /// such a response ignores `Range` and conditions, since CloudFront runs no viewer-response
+    /// on the 416 or 412 an origin would give, and its not-found page is at most
+    /// [`MAX_PAGE_BYTES`] (the router answers it itself).
+    pub fn carries_more_than_version(&self) -> bool {
+        !self.set_cookies.is_empty() || self.headers.iter().any(|(name, _)| *name != VERSION_HEADER)
+    }
+}
+
+/// The largest not-found page a response that carries more than its version serves (the router
+/// generates that response, and Lambda@Edge caps a generated one at 40 KB); a larger one answers
+/// a plain 404.
+pub const MAX_PAGE_BYTES: u64 = 32 * 1024;
 
 fn clear_cookies(names: &EdgeNames) -> Vec<String> {
     [&names.version_cookie, &names.override_cookie].map(|name| format!("{name}=; Path=/; Max-Age=0")).to_vec()
@@ -496,6 +516,35 @@ mod tests {
         let names = EdgeNames::default();
         let asked = ask(&names, None, &["pref=Jos\u{e9}", "Build-Number=8; Override=true"], 0);
         assert!(matches!(asked, Ask::Pin { ref version, source: Source::Cookie, .. } if version == "8"));
+    }
+
+    /// A chunk the release lacks comes from the pool only when the response carries nothing but
+    /// its version: any other gets the release's own 404, answered with its cookies and headers.
+    #[test]
+    fn the_pool_answers_a_missing_chunk_only_for_a_response_with_nothing_to_add() {
+        let names =
+            EdgeNames { shared: SharedAssets::parse("assets/*-<base64url:8>.js").unwrap(), ..EdgeNames::default() };
+        let i = index(&["index.html", "404.html"]);
+        let uri = "/assets/missing-ABCDEFGH.js";
+        let routed = |query: Option<&str>, cookie: &[&str]| {
+            let asked = ask(&names, query, cookie, 0);
+            let pinned = matches!(asked, Ask::Pin { .. }).then_some(&i);
+            route(&names, uri, query, &asked, pinned, Active::Version("41", &i))
+        };
+        let plain = routed(None, &[]);
+        assert_eq!(plain.outcome, Outcome::File { file: "assets/missing-ABCDEFGH.js".into(), status: 200 });
+        assert!(!plain.carries_more_than_version());
+        let page = Outcome::File { file: NOT_FOUND_PAGE.into(), status: 404 };
+        for (query, cookie) in [
+            (Some("override_build_number=clear"), &[][..]),
+            (Some("override_build_number=40"), &[]),
+            (Some("override_build_number=..%2F"), &[]),
+            (None, &["Build-Number=40; Override=true"][..]),
+        ] {
+            let r = routed(query, cookie);
+            assert_eq!(r.outcome, page, "{query:?} {cookie:?}");
+            assert!(r.carries_more_than_version(), "{query:?} {cookie:?}");
+        }
     }
 
     #[test]

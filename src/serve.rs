@@ -269,13 +269,23 @@ async fn answer(edge: &Edge, route: &Route, method: &Method, headers: &HeaderMap
         Outcome::File { file, status } => {
             let version = route.version.as_deref().unwrap_or_default();
             let key = edge.object_key(version, file).await;
-            // The not-found page answers 404 however it is asked for: no range, no 304.
-            let headers = if *status == 200 { headers } else { &HeaderMap::new() };
+            // The not-found page answers 404 however it is asked for (no range, no 304), and a
+            // response that carries more than its version ignores ranges and conditions (see
+            // Route::carries_more_than_version).
+            let plain = *status == 200 && !route.carries_more_than_version();
+            let headers = if plain { headers } else { &HeaderMap::new() };
             let mut response = send_file(&edge.site, &key, method, headers).await?;
             if response.status() == StatusCode::OK {
                 *response.status_mut() = StatusCode::from_u16(*status).unwrap_or(StatusCode::OK);
             }
-            response
+            if *status == 404
+                && route.carries_more_than_version()
+                && content_length(&response) > routing::MAX_PAGE_BYTES
+            {
+                text(StatusCode::NOT_FOUND, "not found")
+            } else {
+                response
+            }
         }
         Outcome::Redirect(location) => {
             let mut response = text(StatusCode::MOVED_PERMANENTLY, "moved");
@@ -307,6 +317,11 @@ async fn send_file(site: &Site, key: &str, method: &Method, request: &HeaderMap)
             Some(text(StatusCode::NOT_FOUND, "not found"))
         }
     }
+}
+
+fn content_length(response: &Response) -> u64 {
+    let length = response.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    length.and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 fn text(status: StatusCode, message: &str) -> Response {

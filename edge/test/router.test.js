@@ -141,6 +141,54 @@ test('routing indexes are kept per version, bounded, and an unknown version is a
   assert.equal(asked.filter((v) => v === 'x9').length, 2);
 });
 
+test('unknown override values cost a bounded number of reads: remembered, capped per second, never evicting the live index', async (t) => {
+  const warn = t.mock.method(console, 'warn', () => {});
+  router.configure({ mode: 'ssm', notFound: 'auto', overrideSecret: undefined, cacheSeconds: 5 });
+  router.setParameterReader(async () => '41');
+  const reads = [];
+  router.setIndexReader(async (version) => {
+    reads.push(version);
+    return ['40', '41'].includes(version) ? doc.fixtures.multi : null;
+  });
+  for (let n = 0; n < 100; n += 1) {
+    const answer = await router.handler(requestEvent({ uri: '/', query: `override_build_number=u${n}`, cookie: null }));
+    assert.equal(answer.uri, '/site/41/index.html');
+  }
+  assert.ok(reads.filter((v) => v.startsWith('u')).length <= 32, `${reads.length} reads for 100 unknown values`);
+  assert.equal(reads.filter((v) => v === '41').length, 1, 'the live index was read once, never evicted');
+  assert.equal(warn.mock.calls.filter((c) => String(c.arguments[0]).includes('new overrides')).length <= 2, true, 'logged once a second');
+  // The cap and the memory of unknown values, at a fixed time.
+  router.setIndexReader(async (version) => {
+    reads.push(version);
+    return version === '40' ? doc.fixtures.multi : null;
+  });
+  reads.length = 0;
+  for (let n = 0; n < 40; n += 1) await router.releaseIndex(`w${n}`, 1_000_000, { capped: true });
+  assert.equal(reads.length, 16, 'at most 16 values never seen are read a second');
+  assert.equal(await router.releaseIndex('40', 1_000_500, { capped: true }), null, 'beyond the cap: unknown, unread');
+  assert.notEqual(await router.releaseIndex('40', 1_001_000, { capped: true }), null, 'read in the next second');
+  reads.length = 0;
+  await router.releaseIndex('w1', 1_002_000, { capped: true });
+  assert.deepEqual(reads, [], 'an unknown version is remembered for edge-cache');
+  await router.releaseIndex('w1', 1_006_000, { capped: true });
+  assert.deepEqual(reads, ['w1'], 'and read again after it');
+  // Aliases: capped the same way, and kept LRU instead of wiped.
+  router.configure({ cacheSeconds: 60 });
+  const aliasReads = [];
+  router.setAliasReader(async (alias) => {
+    aliasReads.push(alias);
+    return alias === 'pr-1' ? '40' : null;
+  });
+  assert.equal(await router.aliasTarget('pr-1', 2_000_000), '40');
+  for (let n = 2; n < 100; n += 1) await router.aliasTarget(`pr-${n}`, 2_000_000 + n * 100);
+  aliasReads.length = 0;
+  assert.equal(await router.aliasTarget('pr-1', 2_011_000), '40');
+  assert.deepEqual(aliasReads, [], 'a hundred other aliases did not wipe the cache');
+  for (let n = 100; n < 200; n += 1) await router.aliasTarget(`pr-${n}`, 2_020_000);
+  assert.equal(aliasReads.length, 16, 'at most 16 aliases never seen are read a second');
+  router.setAliasReader(undefined);
+});
+
 test('a pruned release stops being pinnable: origin-response drops its index at once, other containers after the ttl', async (t) => {
   t.mock.method(console, 'warn', () => {});
   router.configure({ mode: 'ssm', notFound: 'auto', overrideSecret: undefined, cacheSeconds: 5 });
@@ -192,6 +240,29 @@ test('a missing page ignores Range and conditions: the request to the origin car
   }
   const page = await router.handler(withHeaders('/'));
   assert.deepEqual(Object.keys(page.headers).sort(), ['host', 'if-modified-since', 'if-none-match', 'range']);
+});
+
+test('a response that must carry cookies or override headers sends the origin no Range or conditions, in both styles', async () => {
+  router.configure({ mode: 'ssm', notFound: 'auto', overrideSecret: undefined });
+  router.setParameterReader(async () => '41');
+  router.setIndexReader(async (version) => (['40', '41'].includes(version) ? doc.fixtures.multi : null));
+  const ranged = (query, cookie) => {
+    const event = requestEvent({ uri: '/', query, cookie });
+    const headers = event.Records[0].cf.request.headers;
+    headers.range = [{ key: 'Range', value: 'bytes=-0' }];
+    headers['if-match'] = [{ key: 'If-Match', value: '"nope"' }];
+    return event;
+  };
+  for (const mode of ['ssm', 'origin-path']) {
+    router.configure({ mode });
+    for (const [query, cookie] of [['override_build_number=clear', null], ['override_build_number=40', null], ['override_build_number=77', null], ['', 'Build-Number=40; Override=true']]) {
+      const request = await router.handler(ranged(query, cookie));
+      assert.deepEqual(Object.keys(request.headers).sort(), cookie ? ['cookie', 'host'] : ['host'], `${mode} ${query}`);
+    }
+    const plain = await router.handler(ranged('', null));
+    assert.deepEqual(Object.keys(plain.headers).sort(), ['host', 'if-match', 'range'], mode);
+  }
+  router.configure({ mode: 'ssm' });
 });
 
 test('a 404 that must carry cookies or an override header is answered by viewer-request, with the page up to its bound', async (t) => {

@@ -78,4 +78,35 @@ test('sharing off: a fingerprinted path the release lacks is not found', async (
   assert.equal(decision.outcome.file, undefined);
 });
 
+test('a chunk the release lacks asked with an override or clear gets the release\'s own 404 with the cookies', async () => {
+  setUp('ssm');
+  router.setIndexReader(async (version) => (['40', '41'].includes(version) ? { ...FILES, files: [...FILES.files, '404.html'] } : null));
+  router.setPageReader(async (version) => `gone ${version}`);
+  for (const [querystring, cookie] of [['override_build_number=clear', null], ['override_build_number=40', null], ['', 'Build-Number=40; Override=true']]) {
+    const request = event('viewer-request', '/assets/missing-ABCDEFGH.js', { cookie });
+    request.Records[0].cf.request.querystring = querystring;
+    const answer = await router.handler(request);
+    assert.equal(answer.status, '404', querystring);
+    assert.match(answer.body, /^gone 4[01]$/);
+    assert.equal(answer.headers['cache-control'][0].value, 'private, no-cache', querystring);
+  }
+  const plain = await router.handler(event('viewer-request', '/assets/missing-ABCDEFGH.js'));
+  assert.equal(plain.uri, '/site/_shared/assets/missing-ABCDEFGH.js', 'without extras the pool answers');
+});
+
+test('origin-path style: a pinned pooled file names its version, so the pin is honoured', async () => {
+  setUp('origin-path');
+  const pin = 'Build-Number=40; Override=true';
+  const request = await router.handler(event('origin-request', '/assets/index-BxK3a9Qz.js', { cookie: pin }));
+  assert.equal(request.origin.s3.path, '/site/_shared');
+  const ok = { status: '200', statusDescription: 'OK', headers: {} };
+  const origin = await router.handler({ Records: [{ cf: { config: { eventType: 'origin-response' }, request, response: ok } }] });
+  const viewer = event('viewer-response', '/assets/index-BxK3a9Qz.js', { cookie: pin }).Records[0].cf.request;
+  const response = await router.handler({ Records: [{ cf: { config: { eventType: 'viewer-response' }, request: viewer, response: origin } }] });
+  assert.equal(response.headers['x-cutover-version'][0].value, '40');
+  assert.equal(response.headers['x-cutover-override'], undefined);
+  assert.equal(response.headers['x-robots-tag'][0].value, 'noindex');
+  assert.equal(response.headers['cache-control'][0].value, 'private, no-cache');
+});
+
 test.after(() => router.configure({ mode: 'ssm', sharedAssets: config.sharedAssets }));

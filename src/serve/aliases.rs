@@ -11,8 +11,9 @@ use crate::backend::Site;
 use crate::pull_request::{PullRequest, alias_of};
 use crate::routing::{Ask, EdgeNames, Source};
 
-/// Aliases remembered at once; more are read again (a client cannot grow the edge's memory).
-const KEPT: usize = 64;
+/// Aliases remembered at once, the one read longest ago let go first (a client cannot grow the
+/// edge's memory, nor make it forget every alias at once).
+const KEPT: usize = 256;
 
 /// The aliases last read, by pull request number: when, and the preview named (`None`: none).
 #[derive(Default)]
@@ -53,13 +54,20 @@ impl AliasCache {
                 cached.and_then(|(_, target)| target)
             }
         };
-        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-        if read.len() >= KEPT {
-            read.clear();
-        }
-        read.insert(pr.number(), (Instant::now(), target.clone()));
+        keep(&mut self.read.lock().unwrap_or_else(|e| e.into_inner()), pr.number(), (Instant::now(), target.clone()));
         target
     }
+}
+
+/// Remembers what an alias named, letting go of the one read longest ago when [`KEPT`] are.
+fn keep(read: &mut HashMap<u64, (Instant, Option<String>)>, number: u64, entry: (Instant, Option<String>)) {
+    if !read.contains_key(&number)
+        && read.len() >= KEPT
+        && let Some(oldest) = read.iter().min_by_key(|(_, (at, _))| *at).map(|(n, _)| *n)
+    {
+        read.remove(&oldest);
+    }
+    read.insert(number, entry);
 }
 
 /// The pull request a `Host` header names: exactly `pr-<n>.localhost`, with or without a port.
@@ -76,6 +84,17 @@ pub(super) fn host_alias(host: &str) -> Option<PullRequest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_alias_read_longest_ago_is_let_go_first_never_all_at_once() {
+        let mut read = HashMap::new();
+        let start = Instant::now();
+        for number in 0..=KEPT as u64 {
+            keep(&mut read, number, (start + std::time::Duration::from_millis(number), None));
+        }
+        assert_eq!(read.len(), KEPT);
+        assert!(!read.contains_key(&0) && read.contains_key(&1) && read.contains_key(&(KEPT as u64)));
+    }
 
     #[test]
     fn only_pr_n_dot_localhost_names_an_alias() {

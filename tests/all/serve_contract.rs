@@ -12,6 +12,7 @@ on_both_backends!(
     a_pruned_release_is_not_pinnable_once_pruned,
     a_missing_page_answers_404_whatever_range_or_condition_it_carries,
     a_damaged_routing_index_falls_back_to_the_record,
+    a_response_with_cookies_ignores_range_and_a_large_not_found_page_answers_plainly,
 );
 
 const PIN: &str = "Build-Number=2; Override=true";
@@ -96,4 +97,28 @@ fn a_damaged_routing_index_falls_back_to_the_record(mut f: Fixture) {
     assert!(about.header("set-cookie").is_some(), "version 1 is a recorded release");
     let log = std::fs::read_to_string(&edge.log).unwrap();
     assert!(log.contains("routing index of 1") && log.contains("its record"), "{log}");
+}
+
+fn a_response_with_cookies_ignores_range_and_a_large_not_found_page_answers_plainly(mut f: Fixture) {
+    let edge = f.start_edge();
+    let big = "x".repeat(33 * 1024);
+    let dist = f.site("v1", &[("index.html", "home"), ("404.html", &big)]);
+    f.deploy(&dist, "1");
+    edge.wait_for_active("1");
+    for range in ["bytes=100-", "bytes=-0", "bytes=0-1"] {
+        let headers = [("range", range), ("if-none-match", "*")];
+        let home =
+            http_send(&edge.url, "GET", "/?override_build_number=clear", &headers, "").expect("requesting the edge");
+        assert_eq!((home.status, home.body.as_str()), (200, "home"), "{range}");
+        assert!(home.header("set-cookie").is_some(), "{range}: the clearing cookies are sent");
+    }
+    let missing = edge.get("/nope?override_build_number=clear", None);
+    assert_eq!(
+        (missing.status, missing.body.as_str()),
+        (404, "not found\n"),
+        "a page over 32 KiB is not sent with cookies"
+    );
+    assert!(missing.header("set-cookie").is_some());
+    let plain = edge.get("/nope", None);
+    assert_eq!((plain.status, plain.body.len()), (404, big.len()), "without cookies the page is the origin's");
 }

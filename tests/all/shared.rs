@@ -39,7 +39,12 @@ fn a_page_of_an_earlier_release_still_gets_its_chunk(mut f: Fixture) {
     assert_eq!(old.header("cache-control"), Some(IMMUTABLE));
     assert_eq!(old.header("x-cutover-version"), Some("2"));
     assert_eq!(edge.get("/", None).header("cache-control"), Some(REVALIDATE));
-    assert_eq!(edge.get(&format!("/{CHUNK_2}"), Some("Build-Number=1; Override=true")).body, "chunk of two");
+    // A pinned response must carry noindex and private, which a 404 from the pool would lose in
+    // CloudFront: only a response with nothing beyond its version falls back to the pool.
+    let pinned = edge.get(&format!("/{CHUNK_2}"), Some("Build-Number=1; Override=true"));
+    assert_eq!((pinned.status, pinned.header("x-cutover-version")), (404, Some("1")));
+    assert_eq!(pinned.header("x-robots-tag"), Some("noindex"));
+    assert_eq!(edge.get(&format!("/{CHUNK_1}"), Some("Build-Number=1; Override=true")).body, "chunk of one");
     assert_eq!(edge.get("/assets/never-AbCd1234.js", None).status, 404);
     let (pool, in_version, record) = f.with_site(async |site| {
         let pool: Vec<String> =
