@@ -14,7 +14,7 @@ use cutover::store::{Condition, json_meta};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Fixture, finish, kill, on_both_backends};
+use crate::harness::{Fixture, finish, http_send, kill, on_both_backends};
 
 on_both_backends!(
     a_page_of_an_earlier_release_still_gets_its_chunk,
@@ -24,6 +24,7 @@ on_both_backends!(
     a_release_whose_pool_object_is_gone_is_refused_at_promote,
     hostile_names_round_trip_through_the_pool,
     a_stage_killed_mid_upload_then_run_again_leaves_the_pool_whole,
+    a_framework_pin_gets_a_page_its_own_data_never_an_old_page,
 );
 
 /// Prune on the local store, whose pool files are aged by hand, and on moto whose S3 clock runs
@@ -297,4 +298,29 @@ fn a_stage_killed_mid_upload_then_run_again_leaves_the_pool_whole(mut f: Fixture
     assert_eq!(pool(&f), expected, "the re-run wrote what the killed run had not");
     f.assert_recorded_files_intact();
     f.run(&["promote", "1"], &[]).assert_code(0);
+}
+
+/// A Next.js page of release 1 (`deploymentId` set to cutover's version) fetches its unhashed data
+/// after release 2 went live: its own, by `dpl` or `x-deployment-id`; a page never, and an
+/// unknown or malformed pin gets the live release's.
+fn a_framework_pin_gets_a_page_its_own_data_never_an_old_page(mut f: Fixture) {
+    let edge = f.start_edge();
+    for version in ["1", "2"] {
+        let files = [("index.html", format!("page {version}")), ("data/feed.json", format!("feed {version}"))];
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, b)| (*p, b.as_str())).collect();
+        f.deploy(&f.site(&format!("v{version}"), &files), version);
+    }
+    edge.wait_for_active("2");
+    let get = |target: &str, headers: &[(&str, &str)]| {
+        let r = http_send(&edge.url, "GET", target, headers, "").unwrap();
+        (r.status, r.body.clone(), r.header("x-cutover-version").map(str::to_owned))
+    };
+    let one = (200, "feed 1".to_owned(), Some("1".to_owned()));
+    let live = (200, "feed 2".to_owned(), Some("2".to_owned()));
+    assert_eq!(get("/data/feed.json?dpl=1", &[]), one);
+    assert_eq!(get("/data/feed.json", &[("x-deployment-id", "1"), ("sec-fetch-dest", "empty")]), one);
+    assert_eq!(get("/data/feed.json?dpl=7", &[]), live, "an unknown version");
+    assert_eq!(get("/data/feed.json?dpl=..%2F1", &[]), live, "a malformed one");
+    assert_eq!(get("/data/feed.json?dpl=1", &[("sec-fetch-dest", "document")]), live, "a navigation");
+    assert_eq!(get("/?dpl=1", &[]).1, "page 2", "a page");
 }
