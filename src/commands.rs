@@ -196,6 +196,9 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         if !pruned.deleted.is_empty() {
             crate::say!("pruned releases: {}", pruned.deleted.join(", "));
         }
+        if !pruned.pool_deleted.is_empty() {
+            crate::say!("deleted {} pool objects no kept release uses", pruned.pool_deleted.len());
+        }
     }
     Ok(outputs)
 }

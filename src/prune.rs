@@ -331,3 +331,32 @@ async fn put_record_back(site: &Site, record: &ReleaseRecord) -> Result<(), Prun
         Err(source) => Err(PruneError::Deleting { doing: format!("putting the record of {version} back"), source }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn promoted(version: &str, minutes_ago: Option<i64>, now: DateTime<Utc>) -> Promotion {
+        let at = minutes_ago.map(|m| now - chrono::Duration::minutes(m));
+        Promotion { version: version.to_owned(), at, note: String::new() }
+    }
+
+    #[test]
+    fn a_version_was_live_until_the_next_promotion() {
+        let now = Utc::now();
+        let history = [
+            promoted("1", Some(300), now),
+            promoted("2", Some(200), now),
+            promoted("3", None, now),
+            promoted("4", Some(100), now),
+            promoted("5", Some(10), now),
+        ];
+        let since = |minutes| live_since(&history, now - chrono::Duration::minutes(minutes));
+        // 2 was live until 3 went live at an unknown time: counted as recent, like 3 itself.
+        assert_eq!(since(60), HashSet::from(["2", "4", "5"]));
+        assert_eq!(since(150), HashSet::from(["2", "3", "4", "5"]));
+        assert_eq!(since(250), HashSet::from(["1", "2", "3", "4", "5"]));
+        assert_eq!(since(0), HashSet::from(["2", "5"]), "the last one is live now");
+        assert!(live_since(&[], now).is_empty());
+    }
+}
