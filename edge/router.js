@@ -412,6 +412,33 @@ async function aliased(asked, request, now = Date.now()) {
   return asked;
 }
 
+// Framework pins (see framework_pin in src/routing.rs): `?dpl=<version>` (first) or the header
+// `x-deployment-id`, as Next.js sends with its `deploymentId`, serve a request from that stored
+// version; never a navigation (`Sec-Fetch-Dest`) nor a page-shaped path, never with a cookie.
+const PIN_QUERY = 'dpl';
+const PIN_HEADER = 'x-deployment-id';
+const NAVIGATIONS = ['document', 'iframe', 'frame', 'embed', 'object'];
+
+/** The version a framework pins this request to, or null. */
+function frameworkPin(request) {
+  const first = (name) => ((request.headers || {})[name] || [])[0]?.value ?? null;
+  const dest = first('sec-fetch-dest');
+  if ((dest !== null && NAVIGATIONS.includes(dest.trim().toLowerCase())) || pageShaped(request.uri)) {
+    return null;
+  }
+  const header = first(PIN_HEADER);
+  const value = queryValue(request.querystring, PIN_QUERY) ?? (header === null ? null : header.trim());
+  return value !== null && VERSION.test(value) ? value : null;
+}
+
+/** A request that may answer with a page: the root, a directory, no extension, `.html`, `.htm`; a bad path too. */
+function pageShaped(uri) {
+  const path = decodePath(uri);
+  if (path === null) return true;
+  const last = path.slice(path.lastIndexOf('/') + 1).toLowerCase();
+  return !hasExtension(last) || last.endsWith('.html') || last.endsWith('.htm');
+}
+
 function hasExtension(path) {
   const last = path.slice(path.lastIndexOf('/') + 1);
   return last.indexOf('.', 1) > 0;
@@ -460,7 +487,11 @@ function resolve(uri, querystring, files) {
 
 /** The whole decision for one request, given the active version (null: none, undefined: unreadable). */
 async function decide(request, activeOf) {
-  const asked = await aliased(ask(request), request);
+  let asked = await aliased(ask(request), request);
+  const pin = asked.kind === 'active' ? frameworkPin(request) : null;
+  if (pin !== null) {
+    asked = { kind: 'pin', version: pin, source: 'framework', value: pin };
+  }
   const headers = {};
   let setCookies = [];
   let chosen = null;
@@ -468,6 +499,10 @@ async function decide(request, activeOf) {
     setCookies = [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);
   } else if (asked.kind === 'refused') {
     headers[OVERRIDE_HEADER] = asked.why;
+  } else if (asked.kind === 'pin' && asked.source === 'framework') {
+    // A pin to a version not stored is no override: the active version answers.
+    const files = await releaseIndex(asked.version);
+    if (files !== null) chosen = { version: asked.version, files, source: 'framework' };
   } else if (asked.kind === 'pin') {
     const files = await releaseIndex(asked.version, Date.now(), { capped: true });
     if (files === null) {
@@ -503,7 +538,7 @@ async function decide(request, activeOf) {
     outcome.pooled = outcome.file !== undefined && inPool(outcome.file, chosen.files);
     headers[VERSION_HEADER] = chosen.version;
   }
-  if ((chosen && chosen.source !== 'active') || setCookies.length > 0) {
+  if ((chosen && chosen.source !== 'active' && chosen.source !== 'framework') || setCookies.length > 0) {
     headers['cache-control'] = PRIVATE;
   }
   return { version: chosen && chosen.version, outcome, headers, setCookies };

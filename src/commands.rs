@@ -101,24 +101,28 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
         Command::Status => {
             status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
-            let status = status::status(&site).await?;
+            let status = status::status(&site, &plan.retention()).await?;
             reporter.result(&status, || status.render())
         }
         Command::Prune => {
-            let keep = plan
-                .keep
-                .ok_or_else(|| InputError::new("keep", "prune needs `keep`, the number of releases to keep"))?;
+            if plan.keep.is_none() {
+                return Err(InputError::new("keep", "prune needs `keep`, the number of releases to keep").into());
+            }
             status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
             let request = PruneRequest {
-                keep,
+                retention: plan.retention(),
                 lock_lease: plan.lock_lease,
                 run_url: plan.run.run_url.as_deref(),
                 dry_run: plan.dry_run,
-                preview_ttl: plan.preview_ttl,
             };
             let report = prune(&site, &request).await.map_err(prune_failed)?;
-            reporter.result(&report, || format!("deleted: {:?}\nkept: {:?}\n", report.deleted, report.kept))
+            reporter.result(&report, || {
+                format!(
+                    "deleted: {:?}\nkept: {:?}\npool objects deleted: {:?}\n",
+                    report.deleted, report.kept, report.pool_deleted
+                )
+            })
         }
         Command::Edge { action: EdgeCommand::Bundle { out } } => {
             let config = RouterConfig::from_plan(&plan)?;
@@ -181,17 +185,19 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     outputs.previous_version = promoted.previous;
     outputs.promoted = promoted.promoted;
     outputs.invalidation_id = promoted.invalidation_id;
-    if let Some(keep) = plan.keep {
+    if plan.keep.is_some() {
         let request = PruneRequest {
-            keep,
+            retention: plan.retention(),
             lock_lease: plan.lock_lease,
             run_url: plan.run.run_url.as_deref(),
             dry_run: false,
-            preview_ttl: plan.preview_ttl,
         };
         let pruned = reporter.phase("prune", prune(&site, &request)).await.map_err(prune_failed)?;
         if !pruned.deleted.is_empty() {
             crate::say!("pruned releases: {}", pruned.deleted.join(", "));
+        }
+        if !pruned.pool_deleted.is_empty() {
+            crate::say!("deleted {} pool objects no kept release uses", pruned.pool_deleted.len());
         }
     }
     Ok(outputs)

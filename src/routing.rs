@@ -119,12 +119,58 @@ pub const OVERRIDE_LIFETIME_SECS: u64 = 7 * 24 * 3600;
 /// What a cacheable response that is overridden or sets a cookie carries instead of its own.
 pub const PRIVATE: &str = "private, no-cache";
 
+/// Query parameter a framework pins a request to its own version with (Next.js's `deploymentId`).
+pub const PIN_QUERY: &str = "dpl";
+/// Header a framework pins a request to its own version with (Next.js's `deploymentId`).
+pub const PIN_HEADER: &str = "x-deployment-id";
+/// Header a browser names a request's destination in.
+pub const FETCH_DEST_HEADER: &str = "sec-fetch-dest";
+/// `Sec-Fetch-Dest` values of a page navigation (top-level or framed): never pinned.
+const NAVIGATIONS: [&str; 5] = ["document", "iframe", "frame", "embed", "object"];
+
 /// Where a request's version came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Query,
     Cookie,
+    /// A framework's pin (`dpl` or `x-deployment-id`): a page's own version for its subresources;
+    /// no cookie, and cacheable (the version is in the cache key).
+    Framework,
     Active,
+}
+
+/// The version a framework pins a request to: `?dpl=` (first) or `x-deployment-id`, when it is a
+/// valid version and the request is no page: neither a navigation by `Sec-Fetch-Dest` nor a
+/// page-shaped path (the root, a directory, a name without extension, `.html` or `.htm`), so an
+/// old page is never served to a visitor, whatever a link carries.
+pub fn framework_pin(
+    raw_path: &str,
+    query: Option<&str>,
+    pin_header: Option<&str>,
+    fetch_dest: Option<&str>,
+) -> Option<String> {
+    let navigation = fetch_dest.is_some_and(|d| NAVIGATIONS.contains(&d.trim().to_ascii_lowercase().as_str()));
+    if navigation || page_shaped(raw_path) {
+        return None;
+    }
+    let value = query.and_then(|q| parameter(q, PIN_QUERY)).or_else(|| pin_header.map(|h| h.trim().to_owned()))?;
+    version::is_valid(&value).then_some(value)
+}
+
+/// A request that may answer with a page (a bad path too: it is never pinned).
+fn page_shaped(raw_path: &str) -> bool {
+    let Some(path) = decode_path(raw_path) else { return true };
+    let last = path.rsplit('/').next().unwrap_or_default().to_ascii_lowercase();
+    let has_extension = last.char_indices().any(|(i, c)| c == '.' && i > 0);
+    !has_extension || last.ends_with(".html") || last.ends_with(".htm")
+}
+
+/// What `asked` becomes with a framework's pin: the pin applies only where nothing else was asked.
+pub fn with_framework_pin(asked: Ask, pin: Option<String>) -> Ask {
+    match (asked, pin) {
+        (Ask::Active, Some(version)) => Ask::Pin { value: version.clone(), version, source: Source::Framework },
+        (asked, _) => asked,
+    }
 }
 
 /// What a request asks for, before anyone looks at what exists.
@@ -265,6 +311,10 @@ pub fn route(
     match ask {
         Ask::Clear => set_cookies = clear_cookies(names),
         Ask::Refused(why) => headers.push((OVERRIDE_HEADER, (*why).to_owned())),
+        // A framework's pin to a version not stored is no override: the active version answers.
+        Ask::Pin { source: Source::Framework, version, .. } => {
+            chosen = pinned.map(|index| (version.as_str(), index, Source::Framework));
+        }
         Ask::Pin { version, source, value } => match pinned {
             Some(index) => {
                 if *source == Source::Query {
@@ -306,7 +356,7 @@ pub fn route(
     if let Some(version) = &version {
         headers.insert(0, (VERSION_HEADER, version.clone()));
     }
-    if source != Source::Active || !set_cookies.is_empty() {
+    if matches!(source, Source::Query | Source::Cookie) || !set_cookies.is_empty() {
         headers.push(("cache-control", PRIVATE.to_owned()));
     }
     Route { version, source, outcome, set_cookies, headers }
@@ -453,7 +503,9 @@ mod tests {
             };
             let query = text("query").filter(|q| !q.is_empty());
             let cookies: Vec<&str> = text("cookie").into_iter().collect();
-            let asked = ask(&names, query, &cookies, now);
+            let header = |name: &str| vector["headers"][name].as_str();
+            let pin = framework_pin(text("uri").unwrap(), query, header(PIN_HEADER), header(FETCH_DEST_HEADER));
+            let asked = with_framework_pin(ask(&names, query, &cookies, now), pin);
             let known = |v: &str| releases[text("fixture").unwrap()].as_array().unwrap().iter().any(|r| r == v);
             let pinned = match &asked {
                 Ask::Pin { version, .. } if known(version) => Some(&index),
@@ -480,9 +532,10 @@ mod tests {
             assert_eq!(r.set_cookies, cookies, "{name}");
             let header = |n: &str| r.headers.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
             assert_eq!(header(OVERRIDE_HEADER), text("override"), "{name}");
-            let overridden = r.source != Source::Active;
+            let overridden = matches!(r.source, Source::Query | Source::Cookie);
             assert_eq!(header("x-robots-tag").is_some(), overridden, "{name}");
             assert_eq!(header("cache-control").is_some(), overridden || !cookies.is_empty(), "{name}");
+            assert_eq!(r.source == Source::Framework, vector["pinned"] == true, "{name}");
         }
     }
 

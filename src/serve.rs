@@ -141,6 +141,14 @@ impl Edge {
         let asked = routing::ask(&self.names, uri.query(), &cookies, routing::unix_now());
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
         let asked = self.aliases.resolve(&self.site, &self.names, asked, host).await;
+        let header = |name: &str| headers.get(name).and_then(|h| h.to_str().ok());
+        let pin = routing::framework_pin(
+            uri.path(),
+            uri.query(),
+            header(routing::PIN_HEADER),
+            header(routing::FETCH_DEST_HEADER),
+        );
+        let asked = routing::with_framework_pin(asked, pin);
         let pinned = match &asked {
             Ask::Pin { version, .. } => self.index(version).await,
             _ => None,

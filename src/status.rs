@@ -9,6 +9,7 @@ use crate::pointer::Promotion;
 use crate::pointer::rollback_target;
 use crate::printable::printable;
 use crate::progress::human_bytes;
+use crate::prune::{Kept, Retention};
 use crate::release::{Verdict, all_records};
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +24,8 @@ pub struct ReleaseSummary {
     /// Why the release never went live, if a run found out (smoke failed, or refused).
     pub verdict: Option<Verdict>,
     pub run_url: Option<String>,
+    /// Why prune keeps it (empty: the next prune deletes it).
+    pub kept: Vec<Kept>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -61,15 +64,18 @@ pub enum StatusError {
     Record(#[from] crate::release::RecordError),
 }
 
-pub async fn status(site: &Site) -> Result<Status, StatusError> {
+/// The status, saying why `retention` keeps each release.
+pub async fn status(site: &Site, retention: &Retention) -> Result<Status, StatusError> {
     let active = site.pointer.read().await?;
     let promotions = site.pointer.history().await?;
     let target = rollback_target(&promotions).map(str::to_owned);
     let mut verdicts = Verdict::read_all(site).await?;
-    let releases: Vec<ReleaseSummary> = all_records(site)
-        .await?
+    let records = all_records(site).await?;
+    let reasons = retention.reasons(&records, active.as_deref(), &promotions, Utc::now());
+    let releases: Vec<ReleaseSummary> = records
         .into_iter()
-        .map(|r| {
+        .zip(reasons)
+        .map(|(r, kept)| {
             // A verdict stands only while the release has never been live since.
             let verdict = verdicts.remove(&r.version).filter(|_| !promotions.iter().any(|p| p.version == r.version));
             ReleaseSummary {
@@ -81,6 +87,7 @@ pub async fn status(site: &Site) -> Result<Status, StatusError> {
                 version: r.version,
                 created_at: r.created_at,
                 run_url: r.run.run_url,
+                kept,
             }
         })
         .collect();
@@ -134,8 +141,13 @@ impl Status {
             };
             let run = r.run_url.as_deref().unwrap_or("");
             let verdict = r.verdict.as_ref().map(|v| format!("  [{}, never live]", v.outcome)).unwrap_or_default();
+            let kept = if r.kept.is_empty() {
+                "none".to_owned()
+            } else {
+                r.kept.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            };
             let line = format!(
-                "{marker} {:<24} {:>7} files {:>10}  {}  {run}{verdict}",
+                "{marker} {:<24} {:>7} files {:>10}  {}  kept: {kept:<24} {run}{verdict}",
                 r.version,
                 r.files,
                 human_bytes(r.bytes),

@@ -15,6 +15,9 @@ function requestEvent(vector, eventType = 'viewer-request') {
   if (vector.cookie !== null && vector.cookie !== undefined) {
     headers.cookie = [{ key: 'Cookie', value: vector.cookie }];
   }
+  for (const [name, value] of Object.entries(vector.headers || {})) {
+    headers[name] = [{ key: name, value }];
+  }
   const request = { clientIp: '203.0.113.178', method: 'GET', uri: vector.uri, querystring: vector.query, headers };
   return { Records: [{ cf: { config: { distributionId: 'EDFDVBD6EXAMPLE', eventType }, request } }] };
 }
@@ -64,7 +67,9 @@ for (const vector of doc.vectors) {
       assert.equal(got.file, `/site/${vector.version}/${vector.file}`);
     }
     assert.deepEqual((got.headers['set-cookie'] || []).map((h) => h.value), vector.set_cookies);
-    if (vector.set_cookies.length > 0 || vector.version !== vector.active) {
+    if (vector.pinned) {
+      assert.notEqual(header('cache-control'), 'private, no-cache', 'a framework pin is cacheable');
+    } else if (vector.set_cookies.length > 0 || vector.version !== vector.active) {
       assert.equal(header('cache-control'), 'private, no-cache', 'never a public Set-Cookie or override');
     }
   });

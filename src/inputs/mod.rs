@@ -133,12 +133,14 @@ define_inputs! {
     smoke_timeout = Some("60s");
     /// How many uploads run at once, 1 to 1024.
     concurrency = Some("32");
-    /// Releases to keep when pruning; the active one, the one before it and any staged in the last hour are always kept; previews never count (`preview-ttl` ages them out); 0 to 100000. Unset: no pruning.
+    /// Releases to keep when pruning; the active one, the one before it, any staged in the last hour and any live within `skew-window` are always kept; previews never count (`preview-ttl` ages them out); 0 to 100000. Unset: no pruning.
     keep = None;
     /// With `preview`: the pull request the preview is for, 1 to 999999999. Unset: from the CI system (GitHub's `pull_request` events, CircleCI's `CIRCLE_PULL_REQUEST`).
     pull_request = None;
     /// With `prune`: previews recorded longer ago than this are deleted with their alias, 1h to 30days.
     preview_ttl = Some("14d");
+    /// With `prune`: every release that was live at any moment within this window is kept whatever `keep` says, with the pool files it uses, so a tab opened on an earlier release still gets its chunks; 0s to 30days.
+    skew_window = Some("7d");
     /// Domain whose hosts `pr-<n>.<domain>` show each pull request's newest preview, e.g. `preview.example.com` (a wildcard DNS record and certificate on the distribution). Unset: previews are linked by the override query.
     preview_domain = None;
     /// With `preview` on GitHub: a token that may write pull request comments and deployments (`secrets.GITHUB_TOKEN` with `pull-requests: write` and `deployments: write`); cutover then keeps one comment with the link on the pull request and records a deployment of `preview/pr-<n>`. Masked and never printed; a refusal (a fork's pull request) is a warning.

@@ -191,6 +191,9 @@ pub(super) const EDGE_CACHE: Bounds<Duration> = Bounds { input: "edge-cache", mi
 /// A preview outlives a review cycle; past a month an open pull request gets a fresh one by a push.
 pub(super) const PREVIEW_TTL: Bounds<Duration> =
     Bounds { input: "preview-ttl", min: HOUR, max: Duration::from_secs(30 * 24 * 3600) };
+/// A tab kept open past a month has reloaded anyway (a browser update, a restart); 0s turns the window off.
+pub(super) const SKEW_WINDOW: Bounds<Duration> =
+    Bounds { input: "skew-window", min: Duration::ZERO, max: Duration::from_secs(30 * 24 * 3600) };
 /// Uploads stop getting faster far below 1024 at once (README, Performance: at 32 on two cores).
 pub(super) const CONCURRENCY: Bounds<usize> = Bounds { input: "concurrency", min: 1, max: 1024 };
 /// More releases than any site keeps; a larger number means "keep all" anyway.

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::parse::{
-    CONCURRENCY, EDGE_CACHE, INVALIDATION_WAIT, KEEP, LOCK_LEASE, PREVIEW_TTL, SMOKE_TIMEOUT, parameter_name_problem,
-    parse_bool, parse_count, parse_distribution_id, parse_duration, parse_invalidation_paths, parse_listen, parse_name,
-    parse_prefix, parse_preview_domain, parse_smoke_paths, parse_status, validate_bucket,
+    CONCURRENCY, EDGE_CACHE, INVALIDATION_WAIT, KEEP, LOCK_LEASE, PREVIEW_TTL, SKEW_WINDOW, SMOKE_TIMEOUT,
+    parameter_name_problem, parse_bool, parse_count, parse_distribution_id, parse_duration, parse_invalidation_paths,
+    parse_listen, parse_name, parse_prefix, parse_preview_domain, parse_smoke_paths, parse_status, validate_bucket,
 };
 use super::{InputError, Inputs, RawInputs, SiteUrl};
 use crate::env::Env;
@@ -79,6 +79,8 @@ pub struct Plan {
     pub pull_request: Result<Option<PullRequest>, InputError>,
     /// With `prune`: how old a preview may get.
     pub preview_ttl: Duration,
+    /// With `prune`: every release live at any moment this long ago or since is kept.
+    pub skew_window: Duration,
     /// Hosts `pr-<n>.<domain>` show each pull request's newest preview.
     pub preview_domain: Option<String>,
     /// With `github-token`: where `preview` comments and records its deployment.
@@ -100,6 +102,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// What prune keeps, and status explains.
+    pub fn retention(&self) -> crate::prune::Retention {
+        crate::prune::Retention { keep: self.keep, skew_window: self.skew_window, preview_ttl: self.preview_ttl }
+    }
+
     /// Validates layered inputs into a plan. Nothing is touched beyond reading `dist-dir`'s kind.
     pub fn resolve(raw: &RawInputs, env: &Env) -> Result<Plan, InputError> {
         let inputs = raw.with_defaults();
@@ -151,6 +158,7 @@ impl Plan {
             detected => detected.map_err(|(source, problem)| InputError::new(source, problem)),
         };
         let preview_ttl = parse_duration(&PREVIEW_TTL, &inputs.preview_ttl)?;
+        let skew_window = parse_duration(&SKEW_WINDOW, &inputs.skew_window)?;
         let preview_domain = inputs.preview_domain.as_deref().map(parse_preview_domain).transpose()?;
         let rollback_to =
             inputs.to.as_deref().map(|v| version::validate(v).map_err(|p| InputError::new("to", p))).transpose()?;
@@ -185,6 +193,7 @@ impl Plan {
             keep,
             pull_request,
             preview_ttl,
+            skew_window,
             preview_domain,
             github: inputs.github_token.clone().map(|token| GitHub::new(Token::new(token), env)),
             rollback_to,
@@ -554,6 +563,8 @@ mod tests {
             (&[("CUTOVER_PREVIEW_DOMAIN", "localhost")], "preview-domain"),
             (&[("CUTOVER_PREVIEW_DOMAIN", "*.example.com")], "preview-domain"),
             (&[("CUTOVER_PREVIEW_TTL", "31d")], "preview-ttl"),
+            (&[("CUTOVER_SKEW_WINDOW", "31d")], "skew-window"),
+            (&[("CUTOVER_SKEW_WINDOW", "a week")], "skew-window"),
         ];
         for (vars, input) in cases {
             let err = plan(vars).expect_err(&format!("{vars:?} should be refused"));
@@ -591,8 +602,8 @@ mod tests {
         assert_eq!(plan(&[("CUTOVER_KEEP", "100000"), ("CUTOVER_CONCURRENCY", "1024")]).unwrap().keep, Some(100_000));
         let err = plan(&[("CUTOVER_LOCK_LEASE", "100000000y")]).unwrap_err();
         assert_eq!(err.to_string(), "input `lock-lease`: \"100000000y\" is out of range: use 1s to 1h");
-        let ranges =
-            [SMOKE_TIMEOUT, INVALIDATION_WAIT, LOCK_LEASE, EDGE_CACHE, PREVIEW_TTL].map(|b| (b.input, b.range()));
+        let ranges = [SMOKE_TIMEOUT, INVALIDATION_WAIT, LOCK_LEASE, EDGE_CACHE, PREVIEW_TTL, SKEW_WINDOW]
+            .map(|b| (b.input, b.range()));
         for (input, range) in ranges.into_iter().chain([CONCURRENCY, KEEP].map(|b| (b.input, b.range()))) {
             let spec = INPUTS.iter().find(|s| s.name() == input).unwrap();
             assert!(spec.description.contains(&range), "{input}: {:?} must say {range}", spec.description);

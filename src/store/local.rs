@@ -220,7 +220,9 @@ impl LocalStore {
                     continue;
                 }
                 if let Some(meta) = self.read_meta(key)? {
-                    found.push(Listed { key: key.to_owned(), size: entry.metadata()?.len(), etag: meta.md5 });
+                    let stat = entry.metadata()?;
+                    let modified = stat.modified().ok().map(Into::into);
+                    found.push(Listed { key: key.to_owned(), size: stat.len(), etag: meta.md5, modified });
                 }
             }
         }

@@ -28,6 +28,8 @@ pub struct Listed {
     pub key: String,
     pub size: u64,
     pub etag: String,
+    /// When the object was written, if the store says (prune spares pool objects younger than an hour).
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A small object read whole (records, the lock).

@@ -336,6 +336,8 @@ impl Store for S3Store {
                 key: object.key().unwrap_or_default().to_owned(),
                 size: u64::try_from(object.size().unwrap_or_default()).unwrap_or(0),
                 etag: object.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
+                modified:
+                    object.last_modified().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
             }));
         }
         Ok(found)

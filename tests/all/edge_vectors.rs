@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::harness::Fixture;
+use crate::harness::{Fixture, http_send};
 
 /// The settings one `cutover serve` runs with: fixture, active version, `not-found`, `override-secret`.
 type Setting = (String, Option<String>, String, Option<String>);
@@ -47,7 +47,11 @@ fn cutover_serve_passes_the_shared_vectors() {
             let query = vector["query"].as_str().unwrap();
             let uri = vector["uri"].as_str().unwrap();
             let target = if query.is_empty() { uri.to_owned() } else { format!("{uri}?{query}") };
-            let response = edge.get(&target, vector["cookie"].as_str());
+            let mut headers: Vec<(&str, &str)> = vector["cookie"].as_str().map(|c| ("cookie", c)).into_iter().collect();
+            if let Some(extra) = vector["headers"].as_object() {
+                headers.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())));
+            }
+            let response = http_send(&edge.url, "GET", &target, &headers, "").expect("requesting the edge");
             assert_eq!(u64::from(response.status), vector["status"].as_u64().unwrap(), "{name}");
             assert_eq!(response.header("x-cutover-version"), vector["version"].as_str(), "{name}");
             assert_eq!(response.header("x-cutover-override"), vector["override"].as_str(), "{name}");
@@ -64,7 +68,13 @@ fn cutover_serve_passes_the_shared_vectors() {
             let expected: Vec<&str> =
                 vector["set_cookies"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
             assert_eq!(cookies, expected, "{name}");
-            if !expected.is_empty() || vector["version"] != vector["active"] {
+            if vector["pinned"] == true {
+                assert_ne!(
+                    response.header("cache-control"),
+                    Some("private, no-cache"),
+                    "a framework pin is cacheable: {name}"
+                );
+            } else if !expected.is_empty() || vector["version"] != vector["active"] {
                 assert_eq!(response.header("cache-control"), Some("private, no-cache"), "{name}");
             }
         }

@@ -62,10 +62,14 @@ fn the_override_names_are_parameters_of_the_origin_path_cache_key() {
         json!({"PointerStyle": "origin-path", "VersionCookie": "V", "OverrideCookie": "O", "OverrideQuery": "q"});
     let key = &resolved("CachePolicy", "us-east-1", names)["properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"];
     assert_eq!(key["CookiesConfig"], json!({"CookieBehavior": "whitelist", "Cookies": ["V", "O"]}));
-    assert_eq!(key["QueryStringsConfig"], json!({"QueryStringBehavior": "whitelist", "QueryStrings": ["q"]}));
+    assert_eq!(key["QueryStringsConfig"], json!({"QueryStringBehavior": "whitelist", "QueryStrings": ["q", "dpl"]}));
+    // A framework pin and what tells a navigation apart answer differently: both in the key.
+    let headers = json!({"HeaderBehavior": "whitelist", "Headers": ["x-deployment-id", "sec-fetch-dest"]});
+    assert_eq!(key["HeadersConfig"], headers);
     let ssm = &resolved("CachePolicy", "us-east-1", json!({"PointerStyle": "ssm"}))["properties"]["CachePolicyConfig"]
         ["ParametersInCacheKeyAndForwardedToOrigin"];
     assert_eq!(ssm["CookiesConfig"], json!({"CookieBehavior": "none"}));
+    assert_eq!(ssm["HeadersConfig"], json!({"HeaderBehavior": "none"}), "the router puts a pin's version in the URI");
     // The defaults are cutover's, and `edge bundle` names these very parameters.
     let env: cutover::env::Env =
         [("CUTOVER_BUCKET", "b-u-c"), ("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL")].into_iter().collect();

@@ -159,7 +159,8 @@ enum Style {
 /// Every command, run through a logging proxy: the calls they made, the distribution, and what
 /// doctor said (for a failure's message).
 fn calls_of_every_command(style: Style) -> (Vec<Call>, String, String) {
-    let mut f = Fixture::moto();
+    // Aged, so prune's sweep finds a pool object older than an hour to delete.
+    let mut f = Fixture::moto_aged();
     let distribution = f.moto_server().create_distribution(BUCKET);
     f.moto_server().block_public_access(BUCKET);
     f.env.remove("CUTOVER_POINTER");
@@ -186,7 +187,8 @@ fn calls_of_every_command(style: Style) -> (Vec<Call>, String, String) {
     // Big enough that the second release copies it from the first instead of uploading it.
     let copied = "c".repeat(usize::try_from(cutover::stage::COPY_MIN_BYTES).unwrap() + 1);
     let build = |version: &str| {
-        let dir = f.site(&format!("v{version}"), &[("index.html", version), ("big.bin", &copied)]);
+        let files = [("index.html", version), ("big.bin", &copied), ("assets/p-AbCd1234.js", "only previews")];
+        let dir = f.site(&format!("v{version}"), &files[..if version == "p" { 3 } else { 2 }]);
         dir.display().to_string()
     };
     let with = |version: &str| [("CUTOVER_DIST_DIR", build(version)), ("CUTOVER_VERSION", version.to_owned())];
@@ -213,6 +215,10 @@ fn calls_of_every_command(style: Style) -> (Vec<Call>, String, String) {
     run(&["preview"], &[&with("p")[..1], &pull_request("2")].concat());
     run(&["prune", "--keep", "1", "--preview-ttl", "1h"], &[]);
     run(&["preview-close"], &pull_request("3"));
+    // The closed previews' pool object is used by no release now: prune deletes it.
+    run(&["prune", "--keep", "1"], &[]);
+    let pool = f.with_site(async |site| site.store.list(&site.layout.shared_dir()).await.unwrap());
+    assert!(pool.is_empty(), "{pool:?}");
     // doctor passes with these calls, but for what moto cannot hold (tests/all/doctor.rs says why).
     let doctor = f.run(&["doctor", "--json"], &[]);
     let report = doctor.json();

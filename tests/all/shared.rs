@@ -1,13 +1,20 @@
 //! The shared pool of fingerprinted files (`shared-assets`): an open tab of an earlier release
 //! still gets its chunks after a newer release goes live, a name whose content changed is refused,
-//! racing stages share one object, and odd names round-trip; on both backends, through `cutover serve`.
+//! racing stages share one object, odd names round-trip, prune keeps what the skew window needs
+//! and sweeps what no kept release uses, and a killed stage leaves the pool whole; on both
+//! backends, through `cutover serve`.
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use cutover::release::read_record;
+use bytes::Bytes;
+use cutover::release::{ReleaseRecord, read_record};
 use cutover::rules::{IMMUTABLE, REVALIDATE};
+use cutover::store::{Condition, json_meta};
 
-use crate::harness::{Fixture, finish, on_both_backends};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Fixture, finish, http_send, kill, on_both_backends};
 
 on_both_backends!(
     a_page_of_an_earlier_release_still_gets_its_chunk,
@@ -16,7 +23,25 @@ on_both_backends!(
     two_racing_stages_of_one_new_pooled_file_both_succeed,
     a_release_whose_pool_object_is_gone_is_refused_at_promote,
     hostile_names_round_trip_through_the_pool,
+    a_stage_killed_mid_upload_then_run_again_leaves_the_pool_whole,
+    a_framework_pin_gets_a_page_its_own_data_never_an_old_page,
 );
+
+/// Prune on the local store, whose pool files are aged by hand, and on moto whose S3 clock runs
+/// two hours behind.
+mod prune_keeps_the_skew_window_and_sweeps_what_no_kept_release_uses {
+    use crate::harness::Fixture;
+
+    #[test]
+    fn local() {
+        super::prune_keeps_the_skew_window_and_sweeps_what_no_kept_release_uses(Fixture::local(), super::age_pool);
+    }
+
+    #[test]
+    fn moto() {
+        super::prune_keeps_the_skew_window_and_sweeps_what_no_kept_release_uses(Fixture::moto_aged(), |_| {});
+    }
+}
 
 const CHUNK_1: &str = "assets/lazy-BxK3a9Qz.js";
 const CHUNK_2: &str = "assets/lazy-Cq1x_3y-.js";
@@ -156,4 +181,151 @@ fn hostile_names_round_trip_through_the_pool(mut f: Fixture) {
     }
     let pooled = f.with_site(async |site| site.store.list(&site.layout.shared_dir()).await.unwrap().len());
     assert_eq!(pooled, names.len());
+}
+
+/// Makes every file in the local store's pool two hours old.
+fn age_pool(f: &Fixture) {
+    let pool = f.dir.path().join("store/objects/site/_shared");
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    let mut dirs = vec![pool];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().map(Result::unwrap) {
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                std::fs::File::options().write(true).open(entry.path()).unwrap().set_modified(then).unwrap();
+            }
+        }
+    }
+}
+
+/// Makes a release's record two hours old, past the hour in which prune never deletes it.
+fn backdate(f: &Fixture, version: &str) {
+    f.with_site(async |site| {
+        let key = site.layout.record_key(version);
+        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+        record.created_at -= chrono::Duration::hours(2);
+        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+    });
+}
+
+/// The paths in the site's pool.
+fn pool(f: &Fixture) -> Vec<String> {
+    f.with_site(async |site| {
+        let shared = site.layout.shared_dir();
+        let listed = site.store.list(&shared).await.unwrap();
+        listed.into_iter().map(|l| l.key[shared.len()..].to_owned()).collect()
+    })
+}
+
+const COMMON: &str = "assets/vendor-Zz9_Yy8-.js";
+
+fn prune_keeps_the_skew_window_and_sweeps_what_no_kept_release_uses(f: Fixture, age_pool: fn(&Fixture)) {
+    let chunks = ["assets/one-AAAAaaaa.js", "assets/two-BBBBbbbb.js", "assets/six-CCCCcccc.js"];
+    for (n, chunk) in chunks.iter().enumerate() {
+        let version = (n + 1).to_string();
+        f.deploy(&f.site(&version, &[("index.html", &version), (chunk, chunk), (COMMON, "vendor")]), &version);
+        backdate(&f, &version);
+    }
+    let window = [("CUTOVER_KEEP", "1"), ("CUTOVER_SKEW_WINDOW", "1h")];
+    // Every release was live a moment ago: the window keeps them all, and says so.
+    let status = f.run(&["status", "--json"], &window).assert_code(0).json();
+    let kept: Vec<&serde_json::Value> = status["releases"].as_array().unwrap().iter().map(|r| &r["kept"]).collect();
+    let expected = [
+        serde_json::json!(["skew-window"]),
+        serde_json::json!(["previous", "skew-window"]),
+        serde_json::json!(["live", "skew-window", "keep"]),
+    ];
+    assert_eq!(kept, expected.iter().collect::<Vec<_>>());
+    let text = f.run(&["status"], &window).assert_code(0).stdout();
+    assert!(text.contains("kept: live, skew window, keep"), "{text}");
+    let report = f.run(&["prune", "--json"], &window).assert_code(0).json();
+    assert_eq!(report["deleted"], serde_json::json!([]));
+    assert_eq!(report["kept"], serde_json::json!(["3", "2", "1"]));
+    // Past the window, release 1 goes, and with it the one pool object only it used.
+    age_pool(&f);
+    let past = [("CUTOVER_KEEP", "1"), ("CUTOVER_SKEW_WINDOW", "0s")];
+    let planned = f.run(&["prune", "--json", "--dry-run"], &past).assert_code(0).json();
+    assert_eq!(planned["pool_deleted"], serde_json::json!([chunks[0]]));
+    assert_eq!(pool(&f).len(), 4, "a dry run deletes nothing");
+    let report = f.run(&["prune", "--json"], &past).assert_code(0).json();
+    assert_eq!(report["deleted"], serde_json::json!(["1"]));
+    assert_eq!(report["kept"], serde_json::json!(["3", "2"]));
+    assert_eq!(report["pool_deleted"], serde_json::json!([chunks[0]]));
+    assert_eq!(pool(&f), [chunks[2], chunks[1], COMMON], "sorted by name");
+    f.assert_releases_intact();
+    f.run(&["rollback"], &[]).assert_code(0);
+    assert_eq!(f.active().as_deref(), Some("2"), "release 2 still has every file");
+}
+
+/// A stage in flight writes pool objects before its record: prune spares those an hour.
+#[test]
+fn a_pool_object_written_in_the_last_hour_is_spared() {
+    let f = Fixture::local();
+    f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    let dist = f.site("v2", &[("index.html", "2"), (CHUNK_1, "in flight")]).display().to_string();
+    f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", "2")]).assert_code(0);
+    // As a stage leaves the pool before its record is written.
+    f.with_site(async |site| site.store.delete(&[site.layout.record_key("2")]).await.unwrap());
+    let keep = [("CUTOVER_KEEP", "1")];
+    assert_eq!(f.run(&["prune", "--json"], &keep).assert_code(0).json()["pool_deleted"], serde_json::json!([]));
+    assert_eq!(pool(&f), [CHUNK_1]);
+    age_pool(&f);
+    let report = f.run(&["prune", "--json"], &keep).assert_code(0).json();
+    assert_eq!(report["pool_deleted"], serde_json::json!([CHUNK_1]));
+    assert!(pool(&f).is_empty());
+}
+
+fn a_stage_killed_mid_upload_then_run_again_leaves_the_pool_whole(mut f: Fixture) {
+    // A killed run keeps its staging claim: the re-run takes it over once its lease lapses.
+    f.set("CUTOVER_LOCK_LEASE", "2s");
+    let big = "k".repeat(12 << 20);
+    let mut files: Vec<(String, String)> =
+        (0..40).map(|i| (format!("assets/part{i}-{i:0>8}.js"), format!("chunk {i}"))).collect();
+    files.extend((0..3).map(|i| (format!("assets/big{i}-BIGbig{i}_.bin"), format!("{i}{big}"))));
+    let listed: Vec<(&str, &str)> =
+        files.iter().map(|(p, b)| (p.as_str(), b.as_str())).chain([("index.html", "killed")]).collect();
+    let dist = f.site("v", &listed).display().to_string();
+    let env = [("CUTOVER_DIST_DIR", dist.as_str()), ("CUTOVER_VERSION", "1")];
+    let mut child = f.command(&["stage"], &env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pool(&f).is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "the stage ended before the pool was written");
+        assert!(Instant::now() < deadline, "nothing reached the pool");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    kill(child);
+    let partial = pool(&f).len();
+    assert!(partial < files.len(), "the stage was killed after writing the whole pool");
+    f.run(&["stage"], &env).assert_code(0);
+    let mut expected: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    expected.sort_unstable();
+    assert_eq!(pool(&f), expected, "the re-run wrote what the killed run had not");
+    f.assert_recorded_files_intact();
+    f.run(&["promote", "1"], &[]).assert_code(0);
+}
+
+/// A Next.js page of release 1 (`deploymentId` set to cutover's version) fetches its unhashed data
+/// after release 2 went live: its own, by `dpl` or `x-deployment-id`; a page never, and an
+/// unknown or malformed pin gets the live release's.
+fn a_framework_pin_gets_a_page_its_own_data_never_an_old_page(mut f: Fixture) {
+    let edge = f.start_edge();
+    for version in ["1", "2"] {
+        let files = [("index.html", format!("page {version}")), ("data/feed.json", format!("feed {version}"))];
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, b)| (*p, b.as_str())).collect();
+        f.deploy(&f.site(&format!("v{version}"), &files), version);
+    }
+    edge.wait_for_active("2");
+    let get = |target: &str, headers: &[(&str, &str)]| {
+        let r = http_send(&edge.url, "GET", target, headers, "").unwrap();
+        (r.status, r.body.clone(), r.header("x-cutover-version").map(str::to_owned))
+    };
+    let one = (200, "feed 1".to_owned(), Some("1".to_owned()));
+    let live = (200, "feed 2".to_owned(), Some("2".to_owned()));
+    assert_eq!(get("/data/feed.json?dpl=1", &[]), one);
+    assert_eq!(get("/data/feed.json", &[("x-deployment-id", "1"), ("sec-fetch-dest", "empty")]), one);
+    assert_eq!(get("/data/feed.json?dpl=7", &[]), live, "an unknown version");
+    assert_eq!(get("/data/feed.json?dpl=..%2F1", &[]), live, "a malformed one");
+    assert_eq!(get("/data/feed.json?dpl=1", &[("sec-fetch-dest", "document")]), live, "a navigation");
+    assert_eq!(get("/?dpl=1", &[]).1, "page 2", "a page");
 }
