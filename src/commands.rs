@@ -16,7 +16,7 @@ use crate::outcome::{self, Guard, Refusal};
 use crate::pointer::rollback_target;
 use crate::printable::printable;
 use crate::promote::{Active, Direction, PromoteError, PromoteRequest, promote};
-use crate::prune::{PruneError, PruneRequest, prune};
+use crate::prune::{PruneError, PruneRequest, Retention, prune};
 use crate::release::Verdict;
 use crate::report::Outputs;
 use crate::site::WalkOptions;
@@ -101,7 +101,7 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
         Command::Status => {
             status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
-            let status = status::status(&site, &plan.retention()).await?;
+            let status = status::status(&site, &retention(&plan)).await?;
             reporter.result(&status, || status.render())
         }
         Command::Prune => {
@@ -111,7 +111,7 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
             let request = PruneRequest {
-                retention: plan.retention(),
+                retention: retention(&plan),
                 lock_lease: plan.lock_lease,
                 run_url: plan.run.run_url.as_deref(),
                 dry_run: plan.dry_run,
@@ -187,7 +187,7 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     outputs.invalidation_id = promoted.invalidation_id;
     if plan.keep.is_some() {
         let request = PruneRequest {
-            retention: plan.retention(),
+            retention: retention(plan),
             lock_lease: plan.lock_lease,
             run_url: plan.run.run_url.as_deref(),
             dry_run: false,
@@ -450,6 +450,11 @@ fn finish(reporter: &Reporter, plan: &Plan, mut outputs: Outputs, started: Insta
     }
     crate::say!("{}", outputs.line());
     Ok(())
+}
+
+/// What prune keeps, and status explains, from the plan's inputs.
+fn retention(plan: &Plan) -> Retention {
+    Retention { keep: plan.keep, skew_window: plan.skew_window, preview_ttl: plan.preview_ttl }
 }
 
 #[cfg(test)]

@@ -102,11 +102,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// What prune keeps, and status explains.
-    pub fn retention(&self) -> crate::prune::Retention {
-        crate::prune::Retention { keep: self.keep, skew_window: self.skew_window, preview_ttl: self.preview_ttl }
-    }
-
     /// Validates layered inputs into a plan. Nothing is touched beyond reading `dist-dir`'s kind.
     pub fn resolve(raw: &RawInputs, env: &Env) -> Result<Plan, InputError> {
         let inputs = raw.with_defaults();
