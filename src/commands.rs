@@ -213,7 +213,11 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     let smoked = reporter.phase("smoke", smoke_release(&site, plan, &version, reporter)).await;
     let (checks, _) = remember_verdict(&site, plan, &version, smoked).await?;
     outputs.smoke = checks;
-    site.aliases.write(pr, &version).await.with_context(|| format!("pointing {} at {version}", pr.alias()))?;
+    let run_url = plan.run.run_url.as_deref();
+    let newer = preview::point_alias(&site, pr, &version, plan.lock_lease, run_url, plan.take_over_pointer)
+        .await
+        .map_err(prune_failed)
+        .with_context(|| format!("pointing {} at {version}", pr.alias()))?;
     let ssm = matches!(&plan.backend, Backend::Aws(aws) if matches!(aws.pointer, AwsPointer::Ssm { .. }));
     outputs.preview_url = match (&plan.preview_domain, &plan.edge.secret, &plan.site_url, &plan.backend) {
         // Host links carry no signature, so with a secret only the signed query link works; and
@@ -223,6 +227,14 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         (_, _, None, Backend::Local { .. }) => Some(local_url(plan.listen)?.preview(&pr.alias(), &plan.edge)),
         (_, _, None, Backend::Aws(_)) => None,
     };
+    if let Some(newer) = newer {
+        // An older push finishing last (a re-run, a race) must not take the link back.
+        reporter.warn(&format!(
+            "{} stays on the newer {newer}: {version} is staged and smoke-tested, reachable by its version",
+            pr.alias()
+        ));
+        return Ok(outputs);
+    }
     crate::say!("{} now shows {version}", pr.alias());
     if let Some(github) = &plan.github {
         let url = outputs.preview_url.as_ref().map(ToString::to_string);

@@ -35,6 +35,10 @@ pub enum Guard {
     )]
     ForeignPointer { pointer: String, value: String },
     #[error(
+        "the alias {alias} holds {value:?}, which is no preview of its pull request; cutover does not overwrite a value it did not write: set `take-over-pointer: true` to replace it"
+    )]
+    ForeignAlias { alias: String, value: String },
+    #[error(
         "the active version was rolled back from {} to {} while this run was working; re-run to release on top of it",
         or_nothing(expected),
         or_nothing(active)

@@ -1,13 +1,17 @@
 //! Closing a pull request's previews: its alias goes first, so the stable link stops naming a
 //! release being deleted, then each of its preview releases, record first (as prune deletes),
 //! under the deploy lock. A preview that is live or the rollback target (neither can be made so
-//! by cutover, but a pointer can be written by hand) is never touched.
+//! by cutover, but a pointer can be written by hand) is never touched. And moving the alias, also
+//! under the lock, only forward: a re-run of an older push, or a push that finishes after a newer
+//! one, leaves it naming the newer preview.
 
+use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::backend::Site;
 use crate::lock::DeployLock;
+use crate::outcome::{Guard, Refusal};
 use crate::pointer::rollback_target;
 use crate::prune::{PruneError, delete_release};
 use crate::pull_request::{PullRequest, preview_of};
@@ -59,6 +63,49 @@ pub async fn close(
     .await;
     lock.release().await?;
     result.map(|()| report)
+}
+
+/// Points the alias of `pr` at its preview `version` unless it names a newer preview of `pr`,
+/// which it then keeps and returns. Read, compare and write hold the deploy lock, so two runs
+/// finishing together cannot both write. A value that is no preview of `pr` is refused unless
+/// `take_over` (it was not written by cutover, or names another pull request's preview).
+pub async fn point_alias(
+    site: &Site,
+    pr: PullRequest,
+    version: &str,
+    lock_lease: Duration,
+    run_url: Option<&str>,
+    take_over: bool,
+) -> Result<Option<String>, PruneError> {
+    let lock = DeployLock::acquire(site, lock_lease, run_url).await?;
+    let result = async {
+        let newer = match site.aliases.read(pr).await? {
+            Some(named) if preview_of(&named) == Some(pr) => {
+                (run_order(pr, &named, version) == Ordering::Greater).then_some(named)
+            }
+            Some(value) if !take_over => {
+                return Err(Refusal(Guard::ForeignAlias { alias: pr.alias(), value }).into());
+            }
+            _ => None,
+        };
+        if newer.is_none() {
+            lock.check()?;
+            site.aliases.write(pr, version).await?;
+        }
+        Ok(newer)
+    }
+    .await;
+    lock.release().await?;
+    result
+}
+
+/// How the runs of two previews of `pr` order: by the release order of their run parts (numbers
+/// as numbers), so run 10 is newer than run 9.
+fn run_order(pr: PullRequest, a: &str, b: &str) -> Ordering {
+    let prefix = format!("{}-", pr.alias());
+    let runs = [a, b].map(|v| (v.strip_prefix(&prefix).unwrap_or(v), chrono::DateTime::<chrono::Utc>::MIN_UTC));
+    let places = crate::version::places(&runs);
+    places[0].cmp(&places[1])
 }
 
 impl CloseReport {

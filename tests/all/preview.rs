@@ -17,6 +17,7 @@ on_both_backends!(
     close_deletes_the_alias_and_the_previews_of_its_pull_request_only,
     prune_deletes_previews_past_their_ttl_and_never_counts_them_in_keep,
     hostile_pull_request_numbers_are_refused_before_anything_is_written,
+    the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write,
 );
 
 /// With a CloudFront pointer the alias is an object under `_cutover/aliases/`: the preview moves
@@ -50,6 +51,13 @@ fn with_an_origin_path_pointer_the_alias_is_an_object_beside_the_releases() {
 /// A push of pull request `pr` built by run `run`, as `cutover preview` on GitHub's
 /// `pull_request` event.
 fn push(f: &Fixture, pr: &str, run: &str, body: &str) -> std::collections::BTreeMap<String, String> {
+    let ran = push_with(f, pr, run, body, &[]);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr());
+    f.outputs()
+}
+
+/// [`push`] with more variables, whatever its exit code.
+fn push_with(f: &Fixture, pr: &str, run: &str, body: &str, extra: &[(&str, &str)]) -> crate::harness::Run {
     let dist = f.site(&format!("pr{pr}-{run}"), &[("index.html", body)]);
     let event = [
         ("CUTOVER_DIST_DIR", dist.to_str().unwrap()),
@@ -57,9 +65,39 @@ fn push(f: &Fixture, pr: &str, run: &str, body: &str) -> std::collections::BTree
         ("GITHUB_REF", &format!("refs/pull/{pr}/merge")),
         ("GITHUB_RUN_NUMBER", run),
     ];
-    let ran = f.run(&["preview"], &event);
-    assert_eq!(ran.code(), 0, "{}", ran.stderr());
-    f.outputs()
+    f.run(&["preview"], &[&event[..], extra].concat())
+}
+
+/// The alias of pull request `pr`, read from the store.
+fn alias(f: &Fixture, pr: &str) -> Option<String> {
+    let pr = PullRequest::parse(pr).unwrap();
+    f.with_site(async |site| site.aliases.read(pr).await.unwrap())
+}
+
+/// A re-run of an older push, or a push finishing after a newer one, stages and smoke-tests its
+/// preview but leaves the alias on the newer one (run 10 is newer than run 9, as numbers); a value
+/// that is no preview of the pull request is refused (exit 4) unless `take-over-pointer`.
+fn the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write(f: Fixture) {
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    push(&f, "7", "10", "newer");
+    let older = push_with(&f, "7", "9", "older", &[]);
+    assert_eq!(older.code(), 0, "{}", older.stderr());
+    assert!(older.stdout().contains("pr-7 stays on the newer pr-7-10"), "{}", older.stdout());
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-10"), "the older run left the alias");
+    assert_eq!(f.outputs()["version"], "pr-7-9", "the older preview was staged");
+    push(&f, "7", "11", "newest");
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-11"));
+
+    let pr = PullRequest::parse("8").unwrap();
+    for foreign in ["pr-9-1", "1", "hand-written"] {
+        f.with_site(async |site| site.aliases.write(pr, foreign).await.unwrap());
+        let refused = push_with(&f, "8", "1", "eight", &[]);
+        assert_eq!(refused.code(), 4, "{foreign}: {}", refused.stderr());
+        assert!(refused.stderr().contains("the alias pr-8 holds"), "{}", refused.stderr());
+        assert_eq!(alias(&f, "8").as_deref(), Some(foreign), "a value cutover did not write stays");
+    }
+    push_with(&f, "8", "1", "eight", &[("CUTOVER_TAKE_OVER_POINTER", "true")]).assert_code(0);
+    assert_eq!(alias(&f, "8").as_deref(), Some("pr-8-1"));
 }
 
 /// The live pointer's state: its history, and on SSM the parameter's version number.
