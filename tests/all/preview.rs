@@ -18,6 +18,7 @@ on_both_backends!(
     prune_deletes_previews_past_their_ttl_and_never_counts_them_in_keep,
     hostile_pull_request_numbers_are_refused_before_anything_is_written,
     the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write,
+    a_push_finishing_after_the_close_makes_no_link,
 );
 
 /// With a CloudFront pointer the alias is an object under `_cutover/aliases/`: the preview moves
@@ -72,6 +73,23 @@ fn push_with(f: &Fixture, pr: &str, run: &str, body: &str, extra: &[(&str, &str)
 fn alias(f: &Fixture, pr: &str) -> Option<String> {
     let pr = PullRequest::parse(pr).unwrap();
     f.with_site(async |site| site.aliases.read(pr).await.unwrap())
+}
+
+/// The close leaves a record: a push still running when the pull request closed, or a re-run after,
+/// is refused (exit 4, "was closed") before its alias is written; `take-over-pointer` (a reopened
+/// pull request) links again and drops the record, so the next push needs nothing.
+fn a_push_finishing_after_the_close_makes_no_link(f: Fixture) {
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    push(&f, "7", "1", "first");
+    f.run(&["preview-close"], &[("CUTOVER_PULL_REQUEST", "7")]).assert_code(0);
+    let late = push_with(&f, "7", "2", "late", &[]);
+    assert_eq!(late.code(), 4, "{}", late.stderr());
+    assert!(late.stderr().contains("the pull request 7 was closed at"), "{}", late.stderr());
+    assert_eq!(alias(&f, "7"), None, "no link after the close");
+    push_with(&f, "7", "3", "reopened", &[("CUTOVER_TAKE_OVER_POINTER", "true")]).assert_code(0);
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-3"));
+    push(&f, "7", "4", "next");
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-4"));
 }
 
 /// A re-run of an older push, or a push finishing after a newer one, stages and smoke-tests its
