@@ -320,7 +320,8 @@ async function aliasTarget(alias, now = Date.now()) {
   let version = kept ? kept.version : null;
   try {
     const value = await withTimeout(readAlias(alias), CALL_TIMEOUT_MS * ATTEMPTS);
-    version = typeof value === 'string' && VERSION.test(value) ? value : null;
+    // Only a preview of the alias's own pull request (`pr-<n>-<run>`): never a release, another's.
+    version = typeof value === 'string' && VERSION.test(value) && value.startsWith(`${alias}-`) && value.length > alias.length + 1 ? value : null;
   } catch (error) {
     console.warn(`cutover router: reading the alias ${alias} failed: ${error.message || error}`);
   }

@@ -106,10 +106,10 @@ test('with an override secret only signed links pin, and hosts do not', async ()
   assert.equal(value(got.headers, 'x-cutover-override'), 'unsigned');
 });
 
-test('an unreadable alias keeps the last good answer; a bad or missing one pins nothing', async (t) => {
+test('an unreadable alias keeps the last good answer; a bad or missing one, or one naming no preview of its pull request, pins nothing', async (t) => {
   t.mock.method(console, 'warn', () => {});
   setUp({ version: 'pr-7-11' });
-  const values = ['pr-7-11', new Error('ThrottlingException'), '../../x', 'pr-7-12'];
+  const values = ['pr-7-11', new Error('ThrottlingException'), '../../x', 'pr-7-12', '1', 'pr-8-1', 'pr-70-1', 'pr-7-'];
   router.setAliasReader(async () => {
     const next = values.shift();
     if (next instanceof Error) throw next;
@@ -120,6 +120,9 @@ test('an unreadable alias keeps the last good answer; a bad or missing one pins 
   assert.equal(await router.aliasTarget('pr-7', 10_000), 'pr-7-11', 'unreadable: the last good one');
   assert.equal(await router.aliasTarget('pr-7', 20_000), null, 'not a version');
   assert.equal(await router.aliasTarget('pr-7', 30_000), 'pr-7-12');
+  for (const [at, other] of [[40_000, '1'], [50_000, 'pr-8-1'], [60_000, 'pr-70-1'], [70_000, 'pr-7-']]) {
+    assert.equal(await router.aliasTarget('pr-7', at), null, `${other} is no preview of pull request 7`);
+  }
   router.setAliasReader(async () => null);
   const got = await through('/', 'override_build_number=pr-8', host('d111.cloudfront.net'));
   assert.equal(got.uri, '/site/1/index.html');

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::backend::Site;
-use crate::pull_request::{PullRequest, alias_of};
+use crate::pull_request::{PullRequest, alias_of, preview_of};
 use crate::routing::{Ask, EdgeNames, Source};
 
 /// Aliases remembered at once; more are read again (a client cannot grow the edge's memory).
@@ -47,7 +47,8 @@ impl AliasCache {
             return target.clone();
         }
         let target = match site.aliases.read(pr).await {
-            Ok(target) => target.filter(|v| crate::version::is_valid(v)),
+            // Only a preview of this pull request: a hand-written release or another's is no link.
+            Ok(target) => target.filter(|v| crate::version::is_valid(v) && preview_of(v) == Some(pr)),
             Err(e) => {
                 crate::say!("local edge: reading the alias {}: {e:#}", pr.alias());
                 cached.and_then(|(_, target)| target)

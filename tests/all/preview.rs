@@ -95,7 +95,8 @@ fn a_push_finishing_after_the_close_makes_no_link(f: Fixture) {
 /// A re-run of an older push, or a push finishing after a newer one, stages and smoke-tests its
 /// preview but leaves the alias on the newer one (run 10 is newer than run 9, as numbers); a value
 /// that is no preview of the pull request is refused (exit 4) unless `take-over-pointer`.
-fn the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write(f: Fixture) {
+fn the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write(mut f: Fixture) {
+    let edge = f.start_edge();
     f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
     push(&f, "7", "10", "newer");
     let older = push_with(&f, "7", "9", "older", &[]);
@@ -113,6 +114,10 @@ fn the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write(f: Fixtu
         assert_eq!(refused.code(), 4, "{foreign}: {}", refused.stderr());
         assert!(refused.stderr().contains("the alias pr-8 holds"), "{}", refused.stderr());
         assert_eq!(alias(&f, "8").as_deref(), Some(foreign), "a value cutover did not write stays");
+        // Nor does the edge follow it: the link pins nothing and the live page answers.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let page = edge.get("/?override_build_number=pr-8", None);
+        assert_eq!((page.body.as_str(), page.header("set-cookie")), ("live", None), "{foreign}");
     }
     push_with(&f, "8", "1", "eight", &[("CUTOVER_TAKE_OVER_POINTER", "true")]).assert_code(0);
     assert_eq!(alias(&f, "8").as_deref(), Some("pr-8-1"));
