@@ -58,6 +58,23 @@ test('the alias link and its cookie serve the newest preview, and follow the ali
   assert.equal(got.uri, '/site/pr-7-11/index.html', 'an older preview stays reachable by its version');
 });
 
+test('viewer-response keeps the preview viewer-request resolved, even if the alias moved between them', async () => {
+  const target = { version: 'pr-7-11' };
+  setUp(target);
+  const request = await router.handler(event('/', 'override_build_number=pr-7', host('d111.cloudfront.net')));
+  assert.equal(request.uri, '/site/pr-7-11/index.html');
+  target.version = 'pr-7-12';
+  router.configure({});
+  const response = { status: '200', statusDescription: 'OK', headers: {} };
+  const viewer = { Records: [{ cf: { config: { eventType: 'viewer-response' }, request, response } }] };
+  const out = await router.handler(viewer);
+  assert.equal(value(out.headers, 'x-cutover-override'), null);
+  assert.equal(value(out.headers, 'x-cutover-version'), 'pr-7-11');
+  assert.equal(value(out.headers, 'x-robots-tag'), 'noindex');
+  assert.equal(value(out.headers, 'cache-control'), 'private, no-cache');
+  assert.equal(out.headers['set-cookie'].length, 2);
+});
+
 test('aliases are read once per cacheSeconds, a bounded number kept', async () => {
   const reads = setUp({ version: 'pr-7-11' });
   for (let i = 0; i < 5; i += 1) await through('/', 'override_build_number=pr-7', host('d111.cloudfront.net'));
