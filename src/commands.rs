@@ -105,9 +105,8 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             reporter.result(&status, || status.render())
         }
         Command::Prune => {
-            let keep = plan
-                .keep
-                .ok_or_else(|| InputError::new("keep", "prune needs `keep`, the number of releases to keep"))?;
+            // Without `keep` no release is pruned, only previews past `preview-ttl` (a scheduled cleanup).
+            let keep = plan.keep.unwrap_or(usize::MAX);
             status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
             let request = PruneRequest {

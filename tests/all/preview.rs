@@ -19,6 +19,7 @@ on_both_backends!(
     hostile_pull_request_numbers_are_refused_before_anything_is_written,
     the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write,
     a_push_finishing_after_the_close_makes_no_link,
+    prune_with_only_a_preview_ttl_deletes_expired_previews_and_no_release,
 );
 
 /// With a CloudFront pointer the alias is an object under `_cutover/aliases/`: the preview moves
@@ -314,6 +315,29 @@ fn prune_deletes_previews_past_their_ttl_and_never_counts_them_in_keep(mut f: Fi
     });
     assert_eq!(aliases, (None, Some("pr-5-2".to_owned())), "an alias goes with the preview it named");
     assert_eq!(f.active().as_deref(), Some("2"));
+    f.assert_releases_intact();
+}
+
+/// `prune --preview-ttl 1h` without `keep` (a scheduled job's cleanup, e.g. on CircleCI, where
+/// nothing runs when a pull request closes) deletes the expired previews and no release at all.
+fn prune_with_only_a_preview_ttl_deletes_expired_previews_and_no_release(mut f: Fixture) {
+    let _edge = f.start_edge();
+    for version in ["1", "2", "3"] {
+        f.deploy(&f.site(&format!("v{version}"), &[("index.html", version)]), version);
+    }
+    push(&f, "4", "1", "old");
+    push(&f, "4", "2", "new");
+    f.with_site(async |site| {
+        for version in ["1", "pr-4-1"] {
+            let key = site.layout.record_key(version);
+            let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+            record.created_at -= chrono::Duration::hours(3);
+            site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+        }
+    });
+    let pruned = f.run(&["prune", "--preview-ttl", "1h", "--json"], &[]).assert_code(0).json();
+    assert_eq!(pruned["deleted"], serde_json::json!(["pr-4-1"]), "release 1 is old but stays: {pruned}");
+    assert_eq!(f.active().as_deref(), Some("3"));
     f.assert_releases_intact();
 }
 
