@@ -347,7 +347,7 @@ function hostAlias(headers) {
 
 /** What a request asks for once aliases are resolved; the cookie keeps the alias, so pins follow pushes. */
 async function aliased(asked, request, now = Date.now(), target = aliasTarget) {
-  const host = hostAlias(request.headers);
+  const host = asked.kind === 'clear' ? null : hostAlias(request.headers);
   if (host) {
     return { kind: 'pin', version: (await target(host, now)) ?? host, source: 'host', value: host };
   }

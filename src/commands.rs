@@ -92,6 +92,9 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             let run_url = plan.run.run_url.as_deref();
             let report =
                 preview::close(&site, pr, plan.lock_lease, run_url, plan.dry_run).await.map_err(prune_failed)?;
+            if plan.dry_run {
+                reporter.warn("dry run: nothing was deleted; the report says what the close would delete");
+            }
             reporter.result(&report, || report.render())
         }
         Command::Rollback => {
@@ -212,6 +215,10 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     let smoked = reporter.phase("smoke", smoke_release(&site, plan, &version, reporter)).await;
     let (checks, _) = remember_verdict(&site, plan, &version, smoked).await?;
     outputs.smoke = checks;
+    // A re-run whose smoke test passed: `status` must not keep an earlier failure's verdict.
+    if let Err(e) = crate::release::Verdict::clear(&site, &version).await {
+        reporter.warn(&format!("could not drop an earlier verdict of {version}: {:#}", anyhow::Error::new(e)));
+    }
     let run_url = plan.run.run_url.as_deref();
     let newer = preview::point_alias(&site, pr, &version, plan.lock_lease, run_url, plan.take_over_pointer)
         .await

@@ -75,6 +75,14 @@ test('viewer-response keeps the preview viewer-request resolved, even if the ali
   assert.equal(out.headers['set-cookie'].length, 2);
 });
 
+test('the clear link clears on a preview host too', async () => {
+  setUp({ version: 'pr-7-11' });
+  const got = await through('/', 'override_build_number=clear', host('pr-7.preview.example.com'));
+  assert.equal(got.uri, '/site/1/index.html');
+  assert.deepEqual(got.headers['set-cookie'].map((c) => c.value.split(';')[0]), ['Build-Number=', 'Override=']);
+  assert.equal(value(got.headers, 'x-robots-tag'), null);
+});
+
 test('aliases are read once per cacheSeconds, a bounded number kept', async () => {
   const reads = setUp({ version: 'pr-7-11' });
   for (let i = 0; i < 5; i += 1) await through('/', 'override_build_number=pr-7', host('d111.cloudfront.net'));

@@ -25,7 +25,8 @@ impl AliasCache {
     /// override secret, which only signed links pass), else a pin naming an alias, pinned to the
     /// preview the alias names; the cookie keeps the alias, so the pin follows later pushes.
     pub(super) async fn resolve(&self, site: &Site, names: &EdgeNames, asked: Ask, host: Option<&str>) -> Ask {
-        if let Some(pr) = host.and_then(host_alias).filter(|_| names.secret.is_none()) {
+        // The clear link drops the cookies on a preview host too.
+        if let Some(pr) = host.and_then(host_alias).filter(|_| names.secret.is_none() && !matches!(asked, Ask::Clear)) {
             let version = self.target(site, pr).await.unwrap_or_else(|| pr.alias());
             return Ask::Pin { version, source: Source::Cookie, value: pr.alias() };
         }

@@ -173,6 +173,11 @@ fn each_push_is_a_new_preview_the_alias_follows_and_nothing_goes_live(mut f: Fix
     assert_eq!(older.body, "first push", "the first preview stays reachable by its version");
 
     let host = format!("pr-7.localhost:{}", edge.url.rsplit(':').next().unwrap());
+    let cleared = with_host_at(&edge, &host, "/?override_build_number=clear");
+    assert!(
+        cleared.to_ascii_lowercase().contains("set-cookie: build-number=;"),
+        "the clear link clears on a preview host: {cleared}"
+    );
     let by_host = with_host(&edge, &host);
     assert!(by_host.ends_with("second push") && by_host.contains("x-robots-tag: noindex"), "{by_host}");
     for hostile in ["pr-7.evil.com", "PR-7.localhost", "pr-7.localhost.", "pr-7..localhost", "pr-7.localhost:x"] {
@@ -251,6 +256,13 @@ fn previews_are_never_promoted_deployed_or_rolled_back_to(mut f: Fixture) {
     f.run(&["preview"], &event).assert_code(3);
     let alias = f.with_site(async |site| site.aliases.read(PullRequest::parse("3").unwrap()).await.unwrap());
     assert_eq!(alias.as_deref(), Some("pr-3-5"));
+    let status = f.run(&["status"], &[]).assert_code(0).stdout();
+    assert!(status.lines().any(|l| l.contains("pr-3-7") && l.contains("smoke failed")), "{status}");
+    // Re-run with a smoke test that passes: the alias moves and `status` drops the old verdict.
+    f.run(&["preview"], &event[..3]).assert_code(0);
+    assert_eq!(self::alias(&f, "3").as_deref(), Some("pr-3-7"));
+    let status = f.run(&["status"], &[]).assert_code(0).stdout();
+    assert!(!status.contains("smoke failed"), "{status}");
 }
 
 fn close_deletes_the_alias_and_the_previews_of_its_pull_request_only(mut f: Fixture) {
@@ -261,6 +273,9 @@ fn close_deletes_the_alias_and_the_previews_of_its_pull_request_only(mut f: Fixt
     push(&f, "10", "3", "ten");
     let before = live_state(&f);
     let closed = [("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/9/merge")];
+    let dry = f.run(&["preview", "--close", "--dry-run"], &closed).assert_code(0).stdout();
+    assert!(dry.contains("dry run: nothing was deleted"), "{dry}");
+    assert_eq!(alias(&f, "9").as_deref(), Some("pr-9-2"), "a dry run deletes nothing");
     let report = f.run(&["preview-close", "--json"], &closed).assert_code(0).json();
     assert_eq!(report["deleted"], serde_json::json!(["pr-9-1", "pr-9-2"]), "{report}");
     assert_eq!(report["alias_deleted"], true);
@@ -365,8 +380,13 @@ fn hostile_pull_request_numbers_are_refused_before_anything_is_written(f: Fixtur
 
 /// `GET /` with the `Host` header a browser sends for `host`; the whole answer as text.
 fn with_host(edge: &Edge, host: &str) -> String {
+    with_host_at(edge, host, "/")
+}
+
+/// `path` fetched with the `Host` header `host`.
+fn with_host_at(edge: &Edge, host: &str, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(edge.url.trim_start_matches("http://")).unwrap();
-    write!(stream, "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
