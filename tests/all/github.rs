@@ -174,6 +174,13 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
         assert!(state.seen.iter().all(|s| s.authorization.as_deref() == Some(bearer.as_str())));
     }
 
+    // A re-run of the older push 1 finishing last leaves the comment and the deployment alone.
+    let calls = state.lock().unwrap().seen.len();
+    let rerun = push(&f, &api, "1");
+    assert_eq!(rerun.code(), 0, "{}", rerun.stderr());
+    assert_eq!(state.lock().unwrap().seen.len(), calls, "no GitHub call for an older preview");
+    assert!(state.lock().unwrap().comments[1].1.contains("`pr-7-2`"), "the comment still names the newest");
+
     state.lock().unwrap().forbidden = true;
     let refused = push(&f, &api, "3");
     assert_eq!(refused.code(), 0, "a refusal never fails the step: {}", refused.stderr());
