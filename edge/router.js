@@ -375,7 +375,8 @@ async function aliasTarget(alias, now = Date.now()) {
   let version = kept ? kept.version : null;
   try {
     const value = await withTimeout(readAlias(alias), CALL_TIMEOUT_MS * ATTEMPTS);
-    version = typeof value === 'string' && VERSION.test(value) ? value : null;
+    // Only a preview of the alias's own pull request (`pr-<n>-<run>`): never a release, another's.
+    version = typeof value === 'string' && VERSION.test(value) && value.startsWith(`${alias}-`) && value.length > alias.length + 1 ? value : null;
   } catch (error) {
     console.warn(`cutover router: reading the alias ${alias} failed: ${error.message || error}`);
   }
@@ -401,13 +402,13 @@ function hostAlias(headers) {
 }
 
 /** What a request asks for once aliases are resolved; the cookie keeps the alias, so pins follow pushes. */
-async function aliased(asked, request, now = Date.now()) {
-  const host = hostAlias(request.headers);
+async function aliased(asked, request, now = Date.now(), target = aliasTarget) {
+  const host = asked.kind === 'clear' ? null : hostAlias(request.headers);
   if (host) {
-    return { kind: 'pin', version: (await aliasTarget(host, now)) ?? host, source: 'host', value: host };
+    return { kind: 'pin', version: (await target(host, now)) ?? host, source: 'host', value: host };
   }
   if (asked.kind === 'pin' && ALIAS.test(asked.version)) {
-    return { ...asked, version: (await aliasTarget(asked.version, now)) ?? asked.version };
+    return { ...asked, version: (await target(asked.version, now)) ?? asked.version };
   }
   return asked;
 }
@@ -786,7 +787,10 @@ async function viewerResponse(event) {
       ? ((response.headers[VERSION_HEADER] || [])[0] || {}).value || null
       : versionInPath(request.uri) ??
         (request.uri.startsWith(sharedDir()) ? ((request.headers[VERSION_HEADER] || [])[0] || {}).value || null : null);
-  const asked = await aliased(ask(request), request);
+  // The alias was resolved before (viewer-request, or origin-request in origin-path mode) to what
+  // is served: a second lookup could name a push made since, so the alias's own preview stands.
+  const resolved = (alias, now) => (served && served.startsWith(`${alias}-`) ? served : aliasTarget(alias, now));
+  const asked = await aliased(ask(request), request, Date.now(), resolved);
   const decision = { headers: {}, setCookies: [] };
   if (asked.kind === 'clear') {
     decision.setCookies = [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);

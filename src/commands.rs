@@ -92,6 +92,9 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             let run_url = plan.run.run_url.as_deref();
             let report =
                 preview::close(&site, pr, plan.lock_lease, run_url, plan.dry_run).await.map_err(prune_failed)?;
+            if plan.dry_run {
+                reporter.warn("dry run: nothing was deleted; the report says what the close would delete");
+            }
             reporter.result(&report, || report.render())
         }
         Command::Rollback => {
@@ -105,13 +108,12 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             reporter.result(&status, || status.render())
         }
         Command::Prune => {
-            if plan.keep.is_none() {
-                return Err(InputError::new("keep", "prune needs `keep`, the number of releases to keep").into());
-            }
+            // Without `keep` no release is pruned, only previews past `preview-ttl` (a scheduled cleanup).
+            let keep = Some(plan.keep.unwrap_or(usize::MAX));
             status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
             let request = PruneRequest {
-                retention: retention(&plan),
+                retention: Retention { keep, ..retention(&plan) },
                 lock_lease: plan.lock_lease,
                 run_url: plan.run.run_url.as_deref(),
                 dry_run: plan.dry_run,
@@ -219,7 +221,15 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     let smoked = reporter.phase("smoke", smoke_release(&site, plan, &version, reporter)).await;
     let (checks, _) = remember_verdict(&site, plan, &version, smoked).await?;
     outputs.smoke = checks;
-    site.aliases.write(pr, &version).await.with_context(|| format!("pointing {} at {version}", pr.alias()))?;
+    // A re-run whose smoke test passed: `status` must not keep an earlier failure's verdict.
+    if let Err(e) = crate::release::Verdict::clear(&site, &version).await {
+        reporter.warn(&format!("could not drop an earlier verdict of {version}: {:#}", anyhow::Error::new(e)));
+    }
+    let run_url = plan.run.run_url.as_deref();
+    let newer = preview::point_alias(&site, pr, &version, plan.lock_lease, run_url, plan.take_over_pointer)
+        .await
+        .map_err(prune_failed)
+        .with_context(|| format!("pointing {} at {version}", pr.alias()))?;
     let ssm = matches!(&plan.backend, Backend::Aws(aws) if matches!(aws.pointer, AwsPointer::Ssm { .. }));
     outputs.preview_url = match (&plan.preview_domain, &plan.edge.secret, &plan.site_url, &plan.backend) {
         // Host links carry no signature, so with a secret only the signed query link works; and
@@ -229,6 +239,14 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         (_, _, None, Backend::Local { .. }) => Some(local_url(plan.listen)?.preview(&pr.alias(), &plan.edge)),
         (_, _, None, Backend::Aws(_)) => None,
     };
+    if let Some(newer) = newer {
+        // An older push finishing last (a re-run, a race) must not take the link back.
+        reporter.warn(&format!(
+            "{} stays on the newer {newer}: {version} is staged and smoke-tested, reachable by its version",
+            pr.alias()
+        ));
+        return Ok(outputs);
+    }
     crate::say!("{} now shows {version}", pr.alias());
     if let Some(github) = &plan.github {
         let url = outputs.preview_url.as_ref().map(ToString::to_string);

@@ -134,7 +134,7 @@ impl Caller<'_> {
         serde_json::from_slice(&bytes).map_err(|e| format!("{what}: the answer is not JSON: {e}"))
     }
 
-    /// Updates the comment holding [`MARKER`], else creates it.
+    /// Updates the comment holding [`MARKER`] that a bot wrote, else creates it.
     async fn comment(&self, preview: &Preview<'_>) -> Result<(), String> {
         let body = json!({ "body": comment_body(preview) });
         let number = preview.pull_request;
@@ -142,7 +142,7 @@ impl Caller<'_> {
             let path = format!("issues/{number}/comments?per_page=100&page={page}");
             let comments = self.send(reqwest::Method::GET, &path, None).await?;
             let comments = comments.as_array().cloned().unwrap_or_default();
-            let ours = comments.iter().find(|c| c["body"].as_str().is_some_and(|b| b.contains(MARKER)));
+            let ours = comments.iter().find(|c| is_ours(c));
             if let Some(id) = ours.and_then(|c| c["id"].as_u64()) {
                 self.send(reqwest::Method::PATCH, &format!("issues/comments/{id}"), Some(&body)).await?;
                 return Ok(());
@@ -182,6 +182,13 @@ impl Caller<'_> {
     }
 }
 
+/// Whether a comment is the one cutover wrote: it holds [`MARKER`] and a bot wrote it (the
+/// workflow's `GITHUB_TOKEN` writes as `github-actions[bot]`, an app's token as its bot). Anyone
+/// can paste the marker into a comment of their own; cutover never edits a person's comment.
+fn is_ours(comment: &Value) -> bool {
+    comment["body"].as_str().is_some_and(|b| b.contains(MARKER)) && comment["user"]["type"] == "Bot"
+}
+
 /// The comment: the marker, the link, the version and the counts.
 fn comment_body(preview: &Preview<'_>) -> String {
     let link = preview.url.map_or_else(|| "(no site-url: no link)".to_owned(), |url| format!("[{url}]({url})"));
@@ -201,6 +208,15 @@ mod tests {
         for bad in ["", "a", "a/", "/b", "a/b/c", "../b", "a/..", "a/b?x", "a b/c", "a/b#"] {
             assert!(!is_repository(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_a_bots_comment_with_the_marker_is_ours() {
+        let comment = |body: &str, kind: &str| json!({ "id": 1, "body": body, "user": { "login": "x", "type": kind } });
+        assert!(is_ours(&comment(MARKER, "Bot")));
+        assert!(!is_ours(&comment(MARKER, "User")), "a person's comment quoting the marker");
+        assert!(!is_ours(&comment("hello", "Bot")));
+        assert!(!is_ours(&json!({ "id": 1, "body": MARKER })), "no author");
     }
 
     #[test]

@@ -35,6 +35,15 @@ pub enum Guard {
     )]
     ForeignPointer { pointer: String, value: String },
     #[error(
+        "the alias {alias} holds {value:?}, which is no preview of its pull request; cutover does not overwrite a value it did not write: set `take-over-pointer: true` to replace it"
+    )]
+    ForeignAlias { alias: String, value: String },
+    /// `preview --close` ran for this pull request: a push still running, or a re-run, makes no link.
+    #[error(
+        "the pull request {number} was closed at {closed_at}: its preview is staged but not linked; if it was reopened, set `take-over-pointer: true` once"
+    )]
+    Closed { number: u64, closed_at: String },
+    #[error(
         "the active version was rolled back from {} to {} while this run was working; re-run to release on top of it",
         or_nothing(expected),
         or_nothing(active)

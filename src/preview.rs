@@ -1,17 +1,26 @@
 //! Closing a pull request's previews: its alias goes first, so the stable link stops naming a
 //! release being deleted, then each of its preview releases, record first (as prune deletes),
 //! under the deploy lock. A preview that is live or the rollback target (neither can be made so
-//! by cutover, but a pointer can be written by hand) is never touched.
+//! by cutover, but a pointer can be written by hand) is never touched. And moving the alias, also
+//! under the lock, only forward: a re-run of an older push, or a push that finishes after a newer
+//! one, leaves it naming the newer preview; and never after the close, which leaves a record
+//! (`_cutover/previews/pr-<n>.json`) that a preview still running or re-run finds.
 
+use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::backend::Site;
 use crate::lock::DeployLock;
+use crate::outcome::{Guard, Refusal};
+use crate::pointer::PointerError;
 use crate::pointer::rollback_target;
 use crate::prune::{PruneError, delete_release};
 use crate::pull_request::{PullRequest, preview_of};
-use crate::release::all_records;
+use crate::release::{Layout, all_records};
+use crate::store::{Condition, json_meta};
 
 /// What closing a pull request deleted, and what it left because it is live or the one before.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -40,6 +49,10 @@ pub async fn close(
     }
     let lock = DeployLock::acquire(site, lock_lease, run_url).await?;
     let result = async {
+        let closed = Closed { closed_at: chrono::Utc::now().to_rfc3339() };
+        let body = serde_json::to_vec(&closed).expect("a closed record serialises");
+        let key = closed_key(&site.layout, pr);
+        site.store.put(&key, Bytes::from(body), &json_meta(), Condition::Always).await.map_err(PointerError::from)?;
         if report.alias_deleted {
             site.aliases.delete(pr).await?;
         }
@@ -59,6 +72,72 @@ pub async fn close(
     .await;
     lock.release().await?;
     result.map(|()| report)
+}
+
+/// Points the alias of `pr` at its preview `version` unless it names a newer preview of `pr`,
+/// which it then keeps and returns. Read, compare and write hold the deploy lock, so two runs
+/// finishing together cannot both write. A value that is no preview of `pr` is refused unless
+/// `take_over` (it was not written by cutover, or names another pull request's preview).
+pub async fn point_alias(
+    site: &Site,
+    pr: PullRequest,
+    version: &str,
+    lock_lease: Duration,
+    run_url: Option<&str>,
+    take_over: bool,
+) -> Result<Option<String>, PruneError> {
+    let lock = DeployLock::acquire(site, lock_lease, run_url).await?;
+    let result = async {
+        let key = closed_key(&site.layout, pr);
+        let closed = site.store.get(&key).await.map_err(PointerError::from)?;
+        let reopened = take_over && closed.is_some();
+        if let Some(closed) = closed.filter(|_| !take_over) {
+            let closed_at = serde_json::from_slice::<Closed>(&closed.body)
+                .map_or_else(|_| "an unknown time".to_owned(), |c| c.closed_at);
+            return Err(Refusal(Guard::Closed { number: pr.number(), closed_at }).into());
+        }
+        let newer = match site.aliases.read(pr).await? {
+            Some(named) if preview_of(&named) == Some(pr) => {
+                (run_order(pr, &named, version) == Ordering::Greater).then_some(named)
+            }
+            Some(value) if !take_over => {
+                return Err(Refusal(Guard::ForeignAlias { alias: pr.alias(), value }).into());
+            }
+            _ => None,
+        };
+        if newer.is_none() {
+            lock.check()?;
+            site.aliases.write(pr, version).await?;
+            // Taking over after a close means the pull request was reopened: later pushes link again.
+            if reopened {
+                site.store.delete(&[key]).await.map_err(PointerError::from)?;
+            }
+        }
+        Ok(newer)
+    }
+    .await;
+    lock.release().await?;
+    result
+}
+
+/// The record `preview --close` leaves: previews of the pull request make no link after it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Closed {
+    closed_at: String,
+}
+
+/// `<prefix>/_cutover/previews/pr-<n>.json`, where the close of pull request `pr` is recorded.
+pub fn closed_key(layout: &Layout, pr: PullRequest) -> String {
+    format!("{}previews/{}.json", layout.cutover_dir(), pr.alias())
+}
+
+/// How the runs of two previews of `pr` order: by the release order of their run parts (numbers
+/// as numbers), so run 10 is newer than run 9.
+fn run_order(pr: PullRequest, a: &str, b: &str) -> Ordering {
+    let prefix = format!("{}-", pr.alias());
+    let runs = [a, b].map(|v| (v.strip_prefix(&prefix).unwrap_or(v), chrono::DateTime::<chrono::Utc>::MIN_UTC));
+    let places = crate::version::places(&runs);
+    places[0].cmp(&places[1])
 }
 
 impl CloseReport {

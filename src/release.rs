@@ -235,6 +235,12 @@ impl Verdict {
         store.put(&layout.verdict_key(version), body, &json_meta(), Condition::Always).await
     }
 
+    /// Drops the verdict of `version`: a later run's smoke test passed (a preview pushed again).
+    pub async fn clear(site: &(impl AsRef<dyn Store> + AsRef<Layout>), version: &str) -> Result<(), StoreError> {
+        let (store, layout): (&dyn Store, &Layout) = (site.as_ref(), site.as_ref());
+        store.delete(&[layout.verdict_key(version)]).await
+    }
+
     /// Every verdict of the site, by version; unreadable ones are skipped.
     pub async fn read_all(
         site: &(impl AsRef<dyn Store> + AsRef<Layout>),

@@ -58,6 +58,31 @@ test('the alias link and its cookie serve the newest preview, and follow the ali
   assert.equal(got.uri, '/site/pr-7-11/index.html', 'an older preview stays reachable by its version');
 });
 
+test('viewer-response keeps the preview viewer-request resolved, even if the alias moved between them', async () => {
+  const target = { version: 'pr-7-11' };
+  setUp(target);
+  const request = await router.handler(event('/', 'override_build_number=pr-7', host('d111.cloudfront.net')));
+  assert.equal(request.uri, '/site/pr-7-11/index.html');
+  target.version = 'pr-7-12';
+  router.configure({});
+  const response = { status: '200', statusDescription: 'OK', headers: {} };
+  const viewer = { Records: [{ cf: { config: { eventType: 'viewer-response' }, request, response } }] };
+  const out = await router.handler(viewer);
+  assert.equal(value(out.headers, 'x-cutover-override'), null);
+  assert.equal(value(out.headers, 'x-cutover-version'), 'pr-7-11');
+  assert.equal(value(out.headers, 'x-robots-tag'), 'noindex');
+  assert.equal(value(out.headers, 'cache-control'), 'private, no-cache');
+  assert.equal(out.headers['set-cookie'].length, 2);
+});
+
+test('the clear link clears on a preview host too', async () => {
+  setUp({ version: 'pr-7-11' });
+  const got = await through('/', 'override_build_number=clear', host('pr-7.preview.example.com'));
+  assert.equal(got.uri, '/site/1/index.html');
+  assert.deepEqual(got.headers['set-cookie'].map((c) => c.value.split(';')[0]), ['Build-Number=', 'Override=']);
+  assert.equal(value(got.headers, 'x-robots-tag'), null);
+});
+
 test('aliases are read once per cacheSeconds, a bounded number kept', async () => {
   const reads = setUp({ version: 'pr-7-11' });
   for (let i = 0; i < 5; i += 1) await through('/', 'override_build_number=pr-7', host('d111.cloudfront.net'));
@@ -106,10 +131,10 @@ test('with an override secret only signed links pin, and hosts do not', async ()
   assert.equal(value(got.headers, 'x-cutover-override'), 'unsigned');
 });
 
-test('an unreadable alias keeps the last good answer; a bad or missing one pins nothing', async (t) => {
+test('an unreadable alias keeps the last good answer; a bad or missing one, or one naming no preview of its pull request, pins nothing', async (t) => {
   t.mock.method(console, 'warn', () => {});
   setUp({ version: 'pr-7-11' });
-  const values = ['pr-7-11', new Error('ThrottlingException'), '../../x', 'pr-7-12'];
+  const values = ['pr-7-11', new Error('ThrottlingException'), '../../x', 'pr-7-12', '1', 'pr-8-1', 'pr-70-1', 'pr-7-'];
   router.setAliasReader(async () => {
     const next = values.shift();
     if (next instanceof Error) throw next;
@@ -120,6 +145,9 @@ test('an unreadable alias keeps the last good answer; a bad or missing one pins 
   assert.equal(await router.aliasTarget('pr-7', 10_000), 'pr-7-11', 'unreadable: the last good one');
   assert.equal(await router.aliasTarget('pr-7', 20_000), null, 'not a version');
   assert.equal(await router.aliasTarget('pr-7', 30_000), 'pr-7-12');
+  for (const [at, other] of [[40_000, '1'], [50_000, 'pr-8-1'], [60_000, 'pr-70-1'], [70_000, 'pr-7-']]) {
+    assert.equal(await router.aliasTarget('pr-7', at), null, `${other} is no preview of pull request 7`);
+  }
   router.setAliasReader(async () => null);
   const got = await through('/', 'override_build_number=pr-8', host('d111.cloudfront.net'));
   assert.equal(got.uri, '/site/1/index.html');

@@ -133,7 +133,7 @@ define_inputs! {
     smoke_timeout = Some("60s");
     /// How many uploads run at once, 1 to 1024.
     concurrency = Some("32");
-    /// Releases to keep when pruning; the active one, the one before it, any staged in the last hour and any live within `skew-window` are always kept; previews never count (`preview-ttl` ages them out); 0 to 100000. Unset: no pruning.
+    /// Releases to keep when pruning; the active one, the one before it, any staged in the last hour and any live within `skew-window` are always kept; previews never count (`preview-ttl` ages them out); 0 to 100000. Unset: `deploy` prunes nothing and `prune` deletes only previews past `preview-ttl`.
     keep = None;
     /// With `preview`: the pull request the preview is for, 1 to 999999999. Unset: from the CI system (GitHub's `pull_request` events, CircleCI's `CIRCLE_PULL_REQUEST`).
     pull_request = None;

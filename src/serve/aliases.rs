@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::backend::Site;
-use crate::pull_request::{PullRequest, alias_of};
+use crate::pull_request::{PullRequest, alias_of, preview_of};
 use crate::routing::{Ask, EdgeNames, Source};
 
 /// Aliases remembered at once, the one read longest ago let go first (a client cannot grow the
@@ -26,7 +26,8 @@ impl AliasCache {
     /// override secret, which only signed links pass), else a pin naming an alias, pinned to the
     /// preview the alias names; the cookie keeps the alias, so the pin follows later pushes.
     pub(super) async fn resolve(&self, site: &Site, names: &EdgeNames, asked: Ask, host: Option<&str>) -> Ask {
-        if let Some(pr) = host.and_then(host_alias).filter(|_| names.secret.is_none()) {
+        // The clear link drops the cookies on a preview host too.
+        if let Some(pr) = host.and_then(host_alias).filter(|_| names.secret.is_none() && !matches!(asked, Ask::Clear)) {
             let version = self.target(site, pr).await.unwrap_or_else(|| pr.alias());
             return Ask::Pin { version, source: Source::Cookie, value: pr.alias() };
         }
@@ -48,7 +49,8 @@ impl AliasCache {
             return target.clone();
         }
         let target = match site.aliases.read(pr).await {
-            Ok(target) => target.filter(|v| crate::version::is_valid(v)),
+            // Only a preview of this pull request: a hand-written release or another's is no link.
+            Ok(target) => target.filter(|v| crate::version::is_valid(v) && preview_of(v) == Some(pr)),
             Err(e) => {
                 crate::say!("local edge: reading the alias {}: {e:#}", pr.alias());
                 cached.and_then(|(_, target)| target)

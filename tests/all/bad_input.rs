@@ -39,7 +39,7 @@ const CASES: &[Case] = &[
     (&["deploy"], &[("CUTOVER_KEEP", "99999999999999999999999")], "keep"),
     (&["deploy"], &[("CUTOVER_CONCURRENCY", "99999999999999999999999")], "concurrency"),
     (&["deploy"], &[("INPUT_DRY-RUN", "perhaps")], "dry-run"),
-    (&["prune"], &[], "keep"),
+    (&["prune"], &[("CUTOVER_KEEP", "-1")], "keep"),
     (&["promote", "../etc"], &[], "version"),
     (&["rollback", "--to", "a b"], &[], "to"),
 ];

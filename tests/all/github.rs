@@ -25,7 +25,8 @@ struct Seen {
 #[derive(Default)]
 struct State {
     seen: Vec<Seen>,
-    comments: Vec<(u64, String)>,
+    /// Each comment's id, body and author (`None`: cutover's, as `github-actions[bot]`).
+    comments: Vec<(u64, String, Option<&'static str>)>,
     forbidden: bool,
 }
 
@@ -81,19 +82,28 @@ fn answer(state: &Mutex<State>, seen: Seen) -> (u16, Value) {
     let path = seen.path.split('?').next().unwrap_or_default().to_owned();
     match (seen.method.as_str(), path.as_str()) {
         ("GET", "/repos/o/r/issues/7/comments") => {
-            let comments: Vec<Value> =
-                state.comments.iter().map(|(id, body)| json!({ "id": id, "body": body })).collect();
+            let comments: Vec<Value> = state
+                .comments
+                .iter()
+                .map(|(id, body, person)| {
+                    let user = match person {
+                        Some(login) => json!({ "login": login, "type": "User" }),
+                        None => json!({ "login": "github-actions[bot]", "type": "Bot" }),
+                    };
+                    json!({ "id": id, "body": body, "user": user })
+                })
+                .collect();
             (200, Value::Array(comments))
         }
         ("POST", "/repos/o/r/issues/7/comments") => {
             let id = 100 + state.comments.len() as u64;
-            state.comments.push((id, seen.body["body"].as_str().unwrap_or_default().to_owned()));
+            state.comments.push((id, seen.body["body"].as_str().unwrap_or_default().to_owned(), None));
             (201, json!({ "id": id }))
         }
         ("PATCH", comment) if comment.starts_with("/repos/o/r/issues/comments/") => {
             let id: u64 = comment.rsplit('/').next().unwrap().parse().unwrap();
             let body = seen.body["body"].as_str().unwrap_or_default().to_owned();
-            state.comments.iter_mut().filter(|(c, _)| *c == id).for_each(|(_, b)| *b = body.clone());
+            state.comments.iter_mut().filter(|(c, _, _)| *c == id).for_each(|(_, b, _)| *b = body.clone());
             (200, json!({ "id": id }))
         }
         ("POST", "/repos/o/r/deployments") => (201, json!({ "id": 5 })),
@@ -125,6 +135,9 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
     let api = fake_api(state.clone());
     let mut printed = String::new();
 
+    // A person's comment quoting the marker is never edited.
+    let quoted = format!("look: {}", cutover::github::MARKER);
+    state.lock().unwrap().comments.push((99, quoted.clone(), Some("mallory")));
     let first = push(&f, &api, "1");
     assert_eq!(first.code(), 0, "{}", first.stderr());
     let link = f.outputs()["preview-url"].clone();
@@ -133,8 +146,9 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
     assert_eq!(second.code(), 0, "{}", second.stderr());
     {
         let state = state.lock().unwrap();
-        assert_eq!(state.comments.len(), 1, "one comment, updated: {:?}", state.comments);
-        let body = &state.comments[0].1;
+        assert_eq!(state.comments.len(), 2, "one comment of cutover's, updated: {:?}", state.comments);
+        assert_eq!(state.comments[0].1, quoted, "the person's comment is untouched");
+        let body = &state.comments[1].1;
         assert!(body.contains(cutover::github::MARKER) && body.contains(&link) && body.contains("`pr-7-2`"), "{body}");
         let calls: Vec<String> =
             state.seen.iter().map(|s| format!("{} {}", s.method, s.path.split('?').next().unwrap())).collect();
@@ -146,7 +160,7 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
                 "POST /repos/o/r/deployments",
                 "POST /repos/o/r/deployments/5/statuses",
                 "GET /repos/o/r/issues/7/comments",
-                "PATCH /repos/o/r/issues/comments/100",
+                "PATCH /repos/o/r/issues/comments/101",
                 "POST /repos/o/r/deployments",
                 "POST /repos/o/r/deployments/5/statuses",
             ]
@@ -159,6 +173,13 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
         let bearer = format!("Bearer {TOKEN}");
         assert!(state.seen.iter().all(|s| s.authorization.as_deref() == Some(bearer.as_str())));
     }
+
+    // A re-run of the older push 1 finishing last leaves the comment and the deployment alone.
+    let calls = state.lock().unwrap().seen.len();
+    let rerun = push(&f, &api, "1");
+    assert_eq!(rerun.code(), 0, "{}", rerun.stderr());
+    assert_eq!(state.lock().unwrap().seen.len(), calls, "no GitHub call for an older preview");
+    assert!(state.lock().unwrap().comments[1].1.contains("`pr-7-2`"), "the comment still names the newest");
 
     state.lock().unwrap().forbidden = true;
     let refused = push(&f, &api, "3");

@@ -17,6 +17,9 @@ on_both_backends!(
     close_deletes_the_alias_and_the_previews_of_its_pull_request_only,
     prune_deletes_previews_past_their_ttl_and_never_counts_them_in_keep,
     hostile_pull_request_numbers_are_refused_before_anything_is_written,
+    the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write,
+    a_push_finishing_after_the_close_makes_no_link,
+    prune_with_only_a_preview_ttl_deletes_expired_previews_and_no_release,
 );
 
 /// With a CloudFront pointer the alias is an object under `_cutover/aliases/`: the preview moves
@@ -50,6 +53,13 @@ fn with_an_origin_path_pointer_the_alias_is_an_object_beside_the_releases() {
 /// A push of pull request `pr` built by run `run`, as `cutover preview` on GitHub's
 /// `pull_request` event.
 fn push(f: &Fixture, pr: &str, run: &str, body: &str) -> std::collections::BTreeMap<String, String> {
+    let ran = push_with(f, pr, run, body, &[]);
+    assert_eq!(ran.code(), 0, "{}", ran.stderr());
+    f.outputs()
+}
+
+/// [`push`] with more variables, whatever its exit code.
+fn push_with(f: &Fixture, pr: &str, run: &str, body: &str, extra: &[(&str, &str)]) -> crate::harness::Run {
     let dist = f.site(&format!("pr{pr}-{run}"), &[("index.html", body)]);
     let event = [
         ("CUTOVER_DIST_DIR", dist.to_str().unwrap()),
@@ -57,9 +67,61 @@ fn push(f: &Fixture, pr: &str, run: &str, body: &str) -> std::collections::BTree
         ("GITHUB_REF", &format!("refs/pull/{pr}/merge")),
         ("GITHUB_RUN_NUMBER", run),
     ];
-    let ran = f.run(&["preview"], &event);
-    assert_eq!(ran.code(), 0, "{}", ran.stderr());
-    f.outputs()
+    f.run(&["preview"], &[&event[..], extra].concat())
+}
+
+/// The alias of pull request `pr`, read from the store.
+fn alias(f: &Fixture, pr: &str) -> Option<String> {
+    let pr = PullRequest::parse(pr).unwrap();
+    f.with_site(async |site| site.aliases.read(pr).await.unwrap())
+}
+
+/// The close leaves a record: a push still running when the pull request closed, or a re-run after,
+/// is refused (exit 4, "was closed") before its alias is written; `take-over-pointer` (a reopened
+/// pull request) links again and drops the record, so the next push needs nothing.
+fn a_push_finishing_after_the_close_makes_no_link(f: Fixture) {
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    push(&f, "7", "1", "first");
+    f.run(&["preview-close"], &[("CUTOVER_PULL_REQUEST", "7")]).assert_code(0);
+    let late = push_with(&f, "7", "2", "late", &[]);
+    assert_eq!(late.code(), 4, "{}", late.stderr());
+    assert!(late.stderr().contains("the pull request 7 was closed at"), "{}", late.stderr());
+    assert_eq!(alias(&f, "7"), None, "no link after the close");
+    push_with(&f, "7", "3", "reopened", &[("CUTOVER_TAKE_OVER_POINTER", "true")]).assert_code(0);
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-3"));
+    push(&f, "7", "4", "next");
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-4"));
+}
+
+/// A re-run of an older push, or a push finishing after a newer one, stages and smoke-tests its
+/// preview but leaves the alias on the newer one (run 10 is newer than run 9, as numbers); a value
+/// that is no preview of the pull request is refused (exit 4) unless `take-over-pointer`.
+fn the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write(mut f: Fixture) {
+    let edge = f.start_edge();
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    push(&f, "7", "10", "newer");
+    let older = push_with(&f, "7", "9", "older", &[]);
+    assert_eq!(older.code(), 0, "{}", older.stderr());
+    assert!(older.stdout().contains("pr-7 stays on the newer pr-7-10"), "{}", older.stdout());
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-10"), "the older run left the alias");
+    assert_eq!(f.outputs()["version"], "pr-7-9", "the older preview was staged");
+    push(&f, "7", "11", "newest");
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-11"));
+
+    let pr = PullRequest::parse("8").unwrap();
+    for foreign in ["pr-9-1", "1", "hand-written"] {
+        f.with_site(async |site| site.aliases.write(pr, foreign).await.unwrap());
+        let refused = push_with(&f, "8", "1", "eight", &[]);
+        assert_eq!(refused.code(), 4, "{foreign}: {}", refused.stderr());
+        assert!(refused.stderr().contains("the alias pr-8 holds"), "{}", refused.stderr());
+        assert_eq!(alias(&f, "8").as_deref(), Some(foreign), "a value cutover did not write stays");
+        // Nor does the edge follow it: the link pins nothing and the live page answers.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let page = edge.get("/?override_build_number=pr-8", None);
+        assert_eq!((page.body.as_str(), page.header("set-cookie")), ("live", None), "{foreign}");
+    }
+    push_with(&f, "8", "1", "eight", &[("CUTOVER_TAKE_OVER_POINTER", "true")]).assert_code(0);
+    assert_eq!(alias(&f, "8").as_deref(), Some("pr-8-1"));
 }
 
 /// The live pointer's state: its history, and on SSM the parameter's version number.
@@ -111,6 +173,11 @@ fn each_push_is_a_new_preview_the_alias_follows_and_nothing_goes_live(mut f: Fix
     assert_eq!(older.body, "first push", "the first preview stays reachable by its version");
 
     let host = format!("pr-7.localhost:{}", edge.url.rsplit(':').next().unwrap());
+    let cleared = with_host_at(&edge, &host, "/?override_build_number=clear");
+    assert!(
+        cleared.to_ascii_lowercase().contains("set-cookie: build-number=;"),
+        "the clear link clears on a preview host: {cleared}"
+    );
     let by_host = with_host(&edge, &host);
     assert!(by_host.ends_with("second push") && by_host.contains("x-robots-tag: noindex"), "{by_host}");
     for hostile in ["pr-7.evil.com", "PR-7.localhost", "pr-7.localhost.", "pr-7..localhost", "pr-7.localhost:x"] {
@@ -189,6 +256,13 @@ fn previews_are_never_promoted_deployed_or_rolled_back_to(mut f: Fixture) {
     f.run(&["preview"], &event).assert_code(3);
     let alias = f.with_site(async |site| site.aliases.read(PullRequest::parse("3").unwrap()).await.unwrap());
     assert_eq!(alias.as_deref(), Some("pr-3-5"));
+    let status = f.run(&["status"], &[]).assert_code(0).stdout();
+    assert!(status.lines().any(|l| l.contains("pr-3-7") && l.contains("smoke failed")), "{status}");
+    // Re-run with a smoke test that passes: the alias moves and `status` drops the old verdict.
+    f.run(&["preview"], &event[..3]).assert_code(0);
+    assert_eq!(self::alias(&f, "3").as_deref(), Some("pr-3-7"));
+    let status = f.run(&["status"], &[]).assert_code(0).stdout();
+    assert!(!status.contains("smoke failed"), "{status}");
 }
 
 fn close_deletes_the_alias_and_the_previews_of_its_pull_request_only(mut f: Fixture) {
@@ -199,6 +273,9 @@ fn close_deletes_the_alias_and_the_previews_of_its_pull_request_only(mut f: Fixt
     push(&f, "10", "3", "ten");
     let before = live_state(&f);
     let closed = [("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/9/merge")];
+    let dry = f.run(&["preview", "--close", "--dry-run"], &closed).assert_code(0).stdout();
+    assert!(dry.contains("dry run: nothing was deleted"), "{dry}");
+    assert_eq!(alias(&f, "9").as_deref(), Some("pr-9-2"), "a dry run deletes nothing");
     let report = f.run(&["preview-close", "--json"], &closed).assert_code(0).json();
     assert_eq!(report["deleted"], serde_json::json!(["pr-9-1", "pr-9-2"]), "{report}");
     assert_eq!(report["alias_deleted"], true);
@@ -256,6 +333,29 @@ fn prune_deletes_previews_past_their_ttl_and_never_counts_them_in_keep(mut f: Fi
     f.assert_releases_intact();
 }
 
+/// `prune --preview-ttl 1h` without `keep` (a scheduled job's cleanup, e.g. on CircleCI, where
+/// nothing runs when a pull request closes) deletes the expired previews and no release at all.
+fn prune_with_only_a_preview_ttl_deletes_expired_previews_and_no_release(mut f: Fixture) {
+    let _edge = f.start_edge();
+    for version in ["1", "2", "3"] {
+        f.deploy(&f.site(&format!("v{version}"), &[("index.html", version)]), version);
+    }
+    push(&f, "4", "1", "old");
+    push(&f, "4", "2", "new");
+    f.with_site(async |site| {
+        for version in ["1", "pr-4-1"] {
+            let key = site.layout.record_key(version);
+            let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+            record.created_at -= chrono::Duration::hours(3);
+            site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+        }
+    });
+    let pruned = f.run(&["prune", "--preview-ttl", "1h", "--json"], &[]).assert_code(0).json();
+    assert_eq!(pruned["deleted"], serde_json::json!(["pr-4-1"]), "release 1 is old but stays: {pruned}");
+    assert_eq!(f.active().as_deref(), Some("3"));
+    f.assert_releases_intact();
+}
+
 fn hostile_pull_request_numbers_are_refused_before_anything_is_written(f: Fixture) {
     let dist = f.site("v1", &[("index.html", "x")]);
     let dist = dist.to_str().unwrap();
@@ -280,8 +380,13 @@ fn hostile_pull_request_numbers_are_refused_before_anything_is_written(f: Fixtur
 
 /// `GET /` with the `Host` header a browser sends for `host`; the whole answer as text.
 fn with_host(edge: &Edge, host: &str) -> String {
+    with_host_at(edge, host, "/")
+}
+
+/// `path` fetched with the `Host` header `host`.
+fn with_host_at(edge: &Edge, host: &str, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(edge.url.trim_start_matches("http://")).unwrap();
-    write!(stream, "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
