@@ -182,12 +182,12 @@ test('unknown override values cost a bounded number of reads: remembered, capped
   const aliasReads = [];
   router.setAliasReader(async (alias) => {
     aliasReads.push(alias);
-    return alias === 'pr-1' ? '40' : null;
+    return alias === 'pr-1' ? 'pr-1-40' : null;
   });
-  assert.equal(await router.aliasTarget('pr-1', 2_000_000), '40');
+  assert.equal(await router.aliasTarget('pr-1', 2_000_000), 'pr-1-40');
   for (let n = 2; n < 100; n += 1) await router.aliasTarget(`pr-${n}`, 2_000_000 + n * 100);
   aliasReads.length = 0;
-  assert.equal(await router.aliasTarget('pr-1', 2_011_000), '40');
+  assert.equal(await router.aliasTarget('pr-1', 2_011_000), 'pr-1-40');
   assert.deepEqual(aliasReads, [], 'a hundred other aliases did not wipe the cache');
   for (let n = 100; n < 200; n += 1) await router.aliasTarget(`pr-${n}`, 2_020_000);
   assert.equal(aliasReads.length, 16, 'at most 16 aliases never seen are read a second');
