@@ -12,6 +12,8 @@ use bytes::Bytes;
 use cutover::backend::{AwsClients, Site};
 use cutover::env::Env;
 use cutover::inputs::{Backend, Plan, RawInputs};
+use cutover::release::read_record;
+use cutover::store::{Condition, json_meta};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
@@ -302,6 +304,16 @@ impl Fixture {
             text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         std::fs::remove_file(self.dir.path().join("github_output")).ok();
         outputs
+    }
+
+    /// Makes a release's record two hours old, past the hour in which prune never deletes it.
+    pub fn backdate(&self, version: &str) {
+        self.with_site(async |site| {
+            let key = site.layout.record_key(version);
+            let mut record = read_record(&site, &key).await.unwrap().expect("a recorded release");
+            record.created_at -= chrono::Duration::hours(2);
+            site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+        });
     }
 
     /// The site as the library sees it, for checks and for setting up states a run would leave.

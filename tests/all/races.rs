@@ -320,16 +320,6 @@ fn a_late_lock_release_never_deletes_the_next_holders_lock() {
     assert!(String::from_utf8_lossy(&lock.body).contains("next-holder"));
 }
 
-/// Makes a release old enough to prune.
-fn backdate(f: &Fixture, version: &str) {
-    f.with_site(async |site| {
-        let key = site.layout.record_key(version);
-        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
-        record.created_at -= chrono::Duration::hours(2);
-        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
-    });
-}
-
 /// Counts the requests a test picks out, so a rule can stall only the `n`th.
 struct Nth(std::sync::atomic::AtomicUsize);
 
@@ -365,7 +355,7 @@ fn deploy_all(f: &Fixture, versions: &[&str]) {
 fn a_flip_whose_release_was_pruned_meanwhile_is_put_back() {
     let f = Fixture::moto();
     deploy_all(&f, &["1", "2", "3"]);
-    backdate(&f, "1");
+    f.backdate("1");
     let (lock_writes, pointer_writes) = (Nth::new(), Nth::new());
     let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
         // The lock's first renewal stalls, so it lapses; the rollback's pointer write lands late.
@@ -394,8 +384,8 @@ fn a_flip_whose_release_was_pruned_meanwhile_is_put_back() {
 fn a_prune_past_its_lease_puts_back_the_record_it_deleted() {
     let f = Fixture::moto();
     deploy_all(&f, &["1", "2", "3", "4"]);
-    backdate(&f, "1");
-    backdate(&f, "2");
+    f.backdate("1");
+    f.backdate("2");
     let (lock_writes, deletes) = (Nth::new(), Nth::new());
     let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
         // The lock's first renewal stalls, so it lapses; the first deletion (record 2) lands late.

@@ -6,10 +6,8 @@
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use bytes::Bytes;
-use cutover::release::{ReleaseRecord, read_record};
+use cutover::release::read_record;
 use cutover::rules::{IMMUTABLE, REVALIDATE};
-use cutover::store::{Condition, json_meta};
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -199,16 +197,6 @@ fn age_pool(f: &Fixture) {
     }
 }
 
-/// Makes a release's record two hours old, past the hour in which prune never deletes it.
-fn backdate(f: &Fixture, version: &str) {
-    f.with_site(async |site| {
-        let key = site.layout.record_key(version);
-        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
-        record.created_at -= chrono::Duration::hours(2);
-        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
-    });
-}
-
 /// The paths in the site's pool.
 fn pool(f: &Fixture) -> Vec<String> {
     f.with_site(async |site| {
@@ -225,7 +213,7 @@ fn prune_keeps_the_skew_window_and_sweeps_what_no_kept_release_uses(f: Fixture, 
     for (n, chunk) in chunks.iter().enumerate() {
         let version = (n + 1).to_string();
         f.deploy(&f.site(&version, &[("index.html", &version), (chunk, chunk), (COMMON, "vendor")]), &version);
-        backdate(&f, &version);
+        f.backdate(&version);
     }
     let window = [("CUTOVER_KEEP", "1"), ("CUTOVER_SKEW_WINDOW", "1h")];
     // Every release was live a moment ago: the window keeps them all, and says so.
