@@ -101,14 +101,19 @@ fn a_call_the_credentials_may_not_make_is_reported_as_an_access_error_naming_the
     ];
     let checks = details(&run);
     for (name, action) in expected {
-        let (_, passed, detail, fix) =
-            checks.iter().find(|c| c.0 == name).unwrap_or_else(|| panic!("{name} is checked"));
-        assert!(
-            !passed && detail.starts_with(&format!("access denied: the credentials may not call {action}")),
-            "{name}: {detail}"
-        );
-        assert!(fix.starts_with(&format!("allow {action}")), "{name}: {fix}");
+        let check = checks.iter().find(|c| c.0 == name).unwrap_or_else(|| panic!("{name} is checked"));
+        assert_access_denied(check, action, &format!("allow {action}"));
     }
+}
+
+/// A failed check that says the credentials may not call `action`, with a fix starting `fix_start`.
+fn assert_access_denied(check: &(String, bool, String, String), action: &str, fix_start: &str) {
+    let (name, passed, detail, fix) = check;
+    assert!(
+        !passed && detail.starts_with(&format!("access denied: the credentials may not call {action}")),
+        "{name}: {detail}"
+    );
+    assert!(fix.starts_with(fix_start), "{name}: {fix}");
 }
 
 #[test]
@@ -130,12 +135,7 @@ fn the_live_release_check_reports_a_refused_call_as_an_access_error_naming_the_a
     for (proxy, action, arn) in expected {
         let run = f.run(&["doctor", "--json"], &[("AWS_ENDPOINT_URL", &proxy.url)]);
         run.assert_code(1);
-        let (_, passed, detail, fix) = live(&run);
-        assert!(
-            !passed && detail.starts_with(&format!("access denied: the credentials may not call {action}")),
-            "{detail}"
-        );
-        assert!(fix.starts_with(&format!("allow {action} on {arn}")), "{fix}");
+        assert_access_denied(&live(&run), action, &format!("allow {action} on {arn}"));
     }
 }
 

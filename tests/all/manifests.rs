@@ -280,6 +280,19 @@ fn orb_yml() -> String {
 
 /// Runs `script` with the Python in `.venv` (it has PyYAML), the repository's root as its
 /// argument, and parses the JSON it prints.
+/// The start of a script that reads the two workflows: `release` and `ci`, as PyYAML loads them.
+const WORKFLOWS_PY: &str = r#"
+import json, sys, yaml
+root = sys.argv[1]
+load = lambda name: yaml.safe_load(open(f"{root}/.github/workflows/{name}.yml"))
+release, ci = load("release"), load("ci")
+"#;
+
+/// [`python_json`] with the two workflows loaded first.
+fn workflows_json(script: &str) -> serde_json::Value {
+    python_json(&format!("{WORKFLOWS_PY}{script}"))
+}
+
 fn python_json(script: &str) -> serde_json::Value {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     let output = Command::new(&python)
@@ -939,10 +952,7 @@ fn each_platforms_pushed_image_runs_before_any_tag_names_it() {
 #[test]
 fn releases_start_on_version_tags_and_a_failed_publish_can_be_rerun() {
     let script = r#"
-import json, re, sys, yaml
-root = sys.argv[1]
-load = lambda name: yaml.safe_load(open(f"{root}/.github/workflows/{name}.yml"))
-release, ci = load("release"), load("ci")
+import re
 patterns = release.get("on", release.get(True))["push"]["tags"]
 # GitHub's filter patterns: * is any run of characters but /, + repeats the previous character or
 # class, [] is a class, and the rest stands for itself.
@@ -958,7 +968,7 @@ print(json.dumps({
     "cache": [s["with"] for s in steps if s.get("uses", "").startswith("Swatinem/rust-cache@")],
 }))
 "#;
-    let parsed = python_json(script);
+    let parsed = workflows_json(script);
     assert_eq!(parsed["started"], serde_json::json!(["v1.2.3", "v0.10.0", "v1.2.3-rc.1"]), "{}", parsed["patterns"]);
     let retention = parsed["retention"].as_array().expect("uploads");
     assert!(
@@ -1058,10 +1068,6 @@ print(json.dumps({
 #[test]
 fn a_release_publishes_only_a_commit_that_passed_ci() {
     let script = r#"
-import json, sys, yaml
-root = sys.argv[1]
-load = lambda name: yaml.safe_load(open(f"{root}/.github/workflows/{name}.yml"))
-release, ci = load("release"), load("ci")
 needs = lambda job: [job["needs"]] if isinstance(job.get("needs"), str) else job.get("needs", [])
 print(json.dumps({
     "jobs": {name: {"needs": needs(job), "uses": job.get("uses"), "permissions": job.get("permissions", {})}
@@ -1071,7 +1077,7 @@ print(json.dumps({
     "ci_runs": [s.get("run") for job in ci["jobs"].values() for s in job.get("steps", [])],
 }))
 "#;
-    let parsed = python_json(script);
+    let parsed = workflows_json(script);
     let jobs = parsed["jobs"].as_object().expect("release.yml jobs");
     let gates: Vec<&str> = jobs
         .iter()
