@@ -70,8 +70,8 @@ let active = { version: undefined, readAt: -Infinity };
 let indexes = new Map();
 let pages = new Map();
 
-// Values a client can vary at will (`?override_build_number=`, a cookie, `pr-<n>`) must not each
-// cost a read: one found not to exist is remembered for `edge-cache` (a bounded LRU, so a flood of
+// Values a client can vary at will (`?override_build_number=`, a cookie, `pr-<n>`, a preview host,
+// `?dpl=`, `x-deployment-id`) must not each cost a read: one found not to exist is remembered for `edge-cache` (a bounded LRU, so a flood of
 // them never evicts a real release's index), and a container reads at most NEW_READS_PER_SECOND
 // values it never saw; beyond that one is treated as unknown without a read (logged once a
 // second). The active version is never capped. With `overrideSecret`, an unsigned or forged value
@@ -103,7 +103,7 @@ function mayReadNew(what, now) {
   if (second !== newReads.second) newReads = { second, count: 0 };
   newReads.count += 1;
   if (newReads.count === NEW_READS_PER_SECOND + 1) {
-    console.warn(`cutover router: more than ${NEW_READS_PER_SECOND} new overrides this second; ${what} and the rest are treated as unknown unread`);
+    console.warn(`cutover router: more than ${NEW_READS_PER_SECOND} new versions or aliases asked for this second; ${what} and the rest are treated as unknown unread`);
   }
   return newReads.count <= NEW_READS_PER_SECOND;
 }
@@ -218,17 +218,17 @@ async function activeVersion(now = Date.now()) {
 /**
  * The routing index of a recorded release (a Set of its files), or null; a bounded LRU. A kept
  * index is read again after INDEX_TTL_MS (kept while that read fails), an unknown version after
- * `edge-cache`; with `capped` (an override's version), a version never seen is read only within
- * NEW_READS_PER_SECOND.
+ * `edge-cache`; a version never seen is read only within NEW_READS_PER_SECOND, unless it is the
+ * `active` one (which no request names).
  */
-async function releaseIndex(version, now = Date.now(), { capped = false } = {}) {
+async function releaseIndex(version, now = Date.now(), { active = false } = {}) {
   const kept = indexes.get(version);
   if (kept && now - kept.readAt < INDEX_TTL_MS) {
     indexes.delete(version);
     indexes.set(version, kept);
     return kept.files;
   }
-  if (!kept && (knownUnknown(`version ${version}`, now) || (capped && !mayReadNew(version, now)))) {
+  if (!kept && (knownUnknown(`version ${version}`, now) || (!active && !mayReadNew(version, now)))) {
     return null;
   }
   let files = null;
@@ -500,13 +500,14 @@ async function decide(request, activeOf) {
     setCookies = [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);
   } else if (asked.kind === 'refused') {
     headers[OVERRIDE_HEADER] = asked.why;
-  } else if (asked.kind === 'pin' && asked.source === 'framework') {
-    // A pin to a version not stored is no override: the active version answers.
-    const files = await releaseIndex(asked.version);
-    if (files !== null) chosen = { version: asked.version, files, source: 'framework' };
   } else if (asked.kind === 'pin') {
-    const files = await releaseIndex(asked.version, Date.now(), { capped: true });
-    if (files === null) {
+    // Every version a request names (override, cookie, alias, framework pin) is looked up here,
+    // within the cap on values never seen; one found unknown, or over the cap, is no release.
+    const files = await releaseIndex(asked.version);
+    if (asked.source === 'framework') {
+      // A pin to a version not stored is no override: the active version answers, silently.
+      if (files !== null) chosen = { version: asked.version, files, source: 'framework' };
+    } else if (files === null) {
       headers[OVERRIDE_HEADER] = 'unknown-version';
     } else {
       if (asked.source === 'query') {
@@ -527,7 +528,7 @@ async function decide(request, activeOf) {
     } else if (version === null) {
       outcome = { noRelease: true };
     } else {
-      chosen = { version, files: (await releaseIndex(version)) ?? new Set(), source: 'active' };
+      chosen = { version, files: (await releaseIndex(version, Date.now(), { active: true })) ?? new Set(), source: 'active' };
     }
   }
   // Only a response that carries nothing beyond its version may come from the pool: any other

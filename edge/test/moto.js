@@ -2,6 +2,7 @@
 // A moto server (the local AWS the Rust tests use too) for the router's tests that read SSM and S3
 // over HTTP; the SDK clients the router builds find it through the standard variables.
 
+const http = require('node:http');
 const net = require('node:net');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
@@ -46,4 +47,32 @@ async function startMoto() {
   return { endpoint, stop: () => child.kill() };
 }
 
-module.exports = { startMoto };
+/**
+ * A proxy on loopback in front of moto that records every request (method and path) and becomes
+ * the endpoint the router's SDK clients find, so a test counts the AWS calls the router makes.
+ */
+async function countCalls(moto) {
+  const target = new URL(moto.endpoint);
+  const calls = [];
+  const server = http.createServer((request, response) => {
+    calls.push({ method: request.method, path: request.url });
+    const headers = { ...request.headers, host: target.host };
+    const upstream = http.request({ host: target.hostname, port: target.port, method: request.method, path: request.url, headers }, (answer) => {
+      response.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(response);
+    });
+    upstream.on('error', (error) => response.destroy(error));
+    request.pipe(upstream);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  process.env.AWS_ENDPOINT_URL = `http://127.0.0.1:${server.address().port}`;
+  return {
+    calls,
+    stop: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+module.exports = { startMoto, countCalls };

@@ -161,21 +161,21 @@ test('unknown override values cost a bounded number of reads: remembered, capped
   }
   assert.ok(reads.filter((v) => v.startsWith('u')).length <= 32, `${reads.length} reads for 100 unknown values`);
   assert.equal(reads.filter((v) => v === '41').length, 1, 'the live index was read once, never evicted');
-  assert.equal(warn.mock.calls.filter((c) => String(c.arguments[0]).includes('new overrides')).length <= 2, true, 'logged once a second');
+  assert.equal(warn.mock.calls.filter((c) => String(c.arguments[0]).includes('new versions or aliases')).length <= 2, true, 'logged once a second');
   // The cap and the memory of unknown values, at a fixed time.
   router.setIndexReader(async (version) => {
     reads.push(version);
     return version === '40' ? doc.fixtures.multi : null;
   });
   reads.length = 0;
-  for (let n = 0; n < 40; n += 1) await router.releaseIndex(`w${n}`, 1_000_000, { capped: true });
+  for (let n = 0; n < 40; n += 1) await router.releaseIndex(`w${n}`, 1_000_000);
   assert.equal(reads.length, 16, 'at most 16 values never seen are read a second');
-  assert.equal(await router.releaseIndex('40', 1_000_500, { capped: true }), null, 'beyond the cap: unknown, unread');
-  assert.notEqual(await router.releaseIndex('40', 1_001_000, { capped: true }), null, 'read in the next second');
+  assert.equal(await router.releaseIndex('40', 1_000_500), null, 'beyond the cap: unknown, unread');
+  assert.notEqual(await router.releaseIndex('40', 1_001_000), null, 'read in the next second');
   reads.length = 0;
-  await router.releaseIndex('w1', 1_002_000, { capped: true });
+  await router.releaseIndex('w1', 1_002_000);
   assert.deepEqual(reads, [], 'an unknown version is remembered for edge-cache');
-  await router.releaseIndex('w1', 1_006_000, { capped: true });
+  await router.releaseIndex('w1', 1_006_000);
   assert.deepEqual(reads, ['w1'], 'and read again after it');
   // Aliases: capped the same way, and kept LRU instead of wiped.
   router.configure({ cacheSeconds: 60 });
