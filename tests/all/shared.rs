@@ -317,3 +317,43 @@ fn a_framework_pin_gets_a_page_its_own_data_never_an_old_page(mut f: Fixture) {
     assert_eq!(get("/data/feed.json?dpl=1", &[("sec-fetch-dest", "document")]), live, "a navigation");
     assert_eq!(get("/?dpl=1", &[]).1, "page 2", "a page");
 }
+
+/// `cutover serve` has no per-second cap (README, "What a named version may cost"): a request
+/// whose pin names a version never seen costs at most two reads of small objects (its index, else
+/// its record) besides the file, however many such values arrive. On moto, where reads are counted.
+#[test]
+fn a_never_seen_pin_costs_serve_at_most_two_reads_per_request() {
+    let mut f = Fixture::moto();
+    let files = [("index.html", "page 1"), ("data/feed.json", "feed 1")];
+    f.deploy(&f.site("v1", &files), "1");
+    let gets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let proxy = {
+        let gets = gets.clone();
+        crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
+            if request.method == "GET" {
+                gets.lock().unwrap().push(request.target.clone());
+            }
+            None
+        })
+    };
+    f.set("AWS_ENDPOINT_URL", &proxy.url);
+    let edge = f.start_edge();
+    edge.wait_for_active("1");
+    gets.lock().unwrap().clear();
+    const REQUESTS: usize = 100;
+    for n in 0..REQUESTS {
+        let (target, header) = (format!("/data/feed.json?dpl=d{n}"), format!("h{n}"));
+        let response = if n % 2 == 0 {
+            http_send(&edge.url, "GET", &target, &[], "")
+        } else {
+            http_send(&edge.url, "GET", "/data/feed.json", &[("x-deployment-id", header.as_str())], "")
+        };
+        let response = response.unwrap();
+        assert_eq!((response.status, response.body.as_str()), (200, "feed 1"), "an unknown pin gets the live release");
+    }
+    let gets = gets.lock().unwrap();
+    let lookups = gets.iter().filter(|target| target.contains("/_cutover/")).count();
+    assert!(lookups > 0, "the edge reads through the proxy");
+    assert!(lookups <= 2 * REQUESTS, "{lookups} index or record reads for {REQUESTS} requests");
+    assert!(gets.len() <= 3 * REQUESTS, "{} S3 GETs for {REQUESTS} requests", gets.len());
+}
