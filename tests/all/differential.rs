@@ -116,6 +116,7 @@ fn encode(text: &str, query: bool, raw: bool) -> String {
 struct Values {
     plain: Vec<String>,
     signed: Vec<String>,
+    releases: Vec<String>,
 }
 
 fn values(setting: &Setting, releases: &[String], now: u64) -> Values {
@@ -129,6 +130,12 @@ fn values(setting: &Setting, releases: &[String], now: u64) -> Values {
         .map(str::to_owned),
     );
     plain.push("x".repeat(129));
+    // The router reads at most 16 versions it never saw a second (edge/router.js,
+    // NEW_READS_PER_SECOND) and `cutover serve` has no such cap, so more distinct versions than
+    // that would make the answers depend on timing.
+    let named: std::collections::BTreeSet<&str> =
+        plain.iter().map(|v| v.trim()).filter(|v| cutover::version::is_valid(v)).collect();
+    assert!(named.len() <= 16, "{} distinct versions would meet the router's cap: {named:?}", named.len());
     let secret = setting.secret.unwrap_or("s3cret");
     let names = EdgeNames { secret: Some(OverrideSecret::new(secret.to_owned(), "site")), ..EdgeNames::default() };
     let other = EdgeNames { secret: Some(OverrideSecret::new("other".into(), "site")), ..EdgeNames::default() };
@@ -158,11 +165,16 @@ fn values(setting: &Setting, releases: &[String], now: u64) -> Values {
         signed.push(format!("x{good}"));
         signed.push(good.replace('-', "+").replace('_', "/"));
     }
-    Values { plain, signed }
+    Values { plain, signed, releases: releases.to_vec() }
 }
 
 fn value(rng: &mut Rng, values: &Values) -> String {
     if rng.chance(35) { rng.pick(&values.signed) } else { rng.pick(&values.plain) }
+}
+
+/// What a framework pin names: a stored release half the time (pins are unsigned).
+fn pin_value(rng: &mut Rng, values: &Values) -> String {
+    if rng.chance(50) { rng.pick(&values.releases) } else { value(rng, values) }
 }
 
 /// A request path as a browser or a crawler could send it.
@@ -292,7 +304,7 @@ fn query(rng: &mut Rng, values: &Values) -> Option<String> {
     let mut pieces = Vec::new();
     for _ in 0..n {
         let v = encode(&value(rng, values), true, raw);
-        pieces.push(match rng.below(10) {
+        pieces.push(match rng.below(12) {
             0..=4 => format!("override_build_number={v}"),
             5 => "override_build_number".to_owned(),
             6 => format!(
@@ -305,6 +317,10 @@ fn query(rng: &mut Rng, values: &Values) -> Option<String> {
                 ])
             ),
             7 => rng.pick(&["utm=x", "a=%zz", "=", "", "a=1;override_build_number=40", "x=%", "%"]).to_string(),
+            10 | 11 => {
+                let v = encode(&pin_value(rng, values), true, raw);
+                format!("{}={v}", rng.pick(&["dpl", "dpl", "DPL", "dp%6C"]))
+            }
             _ => format!("override_build_number={}", rng.pick(&["clear", "CLEAR", "c%6Cear", "cle+ar", "%43LEAR"])),
         });
     }
@@ -365,6 +381,22 @@ fn cookies(rng: &mut Rng, values: &Values) -> Vec<String> {
         .collect()
 }
 
+/// A framework pin's headers: `x-deployment-id` (as a header may hold it) and `Sec-Fetch-Dest`.
+fn pin_headers(rng: &mut Rng, values: &Values) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    let sendable = |v: &String| v.chars().all(|c| c == ' ' || c.is_ascii_graphic());
+    if rng.chance(30) {
+        let v = pin_value(rng, values);
+        headers.push(("x-deployment-id".to_owned(), if sendable(&v) { v } else { "41".to_owned() }));
+    }
+    if rng.chance(30) {
+        let dest =
+            rng.pick(&["empty", "script", "image", "document", "Document", " iframe ", "frame", "object", "embed"]);
+        headers.push(("sec-fetch-dest".to_owned(), dest.to_owned()));
+    }
+    headers
+}
+
 /// One request as both sides get it.
 fn request(rng: &mut Rng, files: &[String], values: &Values) -> Value {
     let uri = path(rng, files);
@@ -379,7 +411,7 @@ fn request(rng: &mut Rng, files: &[String], values: &Values) -> Value {
     } else {
         (encode_high(&uri), query.map(|q| encode_high(&q)))
     };
-    json!({"uri": uri, "query": query, "cookies": cookies(rng, values)})
+    json!({"uri": uri, "query": query, "cookies": cookies(rng, values), "headers": pin_headers(rng, values)})
 }
 
 fn encode_high(text: &str) -> String {
@@ -410,6 +442,9 @@ fn through_serve(url: &str, requests: &[Value]) -> Vec<Value> {
                 let mut request = hyper::Request::builder().uri(target.as_str()).header("host", host.as_str());
                 for cookie in wire["cookies"].as_array().unwrap() {
                     request = request.header("cookie", cookie.as_str().unwrap().as_bytes());
+                }
+                for pair in wire["headers"].as_array().unwrap() {
+                    request = request.header(pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
                 }
                 let request = request.body(Full::new(Bytes::new())).expect("a request hyper accepts");
                 if sender.ready().await.is_err() {
@@ -535,6 +570,11 @@ fn cutover_serve_and_the_router_answer_every_generated_request_alike() {
         }
     }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (setting, answers) in SETTINGS.iter().zip(&served) {
+        // A framework pin: another version than the live one, cacheable.
+        let pinned = answers.iter().filter(|a| a["version"].as_str() != setting.active && a["private"] == false);
+        *seen.entry("framework pins".into()).or_default() += pinned.filter(|a| !a["version"].is_null()).count();
+    }
     for answer in served.iter().flatten() {
         *seen.entry(format!("status {}", answer["status"])).or_default() += 1;
         *seen.entry(format!("override {}", answer["override"])).or_default() += 1;
@@ -547,6 +587,7 @@ fn cutover_serve_and_the_router_answer_every_generated_request_alike() {
     }
     cutover::say!("differential test: {compared} answers compared; serve answered {seen:?}");
     assert!(compared >= 5_000, "only {compared} comparisons");
+    assert!(seen.get("framework pins").is_some_and(|&n| n > 0), "no request was served by a framework pin");
     assert!(
         differences.is_empty(),
         "seed {seed} (replay with CUTOVER_DIFF_SEED={seed}): {} of {compared} answers differ; the first:\n{}",

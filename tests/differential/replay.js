@@ -26,6 +26,9 @@ function requestOf(wire) {
   if (wire.cookies.length > 0) {
     headers.cookie = wire.cookies.map((value) => ({ key: 'Cookie', value }));
   }
+  for (const [name, value] of wire.headers) {
+    headers[name] = [{ key: name, value: value.trim() }];
+  }
   return { clientIp: '203.0.113.178', method: 'GET', uri: wire.uri, querystring: wire.query ?? '', headers };
 }
 
