@@ -86,7 +86,13 @@ pub enum Active {
 impl Active {
     /// Reads the pointer and tells a recorded release from a value someone else wrote.
     pub async fn read(site: &Site) -> Result<Active, PromoteError> {
-        let Some(value) = site.pointer.read().await? else { return Ok(Active::None) };
+        Ok(Active::of(site, site.pointer.read().await?).await?)
+    }
+
+    /// What a value the pointer read holds: the one test of a pointer value, which promote's
+    /// guards and `doctor` both apply.
+    pub async fn of(site: &Site, value: Option<String>) -> Result<Active, RecordError> {
+        let Some(value) = value else { return Ok(Active::None) };
         let recorded = version::is_valid(&value) && read_record(site, &site.layout.record_key(&value)).await?.is_some();
         Ok(if recorded { Active::Known(value) } else { Active::Foreign(value) })
     }
