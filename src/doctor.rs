@@ -14,10 +14,10 @@ use crate::backend::{AwsClients, Site};
 use crate::inputs::{AwsPointer, Backend, InputError, Plan, SiteUrl};
 use crate::pointer::{NO_RELEASE, PointerError};
 use crate::printable::printable;
-use crate::release::{self, Layout};
+use crate::promote::Active;
+use crate::release::{self, Layout, RecordError};
 use crate::routing::{EdgeNames, VERSION_HEADER};
 use crate::store::StoreError;
-use crate::version;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,6 +70,24 @@ pub enum Style {
 }
 
 impl Style {
+    /// How to make the pointer hold no release, the template's placeholder.
+    fn to_placeholder(self) -> String {
+        match self {
+            Style::Ssm => format!("put {NO_RELEASE:?} in it"),
+            Style::OriginPath => format!("pass LiveVersion={NO_RELEASE} to a stack update"),
+        }
+    }
+
+    /// What keeps `version` live from now on, after the command that puts it back.
+    fn keep_live(self, version: &str) -> String {
+        match self {
+            Style::Ssm => String::new(),
+            Style::OriginPath => {
+                format!("; pass LiveVersion={version} to every stack update (README, Hosting on AWS)")
+            }
+        }
+    }
+
     /// The Lambda@Edge events the router must be attached to.
     pub fn router_events(self) -> &'static [&'static str] {
         match self {
@@ -100,16 +118,23 @@ pub async fn doctor(plan: &Plan) -> Result<Report, InputError> {
     let aws = &AwsClients::load(site.region.as_deref(), site.path_style).await;
     let bucket = &site.bucket;
     let mut checks = vec![bucket_reachable(aws, bucket, &plan.prefix).await, bucket_private(aws, bucket).await];
+    let clients = AwsClients { s3: aws.s3.clone(), ssm: aws.ssm.clone(), cloudfront: aws.cloudfront.clone() };
+    let live = &Site::on_aws(&plan.prefix, site, clients);
+    let region = &region_of(aws);
     let (style, distribution) = match &site.pointer {
         AwsPointer::Ssm { parameter } => {
-            checks.push(parameter_usable(aws, parameter).await);
+            checks.push(parameter_usable(aws, live, bucket, parameter).await);
             (Style::Ssm, plan.distribution_id.clone())
         }
         AwsPointer::CloudFront { distribution, .. } => {
-            let clients = AwsClients { s3: aws.s3.clone(), ssm: aws.ssm.clone(), cloudfront: aws.cloudfront.clone() };
-            checks.push(
-                live_release(&Site::on_aws(&plan.prefix, site, clients), &region_of(aws), bucket, distribution).await,
-            );
+            let reads = PointerReads {
+                name: "live release",
+                style: Style::OriginPath,
+                subject: "the origin path".to_owned(),
+                value: ("cloudfront:GetDistributionConfig", format!("distribution {distribution}")),
+                history: ("s3:GetObject", format!("arn:aws:s3:::{bucket}/{}", live.layout.promotions_key())),
+            };
+            checks.push(live_release(live, region, bucket, &reads).await);
             (Style::OriginPath, Some(distribution.clone()))
         }
     };
@@ -180,21 +205,26 @@ async fn bucket_private(aws: &AwsClients, bucket: &str) -> Check {
 }
 
 /// Readable by GetParameter; writable shown by a create-only PutParameter that must be refused
-/// because the parameter exists (so nothing is written).
-async fn parameter_usable(aws: &AwsClients, parameter: &str) -> Check {
+/// because the parameter exists (so nothing is written); then what it holds, as the live-release
+/// check of the origin-path style reads it.
+async fn parameter_usable(aws: &AwsClients, site: &Site, bucket: &str, parameter: &str) -> Check {
+    let region = &region_of(aws);
     let value = match aws.ssm.get_parameter().name(parameter).send().await {
         Ok(out) => out.parameter().and_then(|p| p.value()).unwrap_or_default().to_owned(),
         Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => {
+            // The template creates it, in us-east-1 only: missing is most often the wrong region.
             return fail(
                 "parameter",
-                format!("SSM parameter {parameter} does not exist"),
-                "create it (infra/cutover.yml does): the router reads it from the first request",
+                format!("SSM parameter {parameter} does not exist in region {region}"),
+                format!(
+                    "check `region` first (infra/cutover.yml deploys only in us-east-1 and creates the parameter there), then `pointer`; only if it truly does not exist, create it holding {NO_RELEASE:?} (the stack does): the router reads it from the first request"
+                ),
             );
         }
         Err(e) => {
             let err = AwsError::new("SSM GetParameter", parameter, &e);
             return call_failed(
-                &region_of(aws),
+                region,
                 "parameter",
                 &err,
                 "ssm:GetParameter",
@@ -208,35 +238,18 @@ async fn parameter_usable(aws: &AwsClients, parameter: &str) -> Check {
     match probe {
         Err(e) if !e.as_service_error().is_some_and(|e| e.is_parameter_already_exists()) => {
             let err = AwsError::new("SSM PutParameter", parameter, &e);
-            call_failed(
-                &region_of(aws),
-                "parameter",
-                &err,
-                "ssm:PutParameter",
-                parameter,
-                "correct `pointer` and `region`",
-            )
+            call_failed(region, "parameter", &err, "ssm:PutParameter", parameter, "correct `pointer` and `region`")
         }
-        _ => parameter_holds(parameter, &value),
-    }
-}
-
-/// A usable parameter's value as promote will read it: the template's placeholder is no release,
-/// a value that is not a version is refused.
-fn parameter_holds(parameter: &str, value: &str) -> Check {
-    let usable = format!("SSM parameter {parameter} is readable and writable");
-    if value == NO_RELEASE {
-        pass("parameter", format!("{usable}; it holds {NO_RELEASE:?}: no release is live yet"))
-    } else if version::is_valid(value) {
-        pass("parameter", format!("{usable}; it holds version {value}"))
-    } else {
-        fail(
-            "parameter",
-            format!("{usable}, but it holds {:?}, which is not a version: promote refuses it", printable(value)),
-            format!(
-                "set `take-over-pointer: true` for the first release, or put {NO_RELEASE:?} in it (no release is live)"
-            ),
-        )
+        _ => {
+            let reads = PointerReads {
+                name: "parameter",
+                style: Style::Ssm,
+                subject: format!("SSM parameter {parameter} is readable and writable; it"),
+                value: ("ssm:GetParameter", parameter.to_owned()),
+                history: ("ssm:GetParameterHistory", parameter.to_owned()),
+            };
+            live_release(site, region, bucket, &reads).await
+        }
     }
 }
 
@@ -278,73 +291,116 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
     checks
 }
 
-/// With the origin-path pointer, the distribution serves what the last promotion made live; a
-/// stack update that sent an older origin path (no `LiveVersion`) took the site off it.
-async fn live_release(site: &Site, region: &str, bucket: &str, distribution: &str) -> Check {
-    let live = match site.pointer.read().await {
-        Ok(live) => live,
-        Err(e) => {
-            let arn = format!("distribution {distribution}");
-            return pointer_failed(region, e, "cloudfront:GetDistributionConfig", &arn);
-        }
+/// The check that reads what a pointer holds, and where its reads go (for access errors).
+struct PointerReads {
+    name: &'static str,
+    style: Style,
+    /// What the check's detail says holds the value.
+    subject: String,
+    /// The IAM action and resource of reading the value, and of reading the promotion history.
+    value: (&'static str, String),
+    history: (&'static str, String),
+}
+
+/// The pointer serves what the last promotion made live. Its value is tested as promote's guards
+/// test it ([`Active::of`]), so doctor passes exactly the values promote takes; a value that is
+/// no release of this site, or no release while the history says one was promoted (a stack update
+/// that sent the placeholder, a parameter set by hand), fails with the command that puts the last
+/// promoted release back, the one promote's guards let through.
+async fn live_release(site: &Site, region: &str, bucket: &str, reads: &PointerReads) -> Check {
+    let name = reads.name;
+    let value = match site.pointer.read().await {
+        Ok(value) => value,
+        Err(e) => return pointer_failed(region, name, e, reads.value.0, &reads.value.1),
     };
     let history = match site.pointer.history().await {
         Ok(history) => history,
-        Err(e) => {
-            let arn = format!("arn:aws:s3:::{bucket}/{}", site.layout.promotions_key());
-            return pointer_failed(region, e, "s3:GetObject", &arn);
-        }
+        Err(e) => return pointer_failed(region, name, e, reads.history.0, &reads.history.1),
     };
-    let Some(last) = history.last() else {
+    let records = |e| record_failed(region, name, e, bucket, &site.layout);
+    let live = match Active::of(site, value).await {
+        Ok(live) => live,
+        Err(e) => return records(e),
+    };
+    // The last promotion of a release of this site: one set by hand that names none is no
+    // version to put back.
+    let mut last = None;
+    for promotion in history.iter().rev() {
+        match Active::of(site, Some(promotion.version.clone())).await {
+            Ok(Active::Known(version)) => {
+                last = Some(version);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => return records(e),
+        }
+    }
+    let subject = &reads.subject;
+    let Some(version) = last else {
         return match live {
-            Some(value) if !version::is_valid(&value) => fail(
-                "live release",
+            Active::None => pass(
+                name,
+                format!("{subject} holds the placeholder {NO_RELEASE:?}: no release is live yet (no promotion yet)"),
+            ),
+            Active::Known(value) => pass(name, format!("{subject} serves version {value} (no promotion logged)")),
+            Active::Foreign(value) => fail(
+                name,
                 format!(
-                    "the origin path is {:?}, which names no version of this site: promote refuses it",
+                    "{subject} holds {:?}, which is not a release of this site: promote refuses it",
                     printable(&value)
                 ),
                 format!(
-                    "set `take-over-pointer: true` for the first release, or pass LiveVersion={NO_RELEASE} to a stack update (no release is live)"
+                    "set `take-over-pointer: true` for the first release, or {} (no release is live)",
+                    reads.style.to_placeholder()
                 ),
             ),
-            _ => pass("live release", "no promotion yet"),
         };
     };
-    if live.as_deref() == Some(last.version.as_str()) {
-        return pass("live release", format!("the origin path serves {}, the last promotion", last.version));
-    }
-    let version = &last.version;
     // The command that puts it back is the one promote's guards let through.
-    let command = match live.as_deref() {
-        Some(value) if !version::is_valid(value) => {
-            format!("`cutover promote {version}` with `take-over-pointer: true`")
+    let (command, serves) = match &live {
+        Active::Known(value) if *value == version => {
+            return pass(name, format!("{subject} serves {version}, the last promotion"));
         }
-        Some(value) if matches!(release::compare(site, version, value).await, Ok(Ordering::Less)) => {
-            format!("`cutover rollback --to {version}`")
+        Active::Foreign(value) => (
+            format!("`cutover promote {version}` with `take-over-pointer: true`"),
+            format!("{:?}, no release of this site", printable(value)),
+        ),
+        Active::Known(value) if matches!(release::compare(site, &version, value).await, Ok(Ordering::Less)) => {
+            (format!("`cutover rollback --to {version}`"), format!("version {value}"))
         }
-        _ => format!("`cutover promote {version}`"),
-    };
-    let serves = match live {
-        None => "no release".to_owned(),
-        Some(value) if version::is_valid(&value) => format!("version {value}"),
-        Some(value) => format!("{:?}, no version of this site", printable(&value)),
+        Active::Known(value) => (format!("`cutover promote {version}`"), format!("version {value}")),
+        Active::None => (format!("`cutover promote {version}`"), "no release".to_owned()),
     };
     fail(
-        "live release",
-        format!("the origin path serves {serves}, but the last promotion made {version} live"),
-        format!("{command} puts it back; pass LiveVersion={version} to every stack update (README, Hosting on AWS)"),
+        name,
+        format!("{subject} serves {serves}, but the last promotion made {version} live"),
+        format!("{command} puts it back{}", reads.style.keep_live(&version)),
     )
 }
 
-/// A failed pointer read as the live-release check: the AWS call's error goes through
-/// [`call_failed`], so a refused call names its action like every other check.
-fn pointer_failed(region: &str, err: PointerError, action: &str, arn: &str) -> Check {
-    let fix = "correct `pointer`, `bucket` and `region`";
+/// What a failed read of the pointer's value or history tells the user.
+const POINTER_FIX: &str = "correct `pointer`, `bucket` and `region`";
+
+/// A failed pointer read as the check `name`: the AWS call's error goes through [`call_failed`],
+/// so a refused call names its action like every other check.
+fn pointer_failed(region: &str, name: &'static str, err: PointerError, action: &str, arn: &str) -> Check {
     match err {
         PointerError::Aws(aws) | PointerError::Reading { source: StoreError::Aws(aws), .. } => {
-            call_failed(region, "live release", &aws, action, arn, fix)
+            call_failed(region, name, &aws, action, arn, POINTER_FIX)
         }
-        other => fail("live release", format!("{:#}", anyhow::Error::from(other)), fix),
+        other => fail(name, format!("{:#}", anyhow::Error::from(other)), POINTER_FIX),
+    }
+}
+
+/// A failed read of a release record (is the pointer's value a release of this site?) as the
+/// check `name`.
+fn record_failed(region: &str, name: &'static str, err: RecordError, bucket: &str, layout: &Layout) -> Check {
+    match err {
+        RecordError::Store { source: StoreError::Aws(aws), .. } => {
+            let arn = format!("arn:aws:s3:::{bucket}/{}*", layout.records_dir());
+            call_failed(region, name, &aws, "s3:GetObject", &arn, POINTER_FIX)
+        }
+        other => fail(name, format!("{:#}", anyhow::Error::from(other)), POINTER_FIX),
     }
 }
 
@@ -597,17 +653,6 @@ mod tests {
             assert!(!check.passed && !check.detail.contains("access denied"), "{check:?}");
             assert_eq!(check.fix.as_deref(), Some("fix it"));
         }
-    }
-
-    #[test]
-    fn the_parameter_check_reads_the_placeholder_as_no_release_and_refuses_what_promote_refuses() {
-        let fresh = parameter_holds("/p", "-");
-        assert!(fresh.passed && fresh.detail.ends_with("it holds \"-\": no release is live yet"), "{fresh:?}");
-        let live = parameter_holds("/p", "v1.2.0");
-        assert!(live.passed && live.detail.ends_with("it holds version v1.2.0"), "{live:?}");
-        let foreign = parameter_holds("/p", "hello\n::error::x");
-        assert!(!foreign.passed && foreign.detail.contains(r#"holds "hello\\n::error::x""#), "{foreign:?}");
-        assert!(foreign.fix.unwrap().contains("take-over-pointer"));
     }
 
     #[test]

@@ -86,7 +86,13 @@ pub enum Active {
 impl Active {
     /// Reads the pointer and tells a recorded release from a value someone else wrote.
     pub async fn read(site: &Site) -> Result<Active, PromoteError> {
-        let Some(value) = site.pointer.read().await? else { return Ok(Active::None) };
+        Ok(Active::of(site, site.pointer.read().await?).await?)
+    }
+
+    /// What a value the pointer read holds: the one test of a pointer value, which promote's
+    /// guards and `doctor` both apply.
+    pub async fn of(site: &Site, value: Option<String>) -> Result<Active, RecordError> {
+        let Some(value) = value else { return Ok(Active::None) };
         let recorded = version::is_valid(&value) && read_record(site, &site.layout.record_key(&value)).await?.is_some();
         Ok(if recorded { Active::Known(value) } else { Active::Foreign(value) })
     }
@@ -125,27 +131,41 @@ pub struct PromoteReport {
 /// Flips the pointer to `request.version` if every guard passes; a refusal changes nothing.
 pub async fn promote(site: &Site, request: &PromoteRequest<'_>) -> Result<PromoteReport, PromoteError> {
     if request.dry_run {
-        let report = check_guards(site, request).await?;
+        let report = check_guards(site, request).await?.report;
         return Ok(PromoteReport { promoted: false, ..report });
     }
     let lock = DeployLock::acquire(site, request.lock_lease, request.run.run_url.as_deref()).await?;
     let result = flip(site, request, &lock).await;
     let released = lock.release().await;
-    let (report, note) = result?;
+    let (report, flipped) = result?;
     released?;
-    if let Some(note) = note {
-        verify_flip(site, request, &report, &note).await?;
+    if let Some(flipped) = flipped {
+        verify_flip(site, request, &report, &flipped).await?;
     }
     Ok(report)
 }
 
-/// Checks and flips; returns the report and, if it flipped, the note it logged.
+/// What the guards saw: the report, and the last promotion logged when the pointer was read.
+struct Guarded {
+    report: PromoteReport,
+    /// Only promotions logged after it can have landed in between (none: the history was empty).
+    seen: Option<Promotion>,
+}
+
+/// A flip this run made: the note it logged, and the last promotion logged before it read the
+/// pointer.
+struct Flip {
+    note: String,
+    seen: Option<Promotion>,
+}
+
+/// Checks and flips; returns the report and, if it flipped, what the read-back needs.
 async fn flip(
     site: &Site,
     request: &PromoteRequest<'_>,
     lock: &DeployLock,
-) -> Result<(PromoteReport, Option<String>), PromoteError> {
-    let mut report = check_guards(site, request).await?;
+) -> Result<(PromoteReport, Option<Flip>), PromoteError> {
+    let Guarded { mut report, seen } = check_guards(site, request).await?;
     if !report.promoted {
         return Ok((report, None));
     }
@@ -156,14 +176,16 @@ async fn flip(
         source,
     })?;
     report.invalidation_id = flipped.invalidation_id;
-    Ok((report, Some(note)))
+    Ok((report, Some(Flip { note, seen })))
 }
 
 /// The read-back after the flip. This run's write may have landed late (the run paused, or the
 /// write delayed, past the lock's lease), so what other runs did meanwhile is checked: the version
 /// made live must still have its record (a prune that took the lapsed lock may have deleted it),
 /// and a forward promotion must not have undone a newer version or a rollback that landed in
-/// between. A pointer has no compare-and-swap (SSM), so this is checked after the write; if it
+/// between: logged after the last promotion this run saw when it read the pointer (one logged
+/// before it, such as a rollback before the pointer was set to the placeholder `-` by hand or by a
+/// stack update, was there when the guards passed). A pointer has no compare-and-swap (SSM), so this is checked after the write; if it
 /// fails, the run takes the lock again and, if its own write is still the last, puts back what was
 /// live before it; either way the run is refused. A read-back that cannot run leaves the flip
 /// standing, reported, with a warning: it landed, and exit 1 would say nothing live changed.
@@ -171,9 +193,9 @@ async fn verify_flip(
     site: &Site,
     request: &PromoteRequest<'_>,
     report: &PromoteReport,
-    note: &str,
+    flipped: &Flip,
 ) -> Result<(), PromoteError> {
-    let found = match read_back(site, request, report, note).await {
+    let found = match read_back(site, request, report, flipped).await {
         Ok(found) => found,
         Err(e) => {
             crate::say!(
@@ -185,7 +207,7 @@ async fn verify_flip(
         }
     };
     let Some((by, restore)) = found else { return Ok(()) };
-    let put_back = put_back(site, request, note, &by, restore).await?;
+    let put_back = put_back(site, request, &flipped.note, &by, restore).await?;
     Err(Refusal(Guard::Overtaken { version: request.version.to_owned(), by, put_back }).into())
 }
 
@@ -195,7 +217,7 @@ async fn read_back(
     site: &Site,
     request: &PromoteRequest<'_>,
     report: &PromoteReport,
-    note: &str,
+    flipped: &Flip,
 ) -> Result<Option<(Overtaking, Option<String>)>, PromoteError> {
     if read_record(site, &site.layout.record_key(request.version)).await?.is_none() {
         return Ok(Some((Overtaking::Pruned, report.previous.clone())));
@@ -203,10 +225,17 @@ async fn read_back(
     if request.direction != Direction::Forward {
         return Ok(None);
     }
-    let ours = |p: &Promotion| p.version == request.version && p.note == note;
+    let ours = |p: &Promotion| p.version == request.version && p.note == flipped.note;
     let history = site.pointer.history().await?;
     let Some(at) = history.iter().rposition(ours) else { return Ok(None) };
-    let Some(between) = at.checked_sub(1).map(|i| history[i].clone()) else { return Ok(None) };
+    // The first entry this run had not seen; all of them if the one it saw is gone (trimmed).
+    let unseen = match &flipped.seen {
+        None => 0,
+        Some(seen) => history[..at].iter().rposition(|p| p == seen).map_or(0, |i| i + 1),
+    };
+    let Some(between) = at.checked_sub(1).filter(|i| *i >= unseen).map(|i| history[i].clone()) else {
+        return Ok(None);
+    };
     if Some(&between.version) == report.previous.as_ref() || between.version == request.version {
         return Ok(None);
     }
@@ -262,12 +291,15 @@ fn note(direction: Direction, run_url: Option<&str>, from: Option<&str>) -> Stri
 }
 
 /// Checks the guards; `promoted` in the report says whether a flip is due.
-async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<PromoteReport, PromoteError> {
+async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<Guarded, PromoteError> {
     let version = request.version;
     if crate::pull_request::never_live(version) {
         return Err(Refusal(Guard::Preview { version: version.to_owned() }).into());
     }
     complete_record(site, version).await?;
+    // Read before the pointer: a flip landing between the two reads is then unseen, and the
+    // read-back weighs it.
+    let seen = site.pointer.history().await?.pop();
     let active = Active::read(site).await?.before_promotion(site, request.take_over_pointer)?;
     if let Some(expected) = &request.expected_active
         && expected != &active
@@ -281,11 +313,14 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<Promo
             return Err(Refusal(guard).into());
         }
     }
-    let report = |promoted| PromoteReport {
-        version: version.to_owned(),
-        previous: active.clone(),
-        promoted,
-        invalidation_id: None,
+    let report = |promoted| Guarded {
+        report: PromoteReport {
+            version: version.to_owned(),
+            previous: active.clone(),
+            promoted,
+            invalidation_id: None,
+        },
+        seen: seen.clone(),
     };
     let Some(current) = active.as_deref() else { return Ok(report(true)) };
     if current == version {

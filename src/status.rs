@@ -114,7 +114,7 @@ fn pointer_warnings(
         Some(last) if active != Some(last.version.as_str()) => {
             let serves = active.map_or_else(|| "no release".to_owned(), |v| format!("version {v}"));
             vec![format!(
-                "{pointer} serves {serves}, but the last promotion made {} live (a stack update without LiveVersion?); `cutover doctor` names the fix",
+                "{pointer} serves {serves}, but the last promotion made {} live (a stack update without LiveVersion, or a value set by hand?); `cutover doctor` names the fix",
                 last.version
             )]
         }

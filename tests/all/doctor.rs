@@ -140,6 +140,18 @@ fn the_live_release_check_reports_a_refused_call_as_an_access_error_naming_the_a
 }
 
 #[test]
+fn the_parameter_check_reports_a_refused_history_read_as_an_access_error_naming_the_action() {
+    let f = Fixture::moto();
+    f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    let proxy = Proxy::start(&f.moto_server().endpoint, |r| {
+        (r.ssm_action() == Some("GetParameterHistory")).then_some(Fault::Denied)
+    });
+    let run = f.run(&["doctor", "--json"], &[("AWS_ENDPOINT_URL", &proxy.url)]);
+    let check = details(&run).into_iter().find(|c| c.0 == "parameter").expect("checked");
+    assert_access_denied(&check, "ssm:GetParameterHistory", "allow ssm:GetParameterHistory on /cutover/test/active");
+}
+
+#[test]
 fn a_stack_update_that_moved_the_origin_path_is_found_and_promote_repairs_it() {
     let mut f = Fixture::moto();
     let distribution = f.moto_server().create_distribution("site-bucket");
@@ -205,9 +217,134 @@ fn doctor_names_the_region_it_used_and_a_deploy_that_creates_the_parameter_says_
     assert!(text.stdout().lines().any(|l| l == "region: eu-west-1 (from `region`)"), "{}", text.stdout());
     let json = f.run(&["doctor", "--json"], &elsewhere);
     assert_eq!(json.json()["region"], "eu-west-1 (from `region`)");
+    // The parameter missing there is a wrong region first, a parameter to create last.
+    let (_, passed, detail, fix) = details(&json).into_iter().find(|c| c.0 == "parameter").expect("checked");
+    assert!(!passed && detail == "SSM parameter /cutover/test/active does not exist in region eu-west-1", "{detail}");
+    assert!(fix.starts_with("check `region` first") && fix.contains("`pointer`"), "{fix}");
     // A refused call's fix names the region it went to.
     let proxy = Proxy::start(&f.moto_server().endpoint, |r| r.ssm_action().is_some().then_some(Fault::Denied));
     let run = f.run(&["doctor", "--json"], &[elsewhere[0], ("AWS_ENDPOINT_URL", &proxy.url)]);
     let (_, passed, _, fix) = details(&run).into_iter().find(|c| c.0 == "parameter").expect("checked");
     assert!(!passed && fix.contains("in region eu-west-1") && fix.contains("set `region`"), "{fix}");
+}
+
+/// A fixture on moto with a distribution, in the SSM style or the origin-path style.
+fn styled(origin_path: bool) -> (Fixture, String) {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_DISTRIBUTION_ID", &distribution);
+    if origin_path {
+        f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    }
+    (f, distribution)
+}
+
+/// Puts `value` in the pointer by hand: the SSM parameter, or the origin path `/site/<value>`.
+fn set_by_hand(f: &Fixture, distribution: &str, origin_path: bool, value: &str) -> Result<(), String> {
+    if origin_path {
+        f.moto_server().set_origin_path(distribution, &format!("/site/{value}"));
+        Ok(())
+    } else {
+        f.moto_server().put_parameter(f.env["CUTOVER_POINTER"].trim_start_matches("ssm:"), value)
+    }
+}
+
+/// The check that reads what the pointer holds: `parameter` in the SSM style, `live release` in
+/// the origin-path style.
+fn pointer_check(run: &crate::harness::Run, origin_path: bool) -> (String, bool, String, String) {
+    let name = if origin_path { "live release" } else { "parameter" };
+    details(run).into_iter().find(|c| c.0 == name).unwrap_or_else(|| panic!("{name} is checked: {}", run.stdout()))
+}
+
+/// Runs the command a fix names (the first `cutover ...` in backticks), with `take-over-pointer`
+/// when the fix says to set it.
+fn run_the_named_fix(f: &Fixture, fix: &str) -> crate::harness::Run {
+    let command =
+        fix.split('`').find(|part| part.starts_with("cutover ")).unwrap_or_else(|| panic!("no command: {fix}"));
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let take_over: &[(&str, &str)] =
+        if fix.contains("`take-over-pointer: true`") { &[("CUTOVER_TAKE_OVER_POINTER", "true")] } else { &[] };
+    f.run(&args, take_over)
+}
+
+/// After deploys 1, 2 and a rollback to 1, the pointer set to `value` by hand (or by a stack
+/// update): doctor fails the pointer's check naming the last promotion, 1, and a command; that
+/// command, run as named, puts 1 back, and doctor then passes.
+fn doctor_names_a_command_that_puts_the_last_promotion_back(origin_path: bool, value: &str) {
+    let (f, distribution) = styled(origin_path);
+    for version in ["1", "2"] {
+        f.deploy(&f.site(&format!("v{version}"), &[("index.html", version)]), version);
+    }
+    f.run(&["rollback"], &[]).assert_code(0);
+    set_by_hand(&f, &distribution, origin_path, value).expect("setting the pointer by hand");
+    let (_, passed, detail, fix) = pointer_check(&f.run(&["doctor", "--json"], &[]), origin_path);
+    assert!(!passed && detail.contains("but the last promotion made 1 live"), "{value}: {detail}");
+    let repaired = run_the_named_fix(&f, &fix);
+    assert_eq!(repaired.code(), 0, "{value}: `{fix}` failed:\n{}", repaired.stderr());
+    assert_eq!(f.active().as_deref(), Some("1"), "{value}: {fix}");
+    let (_, passed, detail, _) = pointer_check(&f.run(&["doctor", "--json"], &[]), origin_path);
+    assert!(passed, "{value}: {detail}");
+}
+
+#[test]
+fn the_ssm_placeholder_after_promotions_is_found_and_the_named_command_repairs_it() {
+    doctor_names_a_command_that_puts_the_last_promotion_back(false, "-");
+}
+
+#[test]
+fn the_origin_path_placeholder_after_a_rollback_is_found_and_the_named_command_repairs_it() {
+    doctor_names_a_command_that_puts_the_last_promotion_back(true, "-");
+}
+
+#[test]
+fn an_unrecorded_version_in_the_ssm_parameter_is_repaired_by_the_command_doctor_names() {
+    doctor_names_a_command_that_puts_the_last_promotion_back(false, "9");
+}
+
+#[test]
+fn an_unrecorded_version_in_the_origin_path_is_repaired_by_the_command_doctor_names() {
+    doctor_names_a_command_that_puts_the_last_promotion_back(true, "9");
+}
+
+/// doctor passes exactly the pointer values promote takes: each value below, put in the pointer
+/// by hand with releases 1 and 2 recorded and nothing promoted, gets doctor's verdict, and
+/// `promote 2` (a dry run) its acceptance (exit 0) or refusal (exit 4); they must agree.
+fn doctor_passes_exactly_what_promote_takes(origin_path: bool) {
+    let (mut f, distribution) = styled(origin_path);
+    for version in ["1", "2"] {
+        let dist = f.site(&format!("v{version}"), &[("index.html", version)]);
+        f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist.display().to_string()), ("CUTOVER_VERSION", version)])
+            .assert_code(0);
+    }
+    let long = |n: usize| "a".repeat(n);
+    let values =
+        ["-", "1", "pr-3-1", "null", "None", "", " 1", "../x", "_cutover", "1 ", "v1/2", &long(128), &long(129)];
+    let mut verdicts = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        if !origin_path {
+            // A parameter of its own, so no value's history shows in another's check.
+            f.set("CUTOVER_POINTER", &format!("ssm:/cutover/test/p{i}"));
+        }
+        if let Err(refused) = set_by_hand(&f, &distribution, origin_path, value) {
+            // SSM takes no empty value: there is nothing to compare.
+            assert!(value.is_empty() && refused.contains("Validation"), "{value:?}: {refused}");
+            continue;
+        }
+        let (_, passed, detail, _) = pointer_check(&f.run(&["doctor", "--json"], &[]), origin_path);
+        let promote = f.run(&["promote", "2", "--dry-run"], &[]);
+        assert!([0, 4].contains(&promote.code()), "{value:?}: {}", promote.stderr());
+        verdicts.push((value.to_string(), passed, promote.code() == 0, detail, promote.stderr()));
+    }
+    let differ: Vec<_> = verdicts.iter().filter(|(_, doctor, promote, _, _)| doctor != promote).collect();
+    assert!(differ.is_empty(), "doctor's verdict differs from promote's for: {differ:#?}");
+}
+
+#[test]
+fn doctor_passes_exactly_the_ssm_values_promote_takes() {
+    doctor_passes_exactly_what_promote_takes(false);
+}
+
+#[test]
+fn doctor_passes_exactly_the_origin_paths_promote_takes() {
+    doctor_passes_exactly_what_promote_takes(true);
 }

@@ -202,6 +202,19 @@ impl Moto {
         });
     }
 
+    /// Sets an SSM parameter by hand (a String, overwritten if it exists), as an operator would;
+    /// moto's refusal is returned, for values SSM does not take.
+    pub fn put_parameter(&self, name: &str, value: &str) -> Result<(), String> {
+        let client = self.ssm();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let put = client.put_parameter().name(name).value(value).overwrite(true);
+        let put = put.r#type(aws_sdk_ssm::types::ParameterType::String);
+        runtime
+            .block_on(put.send())
+            .map(drop)
+            .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())
+    }
+
     pub fn create_bucket(&self, bucket: &str) {
         let response = http_send(&self.endpoint, "PUT", &format!("/{bucket}"), &[], "").expect("creating a bucket");
         assert_eq!(response.status, 200, "creating bucket {bucket}: {}", response.body);

@@ -415,8 +415,15 @@ fn a_failed_read_back_still_reports_the_flip_that_landed() {
     deploy_all(&f, &["1"]);
     let dist = build(&f, "v2", 2);
     f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", "2")]).assert_code(0);
-    let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, |request| {
-        (request.ssm_action() == Some("GetParameterHistory")).then_some(crate::proxy::Fault::InternalError)
+    // The history read after the flip fails; the guards' read before it answers.
+    let flipped = std::sync::atomic::AtomicBool::new(false);
+    let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
+        let action = request.ssm_action();
+        if action == Some("PutParameter") {
+            flipped.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let read_back = action == Some("GetParameterHistory") && flipped.load(std::sync::atomic::Ordering::SeqCst);
+        read_back.then_some(crate::proxy::Fault::InternalError)
     });
     let run = f.run(&["promote", "2", "--json"], &[("AWS_ENDPOINT_URL", &proxy.url)]);
     run.assert_code(0);
@@ -500,4 +507,42 @@ fn an_unreadable_lock_is_taken_over_only_after_a_lease(f: Fixture) {
     assert!(run.stderr().contains("waiting for the deploy lock"), "{}", run.stderr());
     assert!(run.stderr().contains("taking over the stale deploy lock: an unreadable lease"), "{}", run.stderr());
     assert!(started.elapsed() >= std::time::Duration::from_secs(1), "taken over at once");
+}
+
+/// The read-back counts only what was logged after this run read the pointer: after deploys 1, 2
+/// and a rollback to 1, the pointer was set to the placeholder `-` (a stack update, or by hand),
+/// so the next deploy replaces no release; the rollback logged long before it is not one made
+/// "while this run waited", and the deploy stays live.
+fn a_deploy_after_the_placeholder_is_not_undone_by_an_older_rollback(origin_path: bool) {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    if origin_path {
+        f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    }
+    deploy_all(&f, &["1", "2"]);
+    f.run(&["rollback"], &[]).assert_code(0);
+    assert_eq!(f.active().as_deref(), Some("1"));
+    if origin_path {
+        f.moto_server().set_origin_path(&distribution, "/site/-");
+    } else {
+        f.moto_server().put_parameter("/cutover/test/active", "-").expect("setting the parameter by hand");
+    }
+    assert_eq!(f.active(), None);
+    let dist = build(&f, "v3", 2);
+    let run = f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", "3")]);
+    run.assert_code(0);
+    assert!(!run.stderr().contains("put back"), "{}", run.stderr());
+    assert_eq!(f.active().as_deref(), Some("3"));
+    let status = f.run(&["status", "--json"], &[]);
+    assert_eq!(status.json()["warnings"], serde_json::json!([]), "{}", status.stdout());
+}
+
+#[test]
+fn a_deploy_after_the_ssm_placeholder_is_not_undone_by_an_older_rollback() {
+    a_deploy_after_the_placeholder_is_not_undone_by_an_older_rollback(false);
+}
+
+#[test]
+fn a_deploy_after_the_origin_path_placeholder_is_not_undone_by_an_older_rollback() {
+    a_deploy_after_the_placeholder_is_not_undone_by_an_older_rollback(true);
 }
