@@ -1,6 +1,6 @@
 //! Closing a pull request's previews: its alias goes first, so the stable link stops naming a
-//! release being deleted, then each of its preview releases, record first (as prune deletes),
-//! under the deploy lock. A preview that is live or the rollback target (neither can be made so
+//! release being deleted, then each of its preview releases, record first (as prune deletes), then
+//! the pool objects no remaining release uses (prune's sweep), under the deploy lock. A preview that is live or the rollback target (neither can be made so
 //! by cutover, but a pointer can be written by hand) is never touched. And moving the alias, also
 //! under the lock, only forward: a re-run of an older push, or a push that finishes after a newer
 //! one, leaves it naming the newer preview; and never after the close, which leaves a record
@@ -17,7 +17,7 @@ use crate::lock::DeployLock;
 use crate::outcome::{Guard, Refusal};
 use crate::pointer::PointerError;
 use crate::pointer::rollback_target;
-use crate::prune::{PruneError, delete_release};
+use crate::prune::{PruneError, delete_release, sweep_pool};
 use crate::pull_request::{PullRequest, preview_of};
 use crate::release::{Layout, all_records};
 use crate::store::{Condition, json_meta};
@@ -29,6 +29,8 @@ pub struct CloseReport {
     pub alias_deleted: bool,
     pub deleted: Vec<String>,
     pub kept: Vec<String>,
+    /// Pool objects (their paths) no remaining release uses, swept as prune sweeps them.
+    pub pool_deleted: Vec<String>,
 }
 
 /// Deletes the alias and every preview release of `pr`; a dry run only reports.
@@ -45,6 +47,7 @@ pub async fn close(
     report.alias_deleted = site.aliases.read(pr).await?.is_some();
     if dry_run {
         report.deleted = previews.into_iter().map(|r| r.version).collect();
+        report.pool_deleted = sweep_pool(site, None, &report.deleted, chrono::Utc::now()).await?;
         return Ok(report);
     }
     let lock = DeployLock::acquire(site, lock_lease, run_url).await?;
@@ -67,6 +70,7 @@ pub async fn close(
             delete_release(site, record, &lock).await?;
             report.deleted.push(record.version.clone());
         }
+        report.pool_deleted = sweep_pool(site, Some(&lock), &report.deleted, chrono::Utc::now()).await?;
         Ok::<_, PruneError>(())
     }
     .await;
@@ -145,8 +149,12 @@ impl CloseReport {
     pub fn render(&self) -> String {
         let alias = if self.alias_deleted { "deleted" } else { "none" };
         format!(
-            "pull request {}: alias pr-{} {alias}\ndeleted: {:?}\nkept: {:?}\n",
-            self.pull_request, self.pull_request, self.deleted, self.kept
+            "pull request {}: alias pr-{} {alias}\ndeleted: {:?}\nkept: {:?}\npool objects deleted: {}\n",
+            self.pull_request,
+            self.pull_request,
+            self.deleted,
+            self.kept,
+            self.pool_deleted.len()
         )
     }
 }
