@@ -95,6 +95,10 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
                 .map_err(prune_failed)?;
             if plan.dry_run {
                 reporter.warn("dry run: nothing was deleted; the report says what the close would delete");
+            } else if let Some(github) = &plan.github {
+                for warning in github.retire(pr.number()).await {
+                    reporter.warn(&warning);
+                }
             }
             reporter.result(&report, || report.render())
         }
