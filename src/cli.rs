@@ -40,7 +40,8 @@ pub enum Command {
     /// Stage the build as a pull request's preview (`pr-<n>-<run>`), smoke-test it through the edge
     /// and point the alias `pr-<n>` at it; a preview is never promoted.
     Preview {
-        /// Delete the pull request's alias and preview releases instead (when it is closed).
+        /// Delete the pull request's alias, its preview releases and the pool objects no release
+        /// uses instead, and with `github-token` mark its deployments inactive (when it is closed).
         #[arg(long)]
         close: bool,
     },

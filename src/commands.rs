@@ -90,10 +90,15 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
             let run_url = plan.run.run_url.as_deref();
-            let report =
-                preview::close(&site, pr, plan.lock_lease, run_url, plan.dry_run).await.map_err(prune_failed)?;
+            let report = preview::close(&site, pr, &plan.pull_request_event, plan.lock_lease, run_url, plan.dry_run)
+                .await
+                .map_err(prune_failed)?;
             if plan.dry_run {
                 reporter.warn("dry run: nothing was deleted; the report says what the close would delete");
+            } else if let Some(github) = &plan.github {
+                for warning in github.retire(pr.number()).await {
+                    reporter.warn(&warning);
+                }
             }
             reporter.result(&report, || report.render())
         }
@@ -226,7 +231,8 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
         reporter.warn(&format!("could not drop an earlier verdict of {version}: {:#}", anyhow::Error::new(e)));
     }
     let run_url = plan.run.run_url.as_deref();
-    let newer = preview::point_alias(&site, pr, &version, plan.lock_lease, run_url, plan.take_over_pointer)
+    let (take_over, reopened_at) = (plan.take_over_pointer, plan.pull_request_event.reopened_at);
+    let newer = preview::point_alias(&site, pr, &version, plan.lock_lease, run_url, take_over, reopened_at)
         .await
         .map_err(prune_failed)
         .with_context(|| format!("pointing {} at {version}", pr.alias()))?;

@@ -70,15 +70,21 @@ impl RouterConfig {
         })
     }
 
-    /// The infra/cutover.yml parameters that put these names in the origin-path cache key, as
-    /// `Name=value` pairs for `--parameter-overrides`: the stack and the router must agree.
+    /// The infra/cutover.yml parameters that put these names in the origin-path cache key, and with
+    /// `preview-domain` the ones that make the distribution answer its hosts, as `Name=value` pairs
+    /// for `--parameter-overrides`: the stack and the router must agree. No input holds the
+    /// certificate, so its value is a placeholder to replace (a shell refuses it as it stands).
     pub fn stack_parameters(&self) -> String {
-        let pairs = [
-            ("VersionCookie", &self.version_cookie),
-            ("OverrideCookie", &self.override_cookie),
-            ("OverrideQuery", &self.override_query),
+        let mut pairs = vec![
+            format!("VersionCookie={}", self.version_cookie),
+            format!("OverrideCookie={}", self.override_cookie),
+            format!("OverrideQuery={}", self.override_query),
         ];
-        pairs.map(|(name, value)| format!("{name}={value}")).join(" ")
+        if let Some(domain) = &self.preview_domain {
+            pairs.push(format!("PreviewDomain={domain}"));
+            pairs.push(format!("PreviewCertificateArn=<arn-of-a-us-east-1-certificate-for-*.{domain}>"));
+        }
+        pairs.join(" ")
     }
 }
 

@@ -1,6 +1,7 @@
 //! The optional GitHub side of a preview (input `github-token`): one comment on the pull request
 //! with the link, found again by a hidden marker so pushes update it instead of piling up, and a
-//! deployment of environment `preview/pr-<n>` with the link as its URL. The preview exists
+//! deployment of environment `preview/pr-<n>` with the link as its URL, marked inactive when the
+//! pull request closes. The preview exists
 //! whatever GitHub answers, so every failure here is a warning (a fork's pull request gets a token
 //! that may not write); the token is sent only as the Authorization header and never printed.
 
@@ -14,6 +15,10 @@ use crate::env::Env;
 pub const MARKER: &str = "<!-- cutover-preview -->";
 /// Pages of comments looked through for the marker (100 each).
 const COMMENT_PAGES: u32 = 10;
+/// Pages of a pull request's deployments looked through when it closes (100 each).
+const DEPLOYMENT_PAGES: u32 = 10;
+/// How the description of a deployment cutover recorded begins (then the preview's version).
+const DEPLOYMENT: &str = "cutover preview";
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The `github-token` input; never printed.
@@ -64,16 +69,20 @@ impl GitHub {
         }
     }
 
+    /// The client and the repository every call needs; else the one warning to give.
+    fn connect(&self) -> Result<(reqwest::Client, &str), String> {
+        let repository = self.repository.as_deref().filter(|r| is_repository(r)).ok_or_else(|| {
+            "github-token is set but GITHUB_REPOSITORY is not owner/name: no GitHub call is made".to_owned()
+        })?;
+        let client = reqwest::Client::builder().timeout(TIMEOUT).build().map_err(|e| format!("github: {e}"))?;
+        Ok((client, repository))
+    }
+
     /// Comments the preview and records its deployment; returns the warnings, one per failure.
     pub async fn announce(&self, preview: &Preview<'_>) -> Vec<String> {
-        let Some(repository) = self.repository.as_deref().filter(|r| is_repository(r)) else {
-            return vec![
-                "github-token is set but GITHUB_REPOSITORY is not owner/name: no comment or deployment".into(),
-            ];
-        };
-        let client = match reqwest::Client::builder().timeout(TIMEOUT).build() {
-            Ok(client) => client,
-            Err(e) => return vec![format!("github: {e}")],
+        let (client, repository) = match self.connect() {
+            Ok(connected) => connected,
+            Err(warning) => return vec![warning],
         };
         let call = Caller { github: self, client: &client, repository };
         let mut warnings = Vec::new();
@@ -85,6 +94,28 @@ impl GitHub {
         }
         warnings
     }
+
+    /// The pull request closed: marks `inactive` each deployment of its environment
+    /// `preview/pr-<n>` that cutover recorded, so GitHub stops linking a deleted preview; returns
+    /// the warnings (none when every call succeeded).
+    pub async fn retire(&self, pull_request: u64) -> Vec<String> {
+        let (client, repository) = match self.connect() {
+            Ok(connected) => connected,
+            Err(warning) => return vec![warning],
+        };
+        let call = Caller { github: self, client: &client, repository };
+        match call.deactivate(pull_request).await {
+            Ok(()) => Vec::new(),
+            Err(e) => {
+                vec![format!("the GitHub deployments of {} were not marked inactive: {e}", environment(pull_request))]
+            }
+        }
+    }
+}
+
+/// The GitHub environment of a pull request's previews.
+fn environment(pull_request: u64) -> String {
+    format!("preview/pr-{pull_request}")
 }
 
 /// `owner/name` as GitHub spells them: nothing that could leave the repository's API path.
@@ -158,15 +189,14 @@ impl Caller<'_> {
     /// A deployment of `preview/pr-<n>` at the pushed commit, with the link and `success`.
     async fn deploy(&self, preview: &Preview<'_>, sha: Option<&str>) -> Result<(), String> {
         let Some(sha) = sha else { return Err("GITHUB_SHA is not set".into()) };
-        let environment = format!("preview/pr-{}", preview.pull_request);
         let deployment = json!({
             "ref": sha,
-            "environment": environment,
+            "environment": environment(preview.pull_request),
             "auto_merge": false,
             "required_contexts": [],
             "transient_environment": true,
             "production_environment": false,
-            "description": format!("cutover preview {}", preview.version),
+            "description": format!("{DEPLOYMENT} {}", preview.version),
         });
         let created = self.send(reqwest::Method::POST, "deployments", Some(&deployment)).await?;
         let id = created["id"].as_u64().ok_or("POST deployments answered without an id")?;
@@ -178,6 +208,31 @@ impl Caller<'_> {
             status["log_url"] = run.into();
         }
         self.send(reqwest::Method::POST, &format!("deployments/{id}/statuses"), Some(&status)).await?;
+        Ok(())
+    }
+
+    /// Posts `inactive` on each deployment of `preview/pr-<n>` that [`Caller::deploy`] recorded
+    /// (its description names it); another tool's deployments there are left alone.
+    async fn deactivate(&self, pull_request: u64) -> Result<(), String> {
+        let environment = environment(pull_request);
+        let query =
+            url::form_urlencoded::Serializer::new(String::new()).append_pair("environment", &environment).finish();
+        let inactive = json!({ "state": "inactive", "description": "the pull request was closed" });
+        for page in 1..=DEPLOYMENT_PAGES {
+            let path = format!("deployments?{query}&per_page=100&page={page}");
+            let listed = self.send(reqwest::Method::GET, &path, None).await?;
+            let listed = listed.as_array().cloned().unwrap_or_default();
+            let ours = listed.iter().filter(|d| {
+                d["environment"] == environment.as_str()
+                    && d["description"].as_str().is_some_and(|t| t.starts_with(&format!("{DEPLOYMENT} ")))
+            });
+            for id in ours.filter_map(|d| d["id"].as_u64()) {
+                self.send(reqwest::Method::POST, &format!("deployments/{id}/statuses"), Some(&inactive)).await?;
+            }
+            if listed.len() < 100 {
+                break;
+            }
+        }
         Ok(())
     }
 }

@@ -40,7 +40,7 @@ pub enum Guard {
     ForeignAlias { alias: String, value: String },
     /// `preview --close` ran for this pull request: a push still running, or a re-run, makes no link.
     #[error(
-        "the pull request {number} was closed at {closed_at}: its preview is staged but not linked; if it was reopened, set `take-over-pointer: true` once"
+        "the pull request {number} was closed at {closed_at}: its preview is staged but not linked; a run for GitHub's `reopened` event links again (elsewhere, set `take-over-pointer: true` once)"
     )]
     Closed { number: u64, closed_at: String },
     #[error(

@@ -1,6 +1,6 @@
 //! Closing a pull request's previews: its alias goes first, so the stable link stops naming a
-//! release being deleted, then each of its preview releases, record first (as prune deletes),
-//! under the deploy lock. A preview that is live or the rollback target (neither can be made so
+//! release being deleted, then each of its preview releases, record first (as prune deletes), then
+//! the pool objects no remaining release uses (prune's sweep), under the deploy lock. A preview that is live or the rollback target (neither can be made so
 //! by cutover, but a pointer can be written by hand) is never touched. And moving the alias, also
 //! under the lock, only forward: a re-run of an older push, or a push that finishes after a newer
 //! one, leaves it naming the newer preview; and never after the close, which leaves a record
@@ -11,14 +11,15 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
 use crate::backend::Site;
 use crate::lock::DeployLock;
 use crate::outcome::{Guard, Refusal};
 use crate::pointer::PointerError;
 use crate::pointer::rollback_target;
-use crate::prune::{PruneError, delete_release};
-use crate::pull_request::{PullRequest, preview_of};
+use crate::prune::{PruneError, delete_release, sweep_pool};
+use crate::pull_request::{Event, PullRequest, preview_of};
 use crate::release::{Layout, all_records};
 use crate::store::{Condition, json_meta};
 
@@ -29,12 +30,15 @@ pub struct CloseReport {
     pub alias_deleted: bool,
     pub deleted: Vec<String>,
     pub kept: Vec<String>,
+    /// Pool objects (their paths) no remaining release uses, swept as prune sweeps them.
+    pub pool_deleted: Vec<String>,
 }
 
 /// Deletes the alias and every preview release of `pr`; a dry run only reports.
 pub async fn close(
     site: &Site,
     pr: PullRequest,
+    event: &Event,
     lock_lease: Duration,
     run_url: Option<&str>,
     dry_run: bool,
@@ -45,11 +49,14 @@ pub async fn close(
     report.alias_deleted = site.aliases.read(pr).await?.is_some();
     if dry_run {
         report.deleted = previews.into_iter().map(|r| r.version).collect();
+        report.pool_deleted = sweep_pool(site, None, &report.deleted, Utc::now()).await?;
         return Ok(report);
     }
     let lock = DeployLock::acquire(site, lock_lease, run_url).await?;
     let result = async {
-        let closed = Closed { closed_at: chrono::Utc::now().to_rfc3339() };
+        // GitHub's own time of the close when this run is for its event, so a reopening it sent
+        // later is told from a re-run of an earlier one on the same clock.
+        let closed = Closed { closed_at: event.closed_at.unwrap_or_else(Utc::now).to_rfc3339() };
         let body = serde_json::to_vec(&closed).expect("a closed record serialises");
         let key = closed_key(&site.layout, pr);
         site.store.put(&key, Bytes::from(body), &json_meta(), Condition::Always).await.map_err(PointerError::from)?;
@@ -67,6 +74,7 @@ pub async fn close(
             delete_release(site, record, &lock).await?;
             report.deleted.push(record.version.clone());
         }
+        report.pool_deleted = sweep_pool(site, Some(&lock), &report.deleted, Utc::now()).await?;
         Ok::<_, PruneError>(())
     }
     .await;
@@ -77,7 +85,9 @@ pub async fn close(
 /// Points the alias of `pr` at its preview `version` unless it names a newer preview of `pr`,
 /// which it then keeps and returns. Read, compare and write hold the deploy lock, so two runs
 /// finishing together cannot both write. A value that is no preview of `pr` is refused unless
-/// `take_over` (it was not written by cutover, or names another pull request's preview).
+/// `take_over` (it was not written by cutover, or names another pull request's preview). After a
+/// close only a reopening links: GitHub's `reopened` event sent after the close (`reopened_at`,
+/// see [`Event`]) or `take_over`; it drops the close record.
 pub async fn point_alias(
     site: &Site,
     pr: PullRequest,
@@ -85,15 +95,22 @@ pub async fn point_alias(
     lock_lease: Duration,
     run_url: Option<&str>,
     take_over: bool,
+    reopened_at: Option<DateTime<Utc>>,
 ) -> Result<Option<String>, PruneError> {
     let lock = DeployLock::acquire(site, lock_lease, run_url).await?;
     let result = async {
         let key = closed_key(&site.layout, pr);
         let closed = site.store.get(&key).await.map_err(PointerError::from)?;
-        let reopened = take_over && closed.is_some();
-        if let Some(closed) = closed.filter(|_| !take_over) {
-            let closed_at = serde_json::from_slice::<Closed>(&closed.body)
-                .map_or_else(|_| "an unknown time".to_owned(), |c| c.closed_at);
+        let closed_at = closed.map(|c| serde_json::from_slice::<Closed>(&c.body).map(|c| c.closed_at).ok());
+        let reopened = match &closed_at {
+            None => false,
+            Some(at) => {
+                let after = at.as_deref().and_then(|at| DateTime::parse_from_rfc3339(at).ok());
+                take_over || reopened_at.zip(after).is_some_and(|(reopened, closed)| reopened > closed)
+            }
+        };
+        if let Some(at) = closed_at.filter(|_| !reopened) {
+            let closed_at = at.unwrap_or_else(|| "an unknown time".to_owned());
             return Err(Refusal(Guard::Closed { number: pr.number(), closed_at }).into());
         }
         let newer = match site.aliases.read(pr).await? {
@@ -108,7 +125,7 @@ pub async fn point_alias(
         if newer.is_none() {
             lock.check()?;
             site.aliases.write(pr, version).await?;
-            // Taking over after a close means the pull request was reopened: later pushes link again.
+            // The pull request was reopened: later pushes link again.
             if reopened {
                 site.store.delete(&[key]).await.map_err(PointerError::from)?;
             }
@@ -135,7 +152,7 @@ pub fn closed_key(layout: &Layout, pr: PullRequest) -> String {
 /// as numbers), so run 10 is newer than run 9.
 fn run_order(pr: PullRequest, a: &str, b: &str) -> Ordering {
     let prefix = format!("{}-", pr.alias());
-    let runs = [a, b].map(|v| (v.strip_prefix(&prefix).unwrap_or(v), chrono::DateTime::<chrono::Utc>::MIN_UTC));
+    let runs = [a, b].map(|v| (v.strip_prefix(&prefix).unwrap_or(v), DateTime::<Utc>::MIN_UTC));
     let places = crate::version::places(&runs);
     places[0].cmp(&places[1])
 }
@@ -145,8 +162,12 @@ impl CloseReport {
     pub fn render(&self) -> String {
         let alias = if self.alias_deleted { "deleted" } else { "none" };
         format!(
-            "pull request {}: alias pr-{} {alias}\ndeleted: {:?}\nkept: {:?}\n",
-            self.pull_request, self.pull_request, self.deleted, self.kept
+            "pull request {}: alias pr-{} {alias}\ndeleted: {:?}\nkept: {:?}\npool objects deleted: {}\n",
+            self.pull_request,
+            self.pull_request,
+            self.deleted,
+            self.kept,
+            self.pool_deleted.len()
         )
     }
 }

@@ -226,7 +226,7 @@ async fn prune_locked(
 /// returns their paths. The records are read again, so a release recorded since the decision
 /// keeps its files (a re-stage of a deleted version too); on a dry run (no lock) `deleted` are the
 /// releases it would have deleted, still recorded.
-async fn sweep_pool(
+pub(crate) async fn sweep_pool(
     site: &Site,
     lock: Option<&DeployLock>,
     deleted: &[String],
@@ -266,19 +266,17 @@ async fn sweep_pool(
     Ok(unused.into_iter().map(|(_, path)| path).collect())
 }
 
-/// Deletes the record first, so a half-deleted release can never be promoted, then exactly the
-/// files it lists: never a directory, so prune cannot reach into anything the record does not name.
+/// Deletes the record first, alone, so a half-deleted release can never be promoted, then what
+/// cutover keeps about the version under `_cutover/` (its smoke verdict, its routing index) and
+/// exactly the files the record lists: never a directory, so prune cannot reach into anything the
+/// record does not name. A record put back finds the rest whole.
 pub(crate) async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &DeployLock) -> Result<(), PruneError> {
     let version = &record.version;
     // Past the lock's lease another run may have made this release live again: each write first
     // checks the lock is still this run's.
     lock.check()?;
     site.store
-        .delete(&[
-            site.layout.record_key(version),
-            site.layout.verdict_key(version),
-            crate::route_index::key(&site.layout, version),
-        ])
+        .delete(&[site.layout.record_key(version)])
         .await
         .map_err(|source| PruneError::Deleting { doing: format!("deleting the record of {version}"), source })?;
     if let Err(stop) = still_prunable(site, version, lock).await {
@@ -286,12 +284,13 @@ pub(crate) async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &D
         return Err(stop);
     }
     // Pooled files are shared with other releases: only the version's own directory goes here.
-    let keys: Vec<String> = record
+    let kept_about = [site.layout.verdict_key(version), crate::route_index::key(&site.layout, version)];
+    let files = record
         .files
         .iter()
         .filter(|(_, file)| file.place == Place::Version)
-        .map(|(path, _)| site.layout.object_key(version, path))
-        .collect();
+        .map(|(path, _)| site.layout.object_key(version, path));
+    let keys: Vec<String> = kept_about.into_iter().chain(files).collect();
     site.store
         .delete(&keys)
         .await

@@ -3,6 +3,8 @@
 //! names a pull request's newest preview. A leaf, so the plan, the guards, prune and the edge all
 //! tell a preview from a release the same way.
 
+use chrono::{DateTime, Utc};
+
 use crate::env::Env;
 
 /// The largest pull request number accepted: GitHub's, CircleCI's and TeamCity's are far below.
@@ -95,6 +97,40 @@ pub fn detect(input: Option<&str>, env: &Env) -> Result<Option<PullRequest>, (&'
     Ok(None)
 }
 
+/// What GitHub's `pull_request` event says about the pull request opening or closing, in GitHub's
+/// own clock: a close is recorded at its `closed_at`, and only a run for a `reopened` event that
+/// GitHub sent after that links the pull request's previews again (a re-run keeps its event).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Event {
+    /// The `reopened` event's `pull_request.updated_at`: when it was reopened.
+    pub reopened_at: Option<DateTime<Utc>>,
+    /// The `closed` event's `pull_request.closed_at`.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// The [`Event`] of this run: none off GitHub's `pull_request*` events, or when the payload at
+/// `GITHUB_EVENT_PATH` cannot be read (the close record then stands; `take-over-pointer` lifts it).
+pub fn event(env: &Env) -> Event {
+    let payload = env
+        .get("GITHUB_EVENT_NAME")
+        .filter(|e| e.starts_with("pull_request"))
+        .and(env.get("GITHUB_EVENT_PATH"))
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok());
+    let Some(payload) = payload else { return Event::default() };
+    let at = |field: &str| {
+        payload["pull_request"][field]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    match payload["action"].as_str() {
+        Some("reopened") => Event { reopened_at: at("updated_at"), closed_at: None },
+        Some("closed") => Event { reopened_at: None, closed_at: at("closed_at") },
+        _ => Event::default(),
+    }
+}
+
 /// The pull request number in a GitHub event payload: `number`, else `pull_request.number`.
 fn from_event(path: &str) -> Result<PullRequest, String> {
     let text = std::fs::read(path).map_err(|e| format!("reading the event payload {path}: {e}"))?;
@@ -171,5 +207,31 @@ mod tests {
         assert_eq!(source(&[("CIRCLE_PULL_REQUEST", "https://evil/")], None), "CIRCLE_PULL_REQUEST");
         std::fs::write(&payload, r#"{"number":-3}"#).unwrap();
         assert_eq!(source(&event, None), "GITHUB_EVENT_PATH");
+    }
+
+    #[test]
+    fn only_a_reopened_or_closed_event_says_when() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload = dir.path().join("event.json");
+        let path = payload.display().to_string();
+        let on = |name: &str, body: &str| {
+            std::fs::write(&payload, body).unwrap();
+            event(&env(&[("GITHUB_EVENT_NAME", name), ("GITHUB_EVENT_PATH", path.as_str())]))
+        };
+        let times = r#""updated_at":"2026-01-02T03:04:05Z","closed_at":"2026-01-01T00:00:00+01:00""#;
+        let reopened = on("pull_request", &format!(r#"{{"action":"reopened","pull_request":{{{times}}}}}"#));
+        assert_eq!(reopened.reopened_at.map(|t| t.to_rfc3339()).as_deref(), Some("2026-01-02T03:04:05+00:00"));
+        assert_eq!(reopened.closed_at, None);
+        let closed = on("pull_request_target", &format!(r#"{{"action":"closed","pull_request":{{{times}}}}}"#));
+        assert_eq!(closed.closed_at.map(|t| t.to_rfc3339()).as_deref(), Some("2025-12-31T23:00:00+00:00"));
+        for (name, body) in [
+            ("pull_request", format!(r#"{{"action":"synchronize","pull_request":{{{times}}}}}"#)),
+            ("push", format!(r#"{{"action":"reopened","pull_request":{{{times}}}}}"#)),
+            ("pull_request", r#"{"action":"reopened","pull_request":{"updated_at":"yesterday"}}"#.to_owned()),
+            ("pull_request", "not json".to_owned()),
+        ] {
+            assert_eq!(on(name, &body), Event::default(), "{name} {body}");
+        }
+        assert_eq!(event(&env(&[("GITHUB_EVENT_NAME", "pull_request")])), Event::default(), "no payload");
     }
 }

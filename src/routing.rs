@@ -505,7 +505,16 @@ mod tests {
             let cookies: Vec<&str> = text("cookie").into_iter().collect();
             let header = |name: &str| vector["headers"][name].as_str();
             let pin = framework_pin(text("uri").unwrap(), query, header(PIN_HEADER), header(FETCH_DEST_HEADER));
-            let asked = with_framework_pin(ask(&names, query, &cookies, now), pin);
+            // Aliases resolve as `cutover serve` resolves them, its preview hosts being `*.localhost`.
+            let host = text("host").map(|h| h.replace("<preview-domain>", "localhost"));
+            let alias = |pr: crate::pull_request::PullRequest| {
+                let value = doc["aliases"][pr.alias()].as_str().map(str::to_owned);
+                std::future::ready(crate::serve::aliases::preview_named(pr, value))
+            };
+            let resolved =
+                crate::serve::aliases::resolve_with(&names, ask(&names, query, &cookies, now), host.as_deref(), alias);
+            let asked = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(resolved);
+            let asked = with_framework_pin(asked, pin);
             let known = |v: &str| releases[text("fixture").unwrap()].as_array().unwrap().iter().any(|r| r == v);
             let pinned = match &asked {
                 Ask::Pin { version, .. } if known(version) => Some(&index),
@@ -534,6 +543,9 @@ mod tests {
             assert_eq!(header(OVERRIDE_HEADER), text("override"), "{name}");
             let overridden = matches!(r.source, Source::Query | Source::Cookie);
             assert_eq!(header("x-robots-tag").is_some(), overridden, "{name}");
+            if let Some(robots) = vector.get("robots") {
+                assert_eq!(header("x-robots-tag"), robots.as_str(), "{name}");
+            }
             assert_eq!(header("cache-control").is_some(), overridden || !cookies.is_empty(), "{name}");
             assert_eq!(r.source == Source::Framework, vector["pinned"] == true, "{name}");
         }

@@ -18,7 +18,7 @@ use crate::route_index::{self, RouteIndex};
 use crate::routing::{self, Active, Ask, EdgeNames, Outcome, Route};
 use crate::version;
 
-mod aliases;
+pub(crate) mod aliases;
 mod files;
 
 /// How long the edge trusts the active version it last read, as the router does.

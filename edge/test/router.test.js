@@ -11,7 +11,9 @@ const { startMoto } = require('./moto.js');
 const doc = require('../vectors.json');
 
 function requestEvent(vector, eventType = 'viewer-request') {
-  const headers = { host: [{ key: 'Host', value: 'd111111abcdef8.cloudfront.net' }] };
+  // A vector's preview host names `<preview-domain>`, the domain baked in below.
+  const host = vector.host ? vector.host.replace('<preview-domain>', doc.preview_domain) : 'd111111abcdef8.cloudfront.net';
+  const headers = { host: [{ key: 'Host', value: host }] };
   if (vector.cookie !== null && vector.cookie !== undefined) {
     headers.cookie = [{ key: 'Cookie', value: vector.cookie }];
   }
@@ -26,10 +28,16 @@ function responseEvent(eventType, request, response) {
   return { Records: [{ cf: { config: { distributionId: 'EDFDVBD6EXAMPLE', eventType }, request, response } }] };
 }
 
-/** Sets the router up for a vector: its fixture's releases, its active version, its settings. */
+/** Sets the router up for a vector: its fixture's releases, its active version, the aliases, its settings. */
 function setUp(vector) {
-  router.configure({ mode: 'ssm', notFound: vector.not_found || 'auto', overrideSecret: vector.secret || undefined });
+  router.configure({
+    mode: 'ssm',
+    notFound: vector.not_found || 'auto',
+    overrideSecret: vector.secret || undefined,
+    previewDomain: doc.preview_domain,
+  });
   router.setParameterReader(async () => vector.active ?? '-');
+  router.setAliasReader(async (alias) => doc.aliases[alias] ?? null);
   const known = doc.releases[vector.fixture];
   router.setIndexReader(async (version) => (known.includes(version) ? doc.fixtures[vector.fixture] : null));
   router.setPageReader(async (version) => `/site/${version}/404.html`);
@@ -67,6 +75,9 @@ for (const vector of doc.vectors) {
       assert.equal(got.file, `/site/${vector.version}/${vector.file}`);
     }
     assert.deepEqual((got.headers['set-cookie'] || []).map((h) => h.value), vector.set_cookies);
+    if ('robots' in vector) {
+      assert.equal(header('x-robots-tag'), vector.robots);
+    }
     if (vector.pinned) {
       assert.notEqual(header('cache-control'), 'private, no-cache', 'a framework pin is cacheable');
     } else if (vector.set_cookies.length > 0 || vector.version !== vector.active) {

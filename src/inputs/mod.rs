@@ -143,7 +143,7 @@ define_inputs! {
     skew_window = Some("7d");
     /// Domain whose hosts `pr-<n>.<domain>` show each pull request's newest preview, e.g. `preview.example.com` (a wildcard DNS record and certificate on the distribution). Unset: previews are linked by the override query.
     preview_domain = None;
-    /// With `preview` on GitHub: a token that may write pull request comments and deployments (`secrets.GITHUB_TOKEN` with `pull-requests: write` and `deployments: write`); cutover then keeps one comment with the link on the pull request and records a deployment of `preview/pr-<n>`. Masked and never printed; a refusal (a fork's pull request) is a warning.
+    /// With `preview` on GitHub: a token that may write pull request comments and deployments (`secrets.GITHUB_TOKEN` with `pull-requests: write` and `deployments: write`); cutover then keeps one comment with the link on the pull request and records a deployment of `preview/pr-<n>`, which `preview-close` marks inactive. Masked and never printed; a refusal (a fork's pull request) is a warning.
     github_token = None;
     /// Cache-Control rules for files that are not fingerprinted (`shared-assets`), `GLOB=VALUE` separated by newlines or `;`; the first match wins over the default (`public, max-age=0, must-revalidate`).
     cache_control = None;

@@ -77,6 +77,8 @@ pub struct Plan {
     /// The pull request a preview is for: `Ok(None)` when none was given or found; an error only
     /// `preview` reports, so a bad CI variable never stops a release.
     pub pull_request: Result<Option<PullRequest>, InputError>,
+    /// Whether this run is for GitHub's event reopening or closing the pull request, and when.
+    pub pull_request_event: pull_request::Event,
     /// With `prune`: how old a preview may get.
     pub preview_ttl: Duration,
     /// With `prune`: every release live at any moment this long ago or since is kept.
@@ -187,6 +189,7 @@ impl Plan {
             concurrency,
             keep,
             pull_request,
+            pull_request_event: pull_request::event(env),
             preview_ttl,
             skew_window,
             preview_domain,

@@ -26,18 +26,7 @@ impl AliasCache {
     /// override secret, which only signed links pass), else a pin naming an alias, pinned to the
     /// preview the alias names; the cookie keeps the alias, so the pin follows later pushes.
     pub(super) async fn resolve(&self, site: &Site, names: &EdgeNames, asked: Ask, host: Option<&str>) -> Ask {
-        // The clear link drops the cookies on a preview host too.
-        if let Some(pr) = host.and_then(host_alias).filter(|_| names.secret.is_none() && !matches!(asked, Ask::Clear)) {
-            let version = self.target(site, pr).await.unwrap_or_else(|| pr.alias());
-            return Ask::Pin { version, source: Source::Cookie, value: pr.alias() };
-        }
-        match asked {
-            Ask::Pin { version, source, value } => match alias_of(&version) {
-                Some(pr) => Ask::Pin { version: self.target(site, pr).await.unwrap_or(version), source, value },
-                None => Ask::Pin { version, source, value },
-            },
-            other => other,
-        }
+        resolve_with(names, asked, host, |pr| self.target(site, pr)).await
     }
 
     /// The preview the alias of `pr` names, cached; a failed read keeps the last good answer.
@@ -49,8 +38,7 @@ impl AliasCache {
             return target.clone();
         }
         let target = match site.aliases.read(pr).await {
-            // Only a preview of this pull request: a hand-written release or another's is no link.
-            Ok(target) => target.filter(|v| crate::version::is_valid(v) && preview_of(v) == Some(pr)),
+            Ok(target) => preview_named(pr, target),
             Err(e) => {
                 crate::say!("local edge: reading the alias {}: {e:#}", pr.alias());
                 cached.and_then(|(_, target)| target)
@@ -59,6 +47,34 @@ impl AliasCache {
         keep(&mut self.read.lock().unwrap_or_else(|e| e.into_inner()), pr.number(), (Instant::now(), target.clone()));
         target
     }
+}
+
+/// [`AliasCache::resolve`] with `target` telling what an alias names (the shared vectors' unit
+/// test gives their aliases; `cutover serve` reads the store).
+pub(crate) async fn resolve_with<F: Future<Output = Option<String>>>(
+    names: &EdgeNames,
+    asked: Ask,
+    host: Option<&str>,
+    target: impl Fn(PullRequest) -> F,
+) -> Ask {
+    // The clear link drops the cookies on a preview host too.
+    if let Some(pr) = host.and_then(host_alias).filter(|_| names.secret.is_none() && !matches!(asked, Ask::Clear)) {
+        let version = target(pr).await.unwrap_or_else(|| pr.alias());
+        return Ask::Pin { version, source: Source::Cookie, value: pr.alias() };
+    }
+    match asked {
+        Ask::Pin { version, source, value } => match alias_of(&version) {
+            Some(pr) => Ask::Pin { version: target(pr).await.unwrap_or(version), source, value },
+            None => Ask::Pin { version, source, value },
+        },
+        other => other,
+    }
+}
+
+/// The preview an alias's value names: only a preview of its own pull request; a hand-written
+/// release, another's preview or a malformed value is no link.
+pub(crate) fn preview_named(pr: PullRequest, value: Option<String>) -> Option<String> {
+    value.filter(|v| crate::version::is_valid(v) && preview_of(v) == Some(pr))
 }
 
 /// Remembers what an alias named, letting go of the one read longest ago when [`KEPT`] are.

@@ -125,8 +125,22 @@ fn the_bundle_names_the_stack_parameters_that_put_its_names_in_the_cache_key() {
     let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
     run.assert_code(0);
     assert!(
-        run.stdout().contains("stack parameters: VersionCookie=V OverrideCookie=O OverrideQuery=q"),
+        run.stdout().contains("stack parameters: VersionCookie=V OverrideCookie=O OverrideQuery=q\n"),
         "{}",
         run.stdout()
     );
+}
+
+/// With `preview-domain` the line also names `PreviewDomain` and the wildcard certificate's
+/// parameter, which the template's rule requires with it.
+#[test]
+fn with_a_preview_domain_the_stack_parameters_name_it_and_its_certificate() {
+    let mut f = Fixture::local();
+    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "ssm:/sites/www/active");
+    f.set("CUTOVER_PREVIEW_DOMAIN", "preview.example.com");
+    let zip = f.dir.path().join("router.zip");
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
+    let expected = "stack parameters: VersionCookie=Build-Number OverrideCookie=Override OverrideQuery=override_build_number \
+         PreviewDomain=preview.example.com PreviewCertificateArn=<arn-of-a-us-east-1-certificate-for-*.preview.example.com>\n";
+    assert!(run.assert_code(0).stdout().contains(expected), "{}", run.stdout());
 }

@@ -1,5 +1,6 @@
 //! The edge contract's shared vectors (edge/vectors.json), run against `cutover serve` over HTTP:
-//! the same vectors the CloudFront router's Node tests and the Rust unit test run.
+//! the same vectors the CloudFront router's Node tests and the Rust unit test run, preview aliases
+//! and hosts included.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +38,13 @@ fn cutover_serve_passes_the_shared_vectors() {
         if let Some(active) = &active {
             f.run(&["promote", active], &[]).assert_code(0);
         }
+        // The aliases as `preview` writes them (and malformed ones it never would).
+        f.with_site(async |site| {
+            for (alias, value) in doc["aliases"].as_object().unwrap() {
+                let pr = cutover::pull_request::alias_of(alias).expect("an alias name");
+                site.aliases.write(pr, value.as_str().unwrap()).await.unwrap();
+            }
+        });
         f.set("CUTOVER_NOT_FOUND", &not_found);
         if let Some(secret) = &secret {
             f.set("CUTOVER_OVERRIDE_SECRET", secret);
@@ -51,6 +59,9 @@ fn cutover_serve_passes_the_shared_vectors() {
             if let Some(extra) = vector["headers"].as_object() {
                 headers.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())));
             }
+            // `cutover serve`'s preview hosts are `pr-<n>.localhost` (browsers send them to loopback).
+            let host = vector["host"].as_str().map(|h| h.replace("<preview-domain>", "localhost"));
+            headers.extend(host.as_deref().map(|h| ("host", h)));
             let response = http_send(&edge.url, "GET", &target, &headers, "").expect("requesting the edge");
             assert_eq!(u64::from(response.status), vector["status"].as_u64().unwrap(), "{name}");
             assert_eq!(response.header("x-cutover-version"), vector["version"].as_str(), "{name}");
@@ -68,6 +79,9 @@ fn cutover_serve_passes_the_shared_vectors() {
             let expected: Vec<&str> =
                 vector["set_cookies"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
             assert_eq!(cookies, expected, "{name}");
+            if let Some(robots) = vector.get("robots") {
+                assert_eq!(response.header("x-robots-tag"), robots.as_str(), "{name}");
+            }
             if vector["pinned"] == true {
                 assert_ne!(
                     response.header("cache-control"),

@@ -27,6 +27,8 @@ struct State {
     seen: Vec<Seen>,
     /// Each comment's id, body and author (`None`: cutover's, as `github-actions[bot]`).
     comments: Vec<(u64, String, Option<&'static str>)>,
+    /// The repository's deployments, as GitHub lists them.
+    deployments: Vec<Value>,
     forbidden: bool,
 }
 
@@ -106,8 +108,17 @@ fn answer(state: &Mutex<State>, seen: Seen) -> (u16, Value) {
             state.comments.iter_mut().filter(|(c, _, _)| *c == id).for_each(|(_, b, _)| *b = body.clone());
             (200, json!({ "id": id }))
         }
+        ("GET", "/repos/o/r/deployments") => {
+            let query = seen.path.split_once('?').map_or("", |(_, q)| q);
+            let environment = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "environment");
+            let environment = environment.map(|(_, v)| v.into_owned()).unwrap_or_default();
+            let listed = state.deployments.iter().filter(|d| d["environment"] == environment.as_str()).cloned();
+            (200, Value::Array(listed.collect()))
+        }
         ("POST", "/repos/o/r/deployments") => (201, json!({ "id": 5 })),
-        ("POST", "/repos/o/r/deployments/5/statuses") => (201, json!({ "id": 1 })),
+        ("POST", statuses) if statuses.starts_with("/repos/o/r/deployments/") && statuses.ends_with("/statuses") => {
+            (201, json!({ "id": 1 }))
+        }
         _ => (404, json!({ "message": "Not Found" })),
     }
 }
@@ -197,5 +208,61 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
     printed.push_str(&std::fs::read_to_string(f.dir.path().join("step_summary")).unwrap_or_default());
     for line in printed.lines().filter(|l| !l.starts_with("::add-mask::")) {
         assert!(!line.contains(TOKEN), "the token was printed: {line}");
+    }
+}
+
+/// `preview-close` with `github-token` marks inactive each deployment of `preview/pr-<n>` that
+/// cutover recorded, never another tool's there nor another pull request's; a 403 is a warning and
+/// the close still passes; the token is printed nowhere.
+#[test]
+fn a_close_marks_the_pull_requests_deployments_inactive_and_a_403_is_a_warning() {
+    let f = Fixture::local();
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    let state = Arc::new(Mutex::new(State::default()));
+    let api = fake_api(state.clone());
+    let deployment = |id: u64, environment: &str, description: &str| json!({ "id": id, "environment": environment, "description": description });
+    state.lock().unwrap().deployments = vec![
+        deployment(11, "preview/pr-7", "cutover preview pr-7-1"),
+        deployment(12, "preview/pr-7", "cutover preview pr-7-2"),
+        deployment(13, "preview/pr-7", "another tool's"),
+        deployment(14, "preview/pr-8", "cutover preview pr-8-1"),
+    ];
+    let env = [
+        ("CUTOVER_PULL_REQUEST", "7"),
+        ("GITHUB_REPOSITORY", "o/r"),
+        ("GITHUB_API_URL", api.as_str()),
+        ("INPUT_GITHUB-TOKEN", TOKEN),
+    ];
+    let dry = f.run(&["preview-close", "--dry-run"], &env);
+    dry.assert_code(0);
+    assert!(state.lock().unwrap().seen.is_empty(), "a dry run makes no call");
+    let closed = f.run(&["preview-close"], &env);
+    closed.assert_code(0);
+    assert!(!closed.stdout().contains("::warning::"), "{}", closed.stdout());
+    {
+        let state = state.lock().unwrap();
+        let calls: Vec<String> = state.seen.iter().map(|s| format!("{} {}", s.method, s.path)).collect();
+        assert_eq!(
+            calls,
+            [
+                "GET /repos/o/r/deployments?environment=preview%2Fpr-7&per_page=100&page=1",
+                "POST /repos/o/r/deployments/11/statuses",
+                "POST /repos/o/r/deployments/12/statuses",
+            ]
+        );
+        assert!(state.seen[1..].iter().all(|s| s.body["state"] == "inactive"), "{:?}", state.seen);
+        let bearer = format!("Bearer {TOKEN}");
+        assert!(state.seen.iter().all(|s| s.authorization.as_deref() == Some(bearer.as_str())));
+    }
+
+    state.lock().unwrap().forbidden = true;
+    let refused = f.run(&["preview-close"], &env);
+    assert_eq!(refused.code(), 0, "a refusal never fails the step: {}", refused.stderr());
+    let warning = refused.stdout().lines().filter(|l| l.starts_with("::warning::")).collect::<Vec<_>>().join("\n");
+    assert!(warning.contains("preview/pr-7 were not marked inactive") && warning.contains("403"), "{warning}");
+    for run in [&dry, &closed, &refused] {
+        assert!(run.stdout().lines().any(|l| l == format!("::add-mask::{TOKEN}")), "the token is masked");
+        let printed = run.stdout() + &run.stderr();
+        assert!(printed.lines().filter(|l| !l.starts_with("::add-mask::")).all(|l| !l.contains(TOKEN)), "{printed}");
     }
 }

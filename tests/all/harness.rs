@@ -526,7 +526,11 @@ pub fn http_send(
     body: &str,
 ) -> Result<Response, String> {
     let host = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut request = hyper::Request::builder().method(method).uri(path).header("host", host);
+    let mut request = hyper::Request::builder().method(method).uri(path);
+    // The address connected to, unless the caller names a host (a preview host, say).
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        request = request.header("host", host);
+    }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }

@@ -214,8 +214,8 @@ fn calls_of_every_command(style: Style) -> (Vec<Call>, String, String) {
     run(&["preview"], &[&with("p")[..1], &pull_request("1")].concat());
     run(&["preview"], &[&with("p")[..1], &pull_request("2")].concat());
     run(&["prune", "--keep", "1", "--preview-ttl", "1h"], &[]);
+    // The closed previews' pool object is used by no release now: the close sweeps it.
     run(&["preview-close"], &pull_request("3"));
-    // The closed previews' pool object is used by no release now: prune deletes it.
     run(&["prune", "--keep", "1"], &[]);
     let pool = f.with_site(async |site| site.store.list(&site.layout.shared_dir()).await.unwrap());
     assert!(pool.is_empty(), "{pool:?}");

@@ -20,7 +20,83 @@ on_both_backends!(
     the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write,
     a_push_finishing_after_the_close_makes_no_link,
     prune_with_only_a_preview_ttl_deletes_expired_previews_and_no_release,
+    a_reopened_pull_request_previews_again,
 );
+
+/// On the local store, whose pool files are aged by hand, and on moto, whose S3 clock runs two
+/// hours behind, so the pool objects are past the hour in which no sweep touches them.
+mod close_and_preview_ttl_leave_nothing_of_their_previews_behind {
+    use crate::harness::Fixture;
+
+    #[test]
+    fn local() {
+        super::close_and_preview_ttl_leave_nothing_of_their_previews_behind(Fixture::local(), crate::shared::age_pool);
+    }
+
+    #[test]
+    fn moto() {
+        super::close_and_preview_ttl_leave_nothing_of_their_previews_behind(Fixture::moto_aged(), |_| {});
+    }
+}
+
+/// What cutover keeps under `_cutover/` about a version (its record, its smoke verdict, its
+/// routing index) goes with the preview, whether the close or `preview-ttl` deletes it; so do
+/// the pool objects only the closed pull request's previews used (the close sweeps as prune does,
+/// under the deploy lock, never an object written in the last hour), and a dry run says which.
+fn close_and_preview_ttl_leave_nothing_of_their_previews_behind(mut f: Fixture, age_pool: fn(&Fixture)) {
+    const COMMON: &str = "assets/vendor-Zz9_Yy8-.js";
+    const SEVEN: &str = "assets/seven-AAAAaaaa.js";
+    const EIGHT: &str = "assets/eight-BBBBbbbb.js";
+    let _edge = f.start_edge();
+    f.deploy(&f.site("v1", &[("index.html", "live"), (COMMON, "vendor")]), "1");
+    let build = |name: &str, chunk: &str| f.site(name, &[("index.html", name), (COMMON, "vendor"), (chunk, chunk)]);
+    let preview = |pr: &str, run: &str, dist: std::path::PathBuf, extra: &[(&str, &str)]| {
+        let vars =
+            [("CUTOVER_DIST_DIR", dist.to_str().unwrap()), ("CUTOVER_PULL_REQUEST", pr), ("GITHUB_RUN_NUMBER", run)];
+        f.run(&["preview"], &[&vars[..], extra].concat())
+    };
+    preview("7", "1", build("seven", SEVEN), &[]).assert_code(0);
+    let failing = [("CUTOVER_SMOKE_EXPECT_TEXT", "not in the page"), ("CUTOVER_SMOKE_TIMEOUT", "0s")];
+    preview("7", "2", build("seven", SEVEN), &failing).assert_code(3);
+    preview("8", "1", build("eight", EIGHT), &[]).assert_code(0);
+    let about = |f: &Fixture, version: &str| {
+        let version = format!("/{version}.json");
+        f.with_site(async |site| site.store.list(&site.layout.cutover_dir()).await.unwrap())
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|key| key.ends_with(&version))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(about(&f, "pr-7-2").len(), 3, "record, routing index and verdict: {:?}", about(&f, "pr-7-2"));
+    age_pool(&f);
+
+    let closing = [("CUTOVER_PULL_REQUEST", "7")];
+    let planned = f.run(&["preview-close", "--dry-run", "--json"], &closing).assert_code(0).json();
+    assert_eq!(planned["pool_deleted"], serde_json::json!([SEVEN]), "{planned}");
+    assert_eq!(crate::shared::pool(&f).len(), 3, "a dry run deletes nothing");
+    let closed = f.run(&["preview-close", "--json"], &closing).assert_code(0).json();
+    assert_eq!(closed["deleted"], serde_json::json!(["pr-7-1", "pr-7-2"]), "{closed}");
+    assert_eq!(closed["pool_deleted"], serde_json::json!([SEVEN]), "{closed}");
+    for version in ["pr-7-1", "pr-7-2"] {
+        assert_eq!(about(&f, version), Vec::<String>::new(), "{version}");
+    }
+    assert_eq!(crate::shared::pool(&f), [EIGHT, COMMON]);
+
+    f.with_site(async |site| {
+        let key = site.layout.record_key("pr-8-1");
+        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+        record.created_at -= chrono::Duration::hours(3);
+        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+    });
+    let pruned = f.run(&["prune", "--preview-ttl", "1h", "--json"], &[]).assert_code(0).json();
+    assert_eq!(
+        (pruned["deleted"].clone(), pruned["pool_deleted"].clone()),
+        (serde_json::json!(["pr-8-1"]), serde_json::json!([EIGHT]))
+    );
+    assert_eq!(about(&f, "pr-8-1"), Vec::<String>::new());
+    assert_eq!(crate::shared::pool(&f), [COMMON], "release 1 still uses it");
+    f.assert_releases_intact();
+}
 
 /// With a CloudFront pointer the alias is an object under `_cutover/aliases/`: the preview moves
 /// it, the origin path (the live release) stays, `cutover serve` resolves it, close deletes it.
@@ -91,6 +167,53 @@ fn a_push_finishing_after_the_close_makes_no_link(f: Fixture) {
     assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-3"));
     push(&f, "7", "4", "next");
     assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-4"));
+}
+
+/// GitHub's `pull_request` event for pull request 7, as a payload file: `action`, and the pull
+/// request's `updated_at` and `closed_at` that many minutes ago.
+fn event_payload(f: &Fixture, name: &str, action: &str, updated: i64, closed: i64) -> String {
+    let ago = |minutes| (chrono::Utc::now() - chrono::Duration::minutes(minutes)).to_rfc3339();
+    let payload = serde_json::json!({
+        "action": action, "number": 7,
+        "pull_request": { "number": 7, "updated_at": ago(updated), "closed_at": ago(closed) },
+    });
+    let path = f.dir.path().join(name);
+    std::fs::write(&path, payload.to_string()).unwrap();
+    path.display().to_string()
+}
+
+/// A reopened pull request previews again by itself: the close records GitHub's `closed_at`, a
+/// run for the `reopened` event GitHub sent after it links and drops the record, so the next push
+/// links too; a push or a re-run of a reopening from before the close still makes no link.
+fn a_reopened_pull_request_previews_again(f: Fixture) {
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    push(&f, "7", "1", "first");
+    let closed = event_payload(&f, "closed.json", "closed", 10, 10);
+    fn on(path: &str) -> [(&str, &str); 3] {
+        [("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_EVENT_PATH", path), ("GITHUB_REF", "refs/pull/7/merge")]
+    }
+    f.run(&["preview-close"], &on(&closed)).assert_code(0);
+    let recorded = f.with_site(async |site| {
+        let key = cutover::preview::closed_key(&site.layout, PullRequest::parse("7").unwrap());
+        serde_json::from_slice::<serde_json::Value>(&site.store.get(&key).await.unwrap().unwrap().body).unwrap()
+    });
+    let at = |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    let sent: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&closed).unwrap()).unwrap();
+    assert_eq!(at(&recorded["closed_at"]), at(&sent["pull_request"]["closed_at"]), "GitHub's time of the close");
+
+    let earlier = event_payload(&f, "earlier.json", "reopened", 20, 30);
+    let rerun = push_with(&f, "7", "2", "re-run", &on(&earlier));
+    assert_eq!(rerun.code(), 4, "a reopening from before the close: {}", rerun.stderr());
+    assert!(rerun.stderr().contains("a run for GitHub's `reopened` event links again"), "{}", rerun.stderr());
+    let late = event_payload(&f, "late.json", "synchronize", 5, 30);
+    assert_eq!(push_with(&f, "7", "3", "late", &on(&late)).code(), 4, "a push is no reopening");
+    assert_eq!(alias(&f, "7"), None);
+
+    let reopened = event_payload(&f, "reopened.json", "reopened", 5, 30);
+    push_with(&f, "7", "4", "reopened", &on(&reopened)).assert_code(0);
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-4"));
+    push_with(&f, "7", "5", "next", &on(&late)).assert_code(0);
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-5"), "the record went with the reopening");
 }
 
 /// A re-run of an older push, or a push finishing after a newer one, stages and smoke-tests its

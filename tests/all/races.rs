@@ -403,6 +403,9 @@ fn a_prune_past_its_lease_puts_back_the_record_it_deleted() {
     assert!(stderr.contains("put the record of 2 back"), "{stderr}");
     assert_eq!(f.active().as_deref(), Some("2"));
     assert!(f.with_site(async |site| read_record(&site, &site.layout.record_key("2")).await.unwrap()).is_some());
+    // The record went first and alone: what else is kept about the release waited for the check.
+    let index = f.with_site(async |site| site.store.get(&cutover::route_index::key(&site.layout, "2")).await.unwrap());
+    assert!(index.is_some(), "the routing index of the release put back is there");
     f.assert_releases_intact();
 }
 

@@ -182,7 +182,7 @@ fn hostile_names_round_trip_through_the_pool(mut f: Fixture) {
 }
 
 /// Makes every file in the local store's pool two hours old.
-fn age_pool(f: &Fixture) {
+pub(crate) fn age_pool(f: &Fixture) {
     let pool = f.dir.path().join("store/objects/site/_shared");
     let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
     let mut dirs = vec![pool];
@@ -198,7 +198,7 @@ fn age_pool(f: &Fixture) {
 }
 
 /// The paths in the site's pool.
-fn pool(f: &Fixture) -> Vec<String> {
+pub(crate) fn pool(f: &Fixture) -> Vec<String> {
     f.with_site(async |site| {
         let shared = site.layout.shared_dir();
         let listed = site.store.list(&shared).await.unwrap();
