@@ -192,11 +192,15 @@ def generate_bundled(name, spec, seed):
     return dirs
 
 
+def local_stage(store, build, version):
+    """The command that stages `build` as `version` into cutover's local store at `store`."""
+    return [CUTOVER, "stage", "--store-dir", store, "--prefix", PREFIX, "--version", version, "--dist-dir", build]
+
+
 def check_fingerprinted(build):
     """Stages `build` into a scratch local store and checks where cutover put each file."""
     with tempfile.TemporaryDirectory(prefix="cutover-bench-store-") as store:
-        staged = subprocess.run([CUTOVER, "stage", "--store-dir", store, "--prefix", PREFIX, "--version", "1",
-                                 "--dist-dir", build], env=base_env(), capture_output=True, text=True)
+        staged = subprocess.run(local_stage(store, build, "1"), env=base_env(), capture_output=True, text=True)
         if staged.returncode != 0:
             sys.exit(f"cutover stage into a local store failed ({staged.returncode}):\n{staged.stderr[-2000:]}")
         verify(sizes_under(Path(store) / "objects"), build, "1", pooled=True)
@@ -533,7 +537,9 @@ def main():
             on_moto = bundled
             s3_url = servers.moto_url if on_moto else None
             site_tools = ["cutover", "aws s3 sync"] if bundled else tools
-            redeploys = ["cutover redeploy"] + (["aws s3 sync redeploy"] if bundled else [])
+            redeploys = ["cutover redeploy"]
+            if bundled:
+                redeploys += ["aws s3 sync redeploy", "cutover, local store", "cutover redeploy, local store"]
             times = {tool: [] for tool in site_tools + redeploys}
             rss = {tool: [] for tool in times}
             for run in range(runs):
@@ -564,6 +570,17 @@ def main():
                     times["aws s3 sync redeploy"].append(wall)
                     rss["aws s3 sync redeploy"].append(peak)
                     print(f"{name} run {run + 1}: next build, aws s3 sync {wall:7.2f} s {peak:7.1f} MB", flush=True)
+                    # Both stages again into the local store in memory, where a request costs next
+                    # to nothing (as on s3s-fs): what is left is the redeploy's own work.
+                    store = Path(tempfile.mkdtemp(prefix="cutover-bench-store-", dir=SERVER_DATA))
+                    for tool, build, version in (("cutover, local store", site, "1"),
+                                                 ("cutover redeploy, local store", nxt, "2")):
+                        wall, peak = timed(local_stage(store, build, version), base_env())
+                        times[tool].append(wall)
+                        rss[tool].append(peak)
+                        print(f"{name} run {run + 1}: {tool} {wall:7.2f} s {peak:7.1f} MB", flush=True)
+                    verify(sizes_under(store / "objects"), nxt, "2", pooled=True)
+                    shutil.rmtree(store)
             files = sum(1 for p in site.rglob("*") if p.is_file())
             size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
             cutover = median(times["cutover"])
@@ -619,6 +636,8 @@ def report(results, label):
             targets[f"{name}: redeploy / full stage (target <= 0.25)"] = redeploy
             targets[f"{name}: cutover redeploy / aws s3 sync redeploy"] = (
                 tools["cutover redeploy"]["median_s"] / tools["aws s3 sync redeploy"]["median_s"])
+            targets[f"{name}: on the local store in memory, redeploy / full stage"] = (
+                tools["cutover redeploy, local store"]["median_s"] / tools["cutover, local store"]["median_s"])
             requests, stored = site["requests"], site["storage"]
             bound = requests["bound"]
             lines += ["", f"| {name}: S3 requests (counting proxy) | total | by method |", "|---|---|---|"]
