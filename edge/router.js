@@ -415,7 +415,8 @@ async function aliased(asked, request, now = Date.now(), target = aliasTarget) {
 
 // Framework pins (see framework_pin in src/routing.rs): `?dpl=<version>` (first) or the header
 // `x-deployment-id`, as Next.js sends with its `deploymentId`, serve a request from that stored
-// version; never a navigation (`Sec-Fetch-Dest`) nor a page-shaped path, never with a cookie.
+// version; never a navigation (`Sec-Fetch-Dest`) nor a page-shaped path, never with a cookie,
+// and only for a file the pinned release holds at that very path (decide).
 const PIN_QUERY = 'dpl';
 const PIN_HEADER = 'x-deployment-id';
 const NAVIGATIONS = ['document', 'iframe', 'frame', 'embed', 'object'];
@@ -424,11 +425,14 @@ const NAVIGATIONS = ['document', 'iframe', 'frame', 'embed', 'object'];
 function frameworkPin(request) {
   const first = (name) => ((request.headers || {})[name] || [])[0]?.value ?? null;
   const dest = first('sec-fetch-dest');
-  if ((dest !== null && NAVIGATIONS.includes(dest.trim().toLowerCase())) || pageShaped(request.uri)) {
+  // Header values lose only SP and HTAB (RFC 9110's OWS), and only ASCII letters change case, as
+  // in src/routing.rs: String#trim and #toLowerCase reach into Unicode.
+  const lower = (s) => s.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+  if ((dest !== null && NAVIGATIONS.includes(lower(trim(dest)))) || pageShaped(request.uri)) {
     return null;
   }
   const header = first(PIN_HEADER);
-  const value = queryValue(request.querystring, PIN_QUERY) ?? (header === null ? null : header.trim());
+  const value = queryValue(request.querystring, PIN_QUERY) ?? (header === null ? null : trim(header));
   return value !== null && VERSION.test(value) ? value : null;
 }
 
@@ -505,8 +509,10 @@ async function decide(request, activeOf) {
     // within the cap on values never seen; one found unknown, or over the cap, is no release.
     const files = await releaseIndex(asked.version);
     if (asked.source === 'framework') {
-      // A pin to a version not stored is no override: the active version answers, silently.
-      if (files !== null) chosen = { version: asked.version, files, source: 'framework' };
+      // A pin to a version not stored is no override: the active version answers, silently. So
+      // does one whose path the pinned release does not hold as a file of its own (see
+      // route in src/routing.rs): it would resolve there to a page or another release's chunk.
+      if (files !== null && files.has(decodePath(request.uri))) chosen = { version: asked.version, files, source: 'framework' };
     } else if (files === null) {
       headers[OVERRIDE_HEADER] = 'unknown-version';
     } else {
