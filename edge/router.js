@@ -415,7 +415,8 @@ async function aliased(asked, request, now = Date.now(), target = aliasTarget) {
 
 // Framework pins (see framework_pin in src/routing.rs): `?dpl=<version>` (first) or the header
 // `x-deployment-id`, as Next.js sends with its `deploymentId`, serve a request from that stored
-// version; never a navigation (`Sec-Fetch-Dest`) nor a page-shaped path, never with a cookie.
+// version; never a navigation (`Sec-Fetch-Dest`) nor a page-shaped path, never with a cookie,
+// and only for a file the pinned release holds at that very path (decide).
 const PIN_QUERY = 'dpl';
 const PIN_HEADER = 'x-deployment-id';
 const NAVIGATIONS = ['document', 'iframe', 'frame', 'embed', 'object'];
@@ -424,11 +425,14 @@ const NAVIGATIONS = ['document', 'iframe', 'frame', 'embed', 'object'];
 function frameworkPin(request) {
   const first = (name) => ((request.headers || {})[name] || [])[0]?.value ?? null;
   const dest = first('sec-fetch-dest');
-  if ((dest !== null && NAVIGATIONS.includes(dest.trim().toLowerCase())) || pageShaped(request.uri)) {
+  // Header values lose only SP and HTAB (RFC 9110's OWS), and only ASCII letters change case, as
+  // in src/routing.rs: String#trim and #toLowerCase reach into Unicode.
+  const lower = (s) => s.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+  if ((dest !== null && NAVIGATIONS.includes(lower(trim(dest)))) || pageShaped(request.uri)) {
     return null;
   }
   const header = first(PIN_HEADER);
-  const value = queryValue(request.querystring, PIN_QUERY) ?? (header === null ? null : header.trim());
+  const value = queryValue(request.querystring, PIN_QUERY) ?? (header === null ? null : trim(header));
   return value !== null && VERSION.test(value) ? value : null;
 }
 
@@ -505,8 +509,10 @@ async function decide(request, activeOf) {
     // within the cap on values never seen; one found unknown, or over the cap, is no release.
     const files = await releaseIndex(asked.version);
     if (asked.source === 'framework') {
-      // A pin to a version not stored is no override: the active version answers, silently.
-      if (files !== null) chosen = { version: asked.version, files, source: 'framework' };
+      // A pin to a version not stored is no override: the active version answers, silently. So
+      // does one whose path the pinned release does not hold as a file of its own (see
+      // route in src/routing.rs): it would resolve there to a page or another release's chunk.
+      if (files !== null && files.has(decodePath(request.uri))) chosen = { version: asked.version, files, source: 'framework' };
     } else if (files === null) {
       headers[OVERRIDE_HEADER] = 'unknown-version';
     } else {
@@ -754,9 +760,9 @@ async function originRequest(event) {
 }
 
 /**
- * origin-response: name the version, give the not-found page its 404 (cached with it), and drop
- * the index of a version whose listed file the origin does not have (S3 answers 403 without
- * s3:ListBucket).
+ * origin-response: name the version, give the not-found page its 404 (cached with it), answer a
+ * missing object with a plain uncached 404, and drop the index of a version whose listed file the
+ * origin does not have (S3 answers 403 without s3:ListBucket).
  */
 async function originResponse(event) {
   const { request, response } = event.Records[0].cf;
@@ -764,12 +770,13 @@ async function originResponse(event) {
   const full = config.mode === 'origin-path' && s3 ? `${s3.path}${request.uri}` : request.uri;
   const pooled = full.startsWith(sharedDir());
   const version = versionInPath(full) ?? (pooled ? ((request.headers[VERSION_HEADER] || [])[0] || {}).value || null : null);
-  if (pooled && response.status === '403') {
-    // A missing object reads as 403 through the origin access control (no ListBucket).
-    Object.assign(response, { status: '404', statusDescription: 'Not Found' });
-  }
-  if (version && (response.status === '403' || response.status === '404')) {
-    forget(version);
+  if (response.status === '403' || response.status === '404') {
+    // A missing object reads as 403 through the origin access control (no ListBucket). Only a
+    // file the version's index lists says the release was pruned: a pool miss for a path it does
+    // not list (another release's chunk) says nothing about it, and must not cost a re-read.
+    const file = fileOf(full, pooled ? sharedDir() : version && versionDir(version));
+    if (version && file !== null && (indexes.get(version)?.files.has(file) ?? false)) forget(version);
+    missing(response);
   }
   if (version) {
     response.headers[VERSION_HEADER] = [{ key: VERSION_HEADER, value: version }];
@@ -778,6 +785,27 @@ async function originResponse(event) {
     }
   }
   return response;
+}
+
+/** The release-relative file a URI under `dir` names, or null. */
+function fileOf(full, dir) {
+  if (!dir || !full.startsWith(dir)) return null;
+  try {
+    return decodeURIComponent(full.slice(dir.length));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Makes the origin's 403 or 404 for a missing object the plain `not found` that `cutover serve`
+ * answers: never S3's error document, and `no-store`, which keeps CloudFront from caching a 404
+ * (so a pooled path's answer, shared by every version, never carries another visitor's version).
+ */
+function missing(response) {
+  Object.assign(response, { status: '404', statusDescription: 'Not Found', body: 'not found\n' });
+  response.headers['content-type'] = [{ key: 'Content-Type', value: 'text/plain; charset=utf-8' }];
+  response.headers['cache-control'] = [{ key: 'Cache-Control', value: 'no-store' }];
 }
 
 /** viewer-response: the decision's headers and cookies on a response that came from the origin or cache. */

@@ -125,6 +125,9 @@ pub const PIN_QUERY: &str = "dpl";
 pub const PIN_HEADER: &str = "x-deployment-id";
 /// Header a browser names a request's destination in.
 pub const FETCH_DEST_HEADER: &str = "sec-fetch-dest";
+/// What RFC 9110 (5.6.3, OWS) lets surround a field value: SP and HTAB only, never the other
+/// Unicode whitespace `str::trim` (and JavaScript's `trim`) would take off.
+const OWS: [char; 2] = [' ', '\t'];
 /// `Sec-Fetch-Dest` values of a page navigation (top-level or framed): never pinned.
 const NAVIGATIONS: [&str; 5] = ["document", "iframe", "frame", "embed", "object"];
 
@@ -141,19 +144,22 @@ pub enum Source {
 
 /// The version a framework pins a request to: `?dpl=` (first) or `x-deployment-id`, when it is a
 /// valid version and the request is no page: neither a navigation by `Sec-Fetch-Dest` nor a
-/// page-shaped path (the root, a directory, a name without extension, `.html` or `.htm`), so an
-/// old page is never served to a visitor, whatever a link carries.
+/// page-shaped path (the root, a directory, a name without extension, `.html` or `.htm`). [`route`]
+/// then honours it only for a file the pinned release holds at that very path, so an old page is
+/// never served to a visitor, whatever a link carries.
 pub fn framework_pin(
     raw_path: &str,
     query: Option<&str>,
     pin_header: Option<&str>,
     fetch_dest: Option<&str>,
 ) -> Option<String> {
-    let navigation = fetch_dest.is_some_and(|d| NAVIGATIONS.contains(&d.trim().to_ascii_lowercase().as_str()));
+    let navigation =
+        fetch_dest.is_some_and(|d| NAVIGATIONS.contains(&d.trim_matches(OWS).to_ascii_lowercase().as_str()));
     if navigation || page_shaped(raw_path) {
         return None;
     }
-    let value = query.and_then(|q| parameter(q, PIN_QUERY)).or_else(|| pin_header.map(|h| h.trim().to_owned()))?;
+    let value =
+        query.and_then(|q| parameter(q, PIN_QUERY)).or_else(|| pin_header.map(|h| h.trim_matches(OWS).to_owned()))?;
     version::is_valid(&value).then_some(value)
 }
 
@@ -312,8 +318,12 @@ pub fn route(
         Ask::Clear => set_cookies = clear_cookies(names),
         Ask::Refused(why) => headers.push((OVERRIDE_HEADER, (*why).to_owned())),
         // A framework's pin to a version not stored is no override: the active version answers.
+        // So does one whose path the pinned release does not hold as a file of its own: what it
+        // would resolve to there is a page (a clean URL, a directory's index, the not-found page,
+        // the SPA fallback) or another release's chunk, never to be served from an old release.
         Ask::Pin { source: Source::Framework, version, .. } => {
-            chosen = pinned.map(|index| (version.as_str(), index, Source::Framework));
+            let holds = |index: &&RouteIndex| decode_path(raw_path).is_some_and(|path| index.contains(&path));
+            chosen = pinned.filter(holds).map(|index| (version.as_str(), index, Source::Framework));
         }
         Ask::Pin { version, source, value } => match pinned {
             Some(index) => {
@@ -464,7 +474,7 @@ fn parameter(query: &str, name: &str) -> Option<String> {
 /// Every `name=value` pair of every `Cookie` header, in order (RFC 6265 §5.4: HTTP/2 may split
 /// them); one pair of surrounding quotes is taken off a value, as the RFC's grammar has it.
 fn parse_cookies(headers: &[&str]) -> Vec<(String, String)> {
-    let trim = |s: &str| s.trim_matches([' ', '\t']).to_owned();
+    let trim = |s: &str| s.trim_matches(OWS).to_owned();
     headers
         .iter()
         .flat_map(|h| h.split(';'))

@@ -124,6 +124,12 @@ impl Edge {
         if index.in_pool(file, &self.names.shared) { layout.shared_key(file) } else { layout.object_key(version, file) }
     }
 
+    /// Whether the file a route serves is one its version's index lists.
+    async fn lists(&self, route: &Route) -> bool {
+        let (Some(version), Outcome::File { file, .. }) = (&route.version, &route.outcome) else { return false };
+        self.index(version).await.is_some_and(|index| index.contains(file))
+    }
+
     /// Drops a version's index: a file it lists is gone (the release was pruned since it was read).
     fn forget(&self, version: &str) {
         crate::say!("local edge: a file of {version} is missing; reading its routing index again");
@@ -249,13 +255,16 @@ async fn handle(State(edge): State<Arc<Edge>>, method: Method, uri: Uri, headers
     let route = edge.route(&uri, &headers).await;
     let (route, mut response) = match answer(&edge, &route, &method, &headers).await {
         Some(response) => (route, response),
-        None => {
+        None if edge.lists(&route).await => {
             // A file the index lists is gone: the release was pruned since its index was read.
             edge.forget(route.version.as_deref().unwrap_or_default());
             let route = edge.route(&uri, &headers).await;
             let response = answer(&edge, &route, &method, &headers).await;
             (route, response.unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found")))
         }
+        // A pool miss for a path the index does not list (another release's chunk) says nothing
+        // about this release: a plain 404, its index kept.
+        None => (route, text(StatusCode::NOT_FOUND, "not found")),
     };
     let headers = response.headers_mut();
     for (name, value) in &route.headers {

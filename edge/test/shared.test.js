@@ -109,4 +109,45 @@ test('origin-path style: a pinned pooled file names its version, so the pin is h
   assert.equal(response.headers['cache-control'][0].value, 'private, no-cache');
 });
 
+test('a pool miss for a path no index lists drops no index: 1,000 of them, pinned or not, cost no read, and a pin by cookie still holds', async (t) => {
+  t.mock.method(console, 'warn', () => {});
+  // One second that does not pass, so the cap on values never seen would bite re-reads.
+  t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+  setUp('ssm');
+  const reads = [];
+  router.setIndexReader(async (version) => {
+    reads.push(version);
+    return ['3', '4'].includes(version) ? FILES : null;
+  });
+  router.setParameterReader(async () => '4');
+  const denied = () => ({ status: '403', statusDescription: 'Forbidden', headers: { 'content-type': [{ key: 'Content-Type', value: 'application/xml' }] }, body: '<Error><Code>AccessDenied</Code></Error>' });
+  for (let i = 0; i < 1000; i += 1) {
+    const request = event('viewer-request', `/assets/r${i}-AAAAAAAA.js`);
+    request.Records[0].cf.request.querystring = i % 2 === 0 ? 'dpl=3' : '';
+    const decided = await router.handler(request);
+    assert.equal(decided.uri, `/site/_shared/assets/r${i}-AAAAAAAA.js`);
+    const answer = await router.handler({ Records: [{ cf: { config: { eventType: 'origin-response' }, request: decided, response: denied() } }] });
+    assert.equal(answer.status, '404');
+  }
+  assert.deepEqual(reads.sort(), ['3', '4'], 'each index read once');
+  const cookie = 'Build-Number=3; Override=true';
+  const pinned = await router.handler(event('viewer-request', '/index.html', { cookie }));
+  assert.equal(pinned.uri, '/site/3/index.html', 'the pinned release is still served');
+});
+
+test('a missing pooled object is a plain 404 that no cache keeps: not S3\'s error, no-store, the asking version', async () => {
+  for (const mode of ['ssm', 'origin-path']) {
+    setUp(mode);
+    const handler = mode === 'ssm' ? 'viewer-request' : 'origin-request';
+    const request = await router.handler(event(handler, '/assets/old-AbCd1234.js'));
+    const denied = { status: '403', statusDescription: 'Forbidden', headers: { 'content-type': [{ key: 'Content-Type', value: 'application/xml' }] }, body: '<Error><Code>AccessDenied</Code></Error>' };
+    const answer = await router.handler({ Records: [{ cf: { config: { eventType: 'origin-response' }, request, response: denied } }] });
+    assert.equal(answer.status, '404', mode);
+    assert.equal(answer.body, 'not found\n', mode);
+    assert.equal(answer.headers['content-type'][0].value, 'text/plain; charset=utf-8', mode);
+    assert.equal(answer.headers['cache-control'][0].value, 'no-store', mode);
+    assert.equal(answer.headers['x-cutover-version'][0].value, '41', mode);
+  }
+});
+
 test.after(() => router.configure({ mode: 'ssm', sharedAssets: config.sharedAssets }));

@@ -23,6 +23,7 @@ on_both_backends!(
     hostile_names_round_trip_through_the_pool,
     a_stage_killed_mid_upload_then_run_again_leaves_the_pool_whole,
     a_framework_pin_gets_a_page_its_own_data_never_an_old_page,
+    a_pool_miss_for_a_path_no_index_lists_is_a_plain_404_that_drops_no_index,
 );
 
 /// Prune on the local store, whose pool files are aged by hand, and on moto whose S3 clock runs
@@ -356,4 +357,26 @@ fn a_never_seen_pin_costs_serve_at_most_two_reads_per_request() {
     assert!(lookups > 0, "the edge reads through the proxy");
     assert!(lookups <= 2 * REQUESTS, "{lookups} index or record reads for {REQUESTS} requests");
     assert!(gets.len() <= 3 * REQUESTS, "{} S3 GETs for {REQUESTS} requests", gets.len());
+}
+
+/// A page asking for a chunk no release has (`/assets/r<i>-AAAAAAAA.js`) gets the pool's miss: a
+/// plain `not found` that no cache keeps, as the router's origin-response answers it, and the
+/// release's index is kept (only a missing file it lists says the release was pruned), pinned or not.
+fn a_pool_miss_for_a_path_no_index_lists_is_a_plain_404_that_drops_no_index(mut f: Fixture) {
+    let edge = f.start_edge();
+    let (v1, v2) = two_builds(&f);
+    f.deploy(&v1, "1");
+    f.deploy(&v2, "2");
+    edge.wait_for_active("2");
+    for i in 0..40 {
+        let target = format!("/assets/r{i}-AAAAAAAA.js{}", if i % 2 == 0 { "?dpl=1" } else { "" });
+        let r = http_send(&edge.url, "GET", &target, &[], "").unwrap();
+        assert_eq!((r.status, r.body.as_str()), (404, "not found\n"), "{target}");
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{target}");
+        assert_eq!(r.header("x-cutover-version"), Some("2"), "{target}");
+    }
+    let log = std::fs::read_to_string(&edge.log).unwrap();
+    assert!(!log.contains("reading its routing index again"), "a pool miss dropped an index:\n{log}");
+    let pinned = edge.get(&format!("/{CHUNK_1}"), Some("Build-Number=1; Override=true"));
+    assert_eq!((pinned.status, pinned.body.as_str()), (200, "chunk of one"));
 }

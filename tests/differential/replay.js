@@ -27,7 +27,7 @@ function requestOf(wire) {
     headers.cookie = wire.cookies.map((value) => ({ key: 'Cookie', value }));
   }
   for (const [name, value] of wire.headers) {
-    headers[name] = [{ key: name, value: value.trim() }];
+    headers[name] = [{ key: name, value: value.replace(/^[ \t]+|[ \t]+$/g, '') }];
   }
   return { clientIp: '203.0.113.178', method: 'GET', uri: wire.uri, querystring: wire.query ?? '', headers };
 }
