@@ -300,15 +300,17 @@ fn a_late_lock_release_never_deletes_the_next_holders_lock() {
         let dist = build(&f, &format!("v{version}"), 1);
         f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)]).assert_code(0);
     }
-    let stall = std::time::Duration::from_secs(3);
+    // The lease must outlast the rollback's own work on a loaded machine (two cores shared with
+    // other builds once took 1.9 s), and the stalled release must land after it lapsed.
+    let stall = std::time::Duration::from_secs(9);
     let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
         // DeleteObject, or the DeleteObjects a release sent before it was conditional.
         let deletes = request.method == "DELETE" || request.target.contains("?delete");
         deletes.then_some(crate::proxy::Fault::Stall(stall))
     });
-    let run = spawn(&f, &["rollback"], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_LOCK_LEASE", "1s")]);
+    let run = spawn(&f, &["rollback"], &[("AWS_ENDPOINT_URL", &proxy.url), ("CUTOVER_LOCK_LEASE", "5s")]);
     wait_for_faults(&proxy, 1, "the lock release");
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    std::thread::sleep(std::time::Duration::from_millis(5500));
     let lock_key = f.with_site(async |site| site.layout.lock_key());
     f.with_site(async |site| {
         site.store.put(&lock_key, next_holders_lock(), &json_meta(), Condition::Always).await.unwrap()
