@@ -17,11 +17,11 @@ use crate::pointer::rollback_target;
 use crate::printable::printable;
 use crate::promote::{Active, Direction, PromoteError, PromoteRequest, promote};
 use crate::prune::{PruneError, PruneRequest, Retention, prune};
-use crate::release::Verdict;
+use crate::release::{ReleaseRecord, Verdict};
 use crate::report::Outputs;
 use crate::site::WalkOptions;
 use crate::smoke::{SmokeCheck, SmokeError, smoke};
-use crate::stage::{StageError, StageRequest, stage};
+use crate::stage::{Previous, StageError, StageRequest, stage};
 use crate::{doctor, preview, serve, status};
 
 /// Runs a command to its end and returns the exit code; failures are printed with their causes,
@@ -160,8 +160,9 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     }
     let site = Site::connect(plan).await;
     // A pointer holding a value cutover did not write is refused before anything is staged.
-    let active = Active::read(&site).await?.before_promotion(&site, plan.take_over_pointer)?;
-    let mut outputs = staged(&site, plan, version, active.as_deref(), reporter).await?;
+    let (active, live) = Active::read_with_record(&site).await?;
+    let active = active.before_promotion(&site, plan.take_over_pointer)?;
+    let mut outputs = staged(&site, plan, version, live, reporter).await?;
     outputs.previous_version = active.clone();
     if plan.dry_run {
         reporter.warn("dry run: nothing was written, so nothing is smoke-tested or promoted");
@@ -217,8 +218,8 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     let version = crate::version::validate(&pr.version(plan.require_version()?))
         .map_err(|p| InputError::new("version", format!("as a preview version: {p}")))?;
     let site = Site::connect(plan).await;
-    let active = Active::read(&site).await?;
-    let mut outputs = staged(&site, plan, &version, active.known(), reporter).await?;
+    let (_, live) = Active::read_with_record(&site).await?;
+    let mut outputs = staged(&site, plan, &version, live, reporter).await?;
     if plan.dry_run {
         reporter.warn("dry run: nothing was written, so nothing is smoke-tested or linked");
         return Ok(outputs);
@@ -276,20 +277,20 @@ async fn stage_only(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs>
     plan.require_dist_dir()?;
     let version = plan.require_version()?;
     let site = Site::connect(plan).await;
-    let active = Active::read(&site).await?;
-    staged(&site, plan, version, active.known(), reporter).await
+    let (_, live) = Active::read_with_record(&site).await?;
+    staged(&site, plan, version, live, reporter).await
 }
 
 async fn staged(
     site: &Site,
     plan: &Plan,
     version: &str,
-    active: Option<&str>,
+    live: Option<ReleaseRecord>,
     reporter: &Reporter,
 ) -> anyhow::Result<Outputs> {
     let request = StageRequest {
         version,
-        previous: active,
+        previous: live.map(Previous::of),
         dist_dir: &plan.dist_dir,
         walk: WalkOptions {
             store_dir: match &plan.backend {

@@ -102,7 +102,7 @@ struct Held {
 impl Held {
     fn new(lease: Lease) -> Held {
         let undo = lease.clone();
-        let on_stop = CLEANUP.on_stop(move || Box::pin(async move { undo.release().await.unwrap_or_default() }));
+        let on_stop = CLEANUP.on_stop(move || Box::pin(async move { undo.release(None).await.unwrap_or_default() }));
         Held { lease, _on_stop: on_stop }
     }
 }
@@ -179,11 +179,23 @@ impl Lease {
 
     /// Removes the lease if this run still holds it: the delete is conditional on the ETag read, so
     /// a release that lands late (after the lease lapsed and another run took it) removes nothing.
-    async fn release(&self) -> Result<(), LockError> {
-        let Some(held) = self.held().await? else { return Ok(()) };
-        match self.site.store.delete_if_match(&self.key, &held.etag).await {
-            Ok(()) | Err(StoreError::PreconditionFailed) => Ok(()),
-            Err(source) => Err(LockError::Store { doing: "releasing a lease".into(), source }),
+    /// `seen`, an ETag this run read its own lease with, is tried first without reading the lease
+    /// again; a renewal since (or another holder) makes that delete fail, and the lease is read.
+    async fn release(&self, mut seen: Option<String>) -> Result<(), LockError> {
+        loop {
+            let (etag, read) = match seen.take() {
+                Some(etag) => (etag, false),
+                None => match self.held().await? {
+                    Some(held) => (held.etag, true),
+                    None => return Ok(()),
+                },
+            };
+            match self.site.store.delete_if_match(&self.key, &etag).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::PreconditionFailed) if !read => {}
+                Err(StoreError::PreconditionFailed) => return Ok(()),
+                Err(source) => return Err(LockError::Store { doing: "releasing a lease".into(), source }),
+            }
         }
     }
 }
@@ -223,7 +235,7 @@ impl DeployLock {
 
     /// Removes the lock if this run still holds it.
     pub async fn release(self) -> Result<(), LockError> {
-        self.0.release("the deploy lock").await
+        self.0.release("the deploy lock", None).await
     }
 }
 
@@ -261,10 +273,10 @@ impl Renewed {
         Renewed { held, lost, fence, _renewer: Renewer(renewer) }
     }
 
-    /// Stops renewing and gives the lease (`what`, for messages) up.
-    async fn release(self, what: &'static str) -> Result<(), LockError> {
+    /// Stops renewing and gives the lease (`what`, for messages) up; `seen` as [`Lease::release`].
+    async fn release(self, what: &'static str, seen: Option<String>) -> Result<(), LockError> {
         drop(self._renewer);
-        self.held.lease.release().await.map_err(|e| LockError::Releasing { what, source: Box::new(e) })
+        self.held.lease.release(seen).await.map_err(|e| LockError::Releasing { what, source: Box::new(e) })
     }
 }
 
@@ -277,7 +289,12 @@ pub enum Claimed {
 }
 
 /// The right to write a version's files, renewed in the background while the run stages.
-pub struct StagingClaim(Renewed);
+pub struct StagingClaim {
+    renewed: Renewed,
+    /// The claim's ETag as [`StagingClaim::confirm`] last read it: the release deletes by it
+    /// without reading the claim again.
+    confirmed: Mutex<Option<String>>,
+}
 
 /// Checked before each write under a claim: the claim was renewed recently enough, by this
 /// process's own monotonic clock (which runs on while the process is stopped or starved), that no
@@ -329,20 +346,23 @@ impl StagingClaim {
         let what = format!("staging claim on version {version}");
         let mut next_note = tokio::time::Instant::now();
         loop {
-            if read_record(site, &record_key).await?.is_some() {
-                return Ok(Claimed::Recorded);
-            }
             let attempt = Lease::new(site, site.layout.claim_key(version), lease, run_url);
             let sent = Instant::now();
-            match attempt.attempt(&what).await? {
-                Attempt::Taken(held) => {
-                    // The holder before this run may have recorded the version just before it let go.
-                    if read_record(site, &record_key).await?.is_some() {
-                        held.lease.release().await?;
-                        return Ok(Claimed::Recorded);
-                    }
-                    return Ok(Claimed::Writer(StagingClaim(Renewed::start(held, sent, "the staging claim"))));
+            // The record is read after each attempt, not before: read after the claim is taken, it
+            // also sees a record the holder before this run wrote just before it let go, so one
+            // read covers both; a held claim never keeps a recorded version waiting.
+            let attempt = attempt.attempt(&what).await?;
+            let recorded = read_record(site, &record_key).await?.is_some();
+            match attempt {
+                Attempt::Taken(held) if recorded => {
+                    held.lease.release(None).await?;
+                    return Ok(Claimed::Recorded);
                 }
+                Attempt::Taken(held) => {
+                    let renewed = Renewed::start(held, sent, "the staging claim");
+                    return Ok(Claimed::Writer(StagingClaim { renewed, confirmed: Mutex::new(None) }));
+                }
+                Attempt::Held(_) if recorded => return Ok(Claimed::Recorded),
                 Attempt::Held(holder) => {
                     if tokio::time::Instant::now() >= next_note {
                         let holder = holder.map(|h| h.describe()).unwrap_or_default();
@@ -357,20 +377,75 @@ impl StagingClaim {
 
     /// The check each write under this claim makes first.
     pub fn fence(&self) -> Fence {
-        self.0.fence.clone()
+        self.renewed.fence.clone()
     }
 
     /// Fails unless this run still holds the claim: checked before the record makes the files final.
     pub async fn confirm(&self) -> Result<(), LockError> {
-        self.0.fence.check()?;
-        if self.0.lost.load(Ordering::SeqCst) || self.0.held.lease.held().await?.is_none() {
+        self.renewed.fence.check()?;
+        if self.renewed.lost.load(Ordering::SeqCst) {
             return Err(LockError::Lost);
         }
+        let held = self.renewed.held.lease.held().await?.ok_or(LockError::Lost)?;
+        *self.confirmed.lock().unwrap_or_else(|e| e.into_inner()) = Some(held.etag);
         Ok(())
     }
 
     /// Stops renewing and gives the claim up.
     pub async fn release(self) -> Result<(), LockError> {
-        self.0.release("the staging claim").await
+        let confirmed = self.confirmed.into_inner().unwrap_or_else(|e| e.into_inner());
+        self.renewed.release("the staging claim", confirmed).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::pointer::{alias::StoreAliases, file::FilePointer};
+    use crate::release::Layout;
+    use crate::store::local::LocalStore;
+
+    const KEY: &str = "site/_cutover/staging/1.json";
+
+    async fn taken(site: &Site) -> Lease {
+        let lease = Lease::new(site, KEY.into(), Duration::from_secs(60), None);
+        match lease.attempt("staging claim").await.unwrap() {
+            Attempt::Taken(held) => held.lease.clone(),
+            Attempt::Held(_) => panic!("the claim is free"),
+        }
+    }
+
+    /// A release by the ETag the claim's holder last read costs one request when nothing changed,
+    /// and stays exact when something did: renewed since, the lease is read again and removed;
+    /// another holder's lease is never removed.
+    #[tokio::test]
+    async fn a_release_by_a_seen_etag_removes_only_this_runs_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn crate::store::Store> = Arc::new(LocalStore::new(dir.path()));
+        let layout = Layout::new("site");
+        let aliases = Arc::new(StoreAliases::new(store.clone(), layout.clone()));
+        let site = Site { store, pointer: Arc::new(FilePointer::new(dir.path(), "site")), layout, aliases };
+        let stored = async || site.store.get(KEY).await.unwrap();
+
+        let lease = taken(&site).await;
+        let seen = lease.held().await.unwrap().unwrap().etag;
+        lease.release(Some(seen)).await.unwrap();
+        assert!(stored().await.is_none(), "released by the ETag seen");
+
+        let lease = taken(&site).await;
+        let seen = lease.held().await.unwrap().unwrap().etag;
+        assert!(lease.renew().await.unwrap());
+        lease.release(Some(seen)).await.unwrap();
+        assert!(stored().await.is_none(), "renewed since the ETag was seen: read again and released");
+
+        let lease = taken(&site).await;
+        let seen = lease.held().await.unwrap().unwrap().etag;
+        let other = Lease { owner: "next-holder".into(), ..lease.clone() };
+        site.store.put(KEY, other.body(), &json_meta(), Condition::Always).await.unwrap();
+        lease.release(Some(seen)).await.unwrap();
+        let left = stored().await.expect("the next holder's lease was removed");
+        assert!(String::from_utf8_lossy(&left.body).contains("next-holder"));
     }
 }

@@ -86,23 +86,30 @@ pub enum Active {
 impl Active {
     /// Reads the pointer and tells a recorded release from a value someone else wrote.
     pub async fn read(site: &Site) -> Result<Active, PromoteError> {
-        Ok(Active::of(site, site.pointer.read().await?).await?)
+        Ok(Active::read_with_record(site).await?.0)
+    }
+
+    /// [`Active::read`], with the live release's record the test read: staging takes what it can
+    /// copy from that record, so a run reads it once.
+    pub async fn read_with_record(site: &Site) -> Result<(Active, Option<ReleaseRecord>), PromoteError> {
+        Ok(Active::recorded(site, site.pointer.read().await?).await?)
     }
 
     /// What a value the pointer read holds: the one test of a pointer value, which promote's
     /// guards and `doctor` both apply.
     pub async fn of(site: &Site, value: Option<String>) -> Result<Active, RecordError> {
-        let Some(value) = value else { return Ok(Active::None) };
-        let recorded = version::is_valid(&value) && read_record(site, &site.layout.record_key(&value)).await?.is_some();
-        Ok(if recorded { Active::Known(value) } else { Active::Foreign(value) })
+        Ok(Active::recorded(site, value).await?.0)
     }
 
-    /// The live release, if the pointer names one.
-    pub fn known(&self) -> Option<&str> {
-        match self {
-            Active::Known(version) => Some(version),
-            _ => None,
-        }
+    /// [`Active::of`], with the record of a known value.
+    async fn recorded(site: &Site, value: Option<String>) -> Result<(Active, Option<ReleaseRecord>), RecordError> {
+        let Some(value) = value else { return Ok((Active::None, None)) };
+        let record =
+            if version::is_valid(&value) { read_record(site, &site.layout.record_key(&value)).await? } else { None };
+        Ok(match record {
+            Some(record) => (Active::Known(value), Some(record)),
+            None => (Active::Foreign(value), None),
+        })
     }
 
     /// The live release before a promotion: a foreign value is refused, unless `take_over`

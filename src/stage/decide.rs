@@ -6,7 +6,7 @@ use super::{COPY_MIN_BYTES, StageError, StageRequest};
 use crate::backend::Site;
 use crate::inputs::InputError;
 use crate::lock::Fence;
-use crate::release::{Layout, MAX_KEY_BYTES, Place, RecordedFile, read_record};
+use crate::release::{Layout, MAX_KEY_BYTES, Place, RecordedFile, ReleaseRecord};
 use crate::site::{self, FileDigest, SiteFile};
 
 /// How one file gets into the release.
@@ -101,26 +101,25 @@ pub(super) struct Target {
 }
 
 /// The previous release, as far as copying unchanged files from it goes.
-struct Previous {
+#[derive(Debug, Clone)]
+pub struct Previous {
     version: String,
     /// MD5 and size of each file large enough for a copy to pay.
     copyable: HashMap<String, (String, u64)>,
 }
 
+impl Previous {
+    /// What a copy can be made from in the live release's `record`: only files a copy pays for are
+    /// kept; the rest of the record is let go at once.
+    pub fn of(record: ReleaseRecord) -> Previous {
+        let copyable = record.files.into_iter().filter(|(_, f)| f.size >= COPY_MIN_BYTES);
+        Previous { version: record.version, copyable: copyable.map(|(path, f)| (path, (f.md5, f.size))).collect() }
+    }
+}
+
 impl Target {
     pub async fn new(site: &Site, request: &StageRequest<'_>, writing: Option<Fence>) -> Result<Target, StageError> {
-        let reuse = match request.previous.filter(|p| *p != request.version) {
-            Some(previous) => {
-                let record = read_record(site, &site.layout.record_key(previous)).await?;
-                // Only files a copy pays for are looked up; the rest of the record is let go at once.
-                let copyable = record.into_iter().flat_map(|r| r.files).filter(|(_, f)| f.size >= COPY_MIN_BYTES);
-                Some(Previous {
-                    version: previous.to_owned(),
-                    copyable: copyable.map(|(path, f)| (path, (f.md5, f.size))).collect(),
-                })
-            }
-            None => None,
-        };
+        let reuse = request.previous.as_ref().filter(|p| p.version != request.version).cloned();
         let listed = site
             .store
             .list(&site.layout.version_dir(request.version))

@@ -25,6 +25,7 @@ mod decide;
 mod record;
 mod transfer;
 
+pub use decide::Previous;
 use decide::Target;
 pub use transfer::{FileCause, FileError, FileFailures};
 
@@ -42,7 +43,7 @@ pub const COPY_MIN_BYTES: u64 = 512 * 1024;
 pub struct StageRequest<'a> {
     pub version: &'a str,
     /// The live release, to copy unchanged files from.
-    pub previous: Option<&'a str>,
+    pub previous: Option<Previous>,
     /// The build directory.
     pub dist_dir: &'a Path,
     /// What the walk of the build leaves out.

@@ -23,6 +23,7 @@ mod preview_browser;
 mod proxy;
 mod races;
 mod reliability;
+mod requests;
 mod serve_contract;
 mod serve_files;
 mod serve_pointer;
