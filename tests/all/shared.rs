@@ -103,14 +103,27 @@ fn a_fingerprinted_name_with_changed_content_is_refused(mut f: Fixture) {
     let (v1, _) = two_builds(&f);
     f.deploy(&v1, "1");
     edge.wait_for_active("1");
-    let changed = f.site("changed", &[("index.html", "<h1>new</h1>"), (CHUNK_1, "other bytes, same name")]);
+    // Pages and a new chunk besides: the pool listing decides the refusal before any of them is
+    // written (they were, and stayed forever under a version number no record names).
+    let pages: Vec<(String, &str)> = (0..10).map(|i| (format!("page{i}.html"), "page")).collect();
+    let files: Vec<(&str, &str)> = pages
+        .iter()
+        .map(|(p, b)| (p.as_str(), *b))
+        .chain([("index.html", "<h1>new</h1>"), (CHUNK_1, "other bytes, same name"), (CHUNK_2, "new chunk")])
+        .collect();
+    let changed = f.site("changed", &files);
     let run = f.run(&["deploy"], &[("CUTOVER_DIST_DIR", &changed.display().to_string()), ("CUTOVER_VERSION", "2")]);
     run.assert_code(4);
     for said in [CHUNK_1, "`assets/**/*-<base64url:8>.*`", "rename the file", "narrow `shared-assets`"] {
         assert!(run.stderr().contains(said), "{said}: {}", run.stderr());
     }
-    let recorded = f.with_site(async |site| read_record(&site, &site.layout.record_key("2")).await.unwrap());
+    let (recorded, in_version) = f.with_site(async |site| {
+        let recorded = read_record(&site, &site.layout.record_key("2")).await.unwrap();
+        (recorded, site.store.list(&site.layout.version_dir("2")).await.unwrap())
+    });
     assert!(recorded.is_none(), "no record");
+    assert!(in_version.is_empty(), "nothing written under the version: {in_version:?}");
+    assert_eq!(pool(&f), [CHUNK_1], "no new pool object");
     assert_eq!(f.active().as_deref(), Some("1"));
     assert_eq!(edge.get(&format!("/{CHUNK_1}"), None).body, "chunk of one", "the pool still holds release 1's bytes");
 }
