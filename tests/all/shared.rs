@@ -186,8 +186,18 @@ fn a_release_whose_pool_object_is_gone_is_refused_at_promote(f: Fixture) {
     run.assert_code(4);
     assert!(run.stderr().contains(CHUNK_1), "{}", run.stderr());
     assert_eq!(f.active(), None);
-    // A re-run of the stage puts the pool object back; then the release goes live.
-    f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", "1")]).assert_code(0);
+    // A re-run of the stage puts the pool object back, and says so (it said nothing was sent);
+    // then the release goes live.
+    let env = [("CUTOVER_DIST_DIR", dist.as_str()), ("CUTOVER_VERSION", "1")];
+    let dry = f.run(&["stage", "--json", "--dry-run"], &env).assert_code(0).json();
+    assert_eq!(dry["uploaded"], 1);
+    let repaired = f.run(&["stage", "--json"], &env);
+    let json = repaired.assert_code(0).json();
+    assert_eq!((&json["uploaded"], &json["bytes-uploaded"]), (&serde_json::json!(1), &serde_json::json!(12)));
+    let said = "1 of its fingerprinted files were missing from the shared pool and were put back";
+    assert!(repaired.stderr().contains(said), "{}", repaired.stderr());
+    assert!(repaired.stderr().contains("1 uploaded, 0 copied, 12 B sent"), "{}", repaired.stderr());
+    assert_eq!(f.run(&["stage", "--json"], &env).assert_code(0).json()["uploaded"], 0, "nothing missing any more");
     f.run(&["promote", "1"], &[]).assert_code(0);
 }
 
