@@ -307,7 +307,13 @@ async fn staged(
         dry_run: plan.dry_run,
     };
     let report = reporter.phase("stage", stage(site, &request)).await.map_err(stage_failed)?;
-    if report.already_recorded {
+    if report.already_recorded && report.uploaded > 0 {
+        let put_back = if plan.dry_run { "would be put back" } else { "were put back" };
+        crate::say!(
+            "version {version} was already staged with this content; {} of its fingerprinted files were missing from the shared pool and {put_back}",
+            report.uploaded
+        );
+    } else if report.already_recorded {
         crate::say!("version {version} was already staged with this content");
     } else if report.resumed > 0 {
         crate::say!("resumed: {} files were already in place from an earlier run", report.resumed);

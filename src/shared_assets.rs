@@ -3,7 +3,8 @@
 //!
 //! A rule is a list of globs over release-relative paths, with hash placeholders for the shapes
 //! bundlers write: `<base64url:N>` (N characters of `A-Z a-z 0-9 _ -`, Rollup's and Vite's
-//! default) and `<hex:N>` (N of `0-9 a-f`, webpack's). Each glob compiles to a regular expression
+//! default) and `<hex:N>` (N of `0-9 a-f`, webpack's), each taking only what looks like a hash, not
+//! a word or a date (see `hash` below). Each glob compiles to a regular expression
 //! that Rust (`regex-lite`) and JavaScript (`new RegExp(source, 'u')`) read alike: the CloudFront
 //! router gets the very same expression baked into its configuration by `cutover edge bundle`.
 
@@ -185,16 +186,38 @@ fn translate(glob: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// A hash placeholder's expression: `hex:N` or `base64url:N`.
+/// A hash placeholder's expression: `hex:N` or `base64url:N`, spelled out as alternatives so that
+/// it only takes what looks like a hash (neither language's engine needs lookahead for it).
+///
+/// A `hex:N` hash holds at least one of `a-f`: eight digits are a date (`20241231`), not a hash.
+/// A `base64url:N` hash holds at least one letter and at least one of `A-Z 0-9 _ -`: all
+/// lowercase is a word (`portrait`, `overview`), and no letter at all is a number or a date
+/// (`20241231`, `24-12-31`). Real hashes fail this only rarely, and are then not shared, the safe
+/// direction (README, "Fingerprinted files and the shared pool", gives the rates).
 fn hash(token: &str) -> Result<String, String> {
     let bad = || format!("`<{token}>` is not `<hex:N>` or `<base64url:N>` with N from 1 to {MAX_HASH}");
     let (kind, length) = token.split_once(':').ok_or_else(bad)?;
     let length: usize = length.parse().ok().filter(|n| (1..=MAX_HASH).contains(n)).ok_or_else(bad)?;
-    match kind {
-        "hex" => Ok(format!("[0-9a-f]{{{length}}}")),
-        "base64url" => Ok(format!("[A-Za-z0-9_-]{{{length}}}")),
-        _ => Err(bad()),
-    }
+    let any = |class: &str, n: usize| match n {
+        0 => String::new(),
+        1 => class.to_owned(),
+        n => format!("{class}{{{n}}}"),
+    };
+    let alternatives: Vec<String> = match kind {
+        // By the position of the first letter.
+        "hex" => (0..length).map(|i| any("[0-9]", i) + "[a-f]" + &any("[0-9a-f]", length - 1 - i)).collect(),
+        "base64url" => {
+            let rest = |i: usize| any("[A-Za-z0-9_-]", length - 1 - i);
+            // Opening with lowercase letters up to the first other character; or with an
+            // uppercase letter; or with digits, `_` and `-` up to the first letter.
+            let lower_first = (1..length).map(|i| any("[a-z]", i) + "[A-Z0-9_-]" + &rest(i));
+            let upper_first = std::iter::once("[A-Z]".to_owned() + &rest(0));
+            let other_first = (1..length).map(|i| any("[0-9_-]", i) + "[A-Za-z]" + &rest(i));
+            lower_first.chain(upper_first).chain(other_first).collect()
+        }
+        _ => return Err(bad()),
+    };
+    Ok(format!("(?:{})", alternatives.join("|")))
 }
 
 fn push_literal(out: &mut String, c: char) {
@@ -249,6 +272,36 @@ mod tests {
         let deep = SharedAssets::parse("a/**/*.js, b/**").unwrap();
         assert!(deep.matches("a/x.js") && deep.matches("a/b/c/x.js") && !deep.matches("ab/x.js"));
         assert!(deep.matches("b/c") && deep.matches("b/c/d") && !deep.matches("b/") && !deep.matches("b//c"));
+    }
+
+    /// What the hash placeholders mean, said directly: the spelled-out alternatives take exactly
+    /// these, over every string of a few lengths (from characters standing for each class).
+    #[test]
+    fn a_hash_must_look_like_a_hash() {
+        fn hex(s: &str) -> bool {
+            s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+                && s.chars().any(|c| c.is_ascii_lowercase())
+        }
+        fn base64url(s: &str) -> bool {
+            s.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+                && s.chars().any(|c| c.is_ascii_alphabetic())
+                && s.chars().any(|c| !c.is_ascii_lowercase())
+        }
+        for (kind, means, alphabet) in [("hex", hex as fn(&str) -> bool, "0a9fg"), ("base64url", base64url, "aZ0_-z.")]
+        {
+            let mut strings = vec![String::new()];
+            for length in 1..=5 {
+                strings = strings.iter().flat_map(|s| alphabet.chars().map(move |c| format!("{s}{c}"))).collect();
+                let rule = SharedAssets::parse(&format!("<{kind}:{length}>")).unwrap();
+                for s in &strings {
+                    assert_eq!(rule.matches(s), means(s), "<{kind}:{length}> on {s:?}");
+                }
+            }
+        }
+        let rule = default_rule();
+        for word in ["assets/team-portrait.jpg", "assets/invoice-20241231.pdf", "static/media/report.20241231.pdf"] {
+            assert_eq!(rule.rule_for(word), None, "{word}");
+        }
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub(super) struct Target {
     /// A recorded version staged again: pooled files missing from the pool (pruned before the
     /// release went live) are put back, create-only; nothing else is written.
     pub repair_pool: bool,
+    /// A recorded version: the files of its directory are in place already.
+    recorded: bool,
     reuse: Option<Previous>,
 }
 
@@ -127,14 +129,21 @@ impl Target {
             .map_err(|source| StageError::Store { doing: "listing the staged release".into(), source })?;
         let present = listed.into_iter().map(|l| (l.key, l.etag)).collect();
         let pool = list_pool(site, request).await?;
-        Ok(Target { writing, present, pool, repair_pool: false, reuse })
+        Ok(Target { writing, present, pool, repair_pool: false, recorded: false, reuse })
     }
 
     /// A target for a recorded version: only the pool is listed, and (unless a dry run) a pooled
     /// file missing from it is put back.
     pub async fn recorded(site: &Site, request: &StageRequest<'_>) -> Result<Target, StageError> {
         let pool = list_pool(site, request).await?;
-        Ok(Target { writing: None, present: HashMap::new(), pool, repair_pool: !request.dry_run, reuse: None })
+        Ok(Target {
+            writing: None,
+            present: HashMap::new(),
+            pool,
+            repair_pool: !request.dry_run,
+            recorded: true,
+            reuse: None,
+        })
     }
 
     /// How the file at `path` (stored at `key`) gets into the release, and the key a copy is
@@ -154,7 +163,7 @@ impl Target {
                 None => Some((Action::Upload, None)),
             };
         }
-        if self.present.get(key).is_some_and(|etag| digest.matches_etag(etag)) {
+        if self.recorded || self.present.get(key).is_some_and(|etag| digest.matches_etag(etag)) {
             return Some((Action::AlreadyThere, None));
         }
         Some(match &self.reuse {

@@ -6,7 +6,8 @@
 //! killed earlier run already stored it, whether it can be copied server-side from the previous
 //! release (same bytes at the same path, and large enough for a copy to pay: [`COPY_MIN_BYTES`]),
 //! or whether it is uploaded; [`transfer`] hashes and writes the files, concurrently and with a
-//! bound; [`record`] writes the record last and create-only, so a release either exists whole or
+//! bound, those the pool's listing holds first so that a changed one refuses before any write;
+//! [`record`] writes the record last and create-only, so a release either exists whole or
 //! not at all, and a recorded release is never overwritten.
 
 use std::path::Path;

@@ -65,7 +65,9 @@ pub(super) async fn record(
     }
 }
 
-/// A recorded version: hashes the build without writing and refuses other content.
+/// A recorded version: hashes the build and refuses other content; writes nothing but the pooled
+/// files missing from the pool (pruned before the release went live), put back and counted as
+/// uploaded.
 pub(super) async fn check_recorded(
     site: &Site,
     request: &StageRequest<'_>,
@@ -76,11 +78,13 @@ pub(super) async fn check_recorded(
     let target = Target::recorded(site, request).await?;
     let Placed { report, files } = transfer::place_all(site, request, files, target).await?;
     same_or_refuse(&existing, &describe(request, files))?;
-    // Nothing was written: every file is already in the recorded release.
+    // Every other file is already in the recorded release.
     Ok(StageReport {
         files: report.files,
+        uploaded: report.uploaded,
+        bytes_uploaded: report.bytes_uploaded,
         total_bytes: report.total_bytes,
-        resumed: report.files,
+        resumed: report.files - report.uploaded,
         already_recorded: true,
         ..StageReport::default()
     })

@@ -86,6 +86,10 @@ pub(super) struct Placed {
 }
 
 /// Hashes and (when `target.writing`) stores every file, `request.concurrency` at once.
+///
+/// The fingerprinted files the pool listing holds come first, and nothing is written until each
+/// matched its pooled copy: a name whose content changed refuses the stage before any write, so a
+/// refused stage leaves nothing behind (prune deletes only files a record lists).
 pub(super) async fn place_all(
     site: &Site,
     request: &StageRequest<'_>,
@@ -93,6 +97,9 @@ pub(super) async fn place_all(
     target: Target,
 ) -> Result<Placed, StageError> {
     let progress = Progress::new("staging", files.len() as u64);
+    let (listed, rest): (Vec<SiteFile>, Vec<SiteFile>) = files.into_iter().partition(|file| {
+        request.shared.matches(&file.path) && target.pool.contains_key(&site.layout.shared_key(&file.path))
+    });
     let jobs = Arc::new(Jobs {
         site: site.clone(),
         dist: request.dist_dir.to_owned(),
@@ -101,55 +108,76 @@ pub(super) async fn place_all(
         shared: request.shared.clone(),
         target,
     });
-    let mut placed = futures::stream::iter(files)
-        .map(|file| {
-            let (jobs, progress) = (Arc::clone(&jobs), &progress);
-            async move {
-                let result = jobs.place(&file).await.map_err(|cause| FileError { path: file.path.clone(), cause });
-                if let Ok((_, action, _)) = &result {
-                    progress.advance(if *action == Action::Upload { file.size } else { 0 });
-                }
-                result
-            }
-        })
-        .buffer_unordered(request.concurrency);
-    // Each result goes straight into the record as it arrives: nothing per file is kept twice.
-    let mut report = StageReport::default();
-    let mut entries = BTreeMap::new();
-    let (mut failed, mut shown, mut refused) = (0, Vec::new(), false);
-    while let Some(result) = placed.next().await {
-        match result {
-            Ok((path, action, recorded_file)) => {
-                report.files += 1;
-                report.total_bytes += recorded_file.size;
-                match action {
-                    Action::AlreadyThere => report.resumed += 1,
-                    Action::InPool => report.shared += 1,
-                    Action::Copy => report.copied += 1,
-                    Action::Upload => {
-                        report.uploaded += 1;
-                        report.bytes_uploaded += recorded_file.size;
-                    }
-                }
-                entries.insert(path, recorded_file);
-            }
-            Err(e) => {
-                failed += 1;
-                refused |= matches!(e.cause, FileCause::Refused(_));
-                if shown.len() < ERRORS_SHOWN {
-                    shown.push(e);
-                }
-            }
+    let mut outcome = Outcome::default();
+    for batch in [listed, rest] {
+        outcome.take(&jobs, batch, request.concurrency, &progress).await;
+        if outcome.failed > 0 {
+            break;
         }
     }
-    drop(placed);
     progress.finish();
+    let Outcome { report, entries, failed, shown, refused } = outcome;
     if failed > 0 {
         let failures = FileFailures { failed, shown };
         // Another run writing the same version is a refusal (exit 4), not a failure to retry.
         return Err(if refused { Refusal(Guard::Staging(Box::new(failures))).into() } else { failures.into() });
     }
     Ok(Placed { report, files: entries })
+}
+
+/// What placing files did so far: each result goes straight into the record as it arrives, so
+/// nothing per file is kept twice.
+#[derive(Default)]
+struct Outcome {
+    report: StageReport,
+    entries: BTreeMap<String, RecordedFile>,
+    failed: usize,
+    shown: Vec<FileError>,
+    refused: bool,
+}
+
+impl Outcome {
+    /// Places `files`, `concurrency` at once.
+    async fn take(&mut self, jobs: &Arc<Jobs>, files: Vec<SiteFile>, concurrency: usize, progress: &Progress) {
+        let mut placed = futures::stream::iter(files)
+            .map(|file| {
+                let jobs = Arc::clone(jobs);
+                async move {
+                    let result = jobs.place(&file).await.map_err(|cause| FileError { path: file.path.clone(), cause });
+                    if let Ok((_, action, _)) = &result {
+                        progress.advance(if *action == Action::Upload { file.size } else { 0 });
+                    }
+                    result
+                }
+            })
+            .buffer_unordered(concurrency);
+        while let Some(result) = placed.next().await {
+            match result {
+                Ok((path, action, recorded_file)) => {
+                    let report = &mut self.report;
+                    report.files += 1;
+                    report.total_bytes += recorded_file.size;
+                    match action {
+                        Action::AlreadyThere => report.resumed += 1,
+                        Action::InPool => report.shared += 1,
+                        Action::Copy => report.copied += 1,
+                        Action::Upload => {
+                            report.uploaded += 1;
+                            report.bytes_uploaded += recorded_file.size;
+                        }
+                    }
+                    self.entries.insert(path, recorded_file);
+                }
+                Err(e) => {
+                    self.failed += 1;
+                    self.refused |= matches!(e.cause, FileCause::Refused(_));
+                    if self.shown.len() < ERRORS_SHOWN {
+                        self.shown.push(e);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What every file's job needs to know.
