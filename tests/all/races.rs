@@ -65,6 +65,23 @@ fn signal(child: &Child, signal: &str) {
     assert!(sent.expect("running kill").success(), "kill -{signal}");
 }
 
+/// Stops a run at a moment it holds none of the local store's lock files (`/proc/locks`): a run
+/// stopped inside the microseconds a conditional write holds one would block every other run
+/// of the test on that lock until it resumed, which the test only does after those runs finish.
+fn stop_outside_file_locks(child: &Child) {
+    let holder = format!(" {} ", child.id());
+    for _ in 0..1000 {
+        signal(child, "STOP");
+        let locks = std::fs::read_to_string("/proc/locks").expect("reading /proc/locks");
+        if !locks.lines().any(|line| line.contains(&holder)) {
+            return;
+        }
+        signal(child, "CONT");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("the run held a lock file at each of 1000 stops");
+}
+
 /// A run paused past its lease (a stopped or starved runner) while another run takes the version
 /// over: when it resumes it writes no more, and the recorded release is the other run's, byte for
 /// byte (its writes in flight are conditional, so they replace nothing).
@@ -86,7 +103,7 @@ fn a_run_paused_past_its_lease_writes_nothing_into_the_recorded_release(mut f: F
         assert!(std::time::Instant::now() < deadline, "the paused run never stored a file");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    signal(&paused, "STOP");
+    stop_outside_file_locks(&paused);
     std::thread::sleep(std::time::Duration::from_millis(4000));
     let other = f.run(&["deploy"], &[env[0], env[1], ("CUTOVER_DIST_DIR", &small)]);
     signal(&paused, "CONT");
@@ -460,7 +477,7 @@ fn previous_version_is_the_version_the_flip_replaced(mut f: Fixture) {
         assert!(std::time::Instant::now() < deadline, "the deploy never stored a file");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    signal(&deploy, "STOP");
+    stop_outside_file_locks(&deploy);
     let promoted = f.run(&["promote", "4"], &[]);
     signal(&deploy, "CONT");
     promoted.assert_code(0);
