@@ -31,7 +31,9 @@ pub struct RouterConfig {
     pub not_found: &'static str,
     /// The `override-secret`, baked in (Lambda@Edge has no environment variables, and reading a
     /// SecureString from another region at every cold start would add latency and a failure mode).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Left out of this struct's JSON, which is the command's printed result: only [`bundle`]
+    /// writes it, into the zip.
+    #[serde(skip)]
     pub override_secret: Option<String>,
     /// The `shared-assets` rule as one regular expression (see [`crate::shared_assets`]); absent
     /// when sharing is off.
@@ -88,6 +90,16 @@ impl RouterConfig {
     }
 }
 
+/// `config.json` as the zip holds it: the configuration with its secret.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Baked<'a> {
+    #[serde(flatten)]
+    config: &'a RouterConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    override_secret: Option<&'a str>,
+}
+
 /// Writes the deployable zip (`index.js` with handler `index.handler`, and `config.json`) to `out`.
 pub fn bundle(config: &RouterConfig, out: &Path) -> anyhow::Result<()> {
     // The zip replaces `out` by rename: only ever a file, never a device or a directory.
@@ -101,7 +113,8 @@ pub fn bundle(config: &RouterConfig, out: &Path) -> anyhow::Result<()> {
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .unix_permissions(0o644);
-    let config_json = serde_json::to_string_pretty(config)? + "\n";
+    let config_json =
+        serde_json::to_string_pretty(&Baked { config, override_secret: config.override_secret.as_deref() })? + "\n";
     for (name, body) in [("index.js", ROUTER), ("config.json", config_json.as_str())] {
         zip.start_file(name, options)?;
         zip.write_all(body.as_bytes())?;
