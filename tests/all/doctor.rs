@@ -348,3 +348,31 @@ fn doctor_passes_exactly_the_ssm_values_promote_takes() {
 fn doctor_passes_exactly_the_origin_paths_promote_takes() {
     doctor_passes_exactly_what_promote_takes(true);
 }
+
+/// In the origin-path style doctor probes the right to flip (UpdateDistribution under an
+/// `If-Match` that cannot match, with the config as read): moto ignores `If-Match` and applies it,
+/// which changes nothing; refused, the check names the action, and what the flip also needs.
+#[test]
+fn doctor_probes_the_right_to_flip_the_origin_path_without_moving_it() {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    let flip = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "flip").expect("flip is checked");
+    let run = f.run(&["doctor", "--json"], &[]);
+    let (_, passed, detail, _) = flip(&run);
+    assert!(passed && detail.contains("lambda:EnableReplication*"), "{detail}");
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1", "the probe moved nothing");
+    let refused = Proxy::start(&f.moto_server().endpoint, |r| {
+        (r.method == "PUT" && r.target.ends_with("/config")).then_some(Fault::Denied)
+    });
+    let run = f.run(&["doctor", "--json"], &[("AWS_ENDPOINT_URL", &refused.url)]);
+    let check = flip(&run);
+    assert_access_denied(
+        &check,
+        "cloudfront:UpdateDistribution",
+        "allow cloudfront:UpdateDistribution on distribution",
+    );
+    assert!(check.3.contains("lambda:EnableReplication*"), "{}", check.3);
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+}
