@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::aws_error::AwsError;
 use crate::backend::{AwsClients, Site};
+use crate::edge_bundle::RouterConfig;
 use crate::inputs::{AwsPointer, Backend, InputError, Plan, SiteUrl};
 use crate::pointer::{NO_RELEASE, PointerError};
 use crate::printable::printable;
@@ -147,7 +148,9 @@ pub async fn doctor(plan: &Plan) -> Result<Report, InputError> {
         Some(id) => checks.extend(distribution_checks(aws, &id, style, &plan.edge).await),
     }
     if let Some(url) = &plan.site_url {
-        checks.push(site_answers(url).await);
+        // What the pointer holds now (the checks above say whether it can be read at all).
+        let serving = live.pointer.read().await.ok().flatten();
+        checks.push(site_answers(url, serving.as_deref(), plan).await);
     }
     let from = if site.region.is_some() { "`region`" } else { "the AWS configuration; set `region` to choose" };
     Ok(Report { region: format!("{} (from {from})", region_of(aws)), checks })
@@ -533,14 +536,40 @@ pub fn cache_policy_sane(policy: Option<&CachePolicyConfig>, style: Style, names
     }
 }
 
-async fn site_answers(url: &SiteUrl) -> Check {
+/// The site URL answers through the router, and serves the version the pointer holds (`live`).
+async fn site_answers(url: &SiteUrl, live: Option<&str>, plan: &Plan) -> Check {
     let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build() {
         Ok(client) => client,
         Err(e) => return fail("site", format!("no HTTP client: {e}"), "report this"),
     };
+    // Where a router bundled with this step's inputs reads the active version.
+    let reads = match RouterConfig::from_plan(plan) {
+        Ok(RouterConfig { parameter_name: Some(parameter), region, .. }) => {
+            format!("SSM parameter {parameter} in region {region}")
+        }
+        _ => "the distribution's origin path".to_owned(),
+    };
     match url.get(&client, "").send().await {
+        Ok(response) if response.status().as_u16() == 503 && response.headers().contains_key("retry-after") => fail(
+            "site",
+            format!("{url} answers 503 with Retry-After: the router could not read the active version"),
+            format!(
+                "this step's inputs put the active version in {reads}: bundle the router (`cutover edge bundle`) with the same `region` and `pointer`, and let the router's role read it"
+            ),
+        ),
         Ok(response) if response.headers().contains_key(VERSION_HEADER) => {
-            pass("site", format!("{url} answers {} through the router", response.status().as_u16()))
+            let served = response.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            match live {
+                Some(live) if served != live => fail(
+                    "site",
+                    format!("{url} serves version {}, but the live version is {}", printable(served), printable(live)),
+                    format!(
+                        "just after a promotion, CloudFront or the router may still cache the old answer (the router for `edge-cache`, {}s; an origin-path flip until its invalidation ends): run doctor again; if it persists, the router reads another parameter or region than {reads}: bundle it with this step's inputs",
+                        plan.edge_cache.as_secs()
+                    ),
+                ),
+                _ => pass("site", format!("{url} answers {} through the router", response.status().as_u16())),
+            }
         }
         Ok(response) => fail(
             "site",

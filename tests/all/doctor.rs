@@ -376,3 +376,45 @@ fn doctor_probes_the_right_to_flip_the_origin_path_without_moving_it() {
     assert!(check.3.contains("lambda:EnableReplication*"), "{}", check.3);
     assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
 }
+
+/// A site on 127.0.0.1 that answers its one request with `head` (status line and headers) and
+/// closes; its URL.
+fn answering_once(head: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a local port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            use std::io::{Read, Write};
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(format!("{head}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
+        }
+    });
+    url
+}
+
+/// The site check compares what the URL serves with the live version, and tells a router that
+/// cannot read the active version (503 with Retry-After) from no router at all.
+#[test]
+fn the_site_check_compares_the_served_version_with_the_live_one() {
+    let f = Fixture::moto();
+    f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    f.deploy(&f.site("v2", &[("index.html", "2")]), "2");
+    let site = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "site").expect("site is checked");
+    let stale = answering_once("HTTP/1.1 200 OK\r\nx-cutover-version: 1");
+    let (_, passed, detail, fix) = site(&f.run(&["doctor", "--json"], &[("CUTOVER_SITE_URL", &stale)]));
+    assert!(!passed && detail.ends_with("serves version 1, but the live version is 2"), "{detail}");
+    assert!(
+        fix.contains("edge-cache") && fix.contains("SSM parameter /cutover/test/active in region us-east-1"),
+        "{fix}"
+    );
+    let live = answering_once("HTTP/1.1 200 OK\r\nx-cutover-version: 2");
+    assert!(site(&f.run(&["doctor", "--json"], &[("CUTOVER_SITE_URL", &live)])).1);
+    let unreadable = answering_once("HTTP/1.1 503 Service Unavailable\r\nretry-after: 5");
+    let (_, passed, detail, fix) = site(&f.run(&["doctor", "--json"], &[("CUTOVER_SITE_URL", &unreadable)]));
+    assert!(!passed && detail.contains("the router could not read the active version"), "{detail}");
+    assert!(
+        fix.contains("SSM parameter /cutover/test/active in region us-east-1") && !fix.contains("not in front"),
+        "{fix}"
+    );
+}
