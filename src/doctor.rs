@@ -17,7 +17,7 @@ use crate::pointer::{NO_RELEASE, PointerError};
 use crate::printable::printable;
 use crate::promote::Active;
 use crate::release::{self, Layout, RecordError};
-use crate::routing::{EdgeNames, VERSION_HEADER};
+use crate::routing::{EdgeNames, FETCH_DEST_HEADER, PIN_HEADER, PIN_QUERY, VERSION_HEADER};
 use crate::store::StoreError;
 
 /// The outcome of one check.
@@ -518,16 +518,38 @@ pub fn cache_policy_sane(policy: Option<&CachePolicyConfig>, style: Style, names
             let has_cookie = |name: &str| {
                 cookie_behavior == "all" || (cookie_behavior == "whitelist" && named_cookies.contains(&name))
             };
-            let has_query = query_behavior == "all"
-                || (query_behavior == "whitelist" && named_queries.contains(&names.query.as_str()));
-            if has_cookie(&names.version_cookie) && has_cookie(&names.override_cookie) && has_query {
-                pass("cache policy", "the override cookies and query are in the cache key")
+            let has_query = |name: &str| {
+                query_behavior == "all" || (query_behavior == "whitelist" && named_queries.contains(&name))
+            };
+            let headers = key.and_then(|k| k.headers_config());
+            let has_header = |name: &str| {
+                headers.is_some_and(|h| {
+                    h.header_behavior().as_str() == "whitelist"
+                        && h.headers().is_some_and(|n| n.items().iter().any(|i| i.eq_ignore_ascii_case(name)))
+                })
+            };
+            let mut missing: Vec<String> = [&names.version_cookie, &names.override_cookie]
+                .into_iter()
+                .filter(|c| !has_cookie(c))
+                .map(|c| format!("cookie {c}"))
+                .collect();
+            missing.extend(
+                [names.query.as_str(), PIN_QUERY].into_iter().filter(|q| !has_query(q)).map(|q| format!("query {q}")),
+            );
+            missing.extend(
+                [PIN_HEADER, FETCH_DEST_HEADER].into_iter().filter(|h| !has_header(h)).map(|h| format!("header {h}")),
+            );
+            if missing.is_empty() {
+                pass("cache policy", "the override cookies and query and the framework pins are in the cache key")
             } else {
                 fail(
                     "cache policy",
-                    "the override cookies or query are missing from the cache key, so previews would be served from the live version's cache",
                     format!(
-                        "whitelist the cookies {} and {} and the query string {} in the cache policy",
+                        "the cache key lacks {}, so previews or framework-pinned requests would be served from the live version's cache",
+                        missing.join(", ")
+                    ),
+                    format!(
+                        "attach the origin-path cache policy infra/cutover.yml creates, with the stack parameters VersionCookie={} OverrideCookie={} OverrideQuery={} (`cutover edge bundle` prints them); it also keys on the query {PIN_QUERY} and the headers {PIN_HEADER} and {FETCH_DEST_HEADER}",
                         names.version_cookie, names.override_cookie, names.query
                     ),
                 )
@@ -601,7 +623,7 @@ mod tests {
     use aws_sdk_cloudfront::types::{
         CachePolicyCookieBehavior, CachePolicyCookiesConfig, CachePolicyHeaderBehavior, CachePolicyHeadersConfig,
         CachePolicyQueryStringBehavior, CachePolicyQueryStringsConfig, CookieNames, DefaultCacheBehavior, EventType,
-        LambdaFunctionAssociation, LambdaFunctionAssociations, ParametersInCacheKeyAndForwardedToOrigin,
+        Headers, LambdaFunctionAssociation, LambdaFunctionAssociations, ParametersInCacheKeyAndForwardedToOrigin,
         QueryStringNames,
     };
 
@@ -637,6 +659,7 @@ mod tests {
         cookie_names: &[&str],
         query: CachePolicyQueryStringBehavior,
         queries: &[&str],
+        headers: &[&str],
     ) -> CachePolicyConfig {
         let mut cookie_config = CachePolicyCookiesConfig::builder().cookie_behavior(cookies);
         if !cookie_names.is_empty() {
@@ -654,11 +677,18 @@ mod tests {
             }
             query_config = query_config.query_strings(names.build().unwrap());
         }
+        let mut headers_config = CachePolicyHeadersConfig::builder().header_behavior(CachePolicyHeaderBehavior::None);
+        if !headers.is_empty() {
+            let mut names = Headers::builder().quantity(i32::try_from(headers.len()).unwrap());
+            for name in headers {
+                names = names.items(*name);
+            }
+            headers_config =
+                headers_config.header_behavior(CachePolicyHeaderBehavior::Whitelist).headers(names.build().unwrap());
+        }
         let key = ParametersInCacheKeyAndForwardedToOrigin::builder()
             .enable_accept_encoding_gzip(true)
-            .headers_config(
-                CachePolicyHeadersConfig::builder().header_behavior(CachePolicyHeaderBehavior::None).build().unwrap(),
-            )
+            .headers_config(headers_config.build().unwrap())
             .cookies_config(cookie_config.build().unwrap())
             .query_strings_config(query_config.build().unwrap())
             .build()
@@ -696,15 +726,26 @@ mod tests {
         use CachePolicyCookieBehavior as C;
         use CachePolicyQueryStringBehavior as Q;
         let names = EdgeNames::default();
-        let none = policy(C::None, &[], Q::None, &[]);
+        let none = policy(C::None, &[], Q::None, &[], &[]);
         assert!(cache_policy_sane(Some(&none), Style::Ssm, &names).passed);
         assert!(!cache_policy_sane(Some(&none), Style::OriginPath, &names).passed);
-        assert!(!cache_policy_sane(Some(&policy(C::All, &[], Q::None, &[])), Style::Ssm, &names).passed);
-        let fit = policy(C::Whitelist, &["Build-Number", "Override"], Q::Whitelist, &["override_build_number"]);
+        assert!(!cache_policy_sane(Some(&policy(C::All, &[], Q::None, &[], &[])), Style::Ssm, &names).passed);
+        let cookies = ["Build-Number", "Override"];
+        let pins = ["X-Deployment-Id", "sec-fetch-dest"];
+        let fit = policy(C::Whitelist, &cookies, Q::Whitelist, &["override_build_number", "dpl"], &pins);
         assert!(cache_policy_sane(Some(&fit), Style::OriginPath, &names).passed);
-        let half = policy(C::Whitelist, &["Build-Number"], Q::Whitelist, &["override_build_number"]);
+        let half = policy(C::Whitelist, &["Build-Number"], Q::Whitelist, &["override_build_number", "dpl"], &pins);
         let check = cache_policy_sane(Some(&half), Style::OriginPath, &names);
-        assert!(!check.passed && check.fix.as_deref().unwrap().contains("Override"), "{check:?}");
+        assert!(!check.passed && check.detail.contains("cookie Override"), "{check:?}");
+        // The framework pins are keys too: a policy with only the override names misses them.
+        let unpinned = policy(C::Whitelist, &cookies, Q::Whitelist, &["override_build_number"], &[]);
+        let check = cache_policy_sane(Some(&unpinned), Style::OriginPath, &names);
+        assert!(
+            !check.passed && check.detail.contains("query dpl, header x-deployment-id, header sec-fetch-dest"),
+            "{check:?}"
+        );
+        let fix = check.fix.unwrap();
+        assert!(fix.contains("OverrideQuery=override_build_number") && !fix.contains("whitelist"), "{fix}");
         assert!(!cache_policy_sane(None, Style::Ssm, &names).passed);
     }
 
