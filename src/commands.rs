@@ -135,6 +135,9 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
         }
         Command::Edge { action: EdgeCommand::Bundle { out } } => {
             let config = RouterConfig::from_plan(&plan)?;
+            for warning in config.warnings() {
+                reporter.warn(&warning);
+            }
             if !plan.dry_run {
                 bundle(&config, out)?;
             }

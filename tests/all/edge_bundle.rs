@@ -179,3 +179,39 @@ fn with_a_preview_domain_the_stack_parameters_name_it_and_its_certificate() {
          PreviewDomain=preview.example.com PreviewCertificateArn=<arn-of-a-us-east-1-certificate-for-*.preview.example.com>\n";
     assert!(run.assert_code(0).stdout().contains(expected), "{}", run.stdout());
 }
+
+/// Names the router would confuse are refused before anything is written, naming the input; a
+/// region the template does not deploy in is a warning (a stack of one's own may use it).
+#[test]
+fn names_that_break_the_setup_are_refused_and_another_region_is_a_warning() {
+    let cases = [
+        ("CUTOVER_OVERRIDE_QUERY", "dpl", "override-query"),
+        ("CUTOVER_OVERRIDE_QUERY", "DPL", "override-query"),
+        ("CUTOVER_OVERRIDE_COOKIE", "Build-Number", "override-cookie"),
+        ("CUTOVER_VERSION_COOKIE", "override", "override-cookie"),
+    ];
+    for (variable, value, input) in cases {
+        let mut f = Fixture::local();
+        f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL");
+        f.set(variable, value);
+        let zip = f.dir.path().join("router.zip");
+        let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
+        run.assert_code(2);
+        assert!(run.stderr().contains(&format!("input `{input}`")), "{variable}={value}: {}", run.stderr());
+        assert!(!zip.exists(), "{variable}={value}: nothing is written");
+    }
+    let mut f = Fixture::local();
+    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "ssm:/sites/www/active");
+    let zip = f.dir.path().join("router.zip");
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string(), "--region", "eu-west-1"], &[]);
+    run.assert_code(0);
+    assert!(
+        run.stdout().contains(
+            "::warning::the router reads from region eu-west-1, but infra/cutover.yml deploys only in us-east-1"
+        ),
+        "{}",
+        run.stdout()
+    );
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string(), "--region", "us-east-1"], &[]);
+    assert!(!run.assert_code(0).stdout().contains("::warning::"), "{}", run.stdout());
+}
