@@ -39,23 +39,42 @@ fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -
 }
 
 /// Where the DeployPolicy in infra/cutover.yml is, for fixes.
-const POLICY: &str = "the DeployPolicy in infra/cutover.yml does";
+const POLICY: &str = "the DeployPolicy in infra/cutover.yml";
 
 /// The region the checks' calls go to, as the report names it.
 fn region_of(aws: &AwsClients) -> String {
     aws.ssm.config().region().map_or_else(|| "(none set)".to_owned(), ToString::to_string)
 }
 
-/// A failed call as a check: an access error names the IAM action to allow on `arn` and the
-/// region the call went to (a wrong region looks like a missing grant); any other error is the
-/// check's finding, with `fix`.
+/// What the DeployPolicy grants `action` on, in the stack's terms: a call outside it is most often
+/// an input that does not match the stack, not a missing grant.
+fn granted_on(action: &str) -> &'static str {
+    match action.split(' ').next().unwrap_or(action) {
+        "s3:ListBucket" => "the stack's bucket, listing under `<Prefix>/` and the `_cutover/` folders",
+        "s3:GetBucketPublicAccessBlock" => "the stack's bucket",
+        a if a.starts_with("s3:") => "arn:aws:s3:::<BucketName>/<Prefix>/* of the stack",
+        a if a.starts_with("ssm:") => {
+            "the SSM parameter /cutover/<BucketName>/<Prefix>/active in us-east-1 (SSM style)"
+        }
+        "cloudfront:GetCachePolicy" => "the stack's cache policy",
+        a if a.starts_with("cloudfront:") => "the stack's distribution",
+        a if a.starts_with("lambda:") => "the stack's router version (origin-path style)",
+        _ => "the stack's resources",
+    }
+}
+
+/// A failed call as a check: an access error says to check first that the inputs match the stack
+/// (the DeployPolicy grants `action` only on the stack's resources, named), then names the IAM
+/// action to allow on `arn` and the region the call went to; any other error is the check's
+/// finding, with `fix`.
 fn call_failed(region: &str, name: &'static str, err: &AwsError, action: &str, arn: &str, fix: &str) -> Check {
     if err.is_access_denied() {
         fail(
             name,
             format!("access denied: the credentials may not call {action} ({err})"),
             format!(
-                "allow {action} on {arn} in region {region} ({POLICY}); if the stack is in another region, set `region`"
+                "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style) match the stack: {POLICY} grants {action} only on {}; if they do, allow {action} on {arn} in region {region}",
+                granted_on(action)
             ),
         )
     } else {
@@ -774,7 +793,7 @@ mod tests {
             assert_eq!(
                 check.fix.as_deref(),
                 Some(
-                    "allow s3:GetBucketPublicAccessBlock on arn:aws:s3:::b in region us-east-1 (the DeployPolicy in infra/cutover.yml does); if the stack is in another region, set `region`"
+                    "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style) match the stack: the DeployPolicy in infra/cutover.yml grants s3:GetBucketPublicAccessBlock only on the stack's bucket; if they do, allow s3:GetBucketPublicAccessBlock on arn:aws:s3:::b in region us-east-1"
                 )
             );
         }

@@ -106,14 +106,42 @@ fn a_call_the_credentials_may_not_make_is_reported_as_an_access_error_naming_the
     }
 }
 
-/// A failed check that says the credentials may not call `action`, with a fix starting `fix_start`.
-fn assert_access_denied(check: &(String, bool, String, String), action: &str, fix_start: &str) {
+/// With a wrong input (another parameter, prefix or region than the stack's) a refused call is
+/// most often that input, not a missing grant: the fix says so first and names what the
+/// DeployPolicy grants the action on.
+#[test]
+fn a_refused_call_under_a_wrong_input_names_the_inputs_and_what_the_policy_grants() {
+    let f = Fixture::moto();
+    let proxy = Proxy::start(&f.moto_server().endpoint, |_| Some(Fault::Denied));
+    let cases: [(&[&str], &str, &str, &str); 3] = [
+        (
+            &["--pointer", "ssm:/custom/active"],
+            "parameter",
+            "ssm:GetParameter",
+            "only on the SSM parameter /cutover/<BucketName>/<Prefix>/active in us-east-1",
+        ),
+        (&["--prefix", "wrong"], "bucket", "s3:ListBucket", "only on the stack's bucket, listing under `<Prefix>/`"),
+        (&["--region", "eu-west-1"], "bucket private", "s3:GetBucketPublicAccessBlock", "only on the stack's bucket"),
+    ];
+    for (flags, name, action, grants) in cases {
+        let args: Vec<&str> = ["doctor", "--json"].into_iter().chain(flags.iter().copied()).collect();
+        let run = f.run(&args, &[("AWS_ENDPOINT_URL", &proxy.url)]);
+        let check = details(&run).into_iter().find(|c| c.0 == name).unwrap_or_else(|| panic!("{name} is checked"));
+        assert!(check.3.contains(grants), "{flags:?}: {}", check.3);
+        assert_access_denied(&check, action, &format!("allow {action}"));
+    }
+}
+
+/// A failed check that says the credentials may not call `action`, with a fix that says to check
+/// the inputs against the stack first and then `allow`s.
+fn assert_access_denied(check: &(String, bool, String, String), action: &str, allow: &str) {
     let (name, passed, detail, fix) = check;
     assert!(
         !passed && detail.starts_with(&format!("access denied: the credentials may not call {action}")),
         "{name}: {detail}"
     );
-    assert!(fix.starts_with(fix_start), "{name}: {fix}");
+    let inputs_first = "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style) match the stack: the DeployPolicy in infra/cutover.yml grants";
+    assert!(fix.starts_with(inputs_first) && fix.contains(&format!("if they do, {allow}")), "{name}: {fix}");
 }
 
 #[test]
@@ -225,7 +253,7 @@ fn doctor_names_the_region_it_used_and_a_deploy_that_creates_the_parameter_says_
     let proxy = Proxy::start(&f.moto_server().endpoint, |r| r.ssm_action().is_some().then_some(Fault::Denied));
     let run = f.run(&["doctor", "--json"], &[elsewhere[0], ("AWS_ENDPOINT_URL", &proxy.url)]);
     let (_, passed, _, fix) = details(&run).into_iter().find(|c| c.0 == "parameter").expect("checked");
-    assert!(!passed && fix.contains("in region eu-west-1") && fix.contains("set `region`"), "{fix}");
+    assert!(!passed && fix.contains("in region eu-west-1") && fix.contains("`region` (us-east-1)"), "{fix}");
 }
 
 /// A fixture on moto with a distribution, in the SSM style or the origin-path style.
