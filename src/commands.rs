@@ -194,7 +194,7 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     .await?;
     // The value the flip replaced, read under the lock: another run may have promoted since this
     // run started.
-    outputs.previous_version = promoted.previous;
+    outputs.previous_version = promoted.replaced;
     outputs.promoted = promoted.promoted;
     outputs.invalidation_id = promoted.invalidation_id;
     if plan.keep.is_some() {
@@ -405,7 +405,7 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
     }
     Ok(Outputs {
         version: report.version,
-        previous_version: report.previous,
+        previous_version: report.replaced,
         promoted: report.promoted,
         invalidation_id: report.invalidation_id,
         site_url: plan.site_url.clone(),
