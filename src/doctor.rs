@@ -164,7 +164,7 @@ pub async fn doctor(plan: &Plan) -> Result<Report, InputError> {
             "no distribution to check",
             "set `distribution-id` (a cloudfront: pointer names it itself)",
         )),
-        Some(id) => checks.extend(distribution_checks(aws, &id, style, &plan.edge).await),
+        Some(id) => checks.extend(distribution_checks(aws, &id, bucket, style, &plan.edge).await),
     }
     if let Some(url) = &plan.site_url {
         // What the pointer holds now (the checks above say whether it can be read at all).
@@ -275,7 +275,7 @@ async fn parameter_usable(aws: &AwsClients, site: &Site, bucket: &str, parameter
     }
 }
 
-async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &EdgeNames) -> Vec<Check> {
+async fn distribution_checks(aws: &AwsClients, id: &str, bucket: &str, style: Style, names: &EdgeNames) -> Vec<Check> {
     let (config, etag) = match aws.cloudfront.get_distribution_config().id(id).send().await {
         Ok(out) => (out.distribution_config().cloned(), out.e_tag().map(str::to_owned)),
         Err(e) => {
@@ -294,7 +294,7 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
     let Some(config) = config else {
         return vec![fail("distribution", format!("distribution {id} has no config"), "recreate it")];
     };
-    let mut checks = vec![pass("distribution", format!("distribution {id} found"))];
+    let mut checks = vec![serves_the_bucket(&config, id, bucket)];
     checks.push(router_attached(&config, style));
     if style == Style::OriginPath {
         checks.push(may_flip(aws, id, &config, etag.as_deref()).await);
@@ -314,6 +314,23 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
     };
     checks.push(cache_policy_sane(policy.as_ref(), style, names));
     checks
+}
+
+/// The default behaviour's origin is `bucket` (its domain `<bucket>.s3.…`): a distribution of
+/// another site would pass every other check.
+fn serves_the_bucket(config: &DistributionConfig, id: &str, bucket: &str) -> Check {
+    let target = config.default_cache_behavior().map(|b| b.target_origin_id()).unwrap_or_default();
+    let origins = config.origins().map(|o| o.items()).unwrap_or_default();
+    let domain = origins.iter().find(|o| o.id() == target).map(|o| o.domain_name()).unwrap_or_default();
+    if domain.starts_with(&format!("{bucket}.s3.")) {
+        pass("distribution", format!("distribution {id} serves s3://{bucket}"))
+    } else {
+        fail(
+            "distribution",
+            format!("distribution {id} serves {:?}, not the bucket {bucket}", printable(domain)),
+            "correct `bucket`, or the distribution ID (`pointer` or `distribution-id`): the stack's outputs name both",
+        )
+    }
 }
 
 /// What a flip needs besides what doctor can probe: AWS checks it only on a change.

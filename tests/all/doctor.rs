@@ -446,3 +446,22 @@ fn the_site_check_compares_the_served_version_with_the_live_one() {
         "{fix}"
     );
 }
+
+/// A distribution whose origin is another bucket fails the distribution check, naming both.
+#[test]
+fn a_distribution_serving_another_bucket_fails_its_check() {
+    let mut f = Fixture::moto();
+    let other = f.moto_server().create_distribution("other-bucket");
+    f.set("CUTOVER_DISTRIBUTION_ID", &other);
+    let run = f.run(&["doctor", "--json"], &[]);
+    let (_, passed, detail, fix) = details(&run).into_iter().find(|c| c.0 == "distribution").expect("checked");
+    assert!(
+        !passed && detail.contains("serves \"other-bucket.s3.amazonaws.com\", not the bucket site-bucket"),
+        "{detail}"
+    );
+    assert!(fix.contains("`bucket`"), "{fix}");
+    let ours = f.moto_server().create_distribution("site-bucket");
+    let run = f.run(&["doctor", "--json"], &[("CUTOVER_DISTRIBUTION_ID", &ours)]);
+    let (_, passed, detail, _) = details(&run).into_iter().find(|c| c.0 == "distribution").expect("checked");
+    assert!(passed && detail.ends_with("serves s3://site-bucket"), "{detail}");
+}
