@@ -132,8 +132,10 @@ const NO_CREDENTIALS: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a
      identity (on GitHub, aws-actions/configure-aws-credentials)";
 const BAD_CREDENTIALS: &str = "the credentials are expired or invalid: refresh them (on GitHub, \
      aws-actions/configure-aws-credentials) and check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN";
-const ACCESS_DENIED: &str =
-    "these credentials may not make this call: give the role the DeployPolicy from infra/cutover.yml";
+const ACCESS_DENIED: &str = "these credentials may not make this call: check first that `bucket`, `prefix`, \
+     `region` (us-east-1) and `pointer` (unset in the template's SSM style) match the stack, since the DeployPolicy \
+     from infra/cutover.yml grants only the stack's bucket under its prefix, its parameter and its distribution; \
+     if they do, give the role that DeployPolicy";
 const THROTTLED: &str = "AWS kept throttling through every retry: lower `concurrency` or run again later";
 
 fn unreachable() -> Option<String> {
@@ -271,8 +273,9 @@ mod tests {
     #[test]
     fn known_causes_get_their_hints() {
         let cases = [
-            (403, "AccessDenied", vec![], "DeployPolicy"),
-            (400, "AccessDeniedException", vec![], "DeployPolicy"),
+            // A wrong input looks like a missing grant: the hint says to check them first.
+            (403, "AccessDenied", vec![], "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer`"),
+            (400, "AccessDeniedException", vec![], "if they do, give the role that DeployPolicy"),
             (
                 301,
                 "PermanentRedirect",

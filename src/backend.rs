@@ -46,12 +46,7 @@ pub struct AwsClients {
 
 impl AwsClients {
     pub async fn load(region: Option<&str>, path_style: bool) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(AWS_MAX_ATTEMPTS));
-        if let Some(region) = region {
-            loader = loader.region(aws_config::Region::new(region.to_owned()));
-        }
-        let shared = loader.load().await;
+        let shared = shared_config(region).await;
         let s3 = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -63,6 +58,22 @@ impl AwsClients {
             cloudfront: aws_sdk_cloudfront::Client::new(&shared),
         }
     }
+}
+
+/// The AWS configuration every client starts from: the environment's, with `region` if given.
+async fn shared_config(region: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(AWS_MAX_ATTEMPTS));
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    loader.load().await
+}
+
+/// A Lambda client for `region` (a Lambda@Edge function's, us-east-1): only `doctor` reads the
+/// router's versions.
+pub async fn lambda_client(region: &str) -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(&shared_config(Some(region)).await)
 }
 
 impl Site {

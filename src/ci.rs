@@ -73,12 +73,17 @@ impl Reporter {
         let _ = writeln!(console, "{line}").and_then(|()| console.flush());
     }
 
-    /// Asks GitHub to hide secret values wherever they might show later: the AWS secrets and the
-    /// credentials in the site URL.
-    pub fn mask_secrets(&self, env: &Env, site_url: Option<&SiteUrl>) {
+    /// Asks GitHub to hide secret values wherever they might show later: the AWS secrets, the
+    /// credentials in the site URL and the `override-secret`.
+    pub fn mask_secrets(&self, env: &Env, site_url: Option<&SiteUrl>, override_secret: Option<&str>) {
         if matches!(self.ci, CiSystem::GitHub { .. }) {
             let vars = SECRET_VARS.iter().filter_map(|name| env.get(name)).map(str::to_owned);
-            for value in vars.chain(site_url.map(SiteUrl::secrets).unwrap_or_default()) {
+            let given = site_url
+                .map(SiteUrl::secrets)
+                .unwrap_or_default()
+                .into_iter()
+                .chain(override_secret.map(str::to_owned));
+            for value in vars.chain(given) {
                 self.command(&format!("::add-mask::{}", github_escape(&value)));
             }
         }
@@ -391,7 +396,7 @@ mod tests {
         reporter.fail("bad [input] 'x'\r\nsecond line", 2);
         let env: Env = [("AWS_SECRET_ACCESS_KEY", "s3cr%t"), ("AWS_SESSION_TOKEN", "tok")].into_iter().collect();
         let site = SiteUrl::parse("https://deploy:p%40ss@example.com/").unwrap();
-        reporter.mask_secrets(&env, Some(&site));
+        reporter.mask_secrets(&env, Some(&site), Some("sign%me"));
         expect![[r#"
             ::warning::50%25 done%0Anext
             ::error title=cutover failed (exit 2)::bad [input] 'x'%0D%0Asecond line
@@ -400,6 +405,7 @@ mod tests {
             ::add-mask::deploy:p%2540ss
             ::add-mask::p%2540ss
             ::add-mask::p@ss
+            ::add-mask::sign%25me
         "#]]
         .assert_eq(&console.text());
     }

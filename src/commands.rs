@@ -36,7 +36,9 @@ pub async fn run(cli: Cli, env: Env) -> u8 {
     // `--json` holds even when other inputs are bad.
     let json = raw.json_asked();
     let reporter = Reporter::new(CiSystem::detect(&env), json);
-    reporter.mask_secrets(&env, plan.as_ref().ok().and_then(|p| p.site_url.as_ref()));
+    // The secret as given, so that it is masked even when another input is bad.
+    let site_url = plan.as_ref().ok().and_then(|p| p.site_url.as_ref());
+    reporter.mask_secrets(&env, site_url, raw.override_secret.as_deref());
     for warning in crate::inputs::variable_warnings(&env) {
         reporter.warn(&warning);
     }
@@ -133,6 +135,9 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
         }
         Command::Edge { action: EdgeCommand::Bundle { out } } => {
             let config = RouterConfig::from_plan(&plan)?;
+            for warning in config.warnings() {
+                reporter.warn(&warning);
+            }
             if !plan.dry_run {
                 bundle(&config, out)?;
             }
@@ -190,7 +195,7 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     .await?;
     // The value the flip replaced, read under the lock: another run may have promoted since this
     // run started.
-    outputs.previous_version = promoted.previous;
+    outputs.previous_version = promoted.replaced;
     outputs.promoted = promoted.promoted;
     outputs.invalidation_id = promoted.invalidation_id;
     if plan.keep.is_some() {
@@ -407,7 +412,7 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
     }
     Ok(Outputs {
         version: report.version,
-        previous_version: report.previous,
+        previous_version: report.replaced,
         promoted: report.promoted,
         invalidation_id: report.invalidation_id,
         site_url: plan.site_url.clone(),

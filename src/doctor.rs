@@ -11,12 +11,13 @@ use serde::Serialize;
 
 use crate::aws_error::AwsError;
 use crate::backend::{AwsClients, Site};
+use crate::edge_bundle::RouterConfig;
 use crate::inputs::{AwsPointer, Backend, InputError, Plan, SiteUrl};
 use crate::pointer::{NO_RELEASE, PointerError};
 use crate::printable::printable;
 use crate::promote::Active;
 use crate::release::{self, Layout, RecordError};
-use crate::routing::{EdgeNames, VERSION_HEADER};
+use crate::routing::{EdgeNames, FETCH_DEST_HEADER, PIN_HEADER, PIN_QUERY, VERSION_HEADER};
 use crate::store::StoreError;
 
 /// The outcome of one check.
@@ -38,23 +39,42 @@ fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -
 }
 
 /// Where the DeployPolicy in infra/cutover.yml is, for fixes.
-const POLICY: &str = "the DeployPolicy in infra/cutover.yml does";
+const POLICY: &str = "the DeployPolicy in infra/cutover.yml";
 
 /// The region the checks' calls go to, as the report names it.
 fn region_of(aws: &AwsClients) -> String {
     aws.ssm.config().region().map_or_else(|| "(none set)".to_owned(), ToString::to_string)
 }
 
-/// A failed call as a check: an access error names the IAM action to allow on `arn` and the
-/// region the call went to (a wrong region looks like a missing grant); any other error is the
-/// check's finding, with `fix`.
+/// What the DeployPolicy grants `action` on, in the stack's terms: a call outside it is most often
+/// an input that does not match the stack, not a missing grant.
+fn granted_on(action: &str) -> &'static str {
+    match action.split(' ').next().unwrap_or(action) {
+        "s3:ListBucket" => "the stack's bucket, listing under `<Prefix>/` and the `_cutover/` folders",
+        "s3:GetBucketPublicAccessBlock" => "the stack's bucket",
+        a if a.starts_with("s3:") => "arn:aws:s3:::<BucketName>/<Prefix>/* of the stack",
+        a if a.starts_with("ssm:") => {
+            "the SSM parameter /cutover/<BucketName>/<Prefix>/active in us-east-1 (SSM style)"
+        }
+        "cloudfront:GetCachePolicy" => "the stack's cache policy",
+        a if a.starts_with("cloudfront:") => "the stack's distribution",
+        a if a.starts_with("lambda:") => "the stack's router version (origin-path style)",
+        _ => "the stack's resources",
+    }
+}
+
+/// A failed call as a check: an access error says to check first that the inputs match the stack
+/// (the DeployPolicy grants `action` only on the stack's resources, named), then names the IAM
+/// action to allow on `arn` and the region the call went to; any other error is the check's
+/// finding, with `fix`.
 fn call_failed(region: &str, name: &'static str, err: &AwsError, action: &str, arn: &str, fix: &str) -> Check {
     if err.is_access_denied() {
         fail(
             name,
             format!("access denied: the credentials may not call {action} ({err})"),
             format!(
-                "allow {action} on {arn} in region {region} ({POLICY}); if the stack is in another region, set `region`"
+                "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style) match the stack: {POLICY} grants {action} only on {}; if they do, allow {action} on {arn} in region {region}",
+                granted_on(action)
             ),
         )
     } else {
@@ -144,10 +164,12 @@ pub async fn doctor(plan: &Plan) -> Result<Report, InputError> {
             "no distribution to check",
             "set `distribution-id` (a cloudfront: pointer names it itself)",
         )),
-        Some(id) => checks.extend(distribution_checks(aws, &id, style, &plan.edge).await),
+        Some(id) => checks.extend(distribution_checks(aws, &id, bucket, style, &plan.edge).await),
     }
     if let Some(url) = &plan.site_url {
-        checks.push(site_answers(url).await);
+        // What the pointer holds now (the checks above say whether it can be read at all).
+        let serving = live.pointer.read().await.ok().flatten();
+        checks.push(site_answers(url, serving.as_deref(), plan).await);
     }
     let from = if site.region.is_some() { "`region`" } else { "the AWS configuration; set `region` to choose" };
     Ok(Report { region: format!("{} (from {from})", region_of(aws)), checks })
@@ -253,9 +275,9 @@ async fn parameter_usable(aws: &AwsClients, site: &Site, bucket: &str, parameter
     }
 }
 
-async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &EdgeNames) -> Vec<Check> {
-    let config = match aws.cloudfront.get_distribution_config().id(id).send().await {
-        Ok(out) => out.distribution_config().cloned(),
+async fn distribution_checks(aws: &AwsClients, id: &str, bucket: &str, style: Style, names: &EdgeNames) -> Vec<Check> {
+    let (config, etag) = match aws.cloudfront.get_distribution_config().id(id).send().await {
+        Ok(out) => (out.distribution_config().cloned(), out.e_tag().map(str::to_owned)),
         Err(e) => {
             let err = AwsError::new("CloudFront GetDistributionConfig", id, &e);
             let arn = format!("distribution {id}");
@@ -272,8 +294,11 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
     let Some(config) = config else {
         return vec![fail("distribution", format!("distribution {id} has no config"), "recreate it")];
     };
-    let mut checks = vec![pass("distribution", format!("distribution {id} found"))];
+    let mut checks = vec![serves_the_bucket(&config, id, bucket)];
     checks.push(router_attached(&config, style));
+    if style == Style::OriginPath {
+        checks.push(may_flip(aws, id, &config, etag.as_deref()).await);
+    }
     let policy = match config.default_cache_behavior().and_then(|b| b.cache_policy_id()) {
         None => None,
         Some(policy_id) => match aws.cloudfront.get_cache_policy().id(policy_id).send().await {
@@ -289,6 +314,80 @@ async fn distribution_checks(aws: &AwsClients, id: &str, style: Style, names: &E
     };
     checks.push(cache_policy_sane(policy.as_ref(), style, names));
     checks
+}
+
+/// The default behaviour's origin is `bucket` (its domain `<bucket>.s3.…`): a distribution of
+/// another site would pass every other check.
+fn serves_the_bucket(config: &DistributionConfig, id: &str, bucket: &str) -> Check {
+    let target = config.default_cache_behavior().map(|b| b.target_origin_id()).unwrap_or_default();
+    let origins = config.origins().map(|o| o.items()).unwrap_or_default();
+    let domain = origins.iter().find(|o| o.id() == target).map(|o| o.domain_name()).unwrap_or_default();
+    if domain.starts_with(&format!("{bucket}.s3.")) {
+        pass("distribution", format!("distribution {id} serves s3://{bucket}"))
+    } else {
+        fail(
+            "distribution",
+            format!("distribution {id} serves {:?}, not the bucket {bucket}", printable(domain)),
+            "correct `bucket`, or the distribution ID (`pointer` or `distribution-id`): the stack's outputs name both",
+        )
+    }
+}
+
+/// What a flip needs besides what doctor can probe: AWS checks it only on a change.
+const REPLICATION: &str = "a flip also needs lambda:EnableReplication* on the router's version, which cannot be probed without a change (the DeployPolicy grants it)";
+
+/// An `If-Match` no distribution has: real AWS authorizes the update before it compares this, so
+/// the probe is answered `PreconditionFailed` when allowed and `AccessDenied` when not.
+const WRONG_ETAG: &str = "E0CUTOVERDOCTOR";
+
+/// The origin-path style's flip may be made, probed without changing anything: an
+/// UpdateDistribution carrying the config exactly as read, under an `If-Match` that cannot match
+/// (an endpoint that ignores `If-Match`, as moto does, applies the config unchanged), then
+/// `lambda:GetFunction` on each router version attached (AWS requires it for an update that
+/// carries Lambda@Edge associations).
+async fn may_flip(aws: &AwsClients, id: &str, config: &DistributionConfig, etag: Option<&str>) -> Check {
+    let region = &region_of(aws);
+    let wrong = if etag == Some(WRONG_ETAG) { "E1CUTOVERDOCTOR" } else { WRONG_ETAG };
+    let probe = aws.cloudfront.update_distribution().id(id).if_match(wrong).distribution_config(config.clone());
+    match probe.send().await {
+        Ok(_) => {}
+        Err(e) if matches!(e.code(), Some("PreconditionFailed" | "InvalidIfMatchVersion")) => {}
+        Err(e) => {
+            let err = AwsError::new("CloudFront UpdateDistribution", id, &e);
+            let check = call_failed(
+                region,
+                "flip",
+                &err,
+                "cloudfront:UpdateDistribution",
+                &format!("distribution {id}"),
+                "correct the distribution ID",
+            );
+            return Check { fix: check.fix.map(|fix| format!("{fix}; {REPLICATION}")), ..check };
+        }
+    }
+    for arn in router_versions(config) {
+        // A version ARN names its region (arn:aws:lambda:<region>:...); Lambda@Edge's is us-east-1.
+        let lambda = crate::backend::lambda_client(arn.split(':').nth(3).unwrap_or("us-east-1")).await;
+        if let Err(e) = lambda.get_function().function_name(&arn).send().await {
+            let err = AwsError::new("Lambda GetFunction", &arn, &e);
+            let fix = "attach a numbered version of the `cutover edge bundle` function that exists";
+            let check = call_failed(region, "flip", &err, "lambda:GetFunction", &arn, fix);
+            return Check { fix: check.fix.map(|fix| format!("{fix}; {REPLICATION}")), ..check };
+        }
+    }
+    pass("flip", format!("the credentials may update distribution {id} (probed, nothing changed); {REPLICATION}"))
+}
+
+/// The Lambda versions attached to the default behaviour, each once.
+fn router_versions(config: &DistributionConfig) -> Vec<String> {
+    let mut arns: Vec<String> = config
+        .default_cache_behavior()
+        .and_then(|b| b.lambda_function_associations())
+        .map(|a| a.items().iter().map(|i| i.lambda_function_arn().to_owned()).collect())
+        .unwrap_or_default();
+    arns.sort();
+    arns.dedup();
+    arns
 }
 
 /// The check that reads what a pointer holds, and where its reads go (for access errors).
@@ -455,16 +554,38 @@ pub fn cache_policy_sane(policy: Option<&CachePolicyConfig>, style: Style, names
             let has_cookie = |name: &str| {
                 cookie_behavior == "all" || (cookie_behavior == "whitelist" && named_cookies.contains(&name))
             };
-            let has_query = query_behavior == "all"
-                || (query_behavior == "whitelist" && named_queries.contains(&names.query.as_str()));
-            if has_cookie(&names.version_cookie) && has_cookie(&names.override_cookie) && has_query {
-                pass("cache policy", "the override cookies and query are in the cache key")
+            let has_query = |name: &str| {
+                query_behavior == "all" || (query_behavior == "whitelist" && named_queries.contains(&name))
+            };
+            let headers = key.and_then(|k| k.headers_config());
+            let has_header = |name: &str| {
+                headers.is_some_and(|h| {
+                    h.header_behavior().as_str() == "whitelist"
+                        && h.headers().is_some_and(|n| n.items().iter().any(|i| i.eq_ignore_ascii_case(name)))
+                })
+            };
+            let mut missing: Vec<String> = [&names.version_cookie, &names.override_cookie]
+                .into_iter()
+                .filter(|c| !has_cookie(c))
+                .map(|c| format!("cookie {c}"))
+                .collect();
+            missing.extend(
+                [names.query.as_str(), PIN_QUERY].into_iter().filter(|q| !has_query(q)).map(|q| format!("query {q}")),
+            );
+            missing.extend(
+                [PIN_HEADER, FETCH_DEST_HEADER].into_iter().filter(|h| !has_header(h)).map(|h| format!("header {h}")),
+            );
+            if missing.is_empty() {
+                pass("cache policy", "the override cookies and query and the framework pins are in the cache key")
             } else {
                 fail(
                     "cache policy",
-                    "the override cookies or query are missing from the cache key, so previews would be served from the live version's cache",
                     format!(
-                        "whitelist the cookies {} and {} and the query string {} in the cache policy",
+                        "the cache key lacks {}, so previews or framework-pinned requests would be served from the live version's cache",
+                        missing.join(", ")
+                    ),
+                    format!(
+                        "attach the origin-path cache policy infra/cutover.yml creates, with the stack parameters VersionCookie={} OverrideCookie={} OverrideQuery={} (`cutover edge bundle` prints them); it also keys on the query {PIN_QUERY} and the headers {PIN_HEADER} and {FETCH_DEST_HEADER}",
                         names.version_cookie, names.override_cookie, names.query
                     ),
                 )
@@ -473,14 +594,40 @@ pub fn cache_policy_sane(policy: Option<&CachePolicyConfig>, style: Style, names
     }
 }
 
-async fn site_answers(url: &SiteUrl) -> Check {
+/// The site URL answers through the router, and serves the version the pointer holds (`live`).
+async fn site_answers(url: &SiteUrl, live: Option<&str>, plan: &Plan) -> Check {
     let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build() {
         Ok(client) => client,
         Err(e) => return fail("site", format!("no HTTP client: {e}"), "report this"),
     };
+    // Where a router bundled with this step's inputs reads the active version.
+    let reads = match RouterConfig::from_plan(plan) {
+        Ok(RouterConfig { parameter_name: Some(parameter), region, .. }) => {
+            format!("SSM parameter {parameter} in region {region}")
+        }
+        _ => "the distribution's origin path".to_owned(),
+    };
     match url.get(&client, "").send().await {
+        Ok(response) if response.status().as_u16() == 503 && response.headers().contains_key("retry-after") => fail(
+            "site",
+            format!("{url} answers 503 with Retry-After: the router could not read the active version"),
+            format!(
+                "this step's inputs put the active version in {reads}: bundle the router (`cutover edge bundle`) with the same `region` and `pointer`, and let the router's role read it"
+            ),
+        ),
         Ok(response) if response.headers().contains_key(VERSION_HEADER) => {
-            pass("site", format!("{url} answers {} through the router", response.status().as_u16()))
+            let served = response.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            match live {
+                Some(live) if served != live => fail(
+                    "site",
+                    format!("{url} serves version {}, but the live version is {}", printable(served), printable(live)),
+                    format!(
+                        "just after a promotion, CloudFront or the router may still cache the old answer (the router for `edge-cache`, {}s; an origin-path flip until its invalidation ends): run doctor again; if it persists, the router reads another parameter or region than {reads}: bundle it with this step's inputs",
+                        plan.edge_cache.as_secs()
+                    ),
+                ),
+                _ => pass("site", format!("{url} answers {} through the router", response.status().as_u16())),
+            }
         }
         Ok(response) => fail(
             "site",
@@ -512,7 +659,7 @@ mod tests {
     use aws_sdk_cloudfront::types::{
         CachePolicyCookieBehavior, CachePolicyCookiesConfig, CachePolicyHeaderBehavior, CachePolicyHeadersConfig,
         CachePolicyQueryStringBehavior, CachePolicyQueryStringsConfig, CookieNames, DefaultCacheBehavior, EventType,
-        LambdaFunctionAssociation, LambdaFunctionAssociations, ParametersInCacheKeyAndForwardedToOrigin,
+        Headers, LambdaFunctionAssociation, LambdaFunctionAssociations, ParametersInCacheKeyAndForwardedToOrigin,
         QueryStringNames,
     };
 
@@ -548,6 +695,7 @@ mod tests {
         cookie_names: &[&str],
         query: CachePolicyQueryStringBehavior,
         queries: &[&str],
+        headers: &[&str],
     ) -> CachePolicyConfig {
         let mut cookie_config = CachePolicyCookiesConfig::builder().cookie_behavior(cookies);
         if !cookie_names.is_empty() {
@@ -565,11 +713,18 @@ mod tests {
             }
             query_config = query_config.query_strings(names.build().unwrap());
         }
+        let mut headers_config = CachePolicyHeadersConfig::builder().header_behavior(CachePolicyHeaderBehavior::None);
+        if !headers.is_empty() {
+            let mut names = Headers::builder().quantity(i32::try_from(headers.len()).unwrap());
+            for name in headers {
+                names = names.items(*name);
+            }
+            headers_config =
+                headers_config.header_behavior(CachePolicyHeaderBehavior::Whitelist).headers(names.build().unwrap());
+        }
         let key = ParametersInCacheKeyAndForwardedToOrigin::builder()
             .enable_accept_encoding_gzip(true)
-            .headers_config(
-                CachePolicyHeadersConfig::builder().header_behavior(CachePolicyHeaderBehavior::None).build().unwrap(),
-            )
+            .headers_config(headers_config.build().unwrap())
             .cookies_config(cookie_config.build().unwrap())
             .query_strings_config(query_config.build().unwrap())
             .build()
@@ -596,19 +751,37 @@ mod tests {
     }
 
     #[test]
+    fn each_attached_router_version_is_probed_once() {
+        let config = distribution(&["viewer-request", "origin-request"]);
+        assert_eq!(router_versions(&config), ["arn:aws:lambda:us-east-1:1:function:router:3"]);
+        assert!(router_versions(&distribution(&[])).is_empty());
+    }
+
+    #[test]
     fn the_cache_key_must_fit_the_style() {
         use CachePolicyCookieBehavior as C;
         use CachePolicyQueryStringBehavior as Q;
         let names = EdgeNames::default();
-        let none = policy(C::None, &[], Q::None, &[]);
+        let none = policy(C::None, &[], Q::None, &[], &[]);
         assert!(cache_policy_sane(Some(&none), Style::Ssm, &names).passed);
         assert!(!cache_policy_sane(Some(&none), Style::OriginPath, &names).passed);
-        assert!(!cache_policy_sane(Some(&policy(C::All, &[], Q::None, &[])), Style::Ssm, &names).passed);
-        let fit = policy(C::Whitelist, &["Build-Number", "Override"], Q::Whitelist, &["override_build_number"]);
+        assert!(!cache_policy_sane(Some(&policy(C::All, &[], Q::None, &[], &[])), Style::Ssm, &names).passed);
+        let cookies = ["Build-Number", "Override"];
+        let pins = ["X-Deployment-Id", "sec-fetch-dest"];
+        let fit = policy(C::Whitelist, &cookies, Q::Whitelist, &["override_build_number", "dpl"], &pins);
         assert!(cache_policy_sane(Some(&fit), Style::OriginPath, &names).passed);
-        let half = policy(C::Whitelist, &["Build-Number"], Q::Whitelist, &["override_build_number"]);
+        let half = policy(C::Whitelist, &["Build-Number"], Q::Whitelist, &["override_build_number", "dpl"], &pins);
         let check = cache_policy_sane(Some(&half), Style::OriginPath, &names);
-        assert!(!check.passed && check.fix.as_deref().unwrap().contains("Override"), "{check:?}");
+        assert!(!check.passed && check.detail.contains("cookie Override"), "{check:?}");
+        // The framework pins are keys too: a policy with only the override names misses them.
+        let unpinned = policy(C::Whitelist, &cookies, Q::Whitelist, &["override_build_number"], &[]);
+        let check = cache_policy_sane(Some(&unpinned), Style::OriginPath, &names);
+        assert!(
+            !check.passed && check.detail.contains("query dpl, header x-deployment-id, header sec-fetch-dest"),
+            "{check:?}"
+        );
+        let fix = check.fix.unwrap();
+        assert!(fix.contains("OverrideQuery=override_build_number") && !fix.contains("whitelist"), "{fix}");
         assert!(!cache_policy_sane(None, Style::Ssm, &names).passed);
     }
 
@@ -637,7 +810,7 @@ mod tests {
             assert_eq!(
                 check.fix.as_deref(),
                 Some(
-                    "allow s3:GetBucketPublicAccessBlock on arn:aws:s3:::b in region us-east-1 (the DeployPolicy in infra/cutover.yml does); if the stack is in another region, set `region`"
+                    "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style) match the stack: the DeployPolicy in infra/cutover.yml grants s3:GetBucketPublicAccessBlock only on the stack's bucket; if they do, allow s3:GetBucketPublicAccessBlock on arn:aws:s3:::b in region us-east-1"
                 )
             );
         }

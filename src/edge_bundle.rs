@@ -31,7 +31,9 @@ pub struct RouterConfig {
     pub not_found: &'static str,
     /// The `override-secret`, baked in (Lambda@Edge has no environment variables, and reading a
     /// SecureString from another region at every cold start would add latency and a failure mode).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Left out of this struct's JSON, which is the command's printed result: only [`bundle`]
+    /// writes it, into the zip.
+    #[serde(skip)]
     pub override_secret: Option<String>,
     /// The `shared-assets` rule as one regular expression (see [`crate::shared_assets`]); absent
     /// when sharing is off.
@@ -52,7 +54,8 @@ impl RouterConfig {
             AwsPointer::Ssm { parameter } => ("ssm", Some(parameter.clone())),
             AwsPointer::CloudFront { .. } => ("origin-path", None),
         };
-        let region = site.region.clone().unwrap_or_else(|| "us-east-1".to_owned());
+        let region = site.region.clone().unwrap_or_else(|| TEMPLATE_REGION.to_owned());
+        refuse_colliding_names(&plan.edge)?;
         Ok(Self {
             mode,
             parameter_name,
@@ -68,6 +71,17 @@ impl RouterConfig {
             shared_assets: plan.edge.shared.pattern(),
             preview_domain: plan.preview_domain.clone(),
         })
+    }
+
+    /// What works, but not with infra/cutover.yml: a region other than the only one it deploys in.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.region == TEMPLATE_REGION {
+            return Vec::new();
+        }
+        vec![format!(
+            "the router reads from region {}, but infra/cutover.yml deploys only in {TEMPLATE_REGION} (its parameter and bucket are there): with the template, bundle with `region` {TEMPLATE_REGION}",
+            self.region
+        )]
     }
 
     /// The infra/cutover.yml parameters that put these names in the origin-path cache key, and with
@@ -88,6 +102,40 @@ impl RouterConfig {
     }
 }
 
+/// The only region infra/cutover.yml deploys in (Lambda@Edge functions live there).
+const TEMPLATE_REGION: &str = "us-east-1";
+
+/// Names the router would confuse: the override query taken by the framework pin, or one cookie
+/// for both the version and the override (each would read the other's value).
+fn refuse_colliding_names(names: &crate::routing::EdgeNames) -> Result<(), InputError> {
+    if names.query.eq_ignore_ascii_case(crate::routing::PIN_QUERY) {
+        let problem = format!(
+            "{:?} is the framework pin's query (`?{}=` serves a page's subresources from its version); choose another name",
+            names.query,
+            crate::routing::PIN_QUERY
+        );
+        return Err(InputError::new("override-query", problem));
+    }
+    if names.version_cookie.eq_ignore_ascii_case(&names.override_cookie) {
+        let problem = format!(
+            "{:?} is also the `version-cookie`: the router would read the pinned version as an override; choose another name",
+            names.override_cookie
+        );
+        return Err(InputError::new("override-cookie", problem));
+    }
+    Ok(())
+}
+
+/// `config.json` as the zip holds it: the configuration with its secret.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Baked<'a> {
+    #[serde(flatten)]
+    config: &'a RouterConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    override_secret: Option<&'a str>,
+}
+
 /// Writes the deployable zip (`index.js` with handler `index.handler`, and `config.json`) to `out`.
 pub fn bundle(config: &RouterConfig, out: &Path) -> anyhow::Result<()> {
     // The zip replaces `out` by rename: only ever a file, never a device or a directory.
@@ -101,7 +149,8 @@ pub fn bundle(config: &RouterConfig, out: &Path) -> anyhow::Result<()> {
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .unix_permissions(0o644);
-    let config_json = serde_json::to_string_pretty(config)? + "\n";
+    let config_json =
+        serde_json::to_string_pretty(&Baked { config, override_secret: config.override_secret.as_deref() })? + "\n";
     for (name, body) in [("index.js", ROUTER), ("config.json", config_json.as_str())] {
         zip.start_file(name, options)?;
         zip.write_all(body.as_bytes())?;

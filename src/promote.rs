@@ -9,6 +9,7 @@ use crate::backend::Site;
 use crate::lock::{DeployLock, LockError};
 use crate::outcome::{Guard, Overtaking, PutBack, Refusal};
 use crate::pointer::{PointerError, Promotion, ROLLED_BACK};
+use crate::printable::printable;
 use crate::release::{self, RecordError, ReleaseRecord, RunInfo, read_record};
 use crate::store::StoreError;
 use crate::version;
@@ -130,7 +131,11 @@ impl Active {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromoteReport {
     pub version: String,
+    /// The live release the guards weighed (a value taken over counts as none).
     pub previous: Option<String>,
+    /// What the pointer held before, printable: `previous`, or the value taken over. The
+    /// `previous-version` output and the promotion's note.
+    pub replaced: Option<String>,
     pub promoted: bool,
     pub invalidation_id: Option<String>,
 }
@@ -176,7 +181,7 @@ async fn flip(
     if !report.promoted {
         return Ok((report, None));
     }
-    let note = note(request.direction, request.run.run_url.as_deref(), report.previous.as_deref());
+    let note = note(request.direction, request.run.run_url.as_deref(), report.replaced.as_deref());
     lock.check()?;
     let flipped = site.pointer.write(request.version, &note).await.map_err(|source| PromoteError::Write {
         doing: format!("flipping {} to {}", site.pointer.describe(), request.version),
@@ -307,7 +312,12 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<Guard
     // Read before the pointer: a flip landing between the two reads is then unseen, and the
     // read-back weighs it.
     let seen = site.pointer.history().await?.pop();
-    let active = Active::read(site).await?.before_promotion(site, request.take_over_pointer)?;
+    let read = Active::read(site).await?;
+    let replaced = match &read {
+        Active::None => None,
+        Active::Known(value) | Active::Foreign(value) => Some(printable(value)),
+    };
+    let active = read.before_promotion(site, request.take_over_pointer)?;
     if let Some(expected) = &request.expected_active
         && expected != &active
     {
@@ -324,6 +334,7 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<Guard
         report: PromoteReport {
             version: version.to_owned(),
             previous: active.clone(),
+            replaced: replaced.clone(),
             promoted,
             invalidation_id: None,
         },

@@ -106,14 +106,42 @@ fn a_call_the_credentials_may_not_make_is_reported_as_an_access_error_naming_the
     }
 }
 
-/// A failed check that says the credentials may not call `action`, with a fix starting `fix_start`.
-fn assert_access_denied(check: &(String, bool, String, String), action: &str, fix_start: &str) {
+/// With a wrong input (another parameter, prefix or region than the stack's) a refused call is
+/// most often that input, not a missing grant: the fix says so first and names what the
+/// DeployPolicy grants the action on.
+#[test]
+fn a_refused_call_under_a_wrong_input_names_the_inputs_and_what_the_policy_grants() {
+    let f = Fixture::moto();
+    let proxy = Proxy::start(&f.moto_server().endpoint, |_| Some(Fault::Denied));
+    let cases: [(&[&str], &str, &str, &str); 3] = [
+        (
+            &["--pointer", "ssm:/custom/active"],
+            "parameter",
+            "ssm:GetParameter",
+            "only on the SSM parameter /cutover/<BucketName>/<Prefix>/active in us-east-1",
+        ),
+        (&["--prefix", "wrong"], "bucket", "s3:ListBucket", "only on the stack's bucket, listing under `<Prefix>/`"),
+        (&["--region", "eu-west-1"], "bucket private", "s3:GetBucketPublicAccessBlock", "only on the stack's bucket"),
+    ];
+    for (flags, name, action, grants) in cases {
+        let args: Vec<&str> = ["doctor", "--json"].into_iter().chain(flags.iter().copied()).collect();
+        let run = f.run(&args, &[("AWS_ENDPOINT_URL", &proxy.url)]);
+        let check = details(&run).into_iter().find(|c| c.0 == name).unwrap_or_else(|| panic!("{name} is checked"));
+        assert!(check.3.contains(grants), "{flags:?}: {}", check.3);
+        assert_access_denied(&check, action, &format!("allow {action}"));
+    }
+}
+
+/// A failed check that says the credentials may not call `action`, with a fix that says to check
+/// the inputs against the stack first and then `allow`s.
+fn assert_access_denied(check: &(String, bool, String, String), action: &str, allow: &str) {
     let (name, passed, detail, fix) = check;
     assert!(
         !passed && detail.starts_with(&format!("access denied: the credentials may not call {action}")),
         "{name}: {detail}"
     );
-    assert!(fix.starts_with(fix_start), "{name}: {fix}");
+    let inputs_first = "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style) match the stack: the DeployPolicy in infra/cutover.yml grants";
+    assert!(fix.starts_with(inputs_first) && fix.contains(&format!("if they do, {allow}")), "{name}: {fix}");
 }
 
 #[test]
@@ -225,7 +253,7 @@ fn doctor_names_the_region_it_used_and_a_deploy_that_creates_the_parameter_says_
     let proxy = Proxy::start(&f.moto_server().endpoint, |r| r.ssm_action().is_some().then_some(Fault::Denied));
     let run = f.run(&["doctor", "--json"], &[elsewhere[0], ("AWS_ENDPOINT_URL", &proxy.url)]);
     let (_, passed, _, fix) = details(&run).into_iter().find(|c| c.0 == "parameter").expect("checked");
-    assert!(!passed && fix.contains("in region eu-west-1") && fix.contains("set `region`"), "{fix}");
+    assert!(!passed && fix.contains("in region eu-west-1") && fix.contains("`region` (us-east-1)"), "{fix}");
 }
 
 /// A fixture on moto with a distribution, in the SSM style or the origin-path style.
@@ -347,4 +375,93 @@ fn doctor_passes_exactly_the_ssm_values_promote_takes() {
 #[test]
 fn doctor_passes_exactly_the_origin_paths_promote_takes() {
     doctor_passes_exactly_what_promote_takes(true);
+}
+
+/// In the origin-path style doctor probes the right to flip (UpdateDistribution under an
+/// `If-Match` that cannot match, with the config as read): moto ignores `If-Match` and applies it,
+/// which changes nothing; refused, the check names the action, and what the flip also needs.
+#[test]
+fn doctor_probes_the_right_to_flip_the_origin_path_without_moving_it() {
+    let mut f = Fixture::moto();
+    let distribution = f.moto_server().create_distribution("site-bucket");
+    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    let flip = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "flip").expect("flip is checked");
+    let run = f.run(&["doctor", "--json"], &[]);
+    let (_, passed, detail, _) = flip(&run);
+    assert!(passed && detail.contains("lambda:EnableReplication*"), "{detail}");
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1", "the probe moved nothing");
+    let refused = Proxy::start(&f.moto_server().endpoint, |r| {
+        (r.method == "PUT" && r.target.ends_with("/config")).then_some(Fault::Denied)
+    });
+    let run = f.run(&["doctor", "--json"], &[("AWS_ENDPOINT_URL", &refused.url)]);
+    let check = flip(&run);
+    assert_access_denied(
+        &check,
+        "cloudfront:UpdateDistribution",
+        "allow cloudfront:UpdateDistribution on distribution",
+    );
+    assert!(check.3.contains("lambda:EnableReplication*"), "{}", check.3);
+    assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+}
+
+/// A site on 127.0.0.1 that answers its one request with `head` (status line and headers) and
+/// closes; its URL.
+fn answering_once(head: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a local port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            use std::io::{Read, Write};
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(format!("{head}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
+        }
+    });
+    url
+}
+
+/// The site check compares what the URL serves with the live version, and tells a router that
+/// cannot read the active version (503 with Retry-After) from no router at all.
+#[test]
+fn the_site_check_compares_the_served_version_with_the_live_one() {
+    let f = Fixture::moto();
+    f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    f.deploy(&f.site("v2", &[("index.html", "2")]), "2");
+    let site = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "site").expect("site is checked");
+    let stale = answering_once("HTTP/1.1 200 OK\r\nx-cutover-version: 1");
+    let (_, passed, detail, fix) = site(&f.run(&["doctor", "--json"], &[("CUTOVER_SITE_URL", &stale)]));
+    assert!(!passed && detail.ends_with("serves version 1, but the live version is 2"), "{detail}");
+    assert!(
+        fix.contains("edge-cache") && fix.contains("SSM parameter /cutover/test/active in region us-east-1"),
+        "{fix}"
+    );
+    let live = answering_once("HTTP/1.1 200 OK\r\nx-cutover-version: 2");
+    assert!(site(&f.run(&["doctor", "--json"], &[("CUTOVER_SITE_URL", &live)])).1);
+    let unreadable = answering_once("HTTP/1.1 503 Service Unavailable\r\nretry-after: 5");
+    let (_, passed, detail, fix) = site(&f.run(&["doctor", "--json"], &[("CUTOVER_SITE_URL", &unreadable)]));
+    assert!(!passed && detail.contains("the router could not read the active version"), "{detail}");
+    assert!(
+        fix.contains("SSM parameter /cutover/test/active in region us-east-1") && !fix.contains("not in front"),
+        "{fix}"
+    );
+}
+
+/// A distribution whose origin is another bucket fails the distribution check, naming both.
+#[test]
+fn a_distribution_serving_another_bucket_fails_its_check() {
+    let mut f = Fixture::moto();
+    let other = f.moto_server().create_distribution("other-bucket");
+    f.set("CUTOVER_DISTRIBUTION_ID", &other);
+    let run = f.run(&["doctor", "--json"], &[]);
+    let (_, passed, detail, fix) = details(&run).into_iter().find(|c| c.0 == "distribution").expect("checked");
+    assert!(
+        !passed && detail.contains("serves \"other-bucket.s3.amazonaws.com\", not the bucket site-bucket"),
+        "{detail}"
+    );
+    assert!(fix.contains("`bucket`"), "{fix}");
+    let ours = f.moto_server().create_distribution("site-bucket");
+    let run = f.run(&["doctor", "--json"], &[("CUTOVER_DISTRIBUTION_ID", &ours)]);
+    let (_, passed, detail, _) = details(&run).into_iter().find(|c| c.0 == "distribution").expect("checked");
+    assert!(passed && detail.ends_with("serves s3://site-bucket"), "{detail}");
 }

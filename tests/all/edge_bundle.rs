@@ -63,22 +63,57 @@ fn the_bundle_runs_with_its_baked_configuration() {
     assert_eq!(rewrite(dir.path(), "/docs/intro/", "preview=7"), "/www/7/docs/intro/index.html");
 }
 
-/// The override secret reaches the router and nothing that is printed.
+/// The override secret reaches the router and nothing that is printed, in any output format and
+/// on any CI system: on GitHub only the `::add-mask::` line that comes before anything else names it.
 #[test]
 fn the_override_secret_is_baked_in_and_shown_nowhere() {
-    let mut f = Fixture::local();
-    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "ssm:/sites/www/active");
-    f.set("CUTOVER_OVERRIDE_SECRET", "hunter2-very-secret");
-    let zip = f.dir.path().join("router.zip");
-    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
-    run.assert_code(0);
-    assert!(!format!("{}{}", run.stdout(), run.stderr()).contains("hunter2"), "{}", run.stderr());
-    let dir = tempfile::tempdir().unwrap();
-    unzip(&zip, dir.path());
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["overrideSecret"], "hunter2-very-secret");
-    assert_eq!(rewrite(dir.path(), "/docs/intro/", "override_build_number=7"), "unsigned");
+    let cases: [(&str, &[&str], Option<&str>); 5] = [
+        ("github", &[], Some("GITHUB_ACTIONS")),
+        ("github --json", &["--json"], Some("GITHUB_ACTIONS")),
+        ("github --json --dry-run", &["--json", "--dry-run"], Some("GITHUB_ACTIONS")),
+        ("circleci --json", &["--json"], Some("CIRCLECI")),
+        ("plain --json --dry-run", &["--json", "--dry-run"], None),
+    ];
+    for (case, flags, ci) in cases {
+        let mut f = Fixture::local();
+        f.env.remove("GITHUB_ACTIONS");
+        f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "ssm:/sites/www/active");
+        f.set("CUTOVER_OVERRIDE_SECRET", "hunter2-very-secret");
+        if let Some(ci) = ci {
+            f.set(ci, "true");
+        }
+        let zip = f.dir.path().join("router.zip");
+        let out = zip.display().to_string();
+        let args: Vec<&str> = ["edge", "bundle", "--out", &out].into_iter().chain(flags.iter().copied()).collect();
+        let run = f.run(&args, &[]);
+        run.assert_code(0);
+        let printed = format!("{}{}", run.stdout(), run.stderr());
+        let written: String = ["github_output", "step_summary"]
+            .iter()
+            .filter_map(|name| std::fs::read_to_string(f.dir.path().join(name)).ok())
+            .collect();
+        let lines: Vec<&str> = printed.lines().chain(written.lines()).filter(|l| l.contains("hunter2")).collect();
+        if ci == Some("GITHUB_ACTIONS") {
+            let console = if flags.contains(&"--json") { run.stderr() } else { run.stdout() };
+            let masks: Vec<&str> = console.lines().take_while(|l| l.starts_with("::add-mask::")).collect();
+            assert!(masks.contains(&"::add-mask::hunter2-very-secret"), "{case}: {console}");
+            assert_eq!(lines, ["::add-mask::hunter2-very-secret"], "{case}: {printed}");
+        } else {
+            assert!(lines.is_empty(), "{case}: {printed}");
+        }
+        if flags.contains(&"--json") {
+            assert!(run.json().get("overrideSecret").is_none(), "{case}: {}", run.stdout());
+        }
+        if flags.contains(&"--dry-run") {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        unzip(&zip, dir.path());
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+        assert_eq!(config["overrideSecret"], "hunter2-very-secret");
+        assert_eq!(rewrite(dir.path(), "/docs/intro/", "override_build_number=7"), "unsigned");
+    }
 }
 
 #[test]
@@ -143,4 +178,40 @@ fn with_a_preview_domain_the_stack_parameters_name_it_and_its_certificate() {
     let expected = "stack parameters: VersionCookie=Build-Number OverrideCookie=Override OverrideQuery=override_build_number \
          PreviewDomain=preview.example.com PreviewCertificateArn=<arn-of-a-us-east-1-certificate-for-*.preview.example.com>\n";
     assert!(run.assert_code(0).stdout().contains(expected), "{}", run.stdout());
+}
+
+/// Names the router would confuse are refused before anything is written, naming the input; a
+/// region the template does not deploy in is a warning (a stack of one's own may use it).
+#[test]
+fn names_that_break_the_setup_are_refused_and_another_region_is_a_warning() {
+    let cases = [
+        ("CUTOVER_OVERRIDE_QUERY", "dpl", "override-query"),
+        ("CUTOVER_OVERRIDE_QUERY", "DPL", "override-query"),
+        ("CUTOVER_OVERRIDE_COOKIE", "Build-Number", "override-cookie"),
+        ("CUTOVER_VERSION_COOKIE", "override", "override-cookie"),
+    ];
+    for (variable, value, input) in cases {
+        let mut f = Fixture::local();
+        f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL");
+        f.set(variable, value);
+        let zip = f.dir.path().join("router.zip");
+        let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
+        run.assert_code(2);
+        assert!(run.stderr().contains(&format!("input `{input}`")), "{variable}={value}: {}", run.stderr());
+        assert!(!zip.exists(), "{variable}={value}: nothing is written");
+    }
+    let mut f = Fixture::local();
+    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "ssm:/sites/www/active");
+    let zip = f.dir.path().join("router.zip");
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string(), "--region", "eu-west-1"], &[]);
+    run.assert_code(0);
+    assert!(
+        run.stdout().contains(
+            "::warning::the router reads from region eu-west-1, but infra/cutover.yml deploys only in us-east-1"
+        ),
+        "{}",
+        run.stdout()
+    );
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string(), "--region", "us-east-1"], &[]);
+    assert!(!run.assert_code(0).stdout().contains("::warning::"), "{}", run.stdout());
 }

@@ -483,7 +483,19 @@ fn a_pointer_value_cutover_did_not_write_is_refused(mut f: Fixture) {
     taken.assert_code(0);
     assert!(taken.stderr().contains("taking over"), "{}", taken.stderr());
     assert_eq!(f.active().as_deref(), Some("1"));
-    assert_eq!(f.outputs()["previous-version"], "");
+    // The value the flip replaced is reported, not "nothing": in the output, the log and the history.
+    assert_eq!(f.outputs()["previous-version"], foreign);
+    let log = format!("{}{}", taken.stdout(), taken.stderr());
+    assert!(log.contains(&format!("live (was {foreign})")), "{log}");
+    // `promote` with `take-over-pointer` likewise.
+    f.with_site(async |site| site.pointer.write("set-by-hand", "set by hand").await.unwrap());
+    let promoted = f.run(&["promote", "1"], &[("CUTOVER_TAKE_OVER_POINTER", "true")]);
+    promoted.assert_code(0);
+    assert_eq!(f.outputs()["previous-version"], "set-by-hand");
+    let log = format!("{}{}", promoted.stdout(), promoted.stderr());
+    assert!(log.contains("live (was set-by-hand)") && !log.contains("was nothing"), "{log}");
+    let history = f.with_site(async |site| site.pointer.history().await.unwrap());
+    assert!(history.last().unwrap().note.ends_with("from set-by-hand"), "{history:?}");
 }
 
 fn prefixes_of_two_sites_never_nest(f: Fixture) {

@@ -186,8 +186,9 @@ enum Stack<'a> {
 
 /// The README's stack snippet run by bash as written, in the origin-path style, with the bucket
 /// renamed to the fixture's, `prefix` as given, `cutover` on the PATH and a fake `aws` that answers
-/// `describe-stacks` as `stack` says: the `LiveVersion` its `aws cloudformation deploy` sent and
-/// the whole parameter list, or `None` (and stderr) when the snippet stopped before deploying.
+/// `describe-stacks` as `stack` says and whose `deploy` finds nothing to change (exit 255 unless
+/// told not to fail on that): the `LiveVersion` its `aws cloudformation deploy` sent and the whole
+/// parameter list, or `None` (and stderr) when the snippet stopped before deploying.
 fn run_readme_snippet(f: &crate::harness::Fixture, prefix: &str, stack: &Stack) -> Result<(String, String), String> {
     let snippet = readme_stack_snippet();
     assert!(snippet.contains("style=ssm") && snippet.contains("prefix=site\n"), "{snippet}");
@@ -205,7 +206,7 @@ fn run_readme_snippet(f: &crate::harness::Fixture, prefix: &str, stack: &Stack) 
         Stack::Exists { distribution } => (String::new(), *distribution),
     };
     let aws = format!(
-        "#!/bin/bash\ncase \" $* \" in\n*' describe-stacks '*) {describe}\n  case \" $* \" in *' --query '*) echo '{answer}';; *) echo '{{}}';; esac;;\n*' deploy '*) printf '%s\\n' \"$@\" > '{}';;\n*) echo \"unexpected: aws $*\" >&2; exit 1;;\nesac\n",
+        "#!/bin/bash\ncase \" $* \" in\n*' describe-stacks '*) {describe}\n  case \" $* \" in *' --query '*) echo '{answer}';; *) echo '{{}}';; esac;;\n*' deploy '*) printf '%s\\n' \"$@\" > '{}'\n  case \" $* \" in *' --no-fail-on-empty-changeset '*) ;; *) echo 'No changes to deploy. Stack my-site is up to date' >&2; exit 255;; esac;;\n*) echo \"unexpected: aws $*\" >&2; exit 1;;\nesac\n",
         deployed.display()
     );
     let aws_path = fake.join("aws");
@@ -256,9 +257,17 @@ fn the_readme_stack_snippet_keeps_the_live_release_or_stops() {
     // It stops rather than send "-" for a stack that exists.
     let stopped = run_readme_snippet(&f, "web", &Stack::Unreadable).unwrap_err();
     assert!(stopped.contains("AccessDenied"), "{stopped}");
-    f.moto_server().set_origin_path(&distribution, "/web/-");
-    let stopped = run_readme_snippet(&f, "web", &exists).unwrap_err();
-    assert!(stopped.contains("no release is live, but one was promoted"), "{stopped}");
+    // It sends only what cutover last made live, and stops, naming doctor, when the origin path
+    // serves anything else: nothing, a preview, a version never recorded, an older release.
+    f.deploy(&f.site("v2", &[("index.html", "2")]), "2");
+    f.deploy(&f.site("v4", &[("index.html", "4")]), "4");
+    assert_eq!(run_readme_snippet(&f, "web", &exists).unwrap().0, "4");
+    for (path, serves) in [("/web/-", "-"), ("/web/pr-7-11", "pr-7-11"), ("/web/9", "9"), ("/web/2", "2")] {
+        f.moto_server().set_origin_path(&distribution, path);
+        let stopped = run_readme_snippet(&f, "web", &exists).unwrap_err();
+        let says = format!("origin path serves {serves}, last promotion 4: run cutover doctor");
+        assert!(stopped.contains(&says), "{path}: {stopped}");
+    }
     let stopped = run_readme_snippet(&f, "web", &Stack::Exists { distribution: "" }).unwrap_err();
     assert!(stopped.contains("pointer"), "{stopped}");
 }
