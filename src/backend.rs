@@ -70,12 +70,6 @@ async fn shared_config(region: Option<&str>) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// A Lambda client for `region` (a Lambda@Edge function's, us-east-1): only `doctor` reads the
-/// router's versions.
-pub async fn lambda_client(region: &str) -> aws_sdk_lambda::Client {
-    aws_sdk_lambda::Client::new(&shared_config(Some(region)).await)
-}
-
 impl Site {
     /// The site at `prefix` in `site`'s bucket, through the given clients.
     pub fn on_aws(prefix: &str, site: &AwsBackend, aws: AwsClients) -> Site {

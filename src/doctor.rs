@@ -334,7 +334,7 @@ fn serves_the_bucket(config: &DistributionConfig, id: &str, bucket: &str) -> Che
 }
 
 /// What a flip needs besides what doctor can probe: AWS checks it only on a change.
-const REPLICATION: &str = "a flip also needs lambda:EnableReplication* on the router's version, which cannot be probed without a change (the DeployPolicy grants it)";
+const REPLICATION: &str = "a flip also needs lambda:GetFunction and lambda:EnableReplication* on the router's version, which AWS checks only on a change (the DeployPolicy grants both)";
 
 /// An `If-Match` no distribution has: real AWS authorizes the update before it compares this, so
 /// the probe is answered `PreconditionFailed` when allowed and `AccessDenied` when not.
@@ -342,9 +342,9 @@ const WRONG_ETAG: &str = "E0CUTOVERDOCTOR";
 
 /// The origin-path style's flip may be made, probed without changing anything: an
 /// UpdateDistribution carrying the config exactly as read, under an `If-Match` that cannot match
-/// (an endpoint that ignores `If-Match`, as moto does, applies the config unchanged), then
-/// `lambda:GetFunction` on each router version attached (AWS requires it for an update that
-/// carries Lambda@Edge associations).
+/// (an endpoint that ignores `If-Match`, as moto does, applies the config unchanged). The Lambda
+/// grants such an update needs for its Lambda@Edge associations are named, not probed: AWS checks
+/// them only on a change, and a Lambda client for one read-only call would be a fourth SDK crate.
 async fn may_flip(aws: &AwsClients, id: &str, config: &DistributionConfig, etag: Option<&str>) -> Check {
     let region = &region_of(aws);
     let wrong = if etag == Some(WRONG_ETAG) { "E1CUTOVERDOCTOR" } else { WRONG_ETAG };
@@ -365,29 +365,7 @@ async fn may_flip(aws: &AwsClients, id: &str, config: &DistributionConfig, etag:
             return Check { fix: check.fix.map(|fix| format!("{fix}; {REPLICATION}")), ..check };
         }
     }
-    for arn in router_versions(config) {
-        // A version ARN names its region (arn:aws:lambda:<region>:...); Lambda@Edge's is us-east-1.
-        let lambda = crate::backend::lambda_client(arn.split(':').nth(3).unwrap_or("us-east-1")).await;
-        if let Err(e) = lambda.get_function().function_name(&arn).send().await {
-            let err = AwsError::new("Lambda GetFunction", &arn, &e);
-            let fix = "attach a numbered version of the `cutover edge bundle` function that exists";
-            let check = call_failed(region, "flip", &err, "lambda:GetFunction", &arn, fix);
-            return Check { fix: check.fix.map(|fix| format!("{fix}; {REPLICATION}")), ..check };
-        }
-    }
     pass("flip", format!("the credentials may update distribution {id} (probed, nothing changed); {REPLICATION}"))
-}
-
-/// The Lambda versions attached to the default behaviour, each once.
-fn router_versions(config: &DistributionConfig) -> Vec<String> {
-    let mut arns: Vec<String> = config
-        .default_cache_behavior()
-        .and_then(|b| b.lambda_function_associations())
-        .map(|a| a.items().iter().map(|i| i.lambda_function_arn().to_owned()).collect())
-        .unwrap_or_default();
-    arns.sort();
-    arns.dedup();
-    arns
 }
 
 /// The check that reads what a pointer holds, and where its reads go (for access errors).
@@ -748,13 +726,6 @@ mod tests {
         let origin = router_attached(&distribution(&["viewer-request", "viewer-response"]), Style::OriginPath);
         assert!(!origin.passed && origin.detail.contains("origin-request, origin-response"), "{origin:?}");
         assert!(!router_attached(&distribution(&[]), Style::Ssm).passed);
-    }
-
-    #[test]
-    fn each_attached_router_version_is_probed_once() {
-        let config = distribution(&["viewer-request", "origin-request"]);
-        assert_eq!(router_versions(&config), ["arn:aws:lambda:us-east-1:1:function:router:3"]);
-        assert!(router_versions(&distribution(&[])).is_empty());
     }
 
     #[test]
