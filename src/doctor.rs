@@ -294,7 +294,7 @@ async fn distribution_checks(aws: &AwsClients, id: &str, bucket: &str, style: St
     let Some(config) = config else {
         return vec![fail("distribution", format!("distribution {id} has no config"), "recreate it")];
     };
-    let mut checks = vec![serves_the_bucket(&config, id, bucket)];
+    let mut checks = vec![serves_the_bucket(&config, id, bucket, style)];
     checks.push(router_attached(&config, style));
     if style == Style::OriginPath {
         checks.push(may_flip(aws, id, &config, etag.as_deref()).await);
@@ -318,18 +318,31 @@ async fn distribution_checks(aws: &AwsClients, id: &str, bucket: &str, style: St
 
 /// The default behaviour's origin is `bucket` (its domain `<bucket>.s3.…`): a distribution of
 /// another site would pass every other check.
-fn serves_the_bucket(config: &DistributionConfig, id: &str, bucket: &str) -> Check {
+fn serves_the_bucket(config: &DistributionConfig, id: &str, bucket: &str, style: Style) -> Check {
     let target = config.default_cache_behavior().map(|b| b.target_origin_id()).unwrap_or_default();
     let origins = config.origins().map(|o| o.items()).unwrap_or_default();
-    let domain = origins.iter().find(|o| o.id() == target).map(|o| o.domain_name()).unwrap_or_default();
-    if domain.starts_with(&format!("{bucket}.s3.")) {
-        pass("distribution", format!("distribution {id} serves s3://{bucket}"))
-    } else {
+    let origin = origins.iter().find(|o| o.id() == target);
+    let domain = origin.map(|o| o.domain_name()).unwrap_or_default();
+    let origin_path = origin.and_then(|o| o.origin_path()).unwrap_or_default();
+    if !domain.starts_with(&format!("{bucket}.s3.")) {
         fail(
             "distribution",
             format!("distribution {id} serves {:?}, not the bucket {bucket}", printable(domain)),
             "correct `bucket`, or the distribution ID (`pointer` or `distribution-id`): the stack's outputs name both",
         )
+    } else if style == Style::Ssm && !origin_path.is_empty() {
+        // The SSM router rewrites every URI to /<prefix>/<version>/..., which CloudFront puts
+        // behind the origin path: every request would miss.
+        fail(
+            "distribution",
+            format!(
+                "distribution {id} serves s3://{bucket} under the origin path {:?}, in front of the router's /<prefix>/<version>/... paths: every request misses",
+                printable(origin_path)
+            ),
+            "empty the origin's path (infra/cutover.yml's SSM style leaves it empty; a switch from the origin-path style must too)",
+        )
+    } else {
+        pass("distribution", format!("distribution {id} serves s3://{bucket}"))
     }
 }
 
@@ -500,6 +513,17 @@ pub fn router_attached(config: &DistributionConfig, style: Style) -> Check {
     }
 }
 
+/// Whether a cache key's cookies or query strings with `behavior` hold a name (`named`: the name is
+/// in the policy's list, which `allExcept` leaves out and `whitelist` keeps).
+fn in_key(behavior: &str, named: bool) -> bool {
+    match behavior {
+        "all" => true,
+        "whitelist" => named,
+        "allExcept" => !named,
+        _ => false,
+    }
+}
+
 /// The cache key fits the pointer style: with an origin path, the override must be in it; with
 /// SSM, the router already puts the version in the URI, and all cookies would only split the cache.
 pub fn cache_policy_sane(policy: Option<&CachePolicyConfig>, style: Style, names: &EdgeNames) -> Check {
@@ -522,19 +546,15 @@ pub fn cache_policy_sane(policy: Option<&CachePolicyConfig>, style: Style, names
         .map(|n| n.items().iter().map(String::as_str).collect())
         .unwrap_or_default();
     match style {
-        Style::Ssm if cookie_behavior == "all" => fail(
+        Style::Ssm if matches!(cookie_behavior, "all" | "allExcept") => fail(
             "cache policy",
             "the cache key holds every cookie, which splits the cache per visitor",
             "use no cookies in the cache key: the router puts the version in the URI",
         ),
         Style::Ssm => pass("cache policy", "the cache key fits the SSM pointer"),
         Style::OriginPath => {
-            let has_cookie = |name: &str| {
-                cookie_behavior == "all" || (cookie_behavior == "whitelist" && named_cookies.contains(&name))
-            };
-            let has_query = |name: &str| {
-                query_behavior == "all" || (query_behavior == "whitelist" && named_queries.contains(&name))
-            };
+            let has_cookie = |name: &str| in_key(cookie_behavior, named_cookies.contains(&name));
+            let has_query = |name: &str| in_key(query_behavior, named_queries.contains(&name));
             let headers = key.and_then(|k| k.headers_config());
             let has_header = |name: &str| {
                 headers.is_some_and(|h| {
@@ -637,8 +657,8 @@ mod tests {
     use aws_sdk_cloudfront::types::{
         CachePolicyCookieBehavior, CachePolicyCookiesConfig, CachePolicyHeaderBehavior, CachePolicyHeadersConfig,
         CachePolicyQueryStringBehavior, CachePolicyQueryStringsConfig, CookieNames, DefaultCacheBehavior, EventType,
-        Headers, LambdaFunctionAssociation, LambdaFunctionAssociations, ParametersInCacheKeyAndForwardedToOrigin,
-        QueryStringNames,
+        Headers, LambdaFunctionAssociation, LambdaFunctionAssociations, Origin, Origins,
+        ParametersInCacheKeyAndForwardedToOrigin, QueryStringNames,
     };
 
     fn distribution(events: &[&str]) -> DistributionConfig {
@@ -754,6 +774,43 @@ mod tests {
         let fix = check.fix.unwrap();
         assert!(fix.contains("OverrideQuery=override_build_number") && !fix.contains("whitelist"), "{fix}");
         assert!(!cache_policy_sane(None, Style::Ssm, &names).passed);
+        // `allExcept` holds every name it does not list.
+        let all_but_other = policy(C::AllExcept, &["zzz"], Q::AllExcept, &["zzz"], &pins);
+        let check = cache_policy_sane(Some(&all_but_other), Style::OriginPath, &names);
+        assert!(check.passed, "{check:?}");
+        let all_but_pin = policy(C::AllExcept, &["zzz"], Q::AllExcept, &["dpl"], &pins);
+        let check = cache_policy_sane(Some(&all_but_pin), Style::OriginPath, &names);
+        assert!(!check.passed && check.detail.contains("query dpl") && !check.detail.contains("cookie"), "{check:?}");
+        assert!(
+            !cache_policy_sane(Some(&all_but_other), Style::Ssm, &names).passed,
+            "every cookie but one splits the cache"
+        );
+    }
+
+    #[test]
+    fn the_ssm_style_needs_an_origin_without_a_path() {
+        let with_path = |path: &str| {
+            let behavior = distribution(&["viewer-request"]).default_cache_behavior().unwrap().clone();
+            let origin = Origin::builder()
+                .id("site")
+                .domain_name("my-site-bucket.s3.us-east-1.amazonaws.com")
+                .origin_path(path)
+                .build()
+                .unwrap();
+            DistributionConfig::builder()
+                .caller_reference("x")
+                .comment("")
+                .enabled(true)
+                .default_cache_behavior(behavior)
+                .origins(Origins::builder().quantity(1).items(origin).build().unwrap())
+                .build()
+                .unwrap()
+        };
+        assert!(serves_the_bucket(&with_path(""), "E1", "my-site-bucket", Style::Ssm).passed);
+        let check = serves_the_bucket(&with_path("/site/1"), "E1", "my-site-bucket", Style::Ssm);
+        assert!(!check.passed && check.detail.contains("\"/site/1\""), "{check:?}");
+        assert!(serves_the_bucket(&with_path("/site/1"), "E1", "my-site-bucket", Style::OriginPath).passed);
+        assert!(!serves_the_bucket(&with_path(""), "E1", "other-bucket", Style::Ssm).passed);
     }
 
     #[test]

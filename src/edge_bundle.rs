@@ -75,13 +75,19 @@ impl RouterConfig {
 
     /// What works, but not with infra/cutover.yml: a region other than the only one it deploys in.
     pub fn warnings(&self) -> Vec<String> {
-        if self.region == TEMPLATE_REGION {
-            return Vec::new();
+        let mut warnings = Vec::new();
+        if self.region != TEMPLATE_REGION {
+            warnings.push(format!(
+                "the router reads from region {}, but infra/cutover.yml deploys only in {TEMPLATE_REGION} (its parameter and bucket are there): with the template, bundle with `region` {TEMPLATE_REGION}",
+                self.region
+            ));
         }
-        vec![format!(
-            "the router reads from region {}, but infra/cutover.yml deploys only in {TEMPLATE_REGION} (its parameter and bucket are there): with the template, bundle with `region` {TEMPLATE_REGION}",
-            self.region
-        )]
+        if let Some(length) = self.override_secret.as_ref().map(|s| s.chars().count()).filter(|&n| n < STRONG_SECRET) {
+            warnings.push(format!(
+                "`override-secret` is {length} characters: the bundle's SHA-256 is public (RouterCodeSha256, the code key) and every signed link is an HMAC under it, so a short secret can be guessed offline; use at least {STRONG_SECRET} random characters (`openssl rand -hex 32`)"
+            ));
+        }
+        warnings
     }
 
     /// The infra/cutover.yml parameters that put these names in the origin-path cache key, and with
@@ -104,6 +110,10 @@ impl RouterConfig {
 
 /// The only region infra/cutover.yml deploys in (Lambda@Edge functions live there).
 const TEMPLATE_REGION: &str = "us-east-1";
+
+/// The fewest characters of an `override-secret` not warned about: a random 32-character secret
+/// (128 bits as hex) is out of reach of an offline search against the bundle's published hash.
+const STRONG_SECRET: usize = 32;
 
 /// Names the router would confuse: the override query taken by the framework pin, or one cookie
 /// for both the version and the override (each would read the other's value).

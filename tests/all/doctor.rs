@@ -19,6 +19,8 @@ fn checks(run: &crate::harness::Run) -> Vec<(String, bool)> {
 fn a_correct_setup_passes_what_moto_can_hold() {
     let mut f = Fixture::moto();
     let distribution = f.moto_server().create_distribution("site-bucket");
+    // infra/cutover.yml's SSM style: the origin has no path, the router puts the version in the URI.
+    f.moto_server().set_origin_path(&distribution, "");
     f.moto_server().block_public_access("site-bucket");
     f.set("CUTOVER_DISTRIBUTION_ID", &distribution);
     let edge = f.start_edge();
@@ -447,7 +449,8 @@ fn the_site_check_compares_the_served_version_with_the_live_one() {
     );
 }
 
-/// A distribution whose origin is another bucket fails the distribution check, naming both.
+/// A distribution whose origin is another bucket fails the distribution check, naming both; in the
+/// SSM style so does one whose origin has a path.
 #[test]
 fn a_distribution_serving_another_bucket_fails_its_check() {
     let mut f = Fixture::moto();
@@ -461,6 +464,12 @@ fn a_distribution_serving_another_bucket_fails_its_check() {
     );
     assert!(fix.contains("`bucket`"), "{fix}");
     let ours = f.moto_server().create_distribution("site-bucket");
+    // An origin path in front of the SSM router's /<prefix>/<version>/ paths makes every request miss.
+    let run = f.run(&["doctor", "--json"], &[("CUTOVER_DISTRIBUTION_ID", &ours)]);
+    let (_, passed, detail, fix) = details(&run).into_iter().find(|c| c.0 == "distribution").expect("checked");
+    assert!(!passed && detail.contains("under the origin path \"/site/-\""), "{detail}");
+    assert!(fix.contains("empty the origin's path"), "{fix}");
+    f.moto_server().set_origin_path(&ours, "");
     let run = f.run(&["doctor", "--json"], &[("CUTOVER_DISTRIBUTION_ID", &ours)]);
     let (_, passed, detail, _) = details(&run).into_iter().find(|c| c.0 == "distribution").expect("checked");
     assert!(passed && detail.ends_with("serves s3://site-bucket"), "{detail}");

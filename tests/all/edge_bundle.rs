@@ -183,7 +183,7 @@ fn with_a_preview_domain_the_stack_parameters_name_it_and_its_certificate() {
 /// Names the router would confuse are refused before anything is written, naming the input; a
 /// region the template does not deploy in is a warning (a stack of one's own may use it).
 #[test]
-fn names_that_break_the_setup_are_refused_and_another_region_is_a_warning() {
+fn names_that_break_the_setup_are_refused_and_another_region_or_a_short_secret_is_a_warning() {
     let cases = [
         ("CUTOVER_OVERRIDE_QUERY", "dpl", "override-query"),
         ("CUTOVER_OVERRIDE_QUERY", "DPL", "override-query"),
@@ -213,5 +213,14 @@ fn names_that_break_the_setup_are_refused_and_another_region_is_a_warning() {
         run.stdout()
     );
     let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string(), "--region", "us-east-1"], &[]);
+    assert!(!run.assert_code(0).stdout().contains("::warning::"), "{}", run.stdout());
+    // A short override secret can be guessed offline from the bundle's published hash.
+    let short = "k7";
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[("CUTOVER_OVERRIDE_SECRET", short)]);
+    let out = run.assert_code(0).stdout();
+    assert!(out.contains("::warning::`override-secret` is 2 characters"), "{out}");
+    assert!(!out.replace("::add-mask::k7", "").contains(short), "the warning shows no secret: {out}");
+    let strong = "0123456789abcdef0123456789abcdef";
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[("CUTOVER_OVERRIDE_SECRET", strong)]);
     assert!(!run.assert_code(0).stdout().contains("::warning::"), "{}", run.stdout());
 }

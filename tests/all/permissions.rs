@@ -165,7 +165,11 @@ fn calls_of_every_command(style: Style) -> (Vec<Call>, String, String) {
     f.moto_server().block_public_access(BUCKET);
     f.env.remove("CUTOVER_POINTER");
     match style {
-        Style::Ssm => f.set("CUTOVER_DISTRIBUTION_ID", &distribution),
+        Style::Ssm => {
+            // The template's SSM style gives the origin no path.
+            f.moto_server().set_origin_path(&distribution, "");
+            f.set("CUTOVER_DISTRIBUTION_ID", &distribution)
+        }
         Style::OriginPath => {
             f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}")).set("CUTOVER_INVALIDATION_WAIT", "1s")
         }
