@@ -2,8 +2,9 @@
 //! release being deleted, then each of its preview releases, record first (as prune deletes), then
 //! the pool objects no remaining release uses (prune's sweep), under the deploy lock. A preview that is live or the rollback target (neither can be made so
 //! by cutover, but a pointer can be written by hand) is never touched. And moving the alias, also
-//! under the lock, only forward: a re-run of an older push, or a push that finishes after a newer
-//! one, leaves it naming the newer preview; and never after the close, which leaves a record
+//! under the lock, only forward in the one release order `status` lists (previews by record time):
+//! a re-run of an older push, whose version keeps its record, leaves it naming the newer preview;
+//! and never after the close, which leaves a record
 //! (`_cutover/previews/pr-<n>.json`) that a preview still running or re-run finds.
 
 use std::cmp::Ordering;
@@ -20,7 +21,7 @@ use crate::pointer::PointerError;
 use crate::pointer::rollback_target;
 use crate::prune::{PruneError, delete_release, sweep_pool};
 use crate::pull_request::{Event, PullRequest, preview_of};
-use crate::release::{Layout, all_records};
+use crate::release::{Layout, all_records, compare};
 use crate::store::{Condition, json_meta};
 
 /// What closing a pull request deleted, and what it left because it is live or the one before.
@@ -82,8 +83,9 @@ pub async fn close(
     result.map(|()| report)
 }
 
-/// Points the alias of `pr` at its preview `version` unless it names a newer preview of `pr`,
-/// which it then keeps and returns. Read, compare and write hold the deploy lock, so two runs
+/// Points the alias of `pr` at its preview `version` unless it names a newer preview of `pr` in
+/// the release order `status` lists (previews by record time: a re-run of a push keeps its
+/// version's record and so its place), which it then keeps and returns. Read, compare and write hold the deploy lock, so two runs
 /// finishing together cannot both write. A value that is no preview of `pr` is refused unless
 /// `take_over` (it was not written by cutover, or names another pull request's preview). After a
 /// close only a reopening links: GitHub's `reopened` event sent after the close (`reopened_at`,
@@ -115,7 +117,7 @@ pub async fn point_alias(
         }
         let newer = match site.aliases.read(pr).await? {
             Some(named) if preview_of(&named) == Some(pr) => {
-                (run_order(pr, &named, version) == Ordering::Greater).then_some(named)
+                (compare(site, &named, version).await? == Ordering::Greater).then_some(named)
             }
             Some(value) if !take_over => {
                 return Err(Refusal(Guard::ForeignAlias { alias: pr.alias(), value }).into());
@@ -146,15 +148,6 @@ struct Closed {
 /// `<prefix>/_cutover/previews/pr-<n>.json`, where the close of pull request `pr` is recorded.
 pub fn closed_key(layout: &Layout, pr: PullRequest) -> String {
     format!("{}previews/{}.json", layout.cutover_dir(), pr.alias())
-}
-
-/// How the runs of two previews of `pr` order: by the release order of their run parts (numbers
-/// as numbers), so run 10 is newer than run 9.
-fn run_order(pr: PullRequest, a: &str, b: &str) -> Ordering {
-    let prefix = format!("{}-", pr.alias());
-    let runs = [a, b].map(|v| (v.strip_prefix(&prefix).unwrap_or(v), DateTime::<Utc>::MIN_UTC));
-    let places = crate::version::places(&runs);
-    places[0].cmp(&places[1])
 }
 
 impl CloseReport {

@@ -21,6 +21,7 @@ on_both_backends!(
     a_push_finishing_after_the_close_makes_no_link,
     prune_with_only_a_preview_ttl_deletes_expired_previews_and_no_release,
     a_reopened_pull_request_previews_again,
+    the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands_it_on,
 );
 
 /// On the local store, whose pool files are aged by hand, and on moto, whose S3 clock runs two
@@ -216,12 +217,13 @@ fn a_reopened_pull_request_previews_again(f: Fixture) {
     assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-5"), "the record went with the reopening");
 }
 
-/// A re-run of an older push, or a push finishing after a newer one, stages and smoke-tests its
-/// preview but leaves the alias on the newer one (run 10 is newer than run 9, as numbers); a value
-/// that is no preview of the pull request is refused (exit 4) unless `take-over-pointer`.
+/// A re-run of an older push (its version keeps its record, so its place in the release order)
+/// stages and smoke-tests its preview but leaves the alias on the newer one; a value that is no
+/// preview of the pull request is refused (exit 4) unless `take-over-pointer`.
 fn the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write(mut f: Fixture) {
     let edge = f.start_edge();
     f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    push(&f, "7", "9", "older");
     push(&f, "7", "10", "newer");
     let older = push_with(&f, "7", "9", "older", &[]);
     assert_eq!(older.code(), 0, "{}", older.stderr());
@@ -245,6 +247,38 @@ fn the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write(mut f: F
     }
     push_with(&f, "8", "1", "eight", &[("CUTOVER_TAKE_OVER_POINTER", "true")]).assert_code(0);
     assert_eq!(alias(&f, "8").as_deref(), Some("pr-8-1"));
+}
+
+/// The alias names the newest preview in the order `status` lists (previews by record time), whatever
+/// the run parts look like: run numbers crossing a digit (9 -> 10, 99.1 -> 100.1) and run numbers
+/// changing style (12 -> 13.1, v1.0.0 -> 16). A preview expiring under `preview-ttl` while its
+/// alias names it (as an older cutover left it) hands the alias to the newest preview left.
+fn the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands_it_on(f: Fixture) {
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    for (pr, older, newer) in [("1", "9", "10"), ("2", "99.1", "100.1"), ("3", "12", "13.1"), ("4", "v1.0.0", "16")] {
+        push(&f, pr, older, "older");
+        let pushed = push_with(&f, pr, newer, "newer", &[]);
+        assert_eq!(pushed.code(), 0, "{}", pushed.stderr());
+        let newest = format!("pr-{pr}-{newer}");
+        assert_eq!(alias(&f, pr), Some(newest.clone()), "{older} -> {newer}: {}", pushed.stdout());
+        let status = f.run(&["status", "--json"], &[]).assert_code(0).json();
+        let listed: Vec<&str> =
+            status["releases"].as_array().unwrap().iter().filter_map(|r| r["version"].as_str()).collect();
+        let older = format!("pr-{pr}-{older}");
+        let at = |v: &str| listed.iter().position(|l| *l == v).unwrap_or_else(|| panic!("{v} in {listed:?}"));
+        assert!(at(&older) < at(&newest), "status lists {newest} as the newer: {listed:?}");
+    }
+    let pr = PullRequest::parse("2").unwrap();
+    f.with_site(async |site| {
+        site.aliases.write(pr, "pr-2-99.1").await.unwrap();
+        let key = site.layout.record_key("pr-2-99.1");
+        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+        record.created_at -= chrono::Duration::hours(3);
+        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+    });
+    let pruned = f.run(&["prune", "--preview-ttl", "2h", "--json"], &[]).assert_code(0).json();
+    assert_eq!(pruned["deleted"], serde_json::json!(["pr-2-99.1"]), "{pruned}");
+    assert_eq!(alias(&f, "2").as_deref(), Some("pr-2-100.1"), "the alias moves to the newest preview left");
 }
 
 /// The live pointer's state: its history, and on SSM the parameter's version number.
