@@ -19,6 +19,7 @@ use crate::lock::DeployLock;
 use crate::outcome::{Guard, Refusal};
 use crate::pointer::PointerError;
 use crate::pointer::rollback_target;
+use crate::promote::{PromoteError, complete_record};
 use crate::prune::{PruneError, delete_release, sweep_pool};
 use crate::pull_request::{Event, PullRequest, preview_of};
 use crate::release::{Layout, all_records, compare};
@@ -85,8 +86,9 @@ pub async fn close(
 
 /// Points the alias of `pr` at its preview `version` unless it names a newer preview of `pr` in
 /// the release order `status` lists (previews by record time: a re-run of a push keeps its
-/// version's record and so its place), which it then keeps and returns. Read, compare and write hold the deploy lock, so two runs
-/// finishing together cannot both write. A value that is no preview of `pr` is refused unless
+/// version's record and so its place), which it then keeps and returns; a preview with a recorded
+/// file missing (promote's completeness guard) is refused. Read, compare, check and write hold the
+/// deploy lock, so two runs finishing together cannot both write. A value that is no preview of `pr` is refused unless
 /// `take_over` (it was not written by cutover, or names another pull request's preview). After a
 /// close only a reopening links: GitHub's `reopened` event sent after the close (`reopened_at`,
 /// see [`Event`]) or `take_over`; it drops the close record.
@@ -125,6 +127,12 @@ pub async fn point_alias(
             _ => None,
         };
         if newer.is_none() {
+            // A prune or close since this run listed the pool may have deleted a file the preview
+            // found there and did not upload: the link must not show a release with a hole.
+            complete_record(site, version).await.map_err(|e| match e {
+                PromoteError::Refused(refusal) => PruneError::Refused(refusal),
+                source => PruneError::Checking { version: version.to_owned(), source },
+            })?;
             lock.check()?;
             site.aliases.write(pr, version).await?;
             // The pull request was reopened: later pushes link again.

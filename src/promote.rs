@@ -335,7 +335,7 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<Guard
 /// The release record of `version`, once every file it lists is in the store with its content
 /// (the listed ETag is the recorded MD5, or the recorded multipart ETag): the version's directory
 /// and, when the release has fingerprinted files, the shared pool, each listed once.
-async fn complete_record(site: &Site, version: &str) -> Result<ReleaseRecord, PromoteError> {
+pub(crate) async fn complete_record(site: &Site, version: &str) -> Result<ReleaseRecord, PromoteError> {
     let Some(record) = read_record(site, &site.layout.record_key(version)).await? else {
         return Err(Refusal(Guard::NotStaged { version: version.to_owned(), store: site.store.describe() }).into());
     };

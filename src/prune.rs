@@ -146,6 +146,13 @@ pub enum PruneError {
     },
     #[error(transparent)]
     Lock(LockError),
+    /// Whether a preview is whole could not be told before its alias moves.
+    #[error("checking that {version} is complete")]
+    Checking {
+        version: String,
+        #[source]
+        source: crate::promote::PromoteError,
+    },
 }
 
 /// A deploy lock held by another run stays a refusal.

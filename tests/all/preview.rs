@@ -22,6 +22,7 @@ on_both_backends!(
     prune_with_only_a_preview_ttl_deletes_expired_previews_and_no_release,
     a_reopened_pull_request_previews_again,
     the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands_it_on,
+    a_preview_whose_pool_object_went_before_its_link_is_refused_and_a_rerun_repairs_it,
 );
 
 /// On the local store, whose pool files are aged by hand, and on moto, whose S3 clock runs two
@@ -279,6 +280,47 @@ fn the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands
     let pruned = f.run(&["prune", "--preview-ttl", "2h", "--json"], &[]).assert_code(0).json();
     assert_eq!(pruned["deleted"], serde_json::json!(["pr-2-99.1"]), "{pruned}");
     assert_eq!(alias(&f, "2").as_deref(), Some("pr-2-100.1"), "the alias moves to the newest preview left");
+}
+
+/// A prune or close deleting a pool object the preview found in its listing (and so did not
+/// upload) before the link: promote's completeness guard runs under the lock before the alias
+/// moves, so the link never shows a release with a hole; exit 4 says a re-run repairs it, and the
+/// re-run (whose stage puts the object back) links. The object is deleted while the run's smoke
+/// test waits on a site URL answered by the test.
+fn a_preview_whose_pool_object_went_before_its_link_is_refused_and_a_rerun_repairs_it(mut f: Fixture) {
+    const CHUNK: &str = "assets/vendor-Zz9_Yy8-.js";
+    let _edge = f.start_edge();
+    f.deploy(&f.site("v1", &[("index.html", "live"), (CHUNK, "vendor")]), "1");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let site_url = format!("http://{}/", listener.local_addr().unwrap());
+    let dist = f.site("seven", &[("index.html", "seven"), (CHUNK, "vendor")]);
+    let vars = [
+        ("CUTOVER_DIST_DIR", dist.to_str().unwrap()),
+        ("CUTOVER_PULL_REQUEST", "7"),
+        ("GITHUB_RUN_NUMBER", "1"),
+        ("CUTOVER_SITE_URL", site_url.as_str()),
+    ];
+    let child = f
+        .command(&["preview"], &vars)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut stream, _) = listener.accept().unwrap();
+    f.with_site(async |site| site.store.delete(&[site.layout.shared_key(CHUNK)]).await.unwrap());
+    let mut request = [0; 4096];
+    let _ = stream.read(&mut request).unwrap();
+    let reply = "HTTP/1.1 200 OK\r\nx-cutover-version: pr-7-1\r\ncontent-length: 5\r\nconnection: close\r\n\r\nseven";
+    stream.write_all(reply.as_bytes()).unwrap();
+    drop(stream);
+    let refused = crate::harness::finish(child);
+    assert_eq!(refused.code(), 4, "{}", refused.stderr());
+    assert!(refused.stderr().contains(CHUNK) && refused.stderr().contains("a re-run"), "{}", refused.stderr());
+    assert_eq!(alias(&f, "7"), None, "no link to a release with a hole");
+    let rerun = f.run(&["preview"], &vars[..3]);
+    assert_eq!(rerun.code(), 0, "{}", rerun.stderr());
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-1"));
+    assert!(crate::shared::pool(&f).contains(&CHUNK.to_owned()), "the re-run put the object back");
 }
 
 /// The live pointer's state: its history, and on SSM the parameter's version number.
