@@ -79,7 +79,7 @@ pub enum Active {
     None,
     /// A version this site recorded.
     Known(String),
-    /// A value cutover did not write: not a version, or one this site has no record of.
+    /// A value cutover did not write: not a version, a preview, or one this site has no record of.
     Foreign(String),
 }
 
@@ -93,7 +93,10 @@ impl Active {
     /// guards and `doctor` both apply.
     pub async fn of(site: &Site, value: Option<String>) -> Result<Active, RecordError> {
         let Some(value) = value else { return Ok(Active::None) };
-        let recorded = version::is_valid(&value) && read_record(site, &site.layout.record_key(&value)).await?.is_some();
+        // A preview never goes live by cutover: one in the pointer was set by hand.
+        let recorded = version::is_valid(&value)
+            && !crate::pull_request::never_live(&value)
+            && read_record(site, &site.layout.record_key(&value)).await?.is_some();
         Ok(if recorded { Active::Known(value) } else { Active::Foreign(value) })
     }
 

@@ -23,6 +23,7 @@ on_both_backends!(
     a_reopened_pull_request_previews_again,
     the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands_it_on,
     a_preview_whose_pool_object_went_before_its_link_is_refused_and_a_rerun_repairs_it,
+    a_preview_set_live_by_hand_is_a_foreign_value_and_never_the_version_before,
 );
 
 /// On the local store, whose pool files are aged by hand, and on moto, whose S3 clock runs two
@@ -321,6 +322,40 @@ fn a_preview_whose_pool_object_went_before_its_link_is_refused_and_a_rerun_repai
     assert_eq!(rerun.code(), 0, "{}", rerun.stderr());
     assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-1"));
     assert!(crate::shared::pool(&f).contains(&CHUNK.to_owned()), "the re-run put the object back");
+}
+
+/// A preview set live by hand (cutover never does) is a value cutover did not write: `deploy`
+/// refuses to replace it without `take-over-pointer` (exit 4, nothing staged) and `status` warns;
+/// taken over, it is not "the previous version", nor where a rollback goes, nor kept by prune as
+/// the one before.
+fn a_preview_set_live_by_hand_is_a_foreign_value_and_never_the_version_before(mut f: Fixture) {
+    let _edge = f.start_edge();
+    f.deploy(&f.site("v1", &[("index.html", "one")]), "1");
+    push(&f, "5", "6", "preview");
+    f.with_site(async |site| site.pointer.write("pr-5-6", "set by hand").await.unwrap());
+    let dist = f.site("v2", &[("index.html", "two")]);
+    let deploy = [("CUTOVER_DIST_DIR", dist.to_str().unwrap()), ("CUTOVER_VERSION", "2")];
+    let refused = f.run(&["deploy"], &deploy);
+    assert_eq!(refused.code(), 4, "{}", refused.stderr());
+    assert!(refused.stderr().contains("\"pr-5-6\", which is not a release of this site"), "{}", refused.stderr());
+    assert_eq!(f.active().as_deref(), Some("pr-5-6"), "the pointer is left alone");
+    let status = f.run(&["status"], &[]);
+    status.assert_code(0);
+    assert!(status.stdout().contains("which is not a release of this site"), "{}", status.stdout());
+
+    f.run(&["deploy"], &[&deploy[..], &[("CUTOVER_TAKE_OVER_POINTER", "true")]].concat()).assert_code(0);
+    assert_eq!(f.outputs()["previous-version"], "", "a preview is no previous version");
+    let history = f.with_site(async |site| site.pointer.history().await.unwrap());
+    assert_eq!(cutover::pointer::rollback_target(&history), Some("1"), "{history:?}");
+    f.with_site(async |site| {
+        let key = site.layout.record_key("pr-5-6");
+        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+        record.created_at -= chrono::Duration::hours(3);
+        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+    });
+    let pruned = f.run(&["prune", "--preview-ttl", "2h", "--json"], &[]).assert_code(0).json();
+    assert_eq!(pruned["deleted"], serde_json::json!(["pr-5-6"]), "{pruned}");
+    assert_eq!(f.active().as_deref(), Some("2"));
 }
 
 /// The live pointer's state: its history, and on SSM the parameter's version number.
