@@ -419,6 +419,11 @@ fn each_push_is_a_new_preview_the_alias_follows_and_nothing_goes_live(mut f: Fix
         assert!(page.starts_with("HTTP/1.1 200") && page.ends_with("live"), "{hostile}: {page}");
         assert!(!page.to_ascii_lowercase().contains("x-robots-tag"), "{hostile}: {page}");
     }
+    // A preview host of a pull request with no preview is no indexable copy of the live site.
+    let port = edge.url.rsplit(':').next().unwrap().to_owned();
+    let none = with_host(&edge, &format!("pr-12345.localhost:{port}")).to_ascii_lowercase();
+    assert!(none.starts_with("http/1.1 404") && none.ends_with("no preview for pull request 12345\n"), "{none}");
+    assert!(none.contains("x-robots-tag: noindex") && none.contains("cache-control: no-store"), "{none}");
 
     // With an override secret the link is signed, and unsigned links and host links pin nothing.
     f.set("CUTOVER_OVERRIDE_SECRET", "s3cret");
