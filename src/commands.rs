@@ -93,7 +93,11 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             let report = preview::close(&site, pr, &plan.pull_request_event, plan.lock_lease, run_url, plan.dry_run)
                 .await
                 .map_err(prune_failed)?;
-            if plan.dry_run {
+            if let Some(reopened) = &report.stale {
+                reporter.warn(&format!(
+                    "pull request {pr} was reopened at {reopened}, after this close (a re-run of an old close job?): its previews stay"
+                ));
+            } else if plan.dry_run {
                 reporter.warn("dry run: nothing was deleted; the report says what the close would delete");
             } else if let Some(github) = &plan.github {
                 for warning in github.retire(pr.number()).await {

@@ -5,7 +5,8 @@
 //! under the lock, only forward in the one release order `status` lists (previews by record time):
 //! a re-run of an older push, whose version keeps its record, leaves it naming the newer preview;
 //! and never after the close, which leaves a record
-//! (`_cutover/previews/pr-<n>.json`) that a preview still running or re-run finds.
+//! (`_cutover/previews/pr-<n>.json`) that a preview still running or re-run finds. A reopening is
+//! recorded there too, so a re-run of a close job from before it deletes nothing.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -34,6 +35,9 @@ pub struct CloseReport {
     pub kept: Vec<String>,
     /// Pool objects (their paths) no remaining release uses, swept as prune sweeps them.
     pub pool_deleted: Vec<String>,
+    /// When the pull request was reopened, if after the close this run is for (a re-run of an old
+    /// close job): nothing was done.
+    pub stale: Option<String>,
 }
 
 /// Deletes the alias and every preview release of `pr`; a dry run only reports.
@@ -46,6 +50,15 @@ pub async fn close(
     dry_run: bool,
 ) -> Result<CloseReport, PruneError> {
     let mut report = CloseReport { pull_request: pr.number(), ..CloseReport::default() };
+    // A re-run of a close job from before a reopening (GitHub's clock on both) would delete the
+    // open pull request's previews: it does nothing.
+    let record = read_closed(site, pr).await?;
+    if let Some((closed_at, reopened)) = event.closed_at.zip(record.and_then(|r| r.reopened()))
+        && reopened > closed_at
+    {
+        report.stale = Some(reopened.to_rfc3339());
+        return Ok(report);
+    }
     let previews: Vec<_> =
         all_records(site).await?.into_iter().filter(|r| preview_of(&r.version) == Some(pr)).collect();
     report.alias_deleted = site.aliases.read(pr).await?.is_some();
@@ -58,7 +71,8 @@ pub async fn close(
     let result = async {
         // GitHub's own time of the close when this run is for its event, so a reopening it sent
         // later is told from a re-run of an earlier one on the same clock.
-        let closed = Closed { closed_at: event.closed_at.unwrap_or_else(Utc::now).to_rfc3339() };
+        let closed =
+            Closed { closed_at: Some(event.closed_at.unwrap_or_else(Utc::now).to_rfc3339()), reopened_at: None };
         let body = serde_json::to_vec(&closed).expect("a closed record serialises");
         let key = closed_key(&site.layout, pr);
         site.store.put(&key, Bytes::from(body), &json_meta(), Condition::Always).await.map_err(PointerError::from)?;
@@ -104,18 +118,17 @@ pub async fn point_alias(
     let lock = DeployLock::acquire(site, lock_lease, run_url).await?;
     let result = async {
         let key = closed_key(&site.layout, pr);
-        let closed = site.store.get(&key).await.map_err(PointerError::from)?;
-        let closed_at = closed.map(|c| serde_json::from_slice::<Closed>(&c.body).map(|c| c.closed_at).ok());
-        let reopened = match &closed_at {
-            None => false,
-            Some(at) => {
-                let after = at.as_deref().and_then(|at| DateTime::parse_from_rfc3339(at).ok());
-                take_over || reopened_at.zip(after).is_some_and(|(reopened, closed)| reopened > closed)
+        let mut reopening = None;
+        if let Some(closed) = read_closed(site, pr).await?.filter(|c| c.reopened().is_none()) {
+            let after = parse_time(closed.closed_at.as_deref());
+            let reopens = take_over || reopened_at.zip(after).is_some_and(|(reopened, closed)| reopened > closed);
+            if !reopens {
+                let closed_at = closed.closed_at.unwrap_or_else(|| "an unknown time".to_owned());
+                return Err(Refusal(Guard::Closed { number: pr.number(), closed_at }).into());
             }
-        };
-        if let Some(at) = closed_at.filter(|_| !reopened) {
-            let closed_at = at.unwrap_or_else(|| "an unknown time".to_owned());
-            return Err(Refusal(Guard::Closed { number: pr.number(), closed_at }).into());
+            // GitHub's time of the reopening, or this run's (`take_over`) when that is not after it.
+            let at = reopened_at.filter(|r| after.is_none_or(|c| *r > c)).unwrap_or_else(Utc::now);
+            reopening = Some(Closed { reopened_at: Some(at.to_rfc3339()), ..closed });
         }
         let newer = match site.aliases.read(pr).await? {
             Some(named) if preview_of(&named) == Some(pr) => {
@@ -135,9 +148,14 @@ pub async fn point_alias(
             })?;
             lock.check()?;
             site.aliases.write(pr, version).await?;
-            // The pull request was reopened: later pushes link again.
-            if reopened {
-                site.store.delete(&[key]).await.map_err(PointerError::from)?;
+            // The pull request was reopened: later pushes link again, and a re-run of the close
+            // from before the reopening finds it.
+            if let Some(reopened) = reopening {
+                let body = serde_json::to_vec(&reopened).expect("a closed record serialises");
+                site.store
+                    .put(&key, Bytes::from(body), &json_meta(), Condition::Always)
+                    .await
+                    .map_err(PointerError::from)?;
             }
         }
         Ok(newer)
@@ -147,10 +165,32 @@ pub async fn point_alias(
     result
 }
 
-/// The record `preview --close` leaves: previews of the pull request make no link after it.
-#[derive(serde::Serialize, serde::Deserialize)]
+/// The record `preview --close` leaves: previews of the pull request make no link after it, until
+/// a reopening, which the record then keeps too.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Closed {
-    closed_at: String,
+    #[serde(default)]
+    closed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reopened_at: Option<String>,
+}
+
+impl Closed {
+    /// When the pull request was reopened after the close; `None` while it stays closed.
+    fn reopened(&self) -> Option<DateTime<Utc>> {
+        let reopened = parse_time(self.reopened_at.as_deref())?;
+        parse_time(self.closed_at.as_deref()).is_none_or(|closed| reopened > closed).then_some(reopened)
+    }
+}
+
+/// The close record of `pr`; one that cannot be read as such counts as closed at an unknown time.
+async fn read_closed(site: &Site, pr: PullRequest) -> Result<Option<Closed>, PruneError> {
+    let fetched = site.store.get(&closed_key(&site.layout, pr)).await.map_err(PointerError::from)?;
+    Ok(fetched.map(|c| serde_json::from_slice(&c.body).unwrap_or_default()))
+}
+
+fn parse_time(at: Option<&str>) -> Option<DateTime<Utc>> {
+    at.and_then(|at| DateTime::parse_from_rfc3339(at).ok()).map(|at| at.with_timezone(&Utc))
 }
 
 /// `<prefix>/_cutover/previews/pr-<n>.json`, where the close of pull request `pr` is recorded.
@@ -161,6 +201,12 @@ pub fn closed_key(layout: &Layout, pr: PullRequest) -> String {
 impl CloseReport {
     /// The lines a person reads.
     pub fn render(&self) -> String {
+        if let Some(reopened) = &self.stale {
+            return format!(
+                "pull request {}: reopened at {reopened}, after this close: nothing deleted\n",
+                self.pull_request
+            );
+        }
         let alias = if self.alias_deleted { "deleted" } else { "none" };
         format!(
             "pull request {}: alias pr-{} {alias}\ndeleted: {:?}\nkept: {:?}\npool objects deleted: {}\n",

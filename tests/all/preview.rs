@@ -24,6 +24,7 @@ on_both_backends!(
     the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands_it_on,
     a_preview_whose_pool_object_went_before_its_link_is_refused_and_a_rerun_repairs_it,
     a_preview_set_live_by_hand_is_a_foreign_value_and_never_the_version_before,
+    a_rerun_of_a_close_from_before_a_reopening_deletes_nothing,
 );
 
 /// On the local store, whose pool files are aged by hand, and on moto, whose S3 clock runs two
@@ -183,6 +184,45 @@ fn event_payload(f: &Fixture, name: &str, action: &str, updated: i64, closed: i6
     let path = f.dir.path().join(name);
     std::fs::write(&path, payload.to_string()).unwrap();
     path.display().to_string()
+}
+
+/// GitHub's events in order: opened, closed (30 minutes ago), reopened (20), synchronize; then a
+/// re-run of the close job, whose event is the old close: it warns and deletes nothing (the
+/// reopening is recorded, GitHub's time), and the next push links.
+fn a_rerun_of_a_close_from_before_a_reopening_deletes_nothing(f: Fixture) {
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    let run = |args: &[&str], path: &str, extra: &[(&str, &str)]| {
+        let event =
+            [("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_EVENT_PATH", path), ("GITHUB_REF", "refs/pull/7/merge")];
+        f.run(args, &[&event[..], extra].concat())
+    };
+    let opened = event_payload(&f, "opened.json", "opened", 40, 40);
+    let closed = event_payload(&f, "closed.json", "closed", 30, 30);
+    let reopened = event_payload(&f, "reopened.json", "reopened", 20, 30);
+    let pushed = event_payload(&f, "synchronize.json", "synchronize", 10, 30);
+    let push = |path: &str, run_number: &str| {
+        let dist = f.site(&format!("pr7-{run_number}"), &[("index.html", run_number)]);
+        let extra = [("CUTOVER_DIST_DIR", dist.to_str().unwrap()), ("GITHUB_RUN_NUMBER", run_number)];
+        run(&["preview"], path, &extra)
+    };
+    push(&opened, "1").assert_code(0);
+    run(&["preview-close"], &closed, &[]).assert_code(0);
+    push(&reopened, "2").assert_code(0);
+    push(&pushed, "3").assert_code(0);
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-3"));
+
+    let rerun = run(&["preview-close", "--json"], &closed, &[]);
+    assert_eq!(rerun.code(), 0, "{}", rerun.stderr());
+    assert!(rerun.stderr().contains("after this close"), "{}", rerun.stderr());
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-3"), "the alias stays");
+    let versions: Vec<String> = f
+        .with_site(async |site| cutover::release::all_records(&site).await.unwrap())
+        .into_iter()
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(versions, ["1", "pr-7-2", "pr-7-3"], "the previews stay");
+    push(&pushed, "4").assert_code(0);
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-4"), "the next push links");
 }
 
 /// A reopened pull request previews again by itself: the close records GitHub's `closed_at`, a
