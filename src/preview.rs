@@ -40,7 +40,9 @@ pub struct CloseReport {
     pub stale: Option<String>,
 }
 
-/// Deletes the alias and every preview release of `pr`; a dry run only reports.
+/// Deletes the alias and every preview release of `pr`, then runs `retire` (marking the GitHub
+/// deployments inactive) still under the deploy lock, so a push racing the close makes its GitHub
+/// calls before it or, finding no alias, none; a dry run only reports.
 pub async fn close(
     site: &Site,
     pr: PullRequest,
@@ -48,6 +50,7 @@ pub async fn close(
     lock_lease: Duration,
     run_url: Option<&str>,
     dry_run: bool,
+    retire: impl AsyncFnOnce(),
 ) -> Result<CloseReport, PruneError> {
     let mut report = CloseReport { pull_request: pr.number(), ..CloseReport::default() };
     // A re-run of a close job from before a reopening (GitHub's clock on both) would delete the
@@ -91,6 +94,7 @@ pub async fn close(
             report.deleted.push(record.version.clone());
         }
         report.pool_deleted = sweep_pool(site, Some(&lock), &report.deleted, Utc::now()).await?;
+        retire().await;
         Ok::<_, PruneError>(())
     }
     .await;
@@ -159,6 +163,30 @@ pub async fn point_alias(
             }
         }
         Ok(newer)
+    }
+    .await;
+    lock.release().await?;
+    result
+}
+
+/// Runs `announce` (a preview's GitHub calls) under the deploy lock, taken again after the alias
+/// moved, while the alias of `pr` still names `version`: so racing runs' calls never interleave,
+/// and only the run whose preview the link shows makes them. `None`, and no call, when the alias
+/// names another preview (a newer push linked since) or none (the pull request was closed).
+pub async fn while_linked<T>(
+    site: &Site,
+    pr: PullRequest,
+    version: &str,
+    lock_lease: Duration,
+    run_url: Option<&str>,
+    announce: impl AsyncFnOnce() -> T,
+) -> Result<Option<T>, PruneError> {
+    let lock = DeployLock::acquire(site, lock_lease, run_url).await?;
+    let result = async {
+        if site.aliases.read(pr).await?.as_deref() != Some(version) {
+            return Ok(None);
+        }
+        Ok(Some(announce().await))
     }
     .await;
     lock.release().await?;
