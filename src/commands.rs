@@ -264,7 +264,9 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     crate::say!("{} now shows {version}", pr.alias());
     if let Some(github) = &plan.github {
         let url = outputs.preview_url.as_ref().map(ToString::to_string);
+        let site_name = format!("{} {}", site.store.describe(), site.layout.prefix());
         let announced = crate::github::Preview {
+            site: &site_name,
             pull_request: pr.number(),
             version: &version,
             url: url.as_deref(),

@@ -35,6 +35,8 @@ struct State {
     slow: Option<(&'static str, std::time::Duration)>,
     /// Whether a created deployment is listed (with its id) and each status posted kept on it.
     keep_deployments: bool,
+    /// The comment another app's bot wrote: listed as `other-app[bot]`'s, its edit refused (403).
+    other_app: Option<u64>,
 }
 
 /// The fake API on a free loopback port; it stops with the test process.
@@ -108,6 +110,7 @@ fn answer(state: &Mutex<State>, seen: Seen) -> (u16, Value) {
                 .map(|(id, body, person)| {
                     let user = match person {
                         Some(login) => json!({ "login": login, "type": "User" }),
+                        None if state.other_app == Some(*id) => json!({ "login": "other-app[bot]", "type": "Bot" }),
                         None => json!({ "login": "github-actions[bot]", "type": "Bot" }),
                     };
                     json!({ "id": id, "body": body, "user": user })
@@ -122,6 +125,9 @@ fn answer(state: &Mutex<State>, seen: Seen) -> (u16, Value) {
         }
         ("PATCH", comment) if comment.starts_with("/repos/o/r/issues/comments/") => {
             let id: u64 = comment.rsplit('/').next().unwrap().parse().unwrap();
+            if state.other_app == Some(id) {
+                return (403, json!({ "message": "Resource not accessible by integration" }));
+            }
             let body = seen.body["body"].as_str().unwrap_or_default().to_owned();
             state.comments.iter_mut().filter(|(c, _, _)| *c == id).for_each(|(_, b, _)| *b = body.clone());
             (200, json!({ "id": id }))
@@ -171,6 +177,47 @@ fn push_command(f: &Fixture, api: &str, run: &str) -> std::process::Command {
     let mut command = f.command(&["preview"], &env);
     command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     command
+}
+
+/// The marker of the fixture's site, as cutover writes it: its store and prefix.
+fn site_marker(f: &Fixture) -> String {
+    cutover::github::marker(&f.with_site(async |site| format!("{} {}", site.store.describe(), site.layout.prefix())))
+}
+
+/// Another app's bot comment carrying the site's marker (and the marker every site shared before)
+/// answers 403 to an edit: cutover passes it over, writes its own comment and updates that one;
+/// a second site previewing the same pull request keeps a comment of its own.
+#[test]
+fn another_apps_marker_comment_is_passed_over_and_each_site_keeps_its_own() {
+    let mut f = Fixture::local();
+    let _edge = f.start_edge();
+    let state = Arc::new(Mutex::new(State { other_app: Some(50), ..State::default() }));
+    let api = fake_api(state.clone());
+    let ours = site_marker(&f);
+    let foreign = format!("<!-- cutover-preview --> {ours} another app's");
+    state.lock().unwrap().comments.push((50, foreign.clone(), None));
+    for run in ["1", "2"] {
+        let pushed = push(&f, &api, run);
+        assert_eq!(pushed.code(), 0, "{}", pushed.stderr());
+        assert!(!pushed.stdout().contains("comment was not written"), "{}", pushed.stdout());
+    }
+    {
+        let state = state.lock().unwrap();
+        let bodies: Vec<&str> = state.comments.iter().map(|(_, body, _)| body.as_str()).collect();
+        assert_eq!(bodies.len(), 2, "{bodies:?}");
+        assert_eq!(bodies[0], foreign, "another app's comment is untouched");
+        assert!(bodies[1].contains(&ours) && bodies[1].contains("`pr-7-2`"), "{bodies:?}");
+        let tries = state.seen.iter().filter(|s| s.method == "PATCH" && s.path.ends_with("/50")).count();
+        assert_eq!(tries, 1, "passed over once, then cutover's own comment is the newest");
+    }
+    // The second site is smoke-tested through a local edge of its own.
+    f.set("CUTOVER_PREFIX", "other").env.remove("CUTOVER_SITE_URL");
+    let other = push(&f, &api, "3");
+    assert_eq!(other.code(), 0, "{}", other.stderr());
+    let state = state.lock().unwrap();
+    assert_eq!(state.comments.len(), 3, "a comment per site: {:?}", state.comments);
+    assert!(state.comments[1].1.contains("`pr-7-2`") && state.comments[2].1.contains("`pr-7-3`"));
+    assert_ne!(site_marker(&f), ours);
 }
 
 /// Starts push `run` and returns once its first GitHub call arrived (its preview is linked).
@@ -247,7 +294,7 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
     let mut printed = String::new();
 
     // A person's comment quoting the marker is never edited.
-    let quoted = format!("look: {}", cutover::github::MARKER);
+    let quoted = format!("look: {}", site_marker(&f));
     state.lock().unwrap().comments.push((99, quoted.clone(), Some("mallory")));
     let first = push(&f, &api, "1");
     assert_eq!(first.code(), 0, "{}", first.stderr());
@@ -260,7 +307,7 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
         assert_eq!(state.comments.len(), 2, "one comment of cutover's, updated: {:?}", state.comments);
         assert_eq!(state.comments[0].1, quoted, "the person's comment is untouched");
         let body = &state.comments[1].1;
-        assert!(body.contains(cutover::github::MARKER) && body.contains(&link) && body.contains("`pr-7-2`"), "{body}");
+        assert!(body.contains(&site_marker(&f)) && body.contains(&link) && body.contains("`pr-7-2`"), "{body}");
         let calls: Vec<String> =
             state.seen.iter().map(|s| format!("{} {}", s.method, s.path.split('?').next().unwrap())).collect();
         assert_eq!(
