@@ -341,6 +341,7 @@ async fn staged(
         uploaded: report.uploaded,
         copied: report.copied,
         bytes_uploaded: report.bytes_uploaded,
+        dry_run: plan.dry_run,
         ..Outputs::default()
     })
 }
