@@ -109,7 +109,7 @@ pub async fn close(
 /// deploy lock, so two runs finishing together cannot both write. A value that is no preview of `pr` is refused unless
 /// `take_over` (it was not written by cutover, or names another pull request's preview). After a
 /// close only a reopening links: GitHub's `reopened` event sent after the close (`reopened_at`,
-/// see [`Event`]) or `take_over`; it drops the close record.
+/// see [`Event`]) or `take_over`; it records the reopening in the close record.
 pub async fn point_alias(
     site: &Site,
     pr: PullRequest,

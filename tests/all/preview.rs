@@ -158,7 +158,7 @@ fn alias(f: &Fixture, pr: &str) -> Option<String> {
 
 /// The close leaves a record: a push still running when the pull request closed, or a re-run after,
 /// is refused (exit 4, "was closed") before its alias is written; `take-over-pointer` (a reopened
-/// pull request) links again and drops the record, so the next push needs nothing.
+/// pull request) links again and records the reopening, so the next push needs nothing.
 fn a_push_finishing_after_the_close_makes_no_link(f: Fixture) {
     f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
     push(&f, "7", "1", "first");
@@ -226,7 +226,7 @@ fn a_rerun_of_a_close_from_before_a_reopening_deletes_nothing(f: Fixture) {
 }
 
 /// A reopened pull request previews again by itself: the close records GitHub's `closed_at`, a
-/// run for the `reopened` event GitHub sent after it links and drops the record, so the next push
+/// run for the `reopened` event GitHub sent after it links and records the reopening, so the next push
 /// links too; a push or a re-run of a reopening from before the close still makes no link.
 fn a_reopened_pull_request_previews_again(f: Fixture) {
     f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
@@ -256,7 +256,7 @@ fn a_reopened_pull_request_previews_again(f: Fixture) {
     push_with(&f, "7", "4", "reopened", &on(&reopened)).assert_code(0);
     assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-4"));
     push_with(&f, "7", "5", "next", &on(&late)).assert_code(0);
-    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-5"), "the record went with the reopening");
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-5"), "the reopening was recorded");
 }
 
 /// A re-run of an older push (its version keeps its record, so its place in the release order)
