@@ -513,6 +513,11 @@ async function decide(request, activeOf) {
       // does one whose path the pinned release does not hold as a file of its own (see
       // route in src/routing.rs): it would resolve there to a page or another release's chunk.
       if (files !== null && files.has(decodePath(request.uri))) chosen = { version: asked.version, files, source: 'framework' };
+    } else if (files === null && asked.source === 'host') {
+      // A preview host whose pull request has no preview to show is never the live site, which
+      // wildcard DNS would make an indexable copy of (Outcome::NoPreview in src/routing.rs).
+      const outcome = { noPreview: asked.value.slice('pr-'.length) };
+      return { version: null, outcome, headers: { 'x-robots-tag': 'noindex' }, setCookies };
     } else if (files === null) {
       headers[OVERRIDE_HEADER] = 'unknown-version';
     } else {
@@ -691,7 +696,9 @@ function generated(decision) {
         ? [503, 'Service Unavailable', 'the active version cannot be read yet\n']
         : outcome.noRelease
           ? [404, 'Not Found', 'no release is active\n']
-          : [404, 'Not Found', 'not found\n'];
+          : outcome.noPreview
+            ? [404, 'Not Found', `no preview for pull request ${outcome.noPreview}\n`]
+            : [404, 'Not Found', 'not found\n'];
   const headers = {
     'content-type': [{ key: 'Content-Type', value: 'text/plain; charset=utf-8' }],
     'cache-control': [{ key: 'Cache-Control', value: 'no-store' }],
@@ -825,6 +832,8 @@ async function viewerResponse(event) {
     decision.setCookies = [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);
   } else if (asked.kind === 'refused') {
     decision.headers[OVERRIDE_HEADER] = asked.why;
+  } else if (asked.kind === 'pin' && asked.source === 'host' && asked.version !== served) {
+    decision.headers['x-robots-tag'] = 'noindex';
   } else if (asked.kind === 'pin' && asked.version !== served) {
     decision.headers[OVERRIDE_HEADER] = 'unknown-version';
   } else if (asked.kind === 'pin') {

@@ -92,15 +92,23 @@ async fn execute(command: &Command, plan: &Plan, reporter: &Reporter) -> anyhow:
             status::require_store(&plan)?;
             let site = Site::connect(&plan).await;
             let run_url = plan.run.run_url.as_deref();
-            let report = preview::close(&site, pr, &plan.pull_request_event, plan.lock_lease, run_url, plan.dry_run)
+            let retire = async || {
+                if let Some(github) = &plan.github {
+                    for warning in github.retire(pr.number()).await {
+                        reporter.warn(&warning);
+                    }
+                }
+            };
+            let event = &plan.pull_request_event;
+            let report = preview::close(&site, pr, event, plan.lock_lease, run_url, plan.dry_run, retire)
                 .await
                 .map_err(prune_failed)?;
-            if plan.dry_run {
+            if let Some(reopened) = &report.stale {
+                reporter.warn(&format!(
+                    "pull request {pr} was reopened at {reopened}, after this close (a re-run of an old close job?): its previews stay"
+                ));
+            } else if plan.dry_run {
                 reporter.warn("dry run: nothing was deleted; the report says what the close would delete");
-            } else if let Some(github) = &plan.github {
-                for warning in github.retire(pr.number()).await {
-                    reporter.warn(&warning);
-                }
             }
             reporter.result(&report, || report.render())
         }
@@ -262,7 +270,9 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     crate::say!("{} now shows {version}", pr.alias());
     if let Some(github) = &plan.github {
         let url = outputs.preview_url.as_ref().map(ToString::to_string);
+        let site_name = format!("{} {}", site.store.describe(), site.layout.prefix());
         let announced = crate::github::Preview {
+            site: &site_name,
             pull_request: pr.number(),
             version: &version,
             url: url.as_deref(),
@@ -271,8 +281,17 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
             copied: outputs.copied,
             run_url: plan.run.run_url.as_deref(),
         };
-        for warning in github.announce(&announced).await {
-            reporter.warn(&warning);
+        // Under the deploy lock and only while the link still shows this run's preview: an older
+        // run finishing its calls after a newer one, or a push's calls after the close, would
+        // name the wrong preview or leave a deployment active.
+        let announce = async || github.announce(&announced).await;
+        match preview::while_linked(&site, pr, &version, plan.lock_lease, run_url, announce).await {
+            Ok(Some(warnings)) => warnings.iter().for_each(|w| reporter.warn(w)),
+            Ok(None) => reporter.warn(&format!(
+                "{} no longer shows {version} (a newer push or the close came first): no GitHub call is made",
+                pr.alias()
+            )),
+            Err(e) => reporter.warn(&format!("no GitHub call is made: {:#}", anyhow::Error::new(e))),
         }
     }
     Ok(outputs)
@@ -334,6 +353,7 @@ async fn staged(
         uploaded: report.uploaded,
         copied: report.copied,
         bytes_uploaded: report.bytes_uploaded,
+        dry_run: plan.dry_run,
         ..Outputs::default()
     })
 }

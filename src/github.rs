@@ -11,8 +11,14 @@ use serde_json::{Value, json};
 
 use crate::env::Env;
 
-/// What finds the comment cutover wrote on a pull request again.
-pub const MARKER: &str = "<!-- cutover-preview -->";
+/// What finds the comment cutover wrote on a pull request for `site` (its store and prefix) again:
+/// two sites previewing one pull request keep a comment each. Only characters that cannot end the
+/// HTML comment are kept.
+pub fn marker(site: &str) -> String {
+    let site: String =
+        site.chars().map(|c| if c.is_ascii_alphanumeric() || "./:_@".contains(c) { c } else { '_' }).collect();
+    format!("<!-- cutover-preview {site} -->")
+}
 /// Pages of comments looked through for the marker (100 each).
 const COMMENT_PAGES: u32 = 10;
 /// Pages of a pull request's deployments looked through when it closes (100 each).
@@ -50,6 +56,8 @@ pub struct GitHub {
 /// What the comment and the deployment say about one push's preview.
 #[derive(Debug, Clone)]
 pub struct Preview<'a> {
+    /// The site previewed (its store and prefix), named in the marker.
+    pub site: &'a str,
     pub pull_request: u64,
     pub version: &'a str,
     pub url: Option<&'a str>,
@@ -134,7 +142,7 @@ struct Caller<'a> {
 
 impl Caller<'_> {
     /// One API call; a status that is not 2xx is an error naming the call, never the token.
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, CallError> {
         let url = format!("{}/repos/{}/{path}", self.github.api, self.repository);
         let mut request = self
             .client
@@ -147,7 +155,8 @@ impl Caller<'_> {
             request = request.header("content-type", "application/json").body(body.to_string());
         }
         let what = format!("{method} /repos/{}/{}", self.repository, path.split('?').next().unwrap_or(path));
-        let response = request.send().await.map_err(|e| format!("{what}: {}", e.without_url()))?;
+        let failed = |message: String| CallError { status: None, message };
+        let response = request.send().await.map_err(|e| failed(format!("{what}: {}", e.without_url())))?;
         let status = response.status();
         if !status.is_success() {
             let hint = match status.as_u16() {
@@ -156,30 +165,41 @@ impl Caller<'_> {
                 }
                 _ => "",
             };
-            return Err(format!("{what} answered {status}{hint}"));
+            return Err(CallError {
+                status: Some(status.as_u16()),
+                message: format!("{what} answered {status}{hint}"),
+            });
         }
         if status == reqwest::StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
-        let bytes = response.bytes().await.map_err(|e| format!("{what}: {}", e.without_url()))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("{what}: the answer is not JSON: {e}"))
+        let bytes = response.bytes().await.map_err(|e| failed(format!("{what}: {}", e.without_url())))?;
+        serde_json::from_slice(&bytes).map_err(|e| failed(format!("{what}: the answer is not JSON: {e}")))
     }
 
-    /// Updates the comment holding [`MARKER`] that a bot wrote, else creates it.
+    /// Updates the newest comment holding this site's [`marker`] that a bot wrote and this token may
+    /// edit, else creates one: another app's comment carrying the marker answers 403 and is passed
+    /// over, so cutover's own comment is written (and, being newest, updated from then on).
     async fn comment(&self, preview: &Preview<'_>) -> Result<(), String> {
         let body = json!({ "body": comment_body(preview) });
+        let marker = marker(preview.site);
         let number = preview.pull_request;
+        let mut ours = Vec::new();
         for page in 1..=COMMENT_PAGES {
             let path = format!("issues/{number}/comments?per_page=100&page={page}");
             let comments = self.send(reqwest::Method::GET, &path, None).await?;
             let comments = comments.as_array().cloned().unwrap_or_default();
-            let ours = comments.iter().find(|c| is_ours(c));
-            if let Some(id) = ours.and_then(|c| c["id"].as_u64()) {
-                self.send(reqwest::Method::PATCH, &format!("issues/comments/{id}"), Some(&body)).await?;
-                return Ok(());
-            }
+            ours.extend(comments.iter().filter(|c| is_ours(c, &marker)).filter_map(|c| c["id"].as_u64()));
             if comments.len() < 100 {
                 break;
+            }
+        }
+        ours.sort_unstable_by(|a, b| b.cmp(a));
+        for id in ours {
+            match self.send(reqwest::Method::PATCH, &format!("issues/comments/{id}"), Some(&body)).await {
+                Ok(_) => return Ok(()),
+                Err(CallError { status: Some(403 | 404), .. }) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         self.send(reqwest::Method::POST, &format!("issues/{number}/comments"), Some(&body)).await?;
@@ -237,19 +257,36 @@ impl Caller<'_> {
     }
 }
 
-/// Whether a comment is the one cutover wrote: it holds [`MARKER`] and a bot wrote it (the
+/// Whether a comment may be the one cutover wrote: it holds `marker` and a bot wrote it (the
 /// workflow's `GITHUB_TOKEN` writes as `github-actions[bot]`, an app's token as its bot). Anyone
-/// can paste the marker into a comment of their own; cutover never edits a person's comment.
-fn is_ours(comment: &Value) -> bool {
-    comment["body"].as_str().is_some_and(|b| b.contains(MARKER)) && comment["user"]["type"] == "Bot"
+/// can paste the marker into a comment of their own; cutover never edits a person's comment, and
+/// another bot's refuses the edit ([`Caller::comment`] then goes on).
+fn is_ours(comment: &Value, marker: &str) -> bool {
+    comment["body"].as_str().is_some_and(|b| b.contains(marker)) && comment["user"]["type"] == "Bot"
+}
+
+/// A failed API call: its HTTP status, if it got one, and the message to warn with.
+struct CallError {
+    status: Option<u16>,
+    message: String,
+}
+
+impl From<CallError> for String {
+    fn from(e: CallError) -> String {
+        e.message
+    }
 }
 
 /// The comment: the marker, the link, the version and the counts.
 fn comment_body(preview: &Preview<'_>) -> String {
     let link = preview.url.map_or_else(|| "(no site-url: no link)".to_owned(), |url| format!("[{url}]({url})"));
     format!(
-        "{MARKER}\n**Preview** of this pull request: {link}\n\nversion `{}`: {} files, {} uploaded, {} copied. The link always shows the newest push.\n",
-        preview.version, preview.files, preview.uploaded, preview.copied
+        "{}\n**Preview** of this pull request: {link}\n\nversion `{}`: {} files, {} uploaded, {} copied. The link always shows the newest push.\n",
+        marker(preview.site),
+        preview.version,
+        preview.files,
+        preview.uploaded,
+        preview.copied
     )
 }
 
@@ -268,15 +305,20 @@ mod tests {
     #[test]
     fn only_a_bots_comment_with_the_marker_is_ours() {
         let comment = |body: &str, kind: &str| json!({ "id": 1, "body": body, "user": { "login": "x", "type": kind } });
-        assert!(is_ours(&comment(MARKER, "Bot")));
-        assert!(!is_ours(&comment(MARKER, "User")), "a person's comment quoting the marker");
-        assert!(!is_ours(&comment("hello", "Bot")));
-        assert!(!is_ours(&json!({ "id": 1, "body": MARKER })), "no author");
+        let ours = marker("s3://bucket site");
+        assert!(is_ours(&comment(&ours, "Bot"), &ours));
+        assert!(!is_ours(&comment(&ours, "User"), &ours), "a person's comment quoting the marker");
+        assert!(!is_ours(&comment("hello", "Bot"), &ours));
+        assert!(!is_ours(&json!({ "id": 1, "body": ours }), &ours), "no author");
+        let other = marker("s3://bucket other");
+        assert!(!is_ours(&comment(&other, "Bot"), &ours), "another site's comment");
+        assert_eq!(marker("x --> <b>"), "<!-- cutover-preview x______b_ -->");
     }
 
     #[test]
     fn the_comment_carries_the_marker_link_version_and_counts() {
         let preview = Preview {
+            site: "s3://bucket site",
             pull_request: 7,
             version: "pr-7-3",
             url: Some("https://pr-7.preview.example.com/"),
@@ -286,7 +328,7 @@ mod tests {
             run_url: None,
         };
         let body = comment_body(&preview);
-        assert!(body.starts_with(MARKER), "{body}");
+        assert!(body.starts_with(&marker("s3://bucket site")), "{body}");
         for part in ["https://pr-7.preview.example.com/", "`pr-7-3`", "4 files, 2 uploaded, 1 copied"] {
             assert!(body.contains(part), "{part}: {body}");
         }

@@ -59,7 +59,9 @@ pub enum Guard {
     Preview { version: String },
     #[error("version {version} has no release record in {store}; stage it first")]
     NotStaged { version: String, store: String },
-    #[error("release {version} is incomplete: {missing} recorded files are missing or changed, e.g. {first}")]
+    #[error(
+        "release {version} is incomplete: {missing} recorded files are missing or changed, e.g. {first}; staging it again (a re-run) puts them back"
+    )]
     Incomplete { version: String, missing: usize, first: String },
     /// Something landed between this run's guards and its flip, which was undone if it could be.
     #[error("{}; {put_back}", by.describe(version))]

@@ -80,7 +80,7 @@ pub enum Active {
     None,
     /// A version this site recorded.
     Known(String),
-    /// A value cutover did not write: not a version, or one this site has no record of.
+    /// A value cutover did not write: not a version, a preview, or one this site has no record of.
     Foreign(String),
 }
 
@@ -105,8 +105,9 @@ impl Active {
     /// [`Active::of`], with the record of a known value.
     async fn recorded(site: &Site, value: Option<String>) -> Result<(Active, Option<ReleaseRecord>), RecordError> {
         let Some(value) = value else { return Ok((Active::None, None)) };
-        let record =
-            if version::is_valid(&value) { read_record(site, &site.layout.record_key(&value)).await? } else { None };
+        // A preview never goes live by cutover: one in the pointer was set by hand.
+        let releasable = version::is_valid(&value) && !crate::pull_request::never_live(&value);
+        let record = if releasable { read_record(site, &site.layout.record_key(&value)).await? } else { None };
         Ok(match record {
             Some(record) => (Active::Known(value), Some(record)),
             None => (Active::Foreign(value), None),
@@ -353,7 +354,7 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<Guard
 /// The release record of `version`, once every file it lists is in the store with its content
 /// (the listed ETag is the recorded MD5, or the recorded multipart ETag): the version's directory
 /// and, when the release has fingerprinted files, the shared pool, each listed once.
-async fn complete_record(site: &Site, version: &str) -> Result<ReleaseRecord, PromoteError> {
+pub(crate) async fn complete_record(site: &Site, version: &str) -> Result<ReleaseRecord, PromoteError> {
     let Some(record) = read_record(site, &site.layout.record_key(version)).await? else {
         return Err(Refusal(Guard::NotStaged { version: version.to_owned(), store: site.store.describe() }).into());
     };

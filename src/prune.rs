@@ -146,6 +146,13 @@ pub enum PruneError {
     },
     #[error(transparent)]
     Lock(LockError),
+    /// Whether a preview is whole could not be told before its alias moves.
+    #[error("checking that {version} is complete")]
+    Checking {
+        version: String,
+        #[source]
+        source: crate::promote::PromoteError,
+    },
 }
 
 /// A deploy lock held by another run stays a refusal.
@@ -212,11 +219,17 @@ async fn prune_locked(
         }
         if let Some(lock) = lock {
             delete_release(site, record, lock).await?;
-            if let Some(pr) = crate::pull_request::preview_of(&record.version) {
-                forget_alias(site, pr, &record.version).await?;
-            }
         }
         report.deleted.push(record.version.clone());
+    }
+    if let Some(lock) = lock {
+        let mut prs: Vec<PullRequest> =
+            report.deleted.iter().filter_map(|v| crate::pull_request::preview_of(v)).collect();
+        prs.sort_by_key(|pr| pr.number());
+        prs.dedup();
+        for pr in prs {
+            relink_alias(site, pr, &records, &report.deleted, lock).await?;
+        }
     }
     report.pool_deleted = sweep_pool(site, lock, &report.deleted, now).await?;
     Ok(report)
@@ -298,10 +311,29 @@ pub(crate) async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &D
     Ok(())
 }
 
-/// Deletes the alias of `pr` if it names `version`, a preview just deleted.
-pub(crate) async fn forget_alias(site: &Site, pr: PullRequest, version: &str) -> Result<(), PruneError> {
-    if site.aliases.read(pr).await?.as_deref() == Some(version) {
-        site.aliases.delete(pr).await?;
+/// When the alias of `pr` names one of the previews just `deleted`, points it at the newest
+/// preview of `pr` left among `records` (oldest first), or deletes it when none is left: an
+/// expired preview never takes the link of a newer one with it.
+async fn relink_alias(
+    site: &Site,
+    pr: PullRequest,
+    records: &[ReleaseRecord],
+    deleted: &[String],
+    lock: &DeployLock,
+) -> Result<(), PruneError> {
+    let Some(named) = site.aliases.read(pr).await? else { return Ok(()) };
+    if !deleted.contains(&named) {
+        return Ok(());
+    }
+    let newest = records
+        .iter()
+        .rev()
+        .map(|r| r.version.as_str())
+        .find(|v| crate::pull_request::preview_of(v) == Some(pr) && !deleted.iter().any(|d| d == v));
+    lock.check()?;
+    match newest {
+        Some(version) => site.aliases.write(pr, version).await?,
+        None => site.aliases.delete(pr).await?,
     }
     Ok(())
 }

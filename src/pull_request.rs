@@ -88,6 +88,12 @@ pub fn detect(input: Option<&str>, env: &Env) -> Result<Option<PullRequest>, (&'
         }
     }
     if let Some(url) = env.get("CIRCLE_PULL_REQUEST") {
+        // Several URLs (a commit on several pull requests): any one may be the wrong link.
+        if url.contains(',') {
+            let problem =
+                format!("{url:?} names several pull requests: set the `pull-request` input to the one to preview");
+            return Err(("CIRCLE_PULL_REQUEST", problem));
+        }
         let number = url.rsplit_once("/pull/").map(|(_, n)| n.trim_end_matches('/'));
         return match number {
             Some(n) => PullRequest::parse(n).map(Some).map_err(|p| ("CIRCLE_PULL_REQUEST", p)),
@@ -205,6 +211,9 @@ mod tests {
         );
         assert_eq!(source(&[("CIRCLE_PULL_REQUEST", "https://github.com/o/r/pull/0")], None), "CIRCLE_PULL_REQUEST");
         assert_eq!(source(&[("CIRCLE_PULL_REQUEST", "https://evil/")], None), "CIRCLE_PULL_REQUEST");
+        let several = [("CIRCLE_PULL_REQUEST", "https://github.com/o/r/pull/1,https://github.com/o/r/pull/2")];
+        assert_eq!(source(&several, None), "CIRCLE_PULL_REQUEST", "several pull requests are refused");
+        assert_eq!(number(&several, Some("2")), Ok(Some(2)), "the input decides");
         std::fs::write(&payload, r#"{"number":-3}"#).unwrap();
         assert_eq!(source(&event, None), "GITHUB_EVENT_PATH");
     }

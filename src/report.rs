@@ -40,6 +40,9 @@ pub struct Outputs {
     pub invalidation_id: Option<String>,
     /// Each smoke path's result: in the summary and `--json`, not a step output.
     pub smoke: Vec<SmokeCheck>,
+    /// A dry run: the counts are what a run would write, and the line says so.
+    #[serde(skip)]
+    pub dry_run: bool,
 }
 
 impl Outputs {
@@ -72,6 +75,16 @@ impl Outputs {
         let seconds = std::time::Duration::from_millis(self.duration_ms).as_secs_f64();
         if self.files == 0 {
             return format!("cutover: {} {state} in {seconds:.1}s", self.version);
+        }
+        if self.dry_run {
+            return format!(
+                "cutover: {} {state} (dry run): {} files, {} would upload, {} would copy, {} to send; nothing was written",
+                self.version,
+                self.files,
+                self.uploaded,
+                self.copied,
+                human_bytes(self.bytes_uploaded),
+            );
         }
         format!(
             "cutover: {} {state}: {} files, {} uploaded, {} copied, {} sent in {seconds:.1}s",
@@ -134,6 +147,15 @@ mod tests {
         let names: Vec<&str> = Outputs::default().pairs().iter().map(|(n, _)| *n).collect();
         let defined: Vec<&str> = OUTPUTS.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, defined);
+    }
+
+    #[test]
+    fn a_dry_run_says_what_it_would_upload() {
+        let outputs =
+            Outputs { version: "pr-7-1".into(), files: 301, uploaded: 301, dry_run: true, ..Outputs::default() };
+        let line = outputs.line();
+        assert!(line.contains("301 would upload") && line.contains("nothing was written"), "{line}");
+        assert!(!line.contains(" uploaded"), "{line}");
     }
 
     #[test]

@@ -136,6 +136,9 @@ const NAVIGATIONS: [&str; 5] = ["document", "iframe", "frame", "embed", "object"
 pub enum Source {
     Query,
     Cookie,
+    /// A preview host `pr-<n>.<domain>`: pins like the cookie, sets none; with no preview to show
+    /// it answers [`Outcome::NoPreview`], never the live site.
+    Host,
     /// A framework's pin (`dpl` or `x-deployment-id`): a page's own version for its subresources;
     /// no cookie, and cacheable (the version is in the cache key).
     Framework,
@@ -276,6 +279,10 @@ pub enum Outcome {
     NoRelease,
     /// 503 with `Retry-After`: the active version could not be read yet.
     Unavailable,
+    /// 404 `no preview for pull request <n>`, `noindex` and `no-store`: a preview host whose pull
+    /// request has no preview to show (no alias, a closed or foreign one) is never the live site,
+    /// which wildcard DNS would make an indexable copy of.
+    NoPreview(u64),
 }
 
 /// What the edge does with one request.
@@ -336,7 +343,15 @@ pub fn route(
                 headers.push(("x-robots-tag", "noindex".to_owned()));
                 chosen = Some((version.as_str(), index, *source));
             }
-            None => headers.push((OVERRIDE_HEADER, "unknown-version".to_owned())),
+            None => match crate::pull_request::alias_of(value).filter(|_| *source == Source::Host) {
+                Some(pr) => {
+                    let headers =
+                        vec![("x-robots-tag", "noindex".to_owned()), ("cache-control", "no-store".to_owned())];
+                    let outcome = Outcome::NoPreview(pr.number());
+                    return Route { version: None, source: Source::Host, outcome, set_cookies, headers };
+                }
+                None => headers.push((OVERRIDE_HEADER, "unknown-version".to_owned())),
+            },
         },
         Ask::Active => {}
     }
@@ -366,7 +381,7 @@ pub fn route(
     if let Some(version) = &version {
         headers.insert(0, (VERSION_HEADER, version.clone()));
     }
-    if matches!(source, Source::Query | Source::Cookie) || !set_cookies.is_empty() {
+    if matches!(source, Source::Query | Source::Cookie | Source::Host) || !set_cookies.is_empty() {
         headers.push(("cache-control", PRIVATE.to_owned()));
     }
     Route { version, source, outcome, set_cookies, headers }
@@ -539,7 +554,7 @@ mod tests {
             let (status, file, location) = match &r.outcome {
                 Outcome::File { file, status } => (*status, Some(file.as_str()), None),
                 Outcome::Redirect(to) => (301, None, Some(to.as_str())),
-                Outcome::NotFound | Outcome::NoRelease => (404, None, None),
+                Outcome::NotFound | Outcome::NoRelease | Outcome::NoPreview(_) => (404, None, None),
                 Outcome::BadPath => (400, None, None),
                 Outcome::Unavailable => (503, None, None),
             };
@@ -551,12 +566,15 @@ mod tests {
             assert_eq!(r.set_cookies, cookies, "{name}");
             let header = |n: &str| r.headers.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
             assert_eq!(header(OVERRIDE_HEADER), text("override"), "{name}");
-            let overridden = matches!(r.source, Source::Query | Source::Cookie);
+            let overridden = matches!(r.source, Source::Query | Source::Cookie | Source::Host);
             assert_eq!(header("x-robots-tag").is_some(), overridden, "{name}");
             if let Some(robots) = vector.get("robots") {
                 assert_eq!(header("x-robots-tag"), robots.as_str(), "{name}");
             }
             assert_eq!(header("cache-control").is_some(), overridden || !cookies.is_empty(), "{name}");
+            if let Some(cache) = vector.get("cache_control") {
+                assert_eq!(header("cache-control"), cache.as_str(), "{name}");
+            }
             assert_eq!(r.source == Source::Framework, vector["pinned"] == true, "{name}");
         }
     }

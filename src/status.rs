@@ -103,7 +103,7 @@ fn pointer_warnings(
     promotions: &[Promotion],
 ) -> Vec<String> {
     if let Some(value) = active
-        && !releases.iter().any(|r| r.active)
+        && (!releases.iter().any(|r| r.active) || crate::pull_request::never_live(value))
     {
         return vec![format!(
             "{pointer} holds {:?}, which is not a release of this site: promote refuses to replace it unless `take-over-pointer` is true",

@@ -78,7 +78,9 @@ for (const vector of doc.vectors) {
     if ('robots' in vector) {
       assert.equal(header('x-robots-tag'), vector.robots);
     }
-    if (vector.pinned) {
+    if ('cache_control' in vector) {
+      assert.equal(header('cache-control'), vector.cache_control);
+    } else if (vector.pinned) {
       assert.notEqual(header('cache-control'), 'private, no-cache', 'a framework pin is cacheable');
     } else if (vector.set_cookies.length > 0 || vector.version !== vector.active) {
       assert.equal(header('cache-control'), 'private, no-cache', 'never a public Set-Cookie or override');

@@ -120,7 +120,8 @@ impl Promotion {
 ///
 /// The history is replayed as a stack: a forward promotion pushes its version, a rollback pops
 /// back to the version it went to. So deploys 1, 2, 3 then two rollbacks go 3 -> 2 -> 1; going
-/// forward again is a promotion.
+/// forward again is a promotion. A preview below the top (a pointer set by hand: cutover never
+/// makes one live) is never where a rollback goes: the release before it is.
 pub fn rollback_target(history: &[Promotion]) -> Option<&str> {
     let mut live: Vec<&str> = Vec::new();
     for promotion in history {
@@ -133,7 +134,8 @@ pub fn rollback_target(history: &[Promotion]) -> Option<&str> {
             live.push(version);
         }
     }
-    live.len().checked_sub(2).map(|i| live[i])
+    let (_, before) = live.split_last()?;
+    before.iter().rev().copied().find(|v| !crate::pull_request::never_live(v))
 }
 
 #[cfg(test)]
@@ -161,6 +163,10 @@ mod tests {
         // A forward promotion to an older version (an explicit `promote`) is pushed like any other.
         assert_eq!(rollback_target(&history(&["1", "2", "1"])), Some("2"));
         assert_eq!(rollback_target(&history(&["4"])), None);
+        // A preview set live by hand is never the version before, whether live now or since.
+        assert_eq!(rollback_target(&history(&["1", "pr-5-6", "2"])), Some("1"));
+        assert_eq!(rollback_target(&history(&["1", "2", "pr-5-6"])), Some("2"));
+        assert_eq!(rollback_target(&history(&["pr-5-6", "2"])), None);
         assert_eq!(rollback_target(&history(&[])), None);
     }
 }

@@ -60,7 +60,7 @@ pub(crate) async fn resolve_with<F: Future<Output = Option<String>>>(
     // The clear link drops the cookies on a preview host too.
     if let Some(pr) = host.and_then(host_alias).filter(|_| names.secret.is_none() && !matches!(asked, Ask::Clear)) {
         let version = target(pr).await.unwrap_or_else(|| pr.alias());
-        return Ask::Pin { version, source: Source::Cookie, value: pr.alias() };
+        return Ask::Pin { version, source: Source::Host, value: pr.alias() };
     }
     match asked {
         Ask::Pin { version, source, value } => match alias_of(&version) {

@@ -30,6 +30,13 @@ struct State {
     /// The repository's deployments, as GitHub lists them.
     deployments: Vec<Value>,
     forbidden: bool,
+    /// Writes (POST, PATCH) whose body holds this text are answered that much later, the others
+    /// meanwhile: a run whose calls are slow.
+    slow: Option<(&'static str, std::time::Duration)>,
+    /// Whether a created deployment is listed (with its id) and each status posted kept on it.
+    keep_deployments: bool,
+    /// The comment another app's bot wrote: listed as `other-app[bot]`'s, its edit refused (403).
+    other_app: Option<u64>,
 }
 
 /// The fake API on a free loopback port; it stops with the test process.
@@ -38,40 +45,53 @@ fn fake_api(state: Arc<Mutex<State>>) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            let mut parts = line.split_whitespace();
-            let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
-            let (mut length, mut authorization) = (0, None);
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
-                    break;
-                }
-                let (name, value) = header.split_once(':').unwrap_or((&header, ""));
-                match name.to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.trim().parse().unwrap_or(0),
-                    "authorization" => authorization = Some(value.trim().to_owned()),
-                    _ => {}
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let (status, answer) = answer(&state, Seen { method, path, authorization, body });
-            let text = answer.to_string();
-            let reply = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-                text.len()
-            );
-            let _ = stream.write_all(reply.as_bytes());
+            let Ok(stream) = stream else { continue };
+            let state = state.clone();
+            std::thread::spawn(move || serve_one(stream, &state));
         }
     });
     url
+}
+
+/// Answers one request on its own thread, so a slow answer holds up no other.
+fn serve_one(mut stream: std::net::TcpStream, state: &Mutex<State>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+    let (mut length, mut authorization) = (0, None);
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').unwrap_or((&header, ""));
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.trim().parse().unwrap_or(0),
+            "authorization" => authorization = Some(value.trim().to_owned()),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let slow = state.lock().unwrap().slow;
+    if let Some((text, delay)) = slow
+        && method != "GET"
+        && body.to_string().contains(text)
+    {
+        std::thread::sleep(delay);
+    }
+    let (status, answer) = answer(state, Seen { method, path, authorization, body });
+    let text = answer.to_string();
+    let reply = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = stream.write_all(reply.as_bytes());
 }
 
 /// GitHub's answers for the calls a preview makes.
@@ -90,6 +110,7 @@ fn answer(state: &Mutex<State>, seen: Seen) -> (u16, Value) {
                 .map(|(id, body, person)| {
                     let user = match person {
                         Some(login) => json!({ "login": login, "type": "User" }),
+                        None if state.other_app == Some(*id) => json!({ "login": "other-app[bot]", "type": "Bot" }),
                         None => json!({ "login": "github-actions[bot]", "type": "Bot" }),
                     };
                     json!({ "id": id, "body": body, "user": user })
@@ -104,6 +125,9 @@ fn answer(state: &Mutex<State>, seen: Seen) -> (u16, Value) {
         }
         ("PATCH", comment) if comment.starts_with("/repos/o/r/issues/comments/") => {
             let id: u64 = comment.rsplit('/').next().unwrap().parse().unwrap();
+            if state.other_app == Some(id) {
+                return (403, json!({ "message": "Resource not accessible by integration" }));
+            }
             let body = seen.body["body"].as_str().unwrap_or_default().to_owned();
             state.comments.iter_mut().filter(|(c, _, _)| *c == id).for_each(|(_, b, _)| *b = body.clone());
             (200, json!({ "id": id }))
@@ -115,8 +139,18 @@ fn answer(state: &Mutex<State>, seen: Seen) -> (u16, Value) {
             let listed = state.deployments.iter().filter(|d| d["environment"] == environment.as_str()).cloned();
             (200, Value::Array(listed.collect()))
         }
+        ("POST", "/repos/o/r/deployments") if state.keep_deployments => {
+            let id = 20 + state.deployments.len() as u64;
+            let mut deployment = seen.body.clone();
+            deployment["id"] = id.into();
+            state.deployments.push(deployment);
+            (201, json!({ "id": id }))
+        }
         ("POST", "/repos/o/r/deployments") => (201, json!({ "id": 5 })),
         ("POST", statuses) if statuses.starts_with("/repos/o/r/deployments/") && statuses.ends_with("/statuses") => {
+            let id: u64 = statuses.split('/').nth(5).and_then(|id| id.parse().ok()).unwrap_or_default();
+            let posted = seen.body["state"].clone();
+            state.deployments.iter_mut().filter(|d| d["id"] == id).for_each(|d| d["state"] = posted.clone());
             (201, json!({ "id": 1 }))
         }
         _ => (404, json!({ "message": "Not Found" })),
@@ -124,6 +158,11 @@ fn answer(state: &Mutex<State>, seen: Seen) -> (u16, Value) {
 }
 
 fn push(f: &Fixture, api: &str, run: &str) -> Run {
+    Run::new(push_command(f, api, run).output().unwrap())
+}
+
+/// The command of [`push`], to run beside another.
+fn push_command(f: &Fixture, api: &str, run: &str) -> std::process::Command {
     let dist = f.site(&format!("push{run}"), &[("index.html", run)]);
     let env = [
         ("CUTOVER_DIST_DIR", dist.to_str().unwrap()),
@@ -135,7 +174,115 @@ fn push(f: &Fixture, api: &str, run: &str) -> Run {
         ("GITHUB_API_URL", api),
         ("INPUT_GITHUB-TOKEN", TOKEN),
     ];
-    f.run(&["preview"], &env)
+    let mut command = f.command(&["preview"], &env);
+    command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    command
+}
+
+/// The marker of the fixture's site, as cutover writes it: its store and prefix.
+fn site_marker(f: &Fixture) -> String {
+    cutover::github::marker(&f.with_site(async |site| format!("{} {}", site.store.describe(), site.layout.prefix())))
+}
+
+/// Another app's bot comment carrying the site's marker (and the marker every site shared before)
+/// answers 403 to an edit: cutover passes it over, writes its own comment and updates that one;
+/// a second site previewing the same pull request keeps a comment of its own.
+#[test]
+fn another_apps_marker_comment_is_passed_over_and_each_site_keeps_its_own() {
+    let mut f = Fixture::local();
+    let _edge = f.start_edge();
+    let state = Arc::new(Mutex::new(State { other_app: Some(50), ..State::default() }));
+    let api = fake_api(state.clone());
+    let ours = site_marker(&f);
+    let foreign = format!("<!-- cutover-preview --> {ours} another app's");
+    state.lock().unwrap().comments.push((50, foreign.clone(), None));
+    for run in ["1", "2"] {
+        let pushed = push(&f, &api, run);
+        assert_eq!(pushed.code(), 0, "{}", pushed.stderr());
+        assert!(!pushed.stdout().contains("comment was not written"), "{}", pushed.stdout());
+    }
+    {
+        let state = state.lock().unwrap();
+        let bodies: Vec<&str> = state.comments.iter().map(|(_, body, _)| body.as_str()).collect();
+        assert_eq!(bodies.len(), 2, "{bodies:?}");
+        assert_eq!(bodies[0], foreign, "another app's comment is untouched");
+        assert!(bodies[1].contains(&ours) && bodies[1].contains("`pr-7-2`"), "{bodies:?}");
+        let tries = state.seen.iter().filter(|s| s.method == "PATCH" && s.path.ends_with("/50")).count();
+        assert_eq!(tries, 1, "passed over once, then cutover's own comment is the newest");
+    }
+    // The second site is smoke-tested through a local edge of its own.
+    f.set("CUTOVER_PREFIX", "other").env.remove("CUTOVER_SITE_URL");
+    let other = push(&f, &api, "3");
+    assert_eq!(other.code(), 0, "{}", other.stderr());
+    let state = state.lock().unwrap();
+    assert_eq!(state.comments.len(), 3, "a comment per site: {:?}", state.comments);
+    assert!(state.comments[1].1.contains("`pr-7-2`") && state.comments[2].1.contains("`pr-7-3`"));
+    assert_ne!(site_marker(&f), ours);
+}
+
+/// Starts push `run` and returns once its first GitHub call arrived (its preview is linked).
+fn push_started(f: &Fixture, api: &str, run: &str, state: &Mutex<State>) -> std::process::Child {
+    let child = push_command(f, api, run).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while state.lock().unwrap().seen.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "push {run} made no GitHub call");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+/// Two pushes at once, the older one's GitHub writes slow (the tester's method): the calls are
+/// made under the deploy lock, so the newer push finds the older one's comment and updates it;
+/// one comment, and the newest comment and deployment name the newest push.
+#[test]
+fn racing_pushes_keep_one_comment_and_the_last_calls_name_the_newest_push() {
+    let mut f = Fixture::local();
+    let _edge = f.start_edge();
+    let slow = Some(("pr-7-1", std::time::Duration::from_secs(3)));
+    let state = Arc::new(Mutex::new(State { slow, ..State::default() }));
+    let api = fake_api(state.clone());
+    let first = push_started(&f, &api, "1", &state);
+    let second = push(&f, &api, "2");
+    assert_eq!(second.code(), 0, "{}", second.stderr());
+    let first = crate::harness::finish(first);
+    assert_eq!(first.code(), 0, "{}", first.stderr());
+    let state = state.lock().unwrap();
+    assert_eq!(state.comments.len(), 1, "one marker comment: {:?}", state.comments);
+    assert!(state.comments[0].1.contains("`pr-7-2`"), "{:?}", state.comments);
+    let deployed: Vec<&str> = state
+        .seen
+        .iter()
+        .filter(|s| s.method == "POST" && s.path == "/repos/o/r/deployments")
+        .filter_map(|s| s.body["description"].as_str())
+        .collect();
+    assert_eq!(deployed.last(), Some(&"cutover preview pr-7-2"), "{deployed:?}");
+}
+
+/// A close while a push's GitHub writes are slow: the close marks deployments inactive under the
+/// deploy lock, after the push's calls, so no deployment of the closed pull request stays active.
+#[test]
+fn a_close_racing_a_push_leaves_no_deployment_active() {
+    let mut f = Fixture::local();
+    let _edge = f.start_edge();
+    let slow = Some(("pr-7-1", std::time::Duration::from_secs(3)));
+    let state = Arc::new(Mutex::new(State { slow, keep_deployments: true, ..State::default() }));
+    let api = fake_api(state.clone());
+    let pushed = push_started(&f, &api, "1", &state);
+    let env = [
+        ("CUTOVER_PULL_REQUEST", "7"),
+        ("GITHUB_REPOSITORY", "o/r"),
+        ("GITHUB_API_URL", api.as_str()),
+        ("INPUT_GITHUB-TOKEN", TOKEN),
+    ];
+    let closed = f.run(&["preview-close"], &env);
+    closed.assert_code(0);
+    let pushed = crate::harness::finish(pushed);
+    assert_eq!(pushed.code(), 0, "{}", pushed.stderr());
+    let state = state.lock().unwrap();
+    assert!(!state.deployments.is_empty(), "the push recorded its deployment");
+    for deployment in &state.deployments {
+        assert_eq!(deployment["state"], "inactive", "{:?}", state.deployments);
+    }
 }
 
 #[test]
@@ -147,7 +294,7 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
     let mut printed = String::new();
 
     // A person's comment quoting the marker is never edited.
-    let quoted = format!("look: {}", cutover::github::MARKER);
+    let quoted = format!("look: {}", site_marker(&f));
     state.lock().unwrap().comments.push((99, quoted.clone(), Some("mallory")));
     let first = push(&f, &api, "1");
     assert_eq!(first.code(), 0, "{}", first.stderr());
@@ -160,7 +307,7 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
         assert_eq!(state.comments.len(), 2, "one comment of cutover's, updated: {:?}", state.comments);
         assert_eq!(state.comments[0].1, quoted, "the person's comment is untouched");
         let body = &state.comments[1].1;
-        assert!(body.contains(cutover::github::MARKER) && body.contains(&link) && body.contains("`pr-7-2`"), "{body}");
+        assert!(body.contains(&site_marker(&f)) && body.contains(&link) && body.contains("`pr-7-2`"), "{body}");
         let calls: Vec<String> =
             state.seen.iter().map(|s| format!("{} {}", s.method, s.path.split('?').next().unwrap())).collect();
         assert_eq!(

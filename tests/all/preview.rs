@@ -21,6 +21,10 @@ on_both_backends!(
     a_push_finishing_after_the_close_makes_no_link,
     prune_with_only_a_preview_ttl_deletes_expired_previews_and_no_release,
     a_reopened_pull_request_previews_again,
+    the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands_it_on,
+    a_preview_whose_pool_object_went_before_its_link_is_refused_and_a_rerun_repairs_it,
+    a_preview_set_live_by_hand_is_a_foreign_value_and_never_the_version_before,
+    a_rerun_of_a_close_from_before_a_reopening_deletes_nothing,
 );
 
 /// On the local store, whose pool files are aged by hand, and on moto, whose S3 clock runs two
@@ -154,7 +158,7 @@ fn alias(f: &Fixture, pr: &str) -> Option<String> {
 
 /// The close leaves a record: a push still running when the pull request closed, or a re-run after,
 /// is refused (exit 4, "was closed") before its alias is written; `take-over-pointer` (a reopened
-/// pull request) links again and drops the record, so the next push needs nothing.
+/// pull request) links again and records the reopening, so the next push needs nothing.
 fn a_push_finishing_after_the_close_makes_no_link(f: Fixture) {
     f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
     push(&f, "7", "1", "first");
@@ -182,8 +186,47 @@ fn event_payload(f: &Fixture, name: &str, action: &str, updated: i64, closed: i6
     path.display().to_string()
 }
 
+/// GitHub's events in order: opened, closed (30 minutes ago), reopened (20), synchronize; then a
+/// re-run of the close job, whose event is the old close: it warns and deletes nothing (the
+/// reopening is recorded, GitHub's time), and the next push links.
+fn a_rerun_of_a_close_from_before_a_reopening_deletes_nothing(f: Fixture) {
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    let run = |args: &[&str], path: &str, extra: &[(&str, &str)]| {
+        let event =
+            [("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_EVENT_PATH", path), ("GITHUB_REF", "refs/pull/7/merge")];
+        f.run(args, &[&event[..], extra].concat())
+    };
+    let opened = event_payload(&f, "opened.json", "opened", 40, 40);
+    let closed = event_payload(&f, "closed.json", "closed", 30, 30);
+    let reopened = event_payload(&f, "reopened.json", "reopened", 20, 30);
+    let pushed = event_payload(&f, "synchronize.json", "synchronize", 10, 30);
+    let push = |path: &str, run_number: &str| {
+        let dist = f.site(&format!("pr7-{run_number}"), &[("index.html", run_number)]);
+        let extra = [("CUTOVER_DIST_DIR", dist.to_str().unwrap()), ("GITHUB_RUN_NUMBER", run_number)];
+        run(&["preview"], path, &extra)
+    };
+    push(&opened, "1").assert_code(0);
+    run(&["preview-close"], &closed, &[]).assert_code(0);
+    push(&reopened, "2").assert_code(0);
+    push(&pushed, "3").assert_code(0);
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-3"));
+
+    let rerun = run(&["preview-close", "--json"], &closed, &[]);
+    assert_eq!(rerun.code(), 0, "{}", rerun.stderr());
+    assert!(rerun.stderr().contains("after this close"), "{}", rerun.stderr());
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-3"), "the alias stays");
+    let versions: Vec<String> = f
+        .with_site(async |site| cutover::release::all_records(&site).await.unwrap())
+        .into_iter()
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(versions, ["1", "pr-7-2", "pr-7-3"], "the previews stay");
+    push(&pushed, "4").assert_code(0);
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-4"), "the next push links");
+}
+
 /// A reopened pull request previews again by itself: the close records GitHub's `closed_at`, a
-/// run for the `reopened` event GitHub sent after it links and drops the record, so the next push
+/// run for the `reopened` event GitHub sent after it links and records the reopening, so the next push
 /// links too; a push or a re-run of a reopening from before the close still makes no link.
 fn a_reopened_pull_request_previews_again(f: Fixture) {
     f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
@@ -213,15 +256,16 @@ fn a_reopened_pull_request_previews_again(f: Fixture) {
     push_with(&f, "7", "4", "reopened", &on(&reopened)).assert_code(0);
     assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-4"));
     push_with(&f, "7", "5", "next", &on(&late)).assert_code(0);
-    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-5"), "the record went with the reopening");
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-5"), "the reopening was recorded");
 }
 
-/// A re-run of an older push, or a push finishing after a newer one, stages and smoke-tests its
-/// preview but leaves the alias on the newer one (run 10 is newer than run 9, as numbers); a value
-/// that is no preview of the pull request is refused (exit 4) unless `take-over-pointer`.
+/// A re-run of an older push (its version keeps its record, so its place in the release order)
+/// stages and smoke-tests its preview but leaves the alias on the newer one; a value that is no
+/// preview of the pull request is refused (exit 4) unless `take-over-pointer`.
 fn the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write(mut f: Fixture) {
     let edge = f.start_edge();
     f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    push(&f, "7", "9", "older");
     push(&f, "7", "10", "newer");
     let older = push_with(&f, "7", "9", "older", &[]);
     assert_eq!(older.code(), 0, "{}", older.stderr());
@@ -245,6 +289,113 @@ fn the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write(mut f: F
     }
     push_with(&f, "8", "1", "eight", &[("CUTOVER_TAKE_OVER_POINTER", "true")]).assert_code(0);
     assert_eq!(alias(&f, "8").as_deref(), Some("pr-8-1"));
+}
+
+/// The alias names the newest preview in the order `status` lists (previews by record time), whatever
+/// the run parts look like: run numbers crossing a digit (9 -> 10, 99.1 -> 100.1) and run numbers
+/// changing style (12 -> 13.1, v1.0.0 -> 16). A preview expiring under `preview-ttl` while its
+/// alias names it (as an older cutover left it) hands the alias to the newest preview left.
+fn the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands_it_on(f: Fixture) {
+    f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
+    for (pr, older, newer) in [("1", "9", "10"), ("2", "99.1", "100.1"), ("3", "12", "13.1"), ("4", "v1.0.0", "16")] {
+        push(&f, pr, older, "older");
+        let pushed = push_with(&f, pr, newer, "newer", &[]);
+        assert_eq!(pushed.code(), 0, "{}", pushed.stderr());
+        let newest = format!("pr-{pr}-{newer}");
+        assert_eq!(alias(&f, pr), Some(newest.clone()), "{older} -> {newer}: {}", pushed.stdout());
+        let status = f.run(&["status", "--json"], &[]).assert_code(0).json();
+        let listed: Vec<&str> =
+            status["releases"].as_array().unwrap().iter().filter_map(|r| r["version"].as_str()).collect();
+        let older = format!("pr-{pr}-{older}");
+        let at = |v: &str| listed.iter().position(|l| *l == v).unwrap_or_else(|| panic!("{v} in {listed:?}"));
+        assert!(at(&older) < at(&newest), "status lists {newest} as the newer: {listed:?}");
+    }
+    let pr = PullRequest::parse("2").unwrap();
+    f.with_site(async |site| {
+        site.aliases.write(pr, "pr-2-99.1").await.unwrap();
+        let key = site.layout.record_key("pr-2-99.1");
+        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+        record.created_at -= chrono::Duration::hours(3);
+        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+    });
+    let pruned = f.run(&["prune", "--preview-ttl", "2h", "--json"], &[]).assert_code(0).json();
+    assert_eq!(pruned["deleted"], serde_json::json!(["pr-2-99.1"]), "{pruned}");
+    assert_eq!(alias(&f, "2").as_deref(), Some("pr-2-100.1"), "the alias moves to the newest preview left");
+}
+
+/// A prune or close deleting a pool object the preview found in its listing (and so did not
+/// upload) before the link: promote's completeness guard runs under the lock before the alias
+/// moves, so the link never shows a release with a hole; exit 4 says a re-run repairs it, and the
+/// re-run (whose stage puts the object back) links. The object is deleted while the run's smoke
+/// test waits on a site URL answered by the test.
+fn a_preview_whose_pool_object_went_before_its_link_is_refused_and_a_rerun_repairs_it(mut f: Fixture) {
+    const CHUNK: &str = "assets/vendor-Zz9_Yy8-.js";
+    let _edge = f.start_edge();
+    f.deploy(&f.site("v1", &[("index.html", "live"), (CHUNK, "vendor")]), "1");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let site_url = format!("http://{}/", listener.local_addr().unwrap());
+    let dist = f.site("seven", &[("index.html", "seven"), (CHUNK, "vendor")]);
+    let vars = [
+        ("CUTOVER_DIST_DIR", dist.to_str().unwrap()),
+        ("CUTOVER_PULL_REQUEST", "7"),
+        ("GITHUB_RUN_NUMBER", "1"),
+        ("CUTOVER_SITE_URL", site_url.as_str()),
+    ];
+    let child = f
+        .command(&["preview"], &vars)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut stream, _) = listener.accept().unwrap();
+    f.with_site(async |site| site.store.delete(&[site.layout.shared_key(CHUNK)]).await.unwrap());
+    let mut request = [0; 4096];
+    let _ = stream.read(&mut request).unwrap();
+    let reply = "HTTP/1.1 200 OK\r\nx-cutover-version: pr-7-1\r\ncontent-length: 5\r\nconnection: close\r\n\r\nseven";
+    stream.write_all(reply.as_bytes()).unwrap();
+    drop(stream);
+    let refused = crate::harness::finish(child);
+    assert_eq!(refused.code(), 4, "{}", refused.stderr());
+    assert!(refused.stderr().contains(CHUNK) && refused.stderr().contains("a re-run"), "{}", refused.stderr());
+    assert_eq!(alias(&f, "7"), None, "no link to a release with a hole");
+    let rerun = f.run(&["preview"], &vars[..3]);
+    assert_eq!(rerun.code(), 0, "{}", rerun.stderr());
+    assert_eq!(alias(&f, "7").as_deref(), Some("pr-7-1"));
+    assert!(crate::shared::pool(&f).contains(&CHUNK.to_owned()), "the re-run put the object back");
+}
+
+/// A preview set live by hand (cutover never does) is a value cutover did not write: `deploy`
+/// refuses to replace it without `take-over-pointer` (exit 4, nothing staged) and `status` warns;
+/// taken over, it is not "the previous version", nor where a rollback goes, nor kept by prune as
+/// the one before.
+fn a_preview_set_live_by_hand_is_a_foreign_value_and_never_the_version_before(mut f: Fixture) {
+    let _edge = f.start_edge();
+    f.deploy(&f.site("v1", &[("index.html", "one")]), "1");
+    push(&f, "5", "6", "preview");
+    f.with_site(async |site| site.pointer.write("pr-5-6", "set by hand").await.unwrap());
+    let dist = f.site("v2", &[("index.html", "two")]);
+    let deploy = [("CUTOVER_DIST_DIR", dist.to_str().unwrap()), ("CUTOVER_VERSION", "2")];
+    let refused = f.run(&["deploy"], &deploy);
+    assert_eq!(refused.code(), 4, "{}", refused.stderr());
+    assert!(refused.stderr().contains("\"pr-5-6\", which is not a release of this site"), "{}", refused.stderr());
+    assert_eq!(f.active().as_deref(), Some("pr-5-6"), "the pointer is left alone");
+    let status = f.run(&["status"], &[]);
+    status.assert_code(0);
+    assert!(status.stdout().contains("which is not a release of this site"), "{}", status.stdout());
+
+    f.run(&["deploy"], &[&deploy[..], &[("CUTOVER_TAKE_OVER_POINTER", "true")]].concat()).assert_code(0);
+    assert_eq!(f.outputs()["previous-version"], "", "a preview is no previous version");
+    let history = f.with_site(async |site| site.pointer.history().await.unwrap());
+    assert_eq!(cutover::pointer::rollback_target(&history), Some("1"), "{history:?}");
+    f.with_site(async |site| {
+        let key = site.layout.record_key("pr-5-6");
+        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
+        record.created_at -= chrono::Duration::hours(3);
+        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
+    });
+    let pruned = f.run(&["prune", "--preview-ttl", "2h", "--json"], &[]).assert_code(0).json();
+    assert_eq!(pruned["deleted"], serde_json::json!(["pr-5-6"]), "{pruned}");
+    assert_eq!(f.active().as_deref(), Some("2"));
 }
 
 /// The live pointer's state: its history, and on SSM the parameter's version number.
@@ -308,6 +459,11 @@ fn each_push_is_a_new_preview_the_alias_follows_and_nothing_goes_live(mut f: Fix
         assert!(page.starts_with("HTTP/1.1 200") && page.ends_with("live"), "{hostile}: {page}");
         assert!(!page.to_ascii_lowercase().contains("x-robots-tag"), "{hostile}: {page}");
     }
+    // A preview host of a pull request with no preview is no indexable copy of the live site.
+    let port = edge.url.rsplit(':').next().unwrap().to_owned();
+    let none = with_host(&edge, &format!("pr-12345.localhost:{port}")).to_ascii_lowercase();
+    assert!(none.starts_with("http/1.1 404") && none.ends_with("no preview for pull request 12345\n"), "{none}");
+    assert!(none.contains("x-robots-tag: noindex") && none.contains("cache-control: no-store"), "{none}");
 
     // With an override secret the link is signed, and unsigned links and host links pin nothing.
     f.set("CUTOVER_OVERRIDE_SECRET", "s3cret");
