@@ -384,7 +384,8 @@ fn a_preview_set_live_by_hand_is_a_foreign_value_and_never_the_version_before(mu
     assert!(status.stdout().contains("which is not a release of this site"), "{}", status.stdout());
 
     f.run(&["deploy"], &[&deploy[..], &[("CUTOVER_TAKE_OVER_POINTER", "true")]].concat()).assert_code(0);
-    assert_eq!(f.outputs()["previous-version"], "", "a preview is no previous version");
+    // `previous-version` is the value the flip replaced, but the preview is no version to go back to.
+    assert_eq!(f.outputs()["previous-version"], "pr-5-6");
     let history = f.with_site(async |site| site.pointer.history().await.unwrap());
     assert_eq!(cutover::pointer::rollback_target(&history), Some("1"), "{history:?}");
     f.with_site(async |site| {
