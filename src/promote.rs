@@ -138,6 +138,9 @@ pub struct PromoteReport {
     pub replaced: Option<String>,
     pub promoted: bool,
     pub invalidation_id: Option<String>,
+    /// The flip landed (this run's, or an earlier one's whose invalidation is sent again), but
+    /// the invalidation failed: why.
+    pub invalidation_failed: Option<String>,
 }
 
 /// Flips the pointer to `request.version` if every guard passes; a refusal changes nothing.
@@ -179,6 +182,12 @@ async fn flip(
 ) -> Result<(PromoteReport, Option<Flip>), PromoteError> {
     let Guarded { mut report, seen } = check_guards(site, request).await?;
     if !report.promoted {
+        if report.previous.as_deref() == Some(request.version) {
+            lock.check()?;
+            let finished = site.pointer.finish_flip(request.version).await?;
+            report.invalidation_id = finished.invalidation_id;
+            report.invalidation_failed = finished.invalidation_failed;
+        }
         return Ok((report, None));
     }
     let note = note(request.direction, request.run.run_url.as_deref(), report.replaced.as_deref());
@@ -188,6 +197,7 @@ async fn flip(
         source,
     })?;
     report.invalidation_id = flipped.invalidation_id;
+    report.invalidation_failed = flipped.invalidation_failed;
     Ok((report, Some(Flip { note, seen })))
 }
 
@@ -337,6 +347,7 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<Guard
             replaced: replaced.clone(),
             promoted,
             invalidation_id: None,
+            invalidation_failed: None,
         },
         seen: seen.clone(),
     };
@@ -392,7 +403,7 @@ mod tests {
 
     #[test]
     fn notes_say_which_way_a_promotion_went() {
-        let promotion = |note: String| Promotion { version: "1".into(), at: None, note };
+        let promotion = |note: String| Promotion { version: "1".into(), note, ..Promotion::default() };
         let forward = note(Direction::Forward, Some("https://ci/run/1"), Some("41"));
         assert_eq!(forward, "promoted by https://ci/run/1 from 41");
         assert!(!promotion(forward).is_rollback());

@@ -40,6 +40,10 @@ pub struct Outputs {
     pub invalidation_id: Option<String>,
     /// Each smoke path's result: in the summary and `--json`, not a step output.
     pub smoke: Vec<SmokeCheck>,
+    /// The version is live but its invalidation failed: the run reports the outputs, then fails
+    /// with this (exit 1). Not an output.
+    #[serde(skip)]
+    pub invalidation_failed: Option<String>,
 }
 
 impl Outputs {
