@@ -426,9 +426,16 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
 async fn rollback(plan: &Plan, site: &Site) -> anyhow::Result<Outputs> {
     let target = match &plan.rollback_to {
         Some(version) => version.to_owned(),
-        None => rollback_target(&site.pointer.history().await?)
-            .map(str::to_owned)
-            .ok_or(Refusal(Guard::NoRollbackTarget))?,
+        None => {
+            let target = rollback_target(&site.pointer.history().await?)
+                .map(str::to_owned)
+                .ok_or(Refusal(Guard::NoRollbackTarget))?;
+            // A value taken over is in the history too: name it rather than ask to stage it.
+            if let Active::Foreign(value) = Active::of(site, Some(target.clone())).await? {
+                return Err(Refusal(Guard::ForeignRollbackTarget { value }).into());
+            }
+            target
+        }
     };
     let outputs = flip(plan, site, &target, Direction::Rollback).await?;
     if outputs.promoted {

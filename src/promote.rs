@@ -303,6 +303,15 @@ async fn put_back(
     repaired
 }
 
+/// How reports show an empty pointer value (an origin path set to nothing): an empty
+/// `previous-version` would read as "nothing was live".
+const EMPTY_VALUE: &str = "(empty)";
+
+/// A pointer value as the report, the log and the note show it.
+fn shown(value: &str) -> String {
+    if value.is_empty() { EMPTY_VALUE.to_owned() } else { printable(value) }
+}
+
 /// The note a promotion is logged with: which way, by which run, from which version.
 fn note(direction: Direction, run_url: Option<&str>, from: Option<&str>) -> String {
     let verb = match direction {
@@ -325,7 +334,7 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<Guard
     let read = Active::read(site).await?;
     let replaced = match &read {
         Active::None => None,
-        Active::Known(value) | Active::Foreign(value) => Some(printable(value)),
+        Active::Known(value) | Active::Foreign(value) => Some(shown(value)),
     };
     let active = read.before_promotion(site, request.take_over_pointer)?;
     if let Some(expected) = &request.expected_active

@@ -113,8 +113,16 @@ fn an_origin_path_cutover_did_not_write_is_refused_unless_taken_over() {
         assert_eq!(live["passed"], false, "{live}");
         assert!(live["fix"].as_str().unwrap().contains("take-over-pointer"), "{live}");
     }
-    f.run(&["deploy"], &[deploy[0], deploy[1], ("CUTOVER_TAKE_OVER_POINTER", "true")]).assert_code(0);
+    // The empty origin path taken over is named, not reported as nothing live.
+    let taken = f.run(&["deploy"], &[deploy[0], deploy[1], ("CUTOVER_TAKE_OVER_POINTER", "true")]);
+    taken.assert_code(0);
     assert_eq!(f.moto_server().origin_path(&distribution), "/site/1");
+    assert_eq!(f.outputs()["previous-version"], "(empty)");
+    let log = format!("{}{}", taken.stdout(), taken.stderr());
+    assert!(log.contains("1 live (was (empty))"), "{log}");
+    let status = f.run(&["status", "--json"], &[]);
+    let promotions = status.json()["promotions"].to_string();
+    assert!(promotions.contains("from (empty)"), "{promotions}");
 }
 
 /// An invalidation refused after the origin path moved (too many in progress, a missing grant):
