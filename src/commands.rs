@@ -206,6 +206,7 @@ async fn deploy(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     outputs.previous_version = promoted.replaced;
     outputs.promoted = promoted.promoted;
     outputs.invalidation_id = promoted.invalidation_id;
+    outputs.invalidation_failed = promoted.invalidation_failed;
     if plan.keep.is_some() {
         let request = PruneRequest {
             retention: retention(plan),
@@ -427,7 +428,8 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
         dry_run: plan.dry_run,
     };
     let report = promote(site, &request).await.map_err(promote_failed)?;
-    if !report.promoted && report.previous.as_deref() == Some(version) {
+    let finished = report.invalidation_id.is_some() || report.invalidation_failed.is_some();
+    if !report.promoted && report.previous.as_deref() == Some(version) && !finished {
         crate::say!("{version} is already live: nothing to do");
     }
     Ok(Outputs {
@@ -435,6 +437,7 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
         previous_version: report.replaced,
         promoted: report.promoted,
         invalidation_id: report.invalidation_id,
+        invalidation_failed: report.invalidation_failed,
         site_url: plan.site_url.clone(),
         ..Outputs::default()
     })
@@ -443,9 +446,16 @@ async fn flip(plan: &Plan, site: &Site, version: &str, direction: Direction) -> 
 async fn rollback(plan: &Plan, site: &Site) -> anyhow::Result<Outputs> {
     let target = match &plan.rollback_to {
         Some(version) => version.to_owned(),
-        None => rollback_target(&site.pointer.history().await?)
-            .map(str::to_owned)
-            .ok_or(Refusal(Guard::NoRollbackTarget))?,
+        None => {
+            let target = rollback_target(&site.pointer.history().await?)
+                .map(str::to_owned)
+                .ok_or(Refusal(Guard::NoRollbackTarget))?;
+            // A value taken over is in the history too: name it rather than ask to stage it.
+            if let Active::Foreign(value) = Active::of(site, Some(target.clone())).await? {
+                return Err(Refusal(Guard::ForeignRollbackTarget { value }).into());
+            }
+            target
+        }
     };
     let outputs = flip(plan, site, &target, Direction::Rollback).await?;
     if outputs.promoted {
@@ -505,6 +515,12 @@ fn finish(reporter: &Reporter, plan: &Plan, mut outputs: Outputs, started: Insta
         reporter.publish(&outputs).context("writing step outputs")?;
     }
     crate::say!("{}", outputs.line());
+    if let Some(failed) = &outputs.invalidation_failed {
+        let version = &outputs.version;
+        anyhow::bail!(
+            "{version} is live, but the invalidation failed: re-run `cutover promote {version}` to invalidate: {failed}"
+        );
+    }
     Ok(())
 }
 

@@ -73,7 +73,7 @@ fn call_failed(region: &str, name: &'static str, err: &AwsError, action: &str, a
             name,
             format!("access denied: the credentials may not call {action} ({err})"),
             format!(
-                "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style) match the stack: {POLICY} grants {action} only on {}; if they do, allow {action} on {arn} in region {region}",
+                "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style, `cloudfront:<DistributionId>` in its origin-path style) match the stack: {POLICY} grants {action} only on {}; if they do, allow {action} on {arn} in region {region}",
                 granted_on(action)
             ),
         )
@@ -598,20 +598,28 @@ async fn site_answers(url: &SiteUrl, live: Option<&str>, plan: &Plan) -> Check {
         Ok(client) => client,
         Err(e) => return fail("site", format!("no HTTP client: {e}"), "report this"),
     };
-    // Where a router bundled with this step's inputs reads the active version.
-    let reads = match RouterConfig::from_plan(plan) {
+    // Where a router bundled with this step's inputs reads the active version, and the fixes
+    // for a router that cannot read it and for one that serves another version, per style.
+    let (unreadable, stale) = match RouterConfig::from_plan(plan) {
         Ok(RouterConfig { parameter_name: Some(parameter), region, .. }) => {
-            format!("SSM parameter {parameter} in region {region}")
+            let reads = format!("SSM parameter {parameter} in region {region}");
+            (
+                format!(
+                    "this step's inputs put the active version in {reads}: bundle the router (`cutover edge bundle`) with the same `region` and `pointer`, and let the router's role read it"
+                ),
+                format!("the router reads another parameter or region than {reads}: bundle it with this step's inputs"),
+            )
         }
-        _ => "the distribution's origin path".to_owned(),
+        _ => (
+            "in the origin-path style the router reads no parameter (the active version is the origin path CloudFront sends it), so this 503 comes from a router bundled for the SSM style: bundle it with `pointer: cloudfront:<DistributionId>` (`cutover edge bundle`) and attach it as the distribution's origin-request function".to_owned(),
+            "CloudFront still serves cached answers of the old origin path: create an invalidation of `/*` (re-running `cutover promote <live version>` sends one when the flip's own failed)".to_owned(),
+        ),
     };
     match url.get(&client, "").send().await {
         Ok(response) if response.status().as_u16() == 503 && response.headers().contains_key("retry-after") => fail(
             "site",
             format!("{url} answers 503 with Retry-After: the router could not read the active version"),
-            format!(
-                "this step's inputs put the active version in {reads}: bundle the router (`cutover edge bundle`) with the same `region` and `pointer`, and let the router's role read it"
-            ),
+            unreadable,
         ),
         Ok(response) if response.headers().contains_key(VERSION_HEADER) => {
             let served = response.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -620,7 +628,7 @@ async fn site_answers(url: &SiteUrl, live: Option<&str>, plan: &Plan) -> Check {
                     "site",
                     format!("{url} serves version {}, but the live version is {}", printable(served), printable(live)),
                     format!(
-                        "just after a promotion, CloudFront or the router may still cache the old answer (the router for `edge-cache`, {}s; an origin-path flip until its invalidation ends): run doctor again; if it persists, the router reads another parameter or region than {reads}: bundle it with this step's inputs",
+                        "just after a promotion, CloudFront or the router may still cache the old answer (the router for `edge-cache`, {}s; an origin-path flip until its invalidation ends): run doctor again; if it persists, {stale}",
                         plan.edge_cache.as_secs()
                     ),
                 ),
@@ -838,7 +846,7 @@ mod tests {
             assert_eq!(
                 check.fix.as_deref(),
                 Some(
-                    "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style) match the stack: the DeployPolicy in infra/cutover.yml grants s3:GetBucketPublicAccessBlock only on the stack's bucket; if they do, allow s3:GetBucketPublicAccessBlock on arn:aws:s3:::b in region us-east-1"
+                    "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style, `cloudfront:<DistributionId>` in its origin-path style) match the stack: the DeployPolicy in infra/cutover.yml grants s3:GetBucketPublicAccessBlock only on the stack's bucket; if they do, allow s3:GetBucketPublicAccessBlock on arn:aws:s3:::b in region us-east-1"
                 )
             );
         }

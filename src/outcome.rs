@@ -25,6 +25,11 @@ impl From<Guard> for Refusal {
 pub enum Guard {
     #[error("no earlier version in the promotion history to roll back to; use `to` to name one")]
     NoRollbackTarget,
+    /// A plain rollback whose target in the history is no recorded release.
+    #[error(
+        "the value live before the current one, {value:?}, is not a recorded release of this site (a value cutover took over, or a pruned release); go back to a release with `cutover rollback --to <version>`"
+    )]
+    ForeignRollbackTarget { value: String },
     #[error("the deploy lock is still held: {holder}")]
     LockHeld { holder: String },
     /// The run's lease may have lapsed: another run may hold the lock now.

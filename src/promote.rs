@@ -139,6 +139,9 @@ pub struct PromoteReport {
     pub replaced: Option<String>,
     pub promoted: bool,
     pub invalidation_id: Option<String>,
+    /// The flip landed (this run's, or an earlier one's whose invalidation is sent again), but
+    /// the invalidation failed: why.
+    pub invalidation_failed: Option<String>,
 }
 
 /// Flips the pointer to `request.version` if every guard passes; a refusal changes nothing.
@@ -180,6 +183,12 @@ async fn flip(
 ) -> Result<(PromoteReport, Option<Flip>), PromoteError> {
     let Guarded { mut report, seen } = check_guards(site, request).await?;
     if !report.promoted {
+        if report.previous.as_deref() == Some(request.version) {
+            lock.check()?;
+            let finished = site.pointer.finish_flip(request.version).await?;
+            report.invalidation_id = finished.invalidation_id;
+            report.invalidation_failed = finished.invalidation_failed;
+        }
         return Ok((report, None));
     }
     let note = note(request.direction, request.run.run_url.as_deref(), report.replaced.as_deref());
@@ -189,6 +198,7 @@ async fn flip(
         source,
     })?;
     report.invalidation_id = flipped.invalidation_id;
+    report.invalidation_failed = flipped.invalidation_failed;
     Ok((report, Some(Flip { note, seen })))
 }
 
@@ -294,6 +304,15 @@ async fn put_back(
     repaired
 }
 
+/// How reports show an empty pointer value (an origin path set to nothing): an empty
+/// `previous-version` would read as "nothing was live".
+const EMPTY_VALUE: &str = "(empty)";
+
+/// A pointer value as the report, the log and the note show it.
+fn shown(value: &str) -> String {
+    if value.is_empty() { EMPTY_VALUE.to_owned() } else { printable(value) }
+}
+
 /// The note a promotion is logged with: which way, by which run, from which version.
 fn note(direction: Direction, run_url: Option<&str>, from: Option<&str>) -> String {
     let verb = match direction {
@@ -316,7 +335,7 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<Guard
     let read = Active::read(site).await?;
     let replaced = match &read {
         Active::None => None,
-        Active::Known(value) | Active::Foreign(value) => Some(printable(value)),
+        Active::Known(value) | Active::Foreign(value) => Some(shown(value)),
     };
     let active = read.before_promotion(site, request.take_over_pointer)?;
     if let Some(expected) = &request.expected_active
@@ -338,6 +357,7 @@ async fn check_guards(site: &Site, request: &PromoteRequest<'_>) -> Result<Guard
             replaced: replaced.clone(),
             promoted,
             invalidation_id: None,
+            invalidation_failed: None,
         },
         seen: seen.clone(),
     };
@@ -393,7 +413,7 @@ mod tests {
 
     #[test]
     fn notes_say_which_way_a_promotion_went() {
-        let promotion = |note: String| Promotion { version: "1".into(), at: None, note };
+        let promotion = |note: String| Promotion { version: "1".into(), note, ..Promotion::default() };
         let forward = note(Direction::Forward, Some("https://ci/run/1"), Some("41"));
         assert_eq!(forward, "promoted by https://ci/run/1 from 41");
         assert!(!promotion(forward).is_rollback());

@@ -369,7 +369,7 @@ mod tests {
 
     fn promoted(version: &str, minutes_ago: Option<i64>, now: DateTime<Utc>) -> Promotion {
         let at = minutes_ago.map(|m| now - chrono::Duration::minutes(m));
-        Promotion { version: version.to_owned(), at, note: String::new() }
+        Promotion { version: version.to_owned(), at, ..Promotion::default() }
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct Outputs {
     /// A dry run: the counts are what a run would write, and the line says so.
     #[serde(skip)]
     pub dry_run: bool,
+    /// The version is live but its invalidation failed: the run reports the outputs, then fails
+    /// with this (exit 1). Not an output.
+    #[serde(skip)]
+    pub invalidation_failed: Option<String>,
 }
 
 impl Outputs {

@@ -110,7 +110,7 @@ define_inputs! {
     bucket = None;
     /// Key prefix of the site inside the bucket: releases live at `<prefix>/<version>/`. `/` asks for the bucket root; empty, like every input, counts as unset (`site`).
     prefix = Some("site");
-    /// AWS region. Unset: the standard AWS chain (AWS_REGION, profile).
+    /// AWS region. Unset: the standard AWS chain (AWS_REGION, profile); `edge bundle` then bakes us-east-1, the only region infra/cutover.yml deploys in, whatever AWS_REGION says.
     region = None;
     /// Version to release. Unset: the git tag, else the CI run number. Alone, `--version` prints cutover's version.
     #[arg(num_args = 0..=1, default_missing_value = "")]

@@ -117,12 +117,51 @@ impl CloudFrontPointer {
         }
     }
 
+    /// Invalidates after a flip that landed, and marks the last promotion pending when that
+    /// fails, so that promoting the version again retries; a `retry` that succeeds clears the mark
+    /// (a first try that succeeds has none to clear, and reads no log).
+    async fn invalidate_flip(&self, retry: bool) -> Flipped {
+        let Some(plan) = &self.invalidation else { return Flipped::default() };
+        let invalidated = self.invalidate(plan).await;
+        let marked = if retry || invalidated.is_err() { self.mark_pending(invalidated.is_err()).await } else { Ok(()) };
+        match (invalidated, marked) {
+            (Ok(id), Ok(())) => Flipped { invalidation_id: Some(id), invalidation_failed: None },
+            (Ok(id), Err(e)) => {
+                let e = anyhow::Error::from(e);
+                crate::say!("warning: invalidation {id} was sent, but the promotion log still says one is due: {e:#}");
+                Flipped { invalidation_id: Some(id), invalidation_failed: None }
+            }
+            (Err(e), marked) => {
+                let mut failed = format!("{:#}", anyhow::Error::from(e));
+                if let Err(m) = marked {
+                    failed
+                        .push_str(&format!(" (and the promotion log could not say so: {:#})", anyhow::Error::from(m)));
+                }
+                Flipped { invalidation_id: None, invalidation_failed: Some(failed) }
+            }
+        }
+    }
+
+    /// Sets whether the last logged promotion still needs its invalidation; writes only a change.
+    async fn mark_pending(&self, pending: bool) -> PointerResult<()> {
+        let mut history = self.history().await?;
+        match history.last_mut() {
+            Some(last) if last.invalidation_pending != pending => last.invalidation_pending = pending,
+            _ => return Ok(()),
+        }
+        self.save_log(&history).await
+    }
+
     async fn log_promotion(&self, promotion: Promotion) -> PointerResult<()> {
         let mut history = self.history().await?;
         history.push(promotion);
         let excess = history.len().saturating_sub(HISTORY_LIMIT);
         history.drain(..excess);
-        let body = Bytes::from(serde_json::to_vec_pretty(&history).expect("a promotion log always serialises"));
+        self.save_log(&history).await
+    }
+
+    async fn save_log(&self, history: &[Promotion]) -> PointerResult<()> {
+        let body = Bytes::from(serde_json::to_vec_pretty(history).expect("a promotion log always serialises"));
         self.store.put(&self.layout.promotions_key(), body, &json_meta(), Condition::Always).await?;
         Ok(())
     }
@@ -239,13 +278,23 @@ impl Pointer for CloudFrontPointer {
 
     async fn write(&self, version: &str, note: &str) -> PointerResult<Flipped> {
         flip_origin_path(self, self.origin.as_deref(), &origin_path(&self.layout, version)).await?;
-        let promotion = Promotion { version: version.to_owned(), at: Some(chrono::Utc::now()), note: note.to_owned() };
-        self.log_promotion(promotion).await.map_err(|e| PointerError::Logging(Box::new(e)))?;
-        let invalidation_id = match &self.invalidation {
-            Some(plan) => Some(self.invalidate(plan).await?),
-            None => None,
+        let promotion = Promotion {
+            version: version.to_owned(),
+            at: Some(chrono::Utc::now()),
+            note: note.to_owned(),
+            invalidation_pending: false,
         };
-        Ok(Flipped { invalidation_id })
+        self.log_promotion(promotion).await.map_err(|e| PointerError::Logging(Box::new(e)))?;
+        Ok(self.invalidate_flip(false).await)
+    }
+
+    async fn finish_flip(&self, version: &str) -> PointerResult<Flipped> {
+        let pending = self.history().await?.last().is_some_and(|p| p.version == version && p.invalidation_pending);
+        if !pending {
+            return Ok(Flipped::default());
+        }
+        crate::say!("{version} is live, but the invalidation after its flip failed: sending it now");
+        Ok(self.invalidate_flip(true).await)
     }
 
     async fn history(&self) -> PointerResult<Vec<Promotion>> {

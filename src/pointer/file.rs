@@ -54,6 +54,7 @@ impl Pointer for FilePointer {
             version: version.to_owned(),
             at: Some(chrono::Utc::now()),
             note: note.to_owned(),
+            invalidation_pending: false,
         });
         let excess = file.history.len().saturating_sub(HISTORY_LIMIT);
         file.history.drain(..excess);

@@ -22,12 +22,16 @@ pub mod ssm;
 pub const NO_RELEASE: &str = "-";
 
 /// One flip of the pointer, as its history shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Promotion {
     pub version: String,
     pub at: Option<DateTime<Utc>>,
     /// Who promoted it: the CI run, kept with the promotion.
     pub note: String,
+    /// The flip landed but its CloudFront invalidation failed: the next promotion of the same
+    /// version sends it instead of doing nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invalidation_pending: bool,
 }
 
 /// What a flip did besides moving the pointer.
@@ -35,6 +39,8 @@ pub struct Promotion {
 pub struct Flipped {
     /// The CloudFront invalidation created after the flip, if any.
     pub invalidation_id: Option<String>,
+    /// The flip landed, but its invalidation failed: why, with its causes.
+    pub invalidation_failed: Option<String>,
 }
 
 /// How a pointer call failed.
@@ -100,6 +106,11 @@ pub trait Pointer: Send + Sync {
     async fn read(&self) -> PointerResult<Option<String>>;
     /// Makes `version` active, recording `note` with it.
     async fn write(&self, version: &str, note: &str) -> PointerResult<Flipped>;
+    /// Sends the invalidation the last promotion left pending if it made `version` live; the
+    /// pointers that do not invalidate have none.
+    async fn finish_flip(&self, _version: &str) -> PointerResult<Flipped> {
+        Ok(Flipped::default())
+    }
     /// Every promotion still remembered, oldest first.
     async fn history(&self) -> PointerResult<Vec<Promotion>>;
     /// Where the pointer is, for messages.
@@ -145,8 +156,8 @@ mod tests {
     /// A history from versions; a `-` before one marks a rollback to it.
     fn history(versions: &[&str]) -> Vec<Promotion> {
         let promotion = |v: &str| match v.strip_prefix('-') {
-            Some(v) => Promotion { version: v.into(), at: None, note: format!("{ROLLED_BACK} by test") },
-            None => Promotion { version: v.into(), at: None, note: "promoted by test".into() },
+            Some(v) => Promotion { version: v.into(), note: format!("{ROLLED_BACK} by test"), ..Promotion::default() },
+            None => Promotion { version: v.into(), note: "promoted by test".into(), ..Promotion::default() },
         };
         versions.iter().map(|v| promotion(v)).collect()
     }

@@ -76,6 +76,7 @@ impl Pointer for SsmPointer {
                         .last_modified_date()
                         .and_then(|d| DateTime::<Utc>::from_timestamp(d.secs(), d.subsec_nanos())),
                     note: entry.description().unwrap_or_default().to_owned(),
+                    invalidation_pending: false,
                 }
             }));
         }

@@ -142,7 +142,7 @@ fn assert_access_denied(check: &(String, bool, String, String), action: &str, al
         !passed && detail.starts_with(&format!("access denied: the credentials may not call {action}")),
         "{name}: {detail}"
     );
-    let inputs_first = "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style) match the stack: the DeployPolicy in infra/cutover.yml grants";
+    let inputs_first = "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style, `cloudfront:<DistributionId>` in its origin-path style) match the stack: the DeployPolicy in infra/cutover.yml grants";
     assert!(fix.starts_with(inputs_first) && fix.contains(&format!("if they do, {allow}")), "{name}: {fix}");
 }
 
@@ -447,6 +447,23 @@ fn the_site_check_compares_the_served_version_with_the_live_one() {
         fix.contains("SSM parameter /cutover/test/active in region us-east-1") && !fix.contains("not in front"),
         "{fix}"
     );
+}
+
+/// In the origin-path style the router reads no parameter: the site check's fixes say what
+/// applies there (a router bundled for the SSM style, an invalidation), not a parameter or region.
+#[test]
+fn the_site_checks_fixes_in_the_origin_path_style_name_no_parameter() {
+    let (f, _) = styled(true);
+    f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
+    f.deploy(&f.site("v2", &[("index.html", "2")]), "2");
+    let site = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "site").expect("site is checked");
+    let stale = answering_once("HTTP/1.1 200 OK\r\nx-cutover-version: 1");
+    let (_, passed, _, fix) = site(&f.run(&["doctor", "--json"], &[("CUTOVER_SITE_URL", &stale)]));
+    assert!(!passed && fix.contains("create an invalidation of `/*`") && !fix.contains("parameter"), "{fix}");
+    let unreadable = answering_once("HTTP/1.1 503 Service Unavailable\r\nretry-after: 5");
+    let (_, passed, _, fix) = site(&f.run(&["doctor", "--json"], &[("CUTOVER_SITE_URL", &unreadable)]));
+    assert!(!passed && fix.contains("a router bundled for the SSM style"), "{fix}");
+    assert!(!fix.contains("let the router's role read it"), "{fix}");
 }
 
 /// A distribution whose origin is another bucket fails the distribution check, naming both; in the

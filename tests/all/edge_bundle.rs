@@ -130,6 +130,23 @@ fn a_cloudfront_pointer_bundles_the_origin_path_mode() {
     assert_eq!(rewrite(dir.path(), "/docs/intro", ""), "/docs/intro", "origin-request routes in this mode");
 }
 
+/// Unset, `region` bakes the template's us-east-1 into the router whatever AWS_REGION says, and the
+/// help says so (it said "the standard AWS chain" alone).
+#[test]
+fn without_region_the_bundle_bakes_us_east_1_as_its_help_says() {
+    let mut f = Fixture::local();
+    f.set("CUTOVER_BUCKET", "site-bucket");
+    let zip = f.dir.path().join("router.zip");
+    f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[("AWS_REGION", "eu-west-1")]).assert_code(0);
+    let dir = tempfile::tempdir().unwrap();
+    unzip(&zip, dir.path());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["region"], "us-east-1", "{config}");
+    let help = f.run(&["edge", "bundle", "--help"], &[]);
+    assert!(help.stdout().contains("`edge bundle` then bakes us-east-1"), "{}", help.stdout());
+}
+
 #[test]
 fn the_embedded_store_has_no_router_to_bundle() {
     let f = Fixture::local();

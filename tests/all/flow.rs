@@ -496,6 +496,12 @@ fn a_pointer_value_cutover_did_not_write_is_refused(mut f: Fixture) {
     assert!(log.contains("live (was set-by-hand)") && !log.contains("was nothing"), "{log}");
     let history = f.with_site(async |site| site.pointer.history().await.unwrap());
     assert!(history.last().unwrap().note.ends_with("from set-by-hand"), "{history:?}");
+    // A plain rollback would go back to the value taken over: it is named, with the way out.
+    let back = f.run(&["rollback"], &[]);
+    back.assert_code(4);
+    assert!(back.stderr().contains("\"set-by-hand\", is not a recorded release"), "{}", back.stderr());
+    assert!(back.stderr().contains("rollback --to <version>") && !back.stderr().contains("stage it first"));
+    assert_eq!(f.active().as_deref(), Some("1"));
 }
 
 fn prefixes_of_two_sites_never_nest(f: Fixture) {
