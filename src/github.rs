@@ -12,12 +12,19 @@ use serde_json::{Value, json};
 use crate::env::Env;
 
 /// What finds the comment cutover wrote on a pull request for `site` (its store and prefix) again:
-/// two sites previewing one pull request keep a comment each. Only characters that cannot end the
-/// HTML comment are kept.
+/// two sites previewing one pull request keep a comment each. Every byte but letters, digits and
+/// `./:@` is written `_XX` (hex), `_` included: nothing can end the HTML comment, and two sites
+/// never share a marker.
 pub fn marker(site: &str) -> String {
-    let site: String =
-        site.chars().map(|c| if c.is_ascii_alphanumeric() || "./:_@".contains(c) { c } else { '_' }).collect();
-    format!("<!-- cutover-preview {site} -->")
+    let mut escaped = String::with_capacity(site.len());
+    for byte in site.bytes() {
+        if byte.is_ascii_alphanumeric() || b"./:@".contains(&byte) {
+            escaped.push(char::from(byte));
+        } else {
+            escaped.push_str(&format!("_{byte:02X}"));
+        }
+    }
+    format!("<!-- cutover-preview {escaped} -->")
 }
 /// Pages of comments looked through for the marker (100 each).
 const COMMENT_PAGES: u32 = 10;
@@ -312,7 +319,11 @@ mod tests {
         assert!(!is_ours(&json!({ "id": 1, "body": ours }), &ours), "no author");
         let other = marker("s3://bucket other");
         assert!(!is_ours(&comment(&other, "Bot"), &ours), "another site's comment");
-        assert_eq!(marker("x --> <b>"), "<!-- cutover-preview x______b_ -->");
+        assert_eq!(marker("x --> <b>"), "<!-- cutover-preview x_20_2D_2D_3E_20_3Cb_3E -->");
+        // Sites whose names differ only where an escape once flattened them keep a marker each.
+        let sites = ["s3://site-bkt p", "s3://site bkt_p", "local site-a", "local site_a", "local site/a", "local x--"];
+        let markers: std::collections::HashSet<String> = sites.iter().map(|s| marker(s)).collect();
+        assert_eq!(markers.len(), sites.len(), "{markers:?}");
     }
 
     #[test]
