@@ -387,23 +387,45 @@ async function aliasTarget(alias, now = Date.now()) {
 }
 
 /**
- * The alias a host names: exactly `pr-<n>.<previewDomain>`; null for any other host. Only in ssm
- * mode, where viewer-request puts the version in the URI before the cache lookup: in origin-path
- * mode origin-request decides after it, and the host is not in the cache key (an S3 origin cannot
- * be sent the viewer's Host), so a preview would be cached as the live page.
+ * What the Host header is to the preview hosts: undefined when it is not under `previewDomain`
+ * (the domain itself neither), else the alias it names (null: none), only as exactly
+ * `pr-<n>.<previewDomain>` with no port or a valid one (1 to 5 digits, at most 65535). Under the
+ * domain is told from the name before the first `:`, in any case, one trailing dot ignored, as in
+ * preview_host (src/serve/aliases.rs). Only in ssm mode, where viewer-request puts the version in
+ * the URI before the cache lookup: in origin-path mode origin-request decides after it, and the
+ * host is not in the cache key (an S3 origin cannot be sent the viewer's Host), so a preview would
+ * be cached as the live page.
  */
-function hostAlias(headers) {
-  if (!config.previewDomain || config.overrideSecret || config.mode !== 'ssm') return null;
+function previewHost(headers) {
+  if (!config.previewDomain || config.mode !== 'ssm') return undefined;
   const host = (((headers && headers.host) || [])[0] || {}).value;
+  if (typeof host !== 'string') return undefined;
+  const colon = host.indexOf(':');
+  const [name, port] = colon < 0 ? [host, null] : [host.slice(0, colon), host.slice(colon + 1)];
+  const lower = (s) => s.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+  const folded = lower(name.endsWith('.') ? name.slice(0, -1) : name);
+  if (!folded.endsWith(`.${lower(config.previewDomain)}`)) return undefined;
+  if (port !== null && !(/^[0-9]{1,5}$/.test(port) && Number(port) <= 65535)) return null;
   const suffix = `.${config.previewDomain}`;
-  if (typeof host !== 'string' || !host.endsWith(suffix)) return null;
-  const label = host.slice(0, -suffix.length);
-  return ALIAS.test(label) ? label : null;
+  const label = name.endsWith(suffix) ? name.slice(0, -suffix.length) : null;
+  return label !== null && ALIAS.test(label) ? label : null;
 }
 
-/** What a request asks for once aliases are resolved; the cookie keeps the alias, so pins follow pushes. */
+/** The body of a preview host's 404, as NoPreview::message in src/routing.rs says it. */
+const NO_PREVIEW = {
+  host: 'no preview at this host: preview hosts are pr-<n> under the preview domain',
+  signed: 'preview hosts are off with override-secret: use the signed preview link',
+};
+
+/**
+ * What a request asks for once aliases are resolved; the cookie keeps the alias, so pins follow
+ * pushes. A host under the preview domain is a preview or a 404 (`noPreview`), never the live site;
+ * with `overrideSecret` it shows none, carrying no signature. The clear link clears there too.
+ */
 async function aliased(asked, request, now = Date.now(), target = aliasTarget) {
-  const host = asked.kind === 'clear' ? null : hostAlias(request.headers);
+  const host = asked.kind === 'clear' ? undefined : previewHost(request.headers);
+  if (host !== undefined && config.overrideSecret) return { kind: 'noPreview', why: NO_PREVIEW.signed };
+  if (host === null) return { kind: 'noPreview', why: NO_PREVIEW.host };
   if (host) {
     return { kind: 'pin', version: (await target(host, now)) ?? host, source: 'host', value: host };
   }
@@ -500,7 +522,9 @@ async function decide(request, activeOf) {
   const headers = {};
   let setCookies = [];
   let chosen = null;
-  if (asked.kind === 'clear') {
+  if (asked.kind === 'noPreview') {
+    return noPreview(asked.why);
+  } else if (asked.kind === 'clear') {
     setCookies = [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);
   } else if (asked.kind === 'refused') {
     headers[OVERRIDE_HEADER] = asked.why;
@@ -514,10 +538,7 @@ async function decide(request, activeOf) {
       // route in src/routing.rs): it would resolve there to a page or another release's chunk.
       if (files !== null && files.has(decodePath(request.uri))) chosen = { version: asked.version, files, source: 'framework' };
     } else if (files === null && asked.source === 'host') {
-      // A preview host whose pull request has no preview to show is never the live site, which
-      // wildcard DNS would make an indexable copy of (Outcome::NoPreview in src/routing.rs).
-      const outcome = { noPreview: asked.value.slice('pr-'.length) };
-      return { version: null, outcome, headers: { 'x-robots-tag': 'noindex' }, setCookies };
+      return noPreview(`no preview for pull request ${asked.value.slice('pr-'.length)}`);
     } else if (files === null) {
       headers[OVERRIDE_HEADER] = 'unknown-version';
     } else {
@@ -555,6 +576,14 @@ async function decide(request, activeOf) {
     headers['cache-control'] = PRIVATE;
   }
   return { version: chosen && chosen.version, outcome, headers, setCookies };
+}
+
+/**
+ * The decision for a preview host that shows no preview: never the live site, which wildcard DNS
+ * would make an indexable copy of (Outcome::NoPreview in src/routing.rs).
+ */
+function noPreview(why) {
+  return { version: null, outcome: { noPreview: why }, headers: { 'x-robots-tag': 'noindex' }, setCookies: [] };
 }
 
 // ---- The shared pool -------------------------------------------------------------------------
@@ -697,7 +726,7 @@ function generated(decision) {
         : outcome.noRelease
           ? [404, 'Not Found', 'no release is active\n']
           : outcome.noPreview
-            ? [404, 'Not Found', `no preview for pull request ${outcome.noPreview}\n`]
+            ? [404, 'Not Found', `${outcome.noPreview}\n`]
             : [404, 'Not Found', 'not found\n'];
   const headers = {
     'content-type': [{ key: 'Content-Type', value: 'text/plain; charset=utf-8' }],

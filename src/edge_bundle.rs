@@ -73,7 +73,8 @@ impl RouterConfig {
         })
     }
 
-    /// What works, but not with infra/cutover.yml: a region other than the only one it deploys in.
+    /// What works, but not with infra/cutover.yml (a region other than the only one it deploys in),
+    /// a short secret, and host links a secret turns off.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         if self.region != TEMPLATE_REGION {
@@ -85,6 +86,11 @@ impl RouterConfig {
         if let Some(length) = self.override_secret.as_ref().map(|s| s.chars().count()).filter(|&n| n < STRONG_SECRET) {
             warnings.push(format!(
                 "`override-secret` is {length} characters: the bundle's SHA-256 is public (RouterCodeSha256, the code key) and every signed link is an HMAC under it, so a short secret can be guessed offline; use at least {STRONG_SECRET} random characters (`openssl rand -hex 32`)"
+            ));
+        }
+        if let (Some(domain), Some(_)) = (&self.preview_domain, &self.override_secret) {
+            warnings.push(format!(
+                "`preview-domain` with `override-secret`: host links are off (a host carries no signature), so every host under {domain} answers 404 saying so; share the signed preview link (`preview-url`) instead, or leave `preview-domain` unset"
             ));
         }
         warnings

@@ -195,6 +195,31 @@ pub enum Ask {
     },
     /// An override that did not, and why (`invalid`, `unsigned`, `bad-signature`, `expired`).
     Refused(&'static str),
+    /// A host under the preview domain that shows no preview, and why: never the live site.
+    NoPreview(NoPreview),
+}
+
+/// Why a request to a host under the preview domain shows no preview; it answers 404 with
+/// [`NoPreview::message`], `noindex` and `no-store` (`generated` in edge/router.js says the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoPreview {
+    /// `pr-<n>.<domain>`, whose alias names no stored preview of its own (none, closed, foreign).
+    Missing(u64),
+    /// Any other name under the domain (`www.`, `pr-07.`, `x.pr-7.`, capitals, a trailing dot).
+    Host,
+    /// Any host under the domain with `override-secret` set: a host carries no signature.
+    Signed,
+}
+
+impl NoPreview {
+    /// The body of the 404, the same in the router.
+    pub fn message(self) -> String {
+        match self {
+            Self::Missing(number) => format!("no preview for pull request {number}"),
+            Self::Host => "no preview at this host: preview hosts are pr-<n> under the preview domain".to_owned(),
+            Self::Signed => "preview hosts are off with override-secret: use the signed preview link".to_owned(),
+        }
+    }
 }
 
 /// Reads the override from the query (first), else from the cookies; `now` in Unix seconds.
@@ -279,10 +304,10 @@ pub enum Outcome {
     NoRelease,
     /// 503 with `Retry-After`: the active version could not be read yet.
     Unavailable,
-    /// 404 `no preview for pull request <n>`, `noindex` and `no-store`: a preview host whose pull
-    /// request has no preview to show (no alias, a closed or foreign one) is never the live site,
-    /// which wildcard DNS would make an indexable copy of.
-    NoPreview(u64),
+    /// 404 with [`NoPreview::message`], `noindex` and `no-store`: a host under the preview domain
+    /// that shows no preview (no alias, a closed or foreign one, any other name, a secret set) is
+    /// never the live site, which wildcard DNS would make an indexable copy of.
+    NoPreview(NoPreview),
 }
 
 /// What the edge does with one request.
@@ -322,6 +347,7 @@ pub fn route(
     let mut set_cookies = Vec::new();
     let mut chosen = None;
     match ask {
+        Ask::NoPreview(why) => return no_preview(*why),
         Ask::Clear => set_cookies = clear_cookies(names),
         Ask::Refused(why) => headers.push((OVERRIDE_HEADER, (*why).to_owned())),
         // A framework's pin to a version not stored is no override: the active version answers.
@@ -344,12 +370,7 @@ pub fn route(
                 chosen = Some((version.as_str(), index, *source));
             }
             None => match crate::pull_request::alias_of(value).filter(|_| *source == Source::Host) {
-                Some(pr) => {
-                    let headers =
-                        vec![("x-robots-tag", "noindex".to_owned()), ("cache-control", "no-store".to_owned())];
-                    let outcome = Outcome::NoPreview(pr.number());
-                    return Route { version: None, source: Source::Host, outcome, set_cookies, headers };
-                }
+                Some(pr) => return no_preview(NoPreview::Missing(pr.number())),
                 None => headers.push((OVERRIDE_HEADER, "unknown-version".to_owned())),
             },
         },
@@ -401,6 +422,13 @@ impl Route {
 /// generates that response, and Lambda@Edge caps a generated one at 40 KB); a larger one answers
 /// a plain 404.
 pub const MAX_PAGE_BYTES: u64 = 32 * 1024;
+
+/// The answer of a host under the preview domain that shows no preview: never the live site,
+/// which wildcard DNS would make an indexable copy of.
+fn no_preview(why: NoPreview) -> Route {
+    let headers = vec![("x-robots-tag", "noindex".to_owned()), ("cache-control", "no-store".to_owned())];
+    Route { version: None, source: Source::Host, outcome: Outcome::NoPreview(why), set_cookies: Vec::new(), headers }
+}
 
 fn clear_cookies(names: &EdgeNames) -> Vec<String> {
     [&names.version_cookie, &names.override_cookie].map(|name| format!("{name}=; Path=/; Max-Age=0")).to_vec()
@@ -570,6 +598,9 @@ mod tests {
             assert_eq!(header("x-robots-tag").is_some(), overridden, "{name}");
             if let Some(robots) = vector.get("robots") {
                 assert_eq!(header("x-robots-tag"), robots.as_str(), "{name}");
+            }
+            if let Some(body) = text("body") {
+                assert!(matches!(&r.outcome, Outcome::NoPreview(why) if why.message() == body), "{name}");
             }
             assert_eq!(header("cache-control").is_some(), overridden || !cookies.is_empty(), "{name}");
             if let Some(cache) = vector.get("cache_control") {

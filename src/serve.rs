@@ -314,7 +314,7 @@ async fn answer(edge: &Edge, route: &Route, method: &Method, headers: &HeaderMap
         Outcome::NotFound => text(StatusCode::NOT_FOUND, "not found"),
         Outcome::BadPath => text(StatusCode::BAD_REQUEST, "bad path"),
         Outcome::NoRelease => text(StatusCode::NOT_FOUND, "no release is active"),
-        Outcome::NoPreview(number) => text(StatusCode::NOT_FOUND, &format!("no preview for pull request {number}")),
+        Outcome::NoPreview(why) => text(StatusCode::NOT_FOUND, &why.message()),
         Outcome::Unavailable => {
             let mut response = text(StatusCode::SERVICE_UNAVAILABLE, "the active version cannot be read yet");
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));

@@ -97,20 +97,26 @@ test('the host pr-<n>.<previewDomain> serves the alias; hostile hosts never reac
   assert.equal(got.uri, '/site/pr-7-12/index.html');
   assert.equal(value(got.headers, 'x-robots-tag'), 'noindex');
   assert.equal(got.headers['set-cookie'], undefined, 'a host link sets no cookie');
+  assert.equal((await through('/', '', host('pr-7.preview.example.com:443'))).uri, '/site/pr-7-12/index.html', 'a valid port');
+  for (const elsewhere of ['pr-7.evil.com', 'pr-7.preview.example.com.evil.com', 'preview.example.com']) {
+    const answer = await through('/', '', host(elsewhere));
+    assert.equal(answer.uri, '/site/1/index.html', elsewhere);
+    assert.equal(value(answer.headers, 'x-robots-tag'), null, elsewhere);
+  }
+  // Any other name under the preview domain reaches no path and is never the live site.
   for (const hostile of [
-    'pr-7.evil.com',
     'PR-7.preview.example.com',
     'pr-7.preview.example.com.',
     'pr-7..preview.example.com',
-    'pr-7.preview.example.com:443',
+    'pr-7.preview.example.com:99999',
     'pr-07.preview.example.com',
     'a.pr-7.preview.example.com',
     '...preview.example.com',
-    'pr-7.preview.example.com.evil.com',
   ]) {
-    const answer = await through('/', '', host(hostile));
-    assert.equal(answer.uri, '/site/1/index.html', hostile);
-    assert.equal(value(answer.headers, 'x-robots-tag'), null, hostile);
+    const answer = await router.handler(event('/', '', host(hostile)));
+    assert.equal(answer.status, '404', hostile);
+    assert.equal(answer.body, 'no preview at this host: preview hosts are pr-<n> under the preview domain\n', hostile);
+    assert.equal(value(answer.headers, 'x-robots-tag'), 'noindex', hostile);
   }
 });
 
@@ -123,11 +129,13 @@ test('in origin-path mode a host never pins: the host is not in the cache key th
   assert.equal(out.uri, '/index.html');
 });
 
-test('with an override secret only signed links pin, and hosts do not', async () => {
+test('with an override secret only signed links pin, and a preview host answers 404 saying so', async () => {
   setUp({ version: 'pr-7-12' }, { overrideSecret: 's3cret' });
-  let got = await through('/', '', host('pr-7.preview.example.com'));
-  assert.equal(got.uri, '/site/1/index.html');
-  got = await through('/', 'override_build_number=pr-7', host('d111.cloudfront.net'));
+  const answer = await router.handler(event('/', '', host('pr-7.preview.example.com')));
+  assert.equal(answer.status, '404');
+  assert.equal(answer.body, 'preview hosts are off with override-secret: use the signed preview link\n');
+  assert.equal(value(answer.headers, 'x-robots-tag'), 'noindex');
+  const got = await through('/', 'override_build_number=pr-7', host('d111.cloudfront.net'));
   assert.equal(value(got.headers, 'x-cutover-override'), 'unsigned');
 });
 

@@ -52,7 +52,7 @@ async function through(vector) {
   if (result.status !== undefined) {
     const header = (name) => (result.headers[name] || [])[0]?.value ?? null;
     const page = result.status === '404' && String(result.body).startsWith('/site/') ? result.body : null;
-    return { status: Number(result.status), headers: result.headers, file: page, location: header('location') };
+    return { status: Number(result.status), headers: result.headers, file: page, location: header('location'), body: result.body };
   }
   assert.equal(result.headers['set-cookie'], undefined, 'the request to the cache never carries Set-Cookie');
   const origin = { status: '200', statusDescription: 'OK', headers: { 'cache-control': [{ key: 'Cache-Control', value: 'max-age=31536000, immutable' }] } };
@@ -77,6 +77,9 @@ for (const vector of doc.vectors) {
     assert.deepEqual((got.headers['set-cookie'] || []).map((h) => h.value), vector.set_cookies);
     if ('robots' in vector) {
       assert.equal(header('x-robots-tag'), vector.robots);
+    }
+    if ('body' in vector) {
+      assert.equal(got.body, `${vector.body}\n`);
     }
     if ('cache_control' in vector) {
       assert.equal(header('cache-control'), vector.cache_control);

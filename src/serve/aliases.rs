@@ -9,7 +9,10 @@ use std::time::Instant;
 
 use crate::backend::Site;
 use crate::pull_request::{PullRequest, alias_of, preview_of};
-use crate::routing::{Ask, EdgeNames, Source};
+use crate::routing::{Ask, EdgeNames, NoPreview, Source};
+
+/// `cutover serve`'s preview domain: every host under it is a preview host.
+const PREVIEW_DOMAIN: &str = "localhost";
 
 /// Aliases remembered at once, the one read longest ago let go first (a client cannot grow the
 /// edge's memory, nor make it forget every alias at once).
@@ -58,9 +61,15 @@ pub(crate) async fn resolve_with<F: Future<Output = Option<String>>>(
     target: impl Fn(PullRequest) -> F,
 ) -> Ask {
     // The clear link drops the cookies on a preview host too.
-    if let Some(pr) = host.and_then(host_alias).filter(|_| names.secret.is_none() && !matches!(asked, Ask::Clear)) {
-        let version = target(pr).await.unwrap_or_else(|| pr.alias());
-        return Ask::Pin { version, source: Source::Host, value: pr.alias() };
+    if let Some(alias) = host.and_then(|h| preview_host(h, PREVIEW_DOMAIN)).filter(|_| !matches!(asked, Ask::Clear)) {
+        return match alias {
+            _ if names.secret.is_some() => Ask::NoPreview(NoPreview::Signed),
+            None => Ask::NoPreview(NoPreview::Host),
+            Some(pr) => {
+                let version = target(pr).await.unwrap_or_else(|| pr.alias());
+                Ask::Pin { version, source: Source::Host, value: pr.alias() }
+            }
+        };
     }
     match asked {
         Ask::Pin { version, source, value } => match alias_of(&version) {
@@ -88,15 +97,27 @@ fn keep(read: &mut HashMap<u64, (Instant, Option<String>)>, number: u64, entry: 
     read.insert(number, entry);
 }
 
-/// The pull request a `Host` header names: exactly `pr-<n>.localhost`, with or without a port.
-/// Anything else (another domain, capitals, a trailing dot, an empty label) names none.
-pub(super) fn host_alias(host: &str) -> Option<PullRequest> {
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.parse::<u16>().is_ok() => name,
-        Some(_) => return None,
-        None => host,
+/// What a `Host` header is to the preview hosts under `domain` (`hostAlias` in edge/router.js
+/// decides alike): `None` when it is not under the domain (the domain itself neither); else the
+/// pull request it names, only as exactly `pr-<n>.<domain>` with no port or a valid one (1 to 5
+/// digits, at most 65535). Under the domain is told from the name before the first `:`, in any
+/// case, one trailing dot ignored; so capitals, a trailing dot, a bad port or any other label make
+/// a preview host that names no pull request, never the live site.
+pub(crate) fn preview_host(host: &str, domain: &str) -> Option<Option<PullRequest>> {
+    let (name, port) = match host.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
     };
-    alias_of(name.strip_suffix(".localhost")?)
+    let folded = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if !folded.ends_with(&format!(".{}", domain.to_ascii_lowercase())) {
+        return None;
+    }
+    let valid_port = |p: &str| {
+        (1..=5).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| n <= 65535)
+    };
+    Some(port.is_none_or(valid_port).then(|| name.strip_suffix(&format!(".{domain}")).and_then(alias_of)).flatten())
 }
 
 #[cfg(test)]
@@ -116,6 +137,7 @@ mod tests {
 
     #[test]
     fn only_pr_n_dot_localhost_names_an_alias() {
+        let host_alias = |host| preview_host(host, PREVIEW_DOMAIN).flatten();
         for (host, number) in [("pr-1.localhost", 1), ("pr-123.localhost:8080", 123)] {
             assert_eq!(host_alias(host).map(PullRequest::number), Some(number), "{host}");
         }
@@ -138,6 +160,16 @@ mod tests {
             "",
         ] {
             assert_eq!(host_alias(hostile), None, "{hostile:?}");
+        }
+    }
+
+    #[test]
+    fn every_name_under_localhost_is_a_preview_host_and_localhost_itself_is_none() {
+        for host in ["www.localhost", "PR-1.localhost", "pr-1.localhost.", "pr-1.localhost:+80", "a.LOCALHOST:1"] {
+            assert_eq!(preview_host(host, PREVIEW_DOMAIN), Some(None), "{host:?}");
+        }
+        for host in ["localhost", "localhost:8080", "127.0.0.1:8080", "[::1]:8080", "pr-1.evil.com", "xlocalhost", ""] {
+            assert_eq!(preview_host(host, PREVIEW_DOMAIN), None, "{host:?}");
         }
     }
 }

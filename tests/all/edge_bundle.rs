@@ -195,6 +195,25 @@ fn with_a_preview_domain_the_stack_parameters_name_it_and_its_certificate() {
     let expected = "stack parameters: VersionCookie=Build-Number OverrideCookie=Override OverrideQuery=override_build_number \
          PreviewDomain=preview.example.com PreviewCertificateArn=<arn-of-a-us-east-1-certificate-for-*.preview.example.com>\n";
     assert!(run.assert_code(0).stdout().contains(expected), "{}", run.stdout());
+    assert!(!run.stdout().contains("::warning::"), "{}", run.stdout());
+}
+
+/// With `override-secret` a host carries no signature, so the router shows no preview at any
+/// preview host: the bundle says host links are off.
+#[test]
+fn a_preview_domain_with_an_override_secret_warns_that_host_links_are_off() {
+    let mut f = Fixture::local();
+    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "ssm:/sites/www/active");
+    f.set("CUTOVER_PREVIEW_DOMAIN", "preview.example.com");
+    f.set("CUTOVER_OVERRIDE_SECRET", "0123456789abcdef0123456789abcdef");
+    let zip = f.dir.path().join("router.zip");
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
+    let out = run.assert_code(0).stdout();
+    assert!(
+        out.contains("::warning::`preview-domain` with `override-secret`: host links are off")
+            && out.contains("every host under preview.example.com answers 404"),
+        "{out}"
+    );
 }
 
 /// Names the router would confuse are refused before anything is written, naming the input; a

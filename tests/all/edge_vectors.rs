@@ -82,6 +82,9 @@ fn cutover_serve_passes_the_shared_vectors() {
             if let Some(robots) = vector.get("robots") {
                 assert_eq!(response.header("x-robots-tag"), robots.as_str(), "{name}");
             }
+            if let Some(body) = vector["body"].as_str() {
+                assert_eq!(response.body, format!("{body}\n"), "{name}");
+            }
             if let Some(cache) = vector.get("cache_control") {
                 assert_eq!(response.header("cache-control"), cache.as_str(), "{name}");
             } else if vector["pinned"] == true {

@@ -455,10 +455,23 @@ fn each_push_is_a_new_preview_the_alias_follows_and_nothing_goes_live(mut f: Fix
     );
     let by_host = with_host(&edge, &host);
     assert!(by_host.ends_with("second push") && by_host.contains("x-robots-tag: noindex"), "{by_host}");
-    for hostile in ["pr-7.evil.com", "PR-7.localhost", "pr-7.localhost.", "pr-7..localhost", "pr-7.localhost:x"] {
-        let page = with_host(&edge, hostile);
-        assert!(page.starts_with("HTTP/1.1 200") && page.ends_with("live"), "{hostile}: {page}");
-        assert!(!page.to_ascii_lowercase().contains("x-robots-tag"), "{hostile}: {page}");
+    for elsewhere in ["pr-7.evil.com", "localhost", &format!("localhost:{}", edge.url.rsplit(':').next().unwrap())] {
+        let page = with_host(&edge, elsewhere);
+        assert!(page.starts_with("HTTP/1.1 200") && page.ends_with("live"), "{elsewhere}: {page}");
+        assert!(!page.to_ascii_lowercase().contains("x-robots-tag"), "{elsewhere}: {page}");
+    }
+    // Any other name under localhost is a preview host naming no pull request: never the live site.
+    for hostile in ["PR-7.localhost", "pr-7.localhost.", "pr-7..localhost", "pr-7.localhost:x", "www.localhost"] {
+        let page = with_host(&edge, hostile).to_ascii_lowercase();
+        assert!(
+            page.starts_with("http/1.1 404")
+                && page.ends_with("no preview at this host: preview hosts are pr-<n> under the preview domain\n"),
+            "{hostile}: {page}"
+        );
+        assert!(
+            page.contains("x-robots-tag: noindex") && page.contains("cache-control: no-store"),
+            "{hostile}: {page}"
+        );
     }
     // A preview host of a pull request with no preview is no indexable copy of the live site.
     let port = edge.url.rsplit(':').next().unwrap().to_owned();
@@ -476,7 +489,13 @@ fn each_push_is_a_new_preview_the_alias_follows_and_nothing_goes_live(mut f: Fix
     assert_eq!(wait_for_link(&signed, &link, "pr-7-13").body, "third push");
     let unsigned = signed.get("/?override_build_number=pr-7", None);
     assert_eq!((unsigned.body.as_str(), unsigned.header("x-cutover-override")), ("live", Some("unsigned")));
-    assert!(with_host(&signed, &host.replace(edge.url.rsplit(':').next().unwrap(), "1")).ends_with("live"));
+    // A host carries no signature: with the secret a preview host shows no preview, and says so.
+    let by_host = with_host(&signed, &host.replace(edge.url.rsplit(':').next().unwrap(), "1"));
+    assert!(
+        by_host.starts_with("HTTP/1.1 404")
+            && by_host.ends_with("preview hosts are off with override-secret: use the signed preview link\n"),
+        "{by_host}"
+    );
     let domain = [("CUTOVER_PREVIEW_DOMAIN", "preview.example.com")];
     let bundled = f.run(&["edge", "bundle", "--dry-run", "--json"], &domain);
     if f.env.contains_key("CUTOVER_BUCKET") {
