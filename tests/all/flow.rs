@@ -274,14 +274,9 @@ fn prune_keeps_the_live_the_previous_and_the_recent(mut f: Fixture) {
         let dist = f.site(&format!("v{version}"), &[("index.html", version), ("a.txt", version)]);
         f.deploy(&dist, version);
     }
-    f.with_site(async |site| {
-        for version in ["1", "2", "4"] {
-            let key = site.layout.record_key(version);
-            let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
-            record.created_at -= chrono::Duration::hours(2);
-            site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
-        }
-    });
+    for version in ["1", "2", "4"] {
+        f.backdate(version, 2);
+    }
     let bare = f.run(&["prune", "--json"], &[]).assert_code(0).json();
     assert_eq!(bare["deleted"], serde_json::json!([]), "without keep no release is pruned");
     let run = f.run(&["prune", "--json"], &[("CUTOVER_KEEP", "0")]);

@@ -319,12 +319,13 @@ impl Fixture {
         outputs
     }
 
-    /// Makes a release's record two hours old, past the hour in which prune never deletes it.
-    pub fn backdate(&self, version: &str) {
+    /// Makes a release's record `hours` older: past the hour in which prune never deletes it, or
+    /// past a `preview-ttl`.
+    pub fn backdate(&self, version: &str, hours: i64) {
         self.with_site(async |site| {
             let key = site.layout.record_key(version);
             let mut record = read_record(&site, &key).await.unwrap().expect("a recorded release");
-            record.created_at -= chrono::Duration::hours(2);
+            record.created_at -= chrono::Duration::hours(hours);
             site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
         });
     }

@@ -2,10 +2,8 @@
 //! edge, on the local store and on moto: each push a new preview, the alias `pr-<n>` following the
 //! newest, the live release untouched, promotion refused, close and `preview-ttl` deleting them.
 
-use bytes::Bytes;
 use cutover::pull_request::PullRequest;
-use cutover::release::{ReleaseRecord, read_record};
-use cutover::store::{Condition, json_meta};
+use cutover::release::read_record;
 
 use std::io::{Read, Write};
 
@@ -86,12 +84,7 @@ fn close_and_preview_ttl_leave_nothing_of_their_previews_behind(mut f: Fixture, 
     }
     assert_eq!(crate::shared::pool(&f), [EIGHT, COMMON]);
 
-    f.with_site(async |site| {
-        let key = site.layout.record_key("pr-8-1");
-        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
-        record.created_at -= chrono::Duration::hours(3);
-        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
-    });
+    f.backdate("pr-8-1", 3);
     let pruned = f.run(&["prune", "--preview-ttl", "1h", "--json"], &[]).assert_code(0).json();
     assert_eq!(
         (pruned["deleted"].clone(), pruned["pool_deleted"].clone()),
@@ -311,13 +304,8 @@ fn the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands
         assert!(at(&older) < at(&newest), "status lists {newest} as the newer: {listed:?}");
     }
     let pr = PullRequest::parse("2").unwrap();
-    f.with_site(async |site| {
-        site.aliases.write(pr, "pr-2-99.1").await.unwrap();
-        let key = site.layout.record_key("pr-2-99.1");
-        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
-        record.created_at -= chrono::Duration::hours(3);
-        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
-    });
+    f.with_site(async |site| site.aliases.write(pr, "pr-2-99.1").await.unwrap());
+    f.backdate("pr-2-99.1", 3);
     let pruned = f.run(&["prune", "--preview-ttl", "2h", "--json"], &[]).assert_code(0).json();
     assert_eq!(pruned["deleted"], serde_json::json!(["pr-2-99.1"]), "{pruned}");
     assert_eq!(alias(&f, "2").as_deref(), Some("pr-2-100.1"), "the alias moves to the newest preview left");
@@ -388,12 +376,7 @@ fn a_preview_set_live_by_hand_is_a_foreign_value_and_never_the_version_before(mu
     assert_eq!(f.outputs()["previous-version"], "pr-5-6");
     let history = f.with_site(async |site| site.pointer.history().await.unwrap());
     assert_eq!(cutover::pointer::rollback_target(&history), Some("1"), "{history:?}");
-    f.with_site(async |site| {
-        let key = site.layout.record_key("pr-5-6");
-        let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
-        record.created_at -= chrono::Duration::hours(3);
-        site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
-    });
+    f.backdate("pr-5-6", 3);
     let pruned = f.run(&["prune", "--preview-ttl", "2h", "--json"], &[]).assert_code(0).json();
     assert_eq!(pruned["deleted"], serde_json::json!(["pr-5-6"]), "{pruned}");
     assert_eq!(f.active().as_deref(), Some("2"));
@@ -607,14 +590,9 @@ fn prune_deletes_previews_past_their_ttl_and_never_counts_them_in_keep(mut f: Fi
     push(&f, "4", "1", "old");
     push(&f, "5", "1", "old too");
     push(&f, "5", "2", "new");
-    f.with_site(async |site| {
-        for version in ["1", "pr-4-1", "pr-5-1"] {
-            let key = site.layout.record_key(version);
-            let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
-            record.created_at -= chrono::Duration::hours(3);
-            site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
-        }
-    });
+    for version in ["1", "pr-4-1", "pr-5-1"] {
+        f.backdate(version, 3);
+    }
     // Keep 1: release 2 is live, 1 the one before; no preview counts, none is older than 14 days.
     let kept = f.run(&["prune", "--json"], &[("CUTOVER_KEEP", "1")]).assert_code(0).json();
     assert_eq!(kept["deleted"], serde_json::json!([]), "{kept}");
@@ -641,14 +619,9 @@ fn prune_with_only_a_preview_ttl_deletes_expired_previews_and_no_release(mut f: 
     }
     push(&f, "4", "1", "old");
     push(&f, "4", "2", "new");
-    f.with_site(async |site| {
-        for version in ["1", "pr-4-1"] {
-            let key = site.layout.record_key(version);
-            let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
-            record.created_at -= chrono::Duration::hours(3);
-            site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
-        }
-    });
+    for version in ["1", "pr-4-1"] {
+        f.backdate(version, 3);
+    }
     let pruned = f.run(&["prune", "--preview-ttl", "1h", "--json"], &[]).assert_code(0).json();
     assert_eq!(pruned["deleted"], serde_json::json!(["pr-4-1"]), "release 1 is old but stays: {pruned}");
     assert_eq!(f.active().as_deref(), Some("3"));

@@ -4,7 +4,7 @@
 use std::process::{Child, Stdio};
 
 use bytes::Bytes;
-use cutover::release::{ReleaseRecord, read_record};
+use cutover::release::read_record;
 use cutover::store::{Condition, json_meta};
 
 use crate::harness::{Fixture, on_both_backends};
@@ -205,12 +205,7 @@ fn every_pair_of_commands_at_once_keeps_every_release_intact() {
                     f.deploy(std::path::Path::new(&dist), version);
                 }
                 // Release 1 is old enough to prune.
-                f.with_site(async |site| {
-                    let key = site.layout.record_key("1");
-                    let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
-                    record.created_at -= chrono::Duration::hours(2);
-                    site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
-                });
+                f.backdate("1", 2);
                 let other = if same_version { "4" } else { "5" };
                 let a = start(&f, *first, "4", &format!("a{round}"));
                 let b = start(&f, *second, other, &format!("b{round}"));
@@ -374,7 +369,7 @@ fn deploy_all(f: &Fixture, versions: &[&str]) {
 fn a_flip_whose_release_was_pruned_meanwhile_is_put_back() {
     let f = Fixture::moto();
     deploy_all(&f, &["1", "2", "3"]);
-    f.backdate("1");
+    f.backdate("1", 2);
     let (lock_writes, pointer_writes) = (Nth::new(), Nth::new());
     let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
         // The lock's first renewal stalls, so it lapses; the rollback's pointer write lands late.
@@ -403,8 +398,8 @@ fn a_flip_whose_release_was_pruned_meanwhile_is_put_back() {
 fn a_prune_past_its_lease_puts_back_the_record_it_deleted() {
     let f = Fixture::moto();
     deploy_all(&f, &["1", "2", "3", "4"]);
-    f.backdate("1");
-    f.backdate("2");
+    f.backdate("1", 2);
+    f.backdate("2", 2);
     let (lock_writes, deletes) = (Nth::new(), Nth::new());
     let proxy = crate::proxy::Proxy::start(&f.moto_server().endpoint, move |request| {
         // The lock's first renewal stalls, so it lapses; the first deletion (record 2) lands late.

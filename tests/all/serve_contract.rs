@@ -3,7 +3,6 @@
 //! ignores `Range` and conditions, and a damaged routing index falls back to the record.
 
 use bytes::Bytes;
-use cutover::release::{ReleaseRecord, read_record};
 use cutover::store::{Condition, json_meta};
 
 use crate::harness::{Fixture, http_send, on_both_backends};
@@ -27,14 +26,9 @@ fn a_pruned_release_is_not_pinnable_once_pruned(mut f: Fixture) {
     let previewed = edge.get("/?override_build_number=2", None);
     assert_eq!((previewed.header("x-cutover-version"), previewed.body.as_str()), (Some("2"), "2"));
     assert_eq!(edge.get("/nope", Some(PIN)).body, "gone 2", "the pin reaches version 2's 404 page");
-    f.with_site(async |site| {
-        for version in ["1", "2"] {
-            let key = site.layout.record_key(version);
-            let mut record: ReleaseRecord = read_record(&site, &key).await.unwrap().unwrap();
-            record.created_at -= chrono::Duration::hours(2);
-            site.store.put(&key, Bytes::from(record.to_json()), &json_meta(), Condition::Always).await.unwrap();
-        }
-    });
+    for version in ["1", "2"] {
+        f.backdate(version, 2);
+    }
     let pruned = f.run(&["prune", "--json"], &[("CUTOVER_KEEP", "0")]).assert_code(0).json();
     assert_eq!(pruned["deleted"], serde_json::json!(["2", "1"]));
     // The first request after the prune finds version 2's page gone and routes again.

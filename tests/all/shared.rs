@@ -263,7 +263,7 @@ fn prune_keeps_the_skew_window_and_sweeps_what_no_kept_release_uses(f: Fixture, 
     for (n, chunk) in chunks.iter().enumerate() {
         let version = (n + 1).to_string();
         f.deploy(&f.site(&version, &[("index.html", &version), (chunk, chunk), (COMMON, "vendor")]), &version);
-        f.backdate(&version);
+        f.backdate(&version, 2);
     }
     let window = [("CUTOVER_KEEP", "1"), ("CUTOVER_SKEW_WINDOW", "1h")];
     // Every release was live a moment ago: the window keeps them all, and says so.
