@@ -148,9 +148,7 @@ fn assert_access_denied(check: &(String, bool, String, String), action: &str, al
 
 #[test]
 fn the_live_release_check_reports_a_refused_call_as_an_access_error_naming_the_action() {
-    let mut f = Fixture::moto();
-    let distribution = f.moto_server().create_distribution("site-bucket");
-    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    let (f, distribution) = styled(true);
     f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
     let live = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "live release").expect("checked");
     // The origin path is read (GetDistributionConfig), the promotion log is refused (S3 GetObject).
@@ -183,9 +181,7 @@ fn the_parameter_check_reports_a_refused_history_read_as_an_access_error_naming_
 
 #[test]
 fn a_stack_update_that_moved_the_origin_path_is_found_and_promote_repairs_it() {
-    let mut f = Fixture::moto();
-    let distribution = f.moto_server().create_distribution("site-bucket");
-    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    let (f, distribution) = styled(true);
     f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
     let live = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "live release").expect("checked");
     let (_, passed, detail, _) = live(&f.run(&["doctor", "--json"], &[]));
@@ -205,9 +201,7 @@ fn a_stack_update_that_moved_the_origin_path_is_found_and_promote_repairs_it() {
 
 #[test]
 fn a_moved_origin_path_after_a_rollback_is_repaired_by_the_command_doctor_names() {
-    let mut f = Fixture::moto();
-    let distribution = f.moto_server().create_distribution("site-bucket");
-    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    let (f, distribution) = styled(true);
     for version in ["1", "2", "3"] {
         f.deploy(&f.site(&format!("v{version}"), &[("index.html", version)]), version);
     }
@@ -384,9 +378,7 @@ fn doctor_passes_exactly_the_origin_paths_promote_takes() {
 /// which changes nothing; refused, the check names the action, and what the flip also needs.
 #[test]
 fn doctor_probes_the_right_to_flip_the_origin_path_without_moving_it() {
-    let mut f = Fixture::moto();
-    let distribution = f.moto_server().create_distribution("site-bucket");
-    f.set("CUTOVER_POINTER", &format!("cloudfront:{distribution}"));
+    let (f, distribution) = styled(true);
     f.deploy(&f.site("v1", &[("index.html", "1")]), "1");
     let flip = |run: &crate::harness::Run| details(run).into_iter().find(|c| c.0 == "flip").expect("flip is checked");
     let run = f.run(&["doctor", "--json"], &[]);
