@@ -51,8 +51,8 @@ impl RouterConfig {
             return Err(InputError::new("pointer", "the CloudFront router needs an ssm: or cloudfront: pointer"));
         };
         let (mode, parameter_name) = match &site.pointer {
-            AwsPointer::Ssm { parameter } => ("ssm", Some(parameter.clone())),
-            AwsPointer::CloudFront { .. } => ("origin-path", None),
+            AwsPointer::Ssm { parameter } => (SSM, Some(parameter.clone())),
+            AwsPointer::CloudFront { .. } => (ORIGIN_PATH, None),
         };
         let region = site.region.clone().unwrap_or_else(|| TEMPLATE_REGION.to_owned());
         refuse_colliding_names(&plan.edge)?;
@@ -74,7 +74,7 @@ impl RouterConfig {
     }
 
     /// What works, but not with infra/cutover.yml (a region other than the only one it deploys in),
-    /// a short secret, and host links a secret turns off.
+    /// a short secret, and host links that the origin-path style or a secret turns off.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         if self.region != TEMPLATE_REGION {
@@ -88,6 +88,11 @@ impl RouterConfig {
                 "`override-secret` is {length} characters: the bundle's SHA-256 is public (RouterCodeSha256, the code key) and every signed link is an HMAC under it, so a short secret can be guessed offline; use at least {STRONG_SECRET} random characters (`openssl rand -hex 32`)"
             ));
         }
+        if let (Some(domain), ORIGIN_PATH) = (&self.preview_domain, self.mode) {
+            warnings.push(format!(
+                "`preview-domain` with a cloudfront: pointer: host links need an ssm: pointer (in the origin-path style the router decides after CloudFront's cache lookup, whose key holds no host), so every host under {domain} answers 404 saying so and the stack parameters below leave PreviewDomain out; share the preview link (`preview-url`) instead, or leave `preview-domain` unset"
+            ));
+        }
         if let (Some(domain), Some(_)) = (&self.preview_domain, &self.override_secret) {
             warnings.push(format!(
                 "`preview-domain` with `override-secret`: host links are off (a host carries no signature), so every host under {domain} answers 404 saying so; share the signed preview link (`preview-url`) instead, or leave `preview-domain` unset"
@@ -97,7 +102,7 @@ impl RouterConfig {
     }
 
     /// The infra/cutover.yml parameters that put these names in the origin-path cache key, and with
-    /// `preview-domain` the ones that make the distribution answer its hosts, as `Name=value` pairs
+    /// `preview-domain` in the SSM style the ones that make the distribution answer its hosts, as `Name=value` pairs
     /// for `--parameter-overrides`: the stack and the router must agree. No input holds the
     /// certificate, so its value is a placeholder to replace (a shell refuses it as it stands).
     pub fn stack_parameters(&self) -> String {
@@ -106,13 +111,18 @@ impl RouterConfig {
             format!("OverrideCookie={}", self.override_cookie),
             format!("OverrideQuery={}", self.override_query),
         ];
-        if let Some(domain) = &self.preview_domain {
+        if let (Some(domain), SSM) = (&self.preview_domain, self.mode) {
             pairs.push(format!("PreviewDomain={domain}"));
             pairs.push(format!("PreviewCertificateArn=<arn-of-a-us-east-1-certificate-for-*.{domain}>"));
         }
         pairs.join(" ")
     }
 }
+
+/// The router's modes: the version in the URI before the cache lookup (an SSM pointer), or in the
+/// distribution's origin path (a CloudFront pointer).
+const SSM: &str = "ssm";
+const ORIGIN_PATH: &str = "origin-path";
 
 /// The only region infra/cutover.yml deploys in (Lambda@Edge functions live there).
 const TEMPLATE_REGION: &str = "us-east-1";

@@ -216,6 +216,24 @@ fn a_preview_domain_with_an_override_secret_warns_that_host_links_are_off() {
     );
 }
 
+/// In the origin-path style the router decides after the cache lookup, whose key holds no host:
+/// the bundle says host links are off and leaves the preview domain out of the stack parameters.
+#[test]
+fn a_preview_domain_with_a_cloudfront_pointer_warns_that_host_links_are_off() {
+    let mut f = Fixture::local();
+    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL");
+    f.set("CUTOVER_PREVIEW_DOMAIN", "preview.example.com");
+    let zip = f.dir.path().join("router.zip");
+    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
+    let out = run.assert_code(0).stdout();
+    assert!(
+        out.contains("::warning::`preview-domain` with a cloudfront: pointer: host links need an ssm: pointer")
+            && out.contains("every host under preview.example.com answers 404"),
+        "{out}"
+    );
+    assert!(out.contains("stack parameters: ") && !out.contains("PreviewDomain="), "{out}");
+}
+
 /// Names the router would confuse are refused before anything is written, naming the input; a
 /// region the template does not deploy in is a warning (a stack of one's own may use it).
 #[test]
