@@ -329,6 +329,8 @@ function ask(request, now = Date.now()) {
 // the active version is, and an unreadable one keeps the last good answer. `cutover serve` does
 // the same (src/serve/aliases.rs).
 const ALIAS = /^pr-[1-9][0-9]{0,8}$/;
+/** A preview release's version, `pr-<n>-<run>` (is_preview in src/pull_request.rs). */
+const PREVIEW_VERSION = /^pr-[1-9][0-9]{0,8}-./;
 const KEPT_ALIASES = 256;
 let readAlias = defaultAliasReader;
 let aliases = new Map();
@@ -391,13 +393,10 @@ async function aliasTarget(alias, now = Date.now()) {
  * (the domain itself neither), else the alias it names (null: none), only as exactly
  * `pr-<n>.<previewDomain>` with no port or a valid one (1 to 5 digits, at most 65535). Under the
  * domain is told from the name before the first `:`, in any case, one trailing dot ignored, as in
- * preview_host (src/serve/aliases.rs). Only in ssm mode, where viewer-request puts the version in
- * the URI before the cache lookup: in origin-path mode origin-request decides after it, and the
- * host is not in the cache key (an S3 origin cannot be sent the viewer's Host), so a preview would
- * be cached as the live page.
+ * preview_host (src/serve/aliases.rs).
  */
 function previewHost(headers) {
-  if (!config.previewDomain || config.mode !== 'ssm') return undefined;
+  if (!config.previewDomain) return undefined;
   const host = (((headers && headers.host) || [])[0] || {}).value;
   if (typeof host !== 'string') return undefined;
   const colon = host.indexOf(':');
@@ -415,17 +414,36 @@ function previewHost(headers) {
 const NO_PREVIEW = {
   host: 'no preview at this host: preview hosts are pr-<n> under the preview domain',
   signed: 'preview hosts are off with override-secret: use the signed preview link',
+  cleared: 'preview cookies cleared: a preview host shows only previews, never the live site',
+  // The router's own: `cutover serve` has no pointer style.
+  style: 'preview hosts need an ssm: pointer: use the preview link (?override_build_number=pr-<n>)',
 };
 
 /**
+ * The answer of a request to a preview host that shows no preview, or null. The clear link
+ * clears the cookies there and shows nothing. Hosts pin only in ssm mode, where viewer-request
+ * puts the version in the URI before the cache lookup: in origin-path mode origin-request decides
+ * after it, and the host is not in the cache key (an S3 origin cannot be sent the viewer's Host),
+ * so a preview would be cached as the live page; with `overrideSecret` a host carries no
+ * signature.
+ */
+function hostRefusal(asked, host) {
+  if (host === undefined) return null;
+  if (asked.kind === 'clear') return { kind: 'noPreview', why: NO_PREVIEW.cleared, clear: true };
+  if (config.mode !== 'ssm') return { kind: 'noPreview', why: NO_PREVIEW.style };
+  if (config.overrideSecret) return { kind: 'noPreview', why: NO_PREVIEW.signed };
+  if (host === null) return { kind: 'noPreview', why: NO_PREVIEW.host };
+  return null;
+}
+
+/**
  * What a request asks for once aliases are resolved; the cookie keeps the alias, so pins follow
- * pushes. A host under the preview domain is a preview or a 404 (`noPreview`), never the live site;
- * with `overrideSecret` it shows none, carrying no signature. The clear link clears there too.
+ * pushes. A host under the preview domain is a preview or a 404 (`noPreview`), never the live site.
  */
 async function aliased(asked, request, now = Date.now(), target = aliasTarget) {
-  const host = asked.kind === 'clear' ? undefined : previewHost(request.headers);
-  if (host !== undefined && config.overrideSecret) return { kind: 'noPreview', why: NO_PREVIEW.signed };
-  if (host === null) return { kind: 'noPreview', why: NO_PREVIEW.host };
+  const host = previewHost(request.headers);
+  const refused = hostRefusal(asked, host);
+  if (refused !== null) return refused;
   if (host) {
     return { kind: 'pin', version: (await target(host, now)) ?? host, source: 'host', value: host };
   }
@@ -523,9 +541,9 @@ async function decide(request, activeOf) {
   let setCookies = [];
   let chosen = null;
   if (asked.kind === 'noPreview') {
-    return noPreview(asked.why);
+    return noPreview(asked);
   } else if (asked.kind === 'clear') {
-    setCookies = [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);
+    setCookies = clearingCookies();
   } else if (asked.kind === 'refused') {
     headers[OVERRIDE_HEADER] = asked.why;
   } else if (asked.kind === 'pin') {
@@ -538,7 +556,7 @@ async function decide(request, activeOf) {
       // route in src/routing.rs): it would resolve there to a page or another release's chunk.
       if (files !== null && files.has(decodePath(request.uri))) chosen = { version: asked.version, files, source: 'framework' };
     } else if (files === null && asked.source === 'host') {
-      return noPreview(`no preview for pull request ${asked.value.slice('pr-'.length)}`);
+      return noPreview({ why: `no preview for pull request ${asked.value.slice('pr-'.length)}` });
     } else if (files === null) {
       headers[OVERRIDE_HEADER] = 'unknown-version';
     } else {
@@ -582,8 +600,13 @@ async function decide(request, activeOf) {
  * The decision for a preview host that shows no preview: never the live site, which wildcard DNS
  * would make an indexable copy of (Outcome::NoPreview in src/routing.rs).
  */
-function noPreview(why) {
-  return { version: null, outcome: { noPreview: why }, headers: { 'x-robots-tag': 'noindex' }, setCookies: [] };
+function noPreview({ why, clear = false }) {
+  return { version: null, outcome: { noPreview: why }, headers: { 'x-robots-tag': 'noindex' }, setCookies: clear ? clearingCookies() : [] };
+}
+
+/** The `Set-Cookie` values of the clear link. */
+function clearingCookies() {
+  return [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);
 }
 
 // ---- The shared pool -------------------------------------------------------------------------
@@ -745,9 +768,14 @@ function generated(decision) {
 async function viewerRequest(event) {
   const request = event.Records[0].cf.request;
   if (config.mode === 'origin-path') {
+    // Only this handler sees the viewer's Host: a preview host is answered here, never cached as
+    // the live page.
+    const asked = ask(request);
+    const refused = hostRefusal(asked, previewHost(request.headers));
+    if (refused !== null) return generated(noPreview(refused));
     // CloudFront's cache answers a range before origin-request decides: a request whose
     // response will carry more than its version (any override or `clear`) must not ask for one.
-    if (ask(request).kind !== 'active') stripPartialOrConditional(request);
+    if (asked.kind !== 'active') stripPartialOrConditional(request);
     return request;
   }
   const decision = await decide(request, () => activeVersion());
@@ -819,6 +847,12 @@ async function originResponse(event) {
     if (response.status === '200' && full === versionDir(version) + NOT_FOUND_PAGE) {
       Object.assign(response, { status: '404', statusDescription: 'Not Found' });
     }
+    // Every answer of a preview says noindex, its errors too (viewer-response runs on none of
+    // 400 or more, such as a request racing the preview's close); never a cached pooled object,
+    // which every version shares.
+    if (PREVIEW_VERSION.test(version) && (!pooled || response.status === '404')) {
+      response.headers['x-robots-tag'] = [{ key: 'X-Robots-Tag', value: 'noindex' }];
+    }
   }
   return response;
 }
@@ -858,7 +892,7 @@ async function viewerResponse(event) {
   const asked = await aliased(ask(request), request, Date.now(), resolved);
   const decision = { headers: {}, setCookies: [] };
   if (asked.kind === 'clear') {
-    decision.setCookies = [config.versionCookie, config.overrideCookie].map((n) => `${n}=; Path=/; Max-Age=0`);
+    decision.setCookies = clearingCookies();
   } else if (asked.kind === 'refused') {
     decision.headers[OVERRIDE_HEADER] = asked.why;
   } else if (asked.kind === 'pin' && asked.source === 'host' && asked.version !== served) {

@@ -209,6 +209,9 @@ pub enum NoPreview {
     Host,
     /// Any host under the domain with `override-secret` set: a host carries no signature.
     Signed,
+    /// The clear link on a host under the domain: it clears the cookies and shows nothing, as
+    /// the host shows only previews.
+    Cleared,
 }
 
 impl NoPreview {
@@ -218,6 +221,9 @@ impl NoPreview {
             Self::Missing(number) => format!("no preview for pull request {number}"),
             Self::Host => "no preview at this host: preview hosts are pr-<n> under the preview domain".to_owned(),
             Self::Signed => "preview hosts are off with override-secret: use the signed preview link".to_owned(),
+            Self::Cleared => {
+                "preview cookies cleared: a preview host shows only previews, never the live site".to_owned()
+            }
         }
     }
 }
@@ -347,7 +353,7 @@ pub fn route(
     let mut set_cookies = Vec::new();
     let mut chosen = None;
     match ask {
-        Ask::NoPreview(why) => return no_preview(*why),
+        Ask::NoPreview(why) => return no_preview(names, *why),
         Ask::Clear => set_cookies = clear_cookies(names),
         Ask::Refused(why) => headers.push((OVERRIDE_HEADER, (*why).to_owned())),
         // A framework's pin to a version not stored is no override: the active version answers.
@@ -370,7 +376,7 @@ pub fn route(
                 chosen = Some((version.as_str(), index, *source));
             }
             None => match crate::pull_request::alias_of(value).filter(|_| *source == Source::Host) {
-                Some(pr) => return no_preview(NoPreview::Missing(pr.number())),
+                Some(pr) => return no_preview(names, NoPreview::Missing(pr.number())),
                 None => headers.push((OVERRIDE_HEADER, "unknown-version".to_owned())),
             },
         },
@@ -424,10 +430,11 @@ impl Route {
 pub const MAX_PAGE_BYTES: u64 = 32 * 1024;
 
 /// The answer of a host under the preview domain that shows no preview: never the live site,
-/// which wildcard DNS would make an indexable copy of.
-fn no_preview(why: NoPreview) -> Route {
+/// which wildcard DNS would make an indexable copy of; the clear link's clears the cookies.
+fn no_preview(names: &EdgeNames, why: NoPreview) -> Route {
     let headers = vec![("x-robots-tag", "noindex".to_owned()), ("cache-control", "no-store".to_owned())];
-    Route { version: None, source: Source::Host, outcome: Outcome::NoPreview(why), set_cookies: Vec::new(), headers }
+    let set_cookies = if why == NoPreview::Cleared { clear_cookies(names) } else { Vec::new() };
+    Route { version: None, source: Source::Host, outcome: Outcome::NoPreview(why), set_cookies, headers }
 }
 
 fn clear_cookies(names: &EdgeNames) -> Vec<String> {

@@ -252,6 +252,12 @@ async fn handle(State(edge): State<Arc<Edge>>, method: Method, uri: Uri, headers
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served");
     }
+    // More than one Host, or one that is not visible ASCII, is a 400 (RFC 9112, 3.2): either
+    // reading would let one request be a preview host and the live site at once.
+    let mut hosts = headers.get_all(header::HOST).iter();
+    if hosts.next().is_some_and(|host| host.to_str().is_err()) || hosts.next().is_some() {
+        return text(StatusCode::BAD_REQUEST, "bad Host header: send exactly one, in ASCII");
+    }
     let route = edge.route(&uri, &headers).await;
     let (route, mut response) = match answer(&edge, &route, &method, &headers).await {
         Some(response) => (route, response),

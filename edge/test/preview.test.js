@@ -75,12 +75,20 @@ test('viewer-response keeps the preview viewer-request resolved, even if the ali
   assert.equal(out.headers['set-cookie'].length, 2);
 });
 
-test('the clear link clears on a preview host too', async () => {
-  setUp({ version: 'pr-7-11' });
-  const got = await through('/', 'override_build_number=clear', host('pr-7.preview.example.com'));
-  assert.equal(got.uri, '/site/1/index.html');
-  assert.deepEqual(got.headers['set-cookie'].map((c) => c.value.split(';')[0]), ['Build-Number=', 'Override=']);
-  assert.equal(value(got.headers, 'x-robots-tag'), null);
+test('the clear link on a preview host clears the cookies and shows nothing, in any case, with or without a secret', async () => {
+  for (const options of [{}, { overrideSecret: 's3cret' }]) {
+    setUp({ version: 'pr-7-11' }, options);
+    for (const [query, at] of [['override_build_number=clear', 'pr-7.preview.example.com'], ['override_build_number=%43lEaR', 'www.Preview.example.com.']]) {
+      const answer = await router.handler(event('/', query, host(at)));
+      assert.equal(answer.status, '404', `${query} at ${at}`);
+      assert.equal(answer.body, 'preview cookies cleared: a preview host shows only previews, never the live site\n');
+      assert.deepEqual(answer.headers['set-cookie'].map((c) => c.value.split(';')[0]), ['Build-Number=', 'Override=']);
+      assert.equal(value(answer.headers, 'x-robots-tag'), 'noindex');
+      assert.equal(value(answer.headers, 'cache-control'), 'no-store');
+    }
+  }
+  const live = await through('/', 'override_build_number=clear', host('d111.cloudfront.net'));
+  assert.equal(live.uri, '/site/1/index.html', 'elsewhere the clear link shows the live site');
 });
 
 test('aliases are read once per cacheSeconds, a bounded number kept', async () => {
@@ -120,13 +128,38 @@ test('the host pr-<n>.<previewDomain> serves the alias; hostile hosts never reac
   }
 });
 
-test('in origin-path mode a host never pins: the host is not in the cache key there', async () => {
+test('in origin-path mode a preview host answers 404 at viewer-request: the host is not in the cache key there', async () => {
   setUp({ version: 'pr-7-12' }, { mode: 'origin-path' });
-  const request = event('/', '', host('pr-7.preview.example.com'), 'origin-request').Records[0].cf.request;
-  request.origin = { s3: { path: '/site/1' } };
-  const out = await router.handler({ Records: [{ cf: { config: { eventType: 'origin-request' }, request } }] });
-  assert.equal(out.origin.s3.path, '/site/1');
-  assert.equal(out.uri, '/index.html');
+  for (const [at, query, body] of [
+    ['pr-7.preview.example.com', '', 'preview hosts need an ssm: pointer: use the preview link (?override_build_number=pr-<n>)\n'],
+    ['www.preview.example.com', 'override_build_number=pr-7', 'preview hosts need an ssm: pointer: use the preview link (?override_build_number=pr-<n>)\n'],
+    ['pr-7.preview.example.com', 'override_build_number=clear', 'preview cookies cleared: a preview host shows only previews, never the live site\n'],
+  ]) {
+    const answer = await router.handler(event('/', query, host(at)));
+    assert.equal(answer.status, '404', at);
+    assert.equal(answer.body, body, at);
+    assert.equal(value(answer.headers, 'x-robots-tag'), 'noindex', at);
+  }
+  const live = await router.handler(event('/', '', host('d111.cloudfront.net')));
+  assert.equal(live.status, undefined, 'any other host goes on to the cache and origin-request');
+});
+
+test('origin-response marks every answer of a preview noindex, its 404s too, but never a cached pooled object', async () => {
+  setUp({ version: 'pr-7-12' });
+  const respond = async (uri, status, headers = {}) => {
+    const request = { uri, querystring: '', headers };
+    const response = { status, statusDescription: 'x', headers: {} };
+    const out = await router.handler({ Records: [{ cf: { config: { eventType: 'origin-response' }, request, response } }] });
+    return [out.status, value(out.headers, 'x-robots-tag')];
+  };
+  const pinned = { 'x-cutover-version': [{ key: 'x-cutover-version', value: 'pr-7-12' }] };
+  assert.deepEqual(await respond('/site/pr-7-12/index.html', '403'), ['404', 'noindex'], 'a request racing the close');
+  assert.deepEqual(await respond('/site/pr-7-12/index.html', '200'), ['200', 'noindex']);
+  assert.deepEqual(await respond('/site/pr-7-12/404.html', '200'), ['404', 'noindex']);
+  assert.deepEqual(await respond('/site/_shared/assets/a-Bx9.js', '403', pinned), ['404', 'noindex']);
+  assert.deepEqual(await respond('/site/_shared/assets/a-Bx9.js', '200', pinned), ['200', null], 'shared by every version');
+  assert.deepEqual(await respond('/site/1/index.html', '403'), ['404', null], 'the live site is indexable');
+  assert.deepEqual(await respond('/site/pr-7/index.html', '403'), ['404', null], 'an alias is no preview release');
 });
 
 test('with an override secret only signed links pin, and a preview host answers 404 saying so', async () => {

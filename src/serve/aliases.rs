@@ -60,9 +60,9 @@ pub(crate) async fn resolve_with<F: Future<Output = Option<String>>>(
     host: Option<&str>,
     target: impl Fn(PullRequest) -> F,
 ) -> Ask {
-    // The clear link drops the cookies on a preview host too.
-    if let Some(alias) = host.and_then(|h| preview_host(h, PREVIEW_DOMAIN)).filter(|_| !matches!(asked, Ask::Clear)) {
+    if let Some(alias) = host.and_then(|h| preview_host(h, PREVIEW_DOMAIN)) {
         return match alias {
+            _ if asked == Ask::Clear => Ask::NoPreview(NoPreview::Cleared),
             _ if names.secret.is_some() => Ask::NoPreview(NoPreview::Signed),
             None => Ask::NoPreview(NoPreview::Host),
             Some(pr) => {

@@ -433,9 +433,20 @@ fn each_push_is_a_new_preview_the_alias_follows_and_nothing_goes_live(mut f: Fix
     let host = format!("pr-7.localhost:{}", edge.url.rsplit(':').next().unwrap());
     let cleared = with_host_at(&edge, &host, "/?override_build_number=clear");
     assert!(
-        cleared.to_ascii_lowercase().contains("set-cookie: build-number=;"),
-        "the clear link clears on a preview host: {cleared}"
+        cleared.starts_with("HTTP/1.1 404")
+            && cleared.to_ascii_lowercase().contains("set-cookie: build-number=;")
+            && cleared.contains("x-robots-tag: noindex")
+            && cleared.ends_with("preview cookies cleared: a preview host shows only previews, never the live site\n"),
+        "the clear link on a preview host clears the cookies and shows no copy of the live site: {cleared}"
     );
+    for (hosts, what) in [
+        (format!("Host: {host}\r\nHost: localhost").into_bytes(), "two Host headers"),
+        ([b"Host: pr-7.localhost\xff".as_slice()].concat(), "a Host that is not ASCII"),
+    ] {
+        let answer =
+            raw_at(&edge, &[b"GET / HTTP/1.1\r\n".as_slice(), &hosts, b"\r\nConnection: close\r\n\r\n"].concat());
+        assert!(answer.starts_with("HTTP/1.1 400") && !answer.contains("push"), "{what}: {answer}");
+    }
     let by_host = with_host(&edge, &host);
     assert!(by_host.ends_with("second push") && by_host.contains("x-robots-tag: noindex"), "{by_host}");
     for elsewhere in ["pr-7.evil.com", "localhost", &format!("localhost:{}", edge.url.rsplit(':').next().unwrap())] {
@@ -657,9 +668,14 @@ fn with_host(edge: &Edge, host: &str) -> String {
 
 /// `path` fetched with the `Host` header `host`.
 fn with_host_at(edge: &Edge, host: &str, path: &str) -> String {
+    raw_at(edge, format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+}
+
+/// The answer to a request written byte for byte.
+fn raw_at(edge: &Edge, request: &[u8]) -> String {
     let mut stream = std::net::TcpStream::connect(edge.url.trim_start_matches("http://")).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
 }
