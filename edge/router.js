@@ -74,12 +74,19 @@ let pages = new Map();
 // `?dpl=`, `x-deployment-id`) must not each cost a read: one found not to exist is remembered for `edge-cache` (a bounded LRU, so a flood of
 // them never evicts a real release's index), and a container reads at most NEW_READS_PER_SECOND
 // values it never saw; beyond that one is treated as unknown without a read (logged once a
-// second). The active version is never capped. With `overrideSecret`, an unsigned or forged value
-// is refused before any read.
+// second). Framework pins, which any page's requests may carry, have a budget of their own, so a
+// flood of them never makes a reviewer's override fall back to the live release. The active
+// version is never capped. With `overrideSecret`, an unsigned or forged value is refused before
+// any read.
 const KEPT_UNKNOWN = 1024;
 const NEW_READS_PER_SECOND = 16;
 let unknown = new Map();
-let newReads = { second: -1, count: 0 };
+let newReads = freshBudgets();
+
+/** The reads of values never seen spent this second: framework pins, and everything else. */
+function freshBudgets() {
+  return { framework: { second: -1, count: 0 }, override: { second: -1, count: 0 } };
+}
 
 /** Remembers a value found not to exist (a version or an alias), least recently used let go first. */
 function rememberUnknown(key, now) {
@@ -97,15 +104,16 @@ function knownUnknown(key, now) {
   return false;
 }
 
-/** Whether a value never seen may be read now (at most NEW_READS_PER_SECOND a second). */
-function mayReadNew(what, now) {
+/** Whether a value never seen may be read now (at most NEW_READS_PER_SECOND a second from `budget`). */
+function mayReadNew(what, now, budget = 'override') {
   const second = Math.floor(now / 1000);
-  if (second !== newReads.second) newReads = { second, count: 0 };
-  newReads.count += 1;
-  if (newReads.count === NEW_READS_PER_SECOND + 1) {
-    console.warn(`cutover router: more than ${NEW_READS_PER_SECOND} new versions or aliases asked for this second; ${what} and the rest are treated as unknown unread`);
+  if (second !== newReads[budget].second) newReads[budget] = { second, count: 0 };
+  const spent = (newReads[budget].count += 1);
+  if (spent === NEW_READS_PER_SECOND + 1) {
+    const kind = budget === 'framework' ? 'framework pins' : 'new versions or aliases';
+    console.warn(`cutover router: more than ${NEW_READS_PER_SECOND} ${kind} asked for this second; ${what} and the rest are treated as unknown unread`);
   }
-  return newReads.count <= NEW_READS_PER_SECOND;
+  return spent <= NEW_READS_PER_SECOND;
 }
 
 function sdkClient(name, Client) {
@@ -218,17 +226,17 @@ async function activeVersion(now = Date.now()) {
 /**
  * The routing index of a recorded release (a Set of its files), or null; a bounded LRU. A kept
  * index is read again after INDEX_TTL_MS (kept while that read fails), an unknown version after
- * `edge-cache`; a version never seen is read only within NEW_READS_PER_SECOND, unless it is the
- * `active` one (which no request names).
+ * `edge-cache`; a version never seen is read only within NEW_READS_PER_SECOND of its `budget`,
+ * unless it is the `active` one (which no request names).
  */
-async function releaseIndex(version, now = Date.now(), { active = false } = {}) {
+async function releaseIndex(version, now = Date.now(), { active = false, budget = 'override' } = {}) {
   const kept = indexes.get(version);
   if (kept && now - kept.readAt < INDEX_TTL_MS) {
     indexes.delete(version);
     indexes.set(version, kept);
     return kept.files;
   }
-  if (!kept && (knownUnknown(`version ${version}`, now) || (!active && !mayReadNew(version, now)))) {
+  if (!kept && (knownUnknown(`version ${version}`, now) || (!active && !mayReadNew(version, now, budget)))) {
     return null;
   }
   let files = null;
@@ -549,7 +557,7 @@ async function decide(request, activeOf) {
   } else if (asked.kind === 'pin') {
     // Every version a request names (override, cookie, alias, framework pin) is looked up here,
     // within the cap on values never seen; one found unknown, or over the cap, is no release.
-    const files = await releaseIndex(asked.version);
+    const files = await releaseIndex(asked.version, Date.now(), { budget: asked.source === 'framework' ? 'framework' : 'override' });
     if (asked.source === 'framework') {
       // A pin to a version not stored is no override: the active version answers, silently. So
       // does one whose path the pinned release does not hold as a file of its own (see
@@ -938,7 +946,7 @@ exports.configure = (overrides) => {
   pages = new Map();
   aliases = new Map();
   unknown = new Map();
-  newReads = { second: -1, count: 0 };
+  newReads = freshBudgets();
 };
 exports.setParameterReader = (reader) => {
   readParameter = reader ?? defaultParameterReader;
@@ -952,7 +960,7 @@ exports.setIndexReader = (reader) => {
   readIndex = reader ?? defaultIndexReader;
   indexes = new Map();
   unknown = new Map();
-  newReads = { second: -1, count: 0 };
+  newReads = freshBudgets();
 };
 exports.setPageReader = (reader) => {
   readPage = reader ?? defaultPageReader;

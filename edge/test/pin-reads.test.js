@@ -22,7 +22,7 @@ function pinned(query, deploymentId) {
   return { Records: [{ cf: { config: { distributionId: 'EDFDVBD6EXAMPLE', eventType: 'viewer-request' }, request } }] };
 }
 
-test('framework pins cost at most the cap of reads a second: 200 unknown dpl and 200 x-deployment-id values, then a stored version still pins', async (t) => {
+test('framework pins cost at most the cap of reads a second: 200 unknown dpl and 200 x-deployment-id values, an override still reads, then a stored version still pins', async (t) => {
   const moto = await startMoto();
   const counted = await countCalls(moto);
   try {
@@ -47,6 +47,10 @@ test('framework pins cost at most the cap of reads a second: 200 unknown dpl and
     const gets = counted.calls.filter((call) => call.method === 'GET');
     // The cap's values, an unknown one read twice, and the live index once.
     assert.ok(gets.length <= CAP * GETS_PER_UNKNOWN + 1, `${gets.length} S3 GETs for 400 unknown pins in one second`);
+    const review = { ...pinned('override_build_number=39', null) };
+    review.Records[0].cf.request.uri = '/';
+    const reviewed = await router.handler(review);
+    assert.equal(reviewed.uri, '/site/39/index.html', 'in the same second, a reviewer\'s override of a version never seen still reads it');
     t.mock.timers.tick(1000);
     assert.equal((await router.handler(pinned('dpl=40', null))).uri, '/site/40/data.json', 'a stored version pins after the window');
     assert.equal((await router.handler(pinned('', '39'))).uri, '/site/39/data.json');
