@@ -452,11 +452,15 @@ async function aliased(asked, request, now = Date.now(), target = aliasTarget) {
   const host = previewHost(request.headers);
   const refused = hostRefusal(asked, host);
   if (refused !== null) return refused;
+  // An alias naming no preview is answered without a lookup: no release is ever named `pr-<n>`.
   if (host) {
-    return { kind: 'pin', version: (await target(host, now)) ?? host, source: 'host', value: host };
+    const version = await target(host, now);
+    if (version === null) return { kind: 'noPreview', why: `no preview for pull request ${host.slice('pr-'.length)}` };
+    return { kind: 'pin', version, source: 'host', value: host };
   }
   if (asked.kind === 'pin' && ALIAS.test(asked.version)) {
-    return { ...asked, version: (await target(asked.version, now)) ?? asked.version };
+    const version = await target(asked.version, now);
+    return version === null ? { kind: 'refused', why: 'unknown-version' } : { ...asked, version };
   }
   return asked;
 }

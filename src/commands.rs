@@ -301,6 +301,11 @@ async fn preview(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
 async fn stage_only(plan: &Plan, reporter: &Reporter) -> anyhow::Result<Outputs> {
     plan.require_dist_dir()?;
     let version = plan.require_version()?;
+    // Only `cutover preview` stages a preview: one staged otherwise would have had no smoke test,
+    // and a release named `pr-<n>` would be read where the alias is meant.
+    if crate::pull_request::never_live(version) {
+        return Err(Refusal(Guard::Preview { version: version.to_owned() }).into());
+    }
     let site = Site::connect(plan).await;
     let (_, live) = Active::read_with_record(&site).await?;
     staged(&site, plan, version, live, reporter).await

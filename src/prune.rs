@@ -2,7 +2,7 @@
 //! one staged within the last hour (another run may be about to promote it) or one live within
 //! the skew window (open tabs still load its files); then the pool objects no kept release uses.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use crate::lock::{DeployLock, LockError};
 use crate::outcome::{Guard, Refusal};
 use crate::pointer::{PointerError, Promotion, rollback_target};
 use crate::pull_request::PullRequest;
-use crate::release::{Place, RecordError, ReleaseRecord, all_records};
+use crate::release::{Place, RecordError, ReleaseRecord, Verdict, all_records};
 use crate::store::{Condition, StoreError, json_meta};
 
 /// Releases younger than this are never pruned, nor pool objects written this recently (a stage
@@ -227,8 +227,13 @@ async fn prune_locked(
             report.deleted.iter().filter_map(|v| crate::pull_request::preview_of(v)).collect();
         prs.sort_by_key(|pr| pr.number());
         prs.dedup();
+        let failed = if prs.is_empty() { HashMap::new() } else { Verdict::read_all(site).await? };
+        let linkable: Vec<&ReleaseRecord> = records
+            .iter()
+            .filter(|r| !report.deleted.contains(&r.version) && !failed.contains_key(&r.version))
+            .collect();
         for pr in prs {
-            relink_alias(site, pr, &records, &report.deleted, lock).await?;
+            relink_alias(site, pr, &linkable, &report.deleted, lock).await?;
         }
     }
     report.pool_deleted = sweep_pool(site, lock, &report.deleted, now).await?;
@@ -312,12 +317,13 @@ pub(crate) async fn delete_release(site: &Site, record: &ReleaseRecord, lock: &D
 }
 
 /// When the alias of `pr` names one of the previews just `deleted`, points it at the newest
-/// preview of `pr` left among `records` (oldest first), or deletes it when none is left: an
-/// expired preview never takes the link of a newer one with it.
+/// preview of `pr` among `linkable` (the releases left whose smoke test did not fail and that no
+/// guard refused, oldest first), or deletes it when none is: an expired preview never takes the
+/// link of a newer one with it, nor hands it to a build that failed its smoke test.
 async fn relink_alias(
     site: &Site,
     pr: PullRequest,
-    records: &[ReleaseRecord],
+    linkable: &[&ReleaseRecord],
     deleted: &[String],
     lock: &DeployLock,
 ) -> Result<(), PruneError> {
@@ -325,11 +331,8 @@ async fn relink_alias(
     if !deleted.contains(&named) {
         return Ok(());
     }
-    let newest = records
-        .iter()
-        .rev()
-        .map(|r| r.version.as_str())
-        .find(|v| crate::pull_request::preview_of(v) == Some(pr) && !deleted.iter().any(|d| d == v));
+    let newest =
+        linkable.iter().rev().map(|r| r.version.as_str()).find(|v| crate::pull_request::preview_of(v) == Some(pr));
     lock.check()?;
     match newest {
         Some(version) => site.aliases.write(pr, version).await?,

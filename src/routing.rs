@@ -110,6 +110,8 @@ pub const VERSION_HEADER: &str = "x-cutover-version";
 pub const OVERRIDE_HEADER: &str = "x-cutover-override";
 /// Override value that drops the pin and returns to the active version (any case).
 pub const CLEAR: &str = "clear";
+/// The `x-cutover-override` of an override naming no recorded release (or an alias naming none).
+pub const UNKNOWN_VERSION: &str = "unknown-version";
 /// The page a directory serves.
 pub const INDEX_PAGE: &str = "index.html";
 /// The page a missing path serves in `404` mode; it always answers with status 404.
@@ -377,7 +379,7 @@ pub fn route(
             }
             None => match crate::pull_request::alias_of(value).filter(|_| *source == Source::Host) {
                 Some(pr) => return no_preview(names, NoPreview::Missing(pr.number())),
-                None => headers.push((OVERRIDE_HEADER, "unknown-version".to_owned())),
+                None => headers.push((OVERRIDE_HEADER, UNKNOWN_VERSION.to_owned())),
             },
         },
         Ask::Active => {}

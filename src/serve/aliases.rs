@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::backend::Site;
 use crate::pull_request::{PullRequest, alias_of, preview_of};
-use crate::routing::{Ask, EdgeNames, NoPreview, Source};
+use crate::routing::{Ask, EdgeNames, NoPreview, Source, UNKNOWN_VERSION};
 
 /// `cutover serve`'s preview domain: every host under it is a preview host.
 const PREVIEW_DOMAIN: &str = "localhost";
@@ -65,15 +65,19 @@ pub(crate) async fn resolve_with<F: Future<Output = Option<String>>>(
             _ if asked == Ask::Clear => Ask::NoPreview(NoPreview::Cleared),
             _ if names.secret.is_some() => Ask::NoPreview(NoPreview::Signed),
             None => Ask::NoPreview(NoPreview::Host),
-            Some(pr) => {
-                let version = target(pr).await.unwrap_or_else(|| pr.alias());
-                Ask::Pin { version, source: Source::Host, value: pr.alias() }
-            }
+            Some(pr) => match target(pr).await {
+                Some(version) => Ask::Pin { version, source: Source::Host, value: pr.alias() },
+                None => Ask::NoPreview(NoPreview::Missing(pr.number())),
+            },
         };
     }
+    // An alias naming no preview is answered without a lookup: no release is ever named `pr-<n>`.
     match asked {
         Ask::Pin { version, source, value } => match alias_of(&version) {
-            Some(pr) => Ask::Pin { version: target(pr).await.unwrap_or(version), source, value },
+            Some(pr) => match target(pr).await {
+                Some(version) => Ask::Pin { version, source, value },
+                None => Ask::Refused(UNKNOWN_VERSION),
+            },
             None => Ask::Pin { version, source, value },
         },
         other => other,

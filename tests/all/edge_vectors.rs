@@ -33,7 +33,19 @@ fn cutover_serve_passes_the_shared_vectors() {
                 .collect();
             let files: Vec<(&str, &str)> = files.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let dist = f.site(&format!("v{version}"), &files).display().to_string();
-            f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)]).assert_code(0);
+            if cutover::pull_request::alias_of(version).is_some() {
+                // A release named like an alias (left by hand) can no longer be staged; the
+                // vectors naming one hold without it, as the edge never looks it up.
+                continue;
+            }
+            match version.strip_prefix("pr-").and_then(|rest| rest.split_once('-')) {
+                Some((pr, run)) => f.run(
+                    &["preview"],
+                    &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_PULL_REQUEST", pr), ("GITHUB_RUN_NUMBER", run)],
+                ),
+                None => f.run(&["stage"], &[("CUTOVER_DIST_DIR", &dist), ("CUTOVER_VERSION", version)]),
+            }
+            .assert_code(0);
         }
         if let Some(active) = &active {
             f.run(&["promote", active], &[]).assert_code(0);

@@ -287,8 +287,9 @@ fn the_alias_only_moves_forward_and_never_over_a_value_it_did_not_write(mut f: F
 /// The alias names the newest preview in the order `status` lists (previews by record time), whatever
 /// the run parts look like: run numbers crossing a digit (9 -> 10, 99.1 -> 100.1) and run numbers
 /// changing style (12 -> 13.1, v1.0.0 -> 16). A preview expiring under `preview-ttl` while its
-/// alias names it (as an older cutover left it) hands the alias to the newest preview left.
-fn the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands_it_on(f: Fixture) {
+/// alias names it (as an older cutover left it) hands the alias to the newest preview left whose
+/// smoke test did not fail.
+fn the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands_it_on(mut f: Fixture) {
     f.deploy(&f.site("v1", &[("index.html", "live")]), "1");
     for (pr, older, newer) in [("1", "9", "10"), ("2", "99.1", "100.1"), ("3", "12", "13.1"), ("4", "v1.0.0", "16")] {
         push(&f, pr, older, "older");
@@ -309,6 +310,16 @@ fn the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands
     let pruned = f.run(&["prune", "--preview-ttl", "2h", "--json"], &[]).assert_code(0).json();
     assert_eq!(pruned["deleted"], serde_json::json!(["pr-2-99.1"]), "{pruned}");
     assert_eq!(alias(&f, "2").as_deref(), Some("pr-2-100.1"), "the alias moves to the newest preview left");
+
+    // A newer push whose smoke test failed is never linked, by its run or by the hand-on.
+    let _edge = f.start_edge();
+    let failing = [("CUTOVER_SMOKE_EXPECT_TEXT", "not in the page"), ("CUTOVER_SMOKE_TIMEOUT", "0s")];
+    push_with(&f, "2", "101.1", "broken", &failing).assert_code(3);
+    assert_eq!(alias(&f, "2").as_deref(), Some("pr-2-100.1"));
+    f.backdate("pr-2-100.1", 3);
+    let pruned = f.run(&["prune", "--preview-ttl", "2h", "--json"], &[]).assert_code(0).json();
+    assert_eq!(pruned["deleted"], serde_json::json!(["pr-2-100.1"]), "{pruned}");
+    assert_eq!(alias(&f, "2"), None, "the link goes with the last preview that passed, never to pr-2-101.1");
 }
 
 /// A prune or close deleting a pool object the preview found in its listing (and so did not
@@ -523,6 +534,8 @@ fn previews_are_never_promoted_deployed_or_rolled_back_to(mut f: Fixture) {
         (&["promote"][..], Some("pr-3-5")),
         (&["rollback", "--to", "pr-3-5"][..], None),
         (&["deploy"][..], Some("pr-3-6")),
+        (&["stage"][..], Some("pr-3-6")),
+        (&["stage"][..], Some("pr-61")),
     ] {
         let extra: Vec<(&str, &str)> =
             [("CUTOVER_DIST_DIR", dist)].into_iter().chain(version.map(|v| ("CUTOVER_VERSION", v))).collect();
@@ -532,7 +545,11 @@ fn previews_are_never_promoted_deployed_or_rolled_back_to(mut f: Fixture) {
     }
     assert_eq!(live_state(&f), before);
     let staged = f.with_site(async |site| read_record(&site, &site.layout.record_key("pr-3-6")).await.unwrap());
-    assert!(staged.is_none(), "a refused deploy stages nothing");
+    assert!(staged.is_none(), "a refused deploy or stage stages nothing");
+    for refused in ["pr-3-6", "pr-61"] {
+        let files = f.with_site(async |site| site.store.list(&site.layout.version_dir(refused)).await.unwrap());
+        assert!(files.is_empty(), "{refused}: {files:?}");
+    }
     // The order guard does not see previews: the next release goes live.
     f.deploy(&f.site("v2", &[("index.html", "two")]), "2");
     assert_eq!(f.active().as_deref(), Some("2"));
