@@ -74,15 +74,16 @@ impl Reporter {
     }
 
     /// Asks GitHub to hide secret values wherever they might show later: the AWS secrets, the
-    /// credentials in the site URL and the `override-secret`.
-    pub fn mask_secrets(&self, env: &Env, site_url: Option<&SiteUrl>, override_secret: Option<&str>) {
+    /// credentials in the site URL and the secret inputs however given (`override-secret`,
+    /// `github-token`, as variables or flags).
+    pub fn mask_secrets(&self, env: &Env, site_url: Option<&SiteUrl>, inputs: &[Option<&str>]) {
         if matches!(self.ci, CiSystem::GitHub { .. }) {
             let vars = SECRET_VARS.iter().filter_map(|name| env.get(name)).map(str::to_owned);
             let given = site_url
                 .map(SiteUrl::secrets)
                 .unwrap_or_default()
                 .into_iter()
-                .chain(override_secret.map(str::to_owned));
+                .chain(inputs.iter().flatten().map(|s| (*s).to_owned()));
             for value in vars.chain(given) {
                 self.command(&format!("::add-mask::{}", github_escape(&value)));
             }
@@ -396,7 +397,7 @@ mod tests {
         reporter.fail("bad [input] 'x'\r\nsecond line", 2);
         let env: Env = [("AWS_SECRET_ACCESS_KEY", "s3cr%t"), ("AWS_SESSION_TOKEN", "tok")].into_iter().collect();
         let site = SiteUrl::parse("https://deploy:p%40ss@example.com/").unwrap();
-        reporter.mask_secrets(&env, Some(&site), Some("sign%me"));
+        reporter.mask_secrets(&env, Some(&site), &[Some("sign%me"), None, Some("ghs_flag")]);
         expect![[r#"
             ::warning::50%25 done%0Anext
             ::error title=cutover failed (exit 2)::bad [input] 'x'%0D%0Asecond line
@@ -406,6 +407,7 @@ mod tests {
             ::add-mask::p%2540ss
             ::add-mask::p@ss
             ::add-mask::sign%25me
+            ::add-mask::ghs_flag
         "#]]
         .assert_eq(&console.text());
     }

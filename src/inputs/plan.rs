@@ -157,6 +157,16 @@ impl Plan {
         let preview_ttl = parse_duration(&PREVIEW_TTL, &inputs.preview_ttl)?;
         let skew_window = parse_duration(&SKEW_WINDOW, &inputs.skew_window)?;
         let preview_domain = inputs.preview_domain.as_deref().map(parse_preview_domain).transpose()?;
+        if let (Some(domain), Some(host)) = (&preview_domain, site_url.as_ref().and_then(SiteUrl::host))
+            && host.trim_end_matches('.').ends_with(&format!(".{domain}"))
+        {
+            return Err(InputError::new(
+                "preview-domain",
+                format!(
+                    "{domain} holds the site's own host {host} (`site-url`): every host under it shows only previews, so the live site would answer 404; give the previews a domain the site is not under, such as previews.{domain}"
+                ),
+            ));
+        }
         let rollback_to =
             inputs.to.as_deref().map(|v| version::validate(v).map_err(|p| InputError::new("to", p))).transpose()?;
         let cache_rules = CacheRules::parse(inputs.cache_control.as_deref().unwrap_or(""))
@@ -560,6 +570,14 @@ mod tests {
             (&[("CUTOVER_PREVIEW_DOMAIN", "preview..example.com")], "preview-domain"),
             (&[("CUTOVER_PREVIEW_DOMAIN", "localhost")], "preview-domain"),
             (&[("CUTOVER_PREVIEW_DOMAIN", "*.example.com")], "preview-domain"),
+            (
+                &[("CUTOVER_PREVIEW_DOMAIN", "example.com"), ("CUTOVER_SITE_URL", "https://WWW.Example.com./")],
+                "preview-domain",
+            ),
+            (
+                &[("CUTOVER_PREVIEW_DOMAIN", "example.com"), ("CUTOVER_SITE_URL", "https://a.b.example.com/")],
+                "preview-domain",
+            ),
             (&[("CUTOVER_PREVIEW_TTL", "31d")], "preview-ttl"),
             (&[("CUTOVER_SKEW_WINDOW", "31d")], "skew-window"),
             (&[("CUTOVER_SKEW_WINDOW", "a week")], "skew-window"),
@@ -568,6 +586,16 @@ mod tests {
             let err = plan(vars).expect_err(&format!("{vars:?} should be refused"));
             assert_eq!(err.input, *input, "{vars:?}: {err}");
             assert!(err.to_string().starts_with(&format!("input `{input}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_preview_domain_beside_or_above_the_sites_host_is_taken() {
+        for (domain, site) in
+            [("preview.example.com", "https://www.example.com/"), ("example.com", "https://example.com/")]
+        {
+            let planned = plan(&[("CUTOVER_PREVIEW_DOMAIN", domain), ("CUTOVER_SITE_URL", site)]);
+            assert!(planned.is_ok(), "{domain} with {site}: {:?}", planned.err());
         }
     }
 

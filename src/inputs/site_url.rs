@@ -47,6 +47,11 @@ impl SiteUrl {
         SiteUrl::try_from(url)
     }
 
+    /// The site's host name (lowercase, as URLs are compared).
+    pub fn host(&self) -> Option<&str> {
+        self.url.host_str()
+    }
+
     /// A GET of `path` under the site (the site itself for an empty path), with its credentials.
     pub fn get(&self, client: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
         let request = if path.is_empty() {

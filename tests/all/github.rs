@@ -347,7 +347,19 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
     assert!(refused.stdout().contains("403"), "{}", refused.stdout());
     assert_eq!(f.outputs()["version"], "pr-7-3", "the preview itself was made");
 
-    for run in [&first, &second, &refused] {
+    // Given as a flag rather than an input variable, the token is masked all the same.
+    let dist = f.site("flagged", &[("index.html", "4")]);
+    let event = [
+        ("CUTOVER_DIST_DIR", dist.to_str().unwrap()),
+        ("GITHUB_EVENT_NAME", "pull_request"),
+        ("GITHUB_REF", "refs/pull/7/merge"),
+        ("GITHUB_RUN_NUMBER", "4"),
+        ("GITHUB_REPOSITORY", "o/r"),
+        ("GITHUB_API_URL", api.as_str()),
+    ];
+    let flagged = f.run(&["preview", "--github-token", TOKEN], &event);
+    assert_eq!(flagged.code(), 0, "{}", flagged.stderr());
+    for run in [&first, &second, &refused, &flagged] {
         printed.push_str(&run.stdout());
         printed.push_str(&run.stderr());
         assert!(run.stdout().lines().any(|l| l == format!("::add-mask::{TOKEN}")), "the token is masked");
