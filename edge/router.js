@@ -400,7 +400,7 @@ async function aliasTarget(alias, now = Date.now()) {
  * What the Host header is to the preview hosts: undefined when it is not under `previewDomain`
  * (the domain itself neither), else the alias it names (null: none), only as exactly
  * `pr-<n>.<previewDomain>` with no port or a valid one (1 to 5 digits, at most 65535). Under the
- * domain is told from the name before the first `:`, in any case, one trailing dot ignored, as in
+ * domain is told from the name before the first `:`, in any case, trailing dots ignored, as in
  * preview_host (src/serve/aliases.rs).
  */
 function previewHost(headers) {
@@ -410,7 +410,7 @@ function previewHost(headers) {
   const colon = host.indexOf(':');
   const [name, port] = colon < 0 ? [host, null] : [host.slice(0, colon), host.slice(colon + 1)];
   const lower = (s) => s.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
-  const folded = lower(name.endsWith('.') ? name.slice(0, -1) : name);
+  const folded = lower(name.replace(/\.+$/, ''));
   if (!folded.endsWith(`.${lower(config.previewDomain)}`)) return undefined;
   if (port !== null && !(/^[0-9]{1,5}$/.test(port) && Number(port) <= 65535)) return null;
   const suffix = `.${config.previewDomain}`;

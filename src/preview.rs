@@ -38,6 +38,9 @@ pub struct CloseReport {
     /// When the pull request was reopened, if after the close this run is for (a re-run of an old
     /// close job): nothing was done.
     pub stale: Option<String>,
+    /// Nothing was deleted: the report says what the close would delete.
+    #[serde(skip)]
+    pub dry_run: bool,
 }
 
 /// Deletes the alias and every preview release of `pr`, then runs `retire` (marking the GitHub
@@ -52,7 +55,7 @@ pub async fn close(
     dry_run: bool,
     retire: impl AsyncFnOnce(),
 ) -> Result<CloseReport, PruneError> {
-    let mut report = CloseReport { pull_request: pr.number(), ..CloseReport::default() };
+    let mut report = CloseReport { pull_request: pr.number(), dry_run, ..CloseReport::default() };
     // A re-run of a close job from before a reopening (GitHub's clock on both) would delete the
     // open pull request's previews: it does nothing.
     let record = read_closed(site, pr).await?;
@@ -235,9 +238,18 @@ impl CloseReport {
                 self.pull_request
             );
         }
-        let alias = if self.alias_deleted { "deleted" } else { "none" };
+        let alias = match (self.alias_deleted, self.dry_run) {
+            (false, _) => "none",
+            (true, false) => "deleted",
+            (true, true) => "would be deleted",
+        };
+        let (deleted, kept, swept) = if self.dry_run {
+            ("would delete", "would keep", "pool objects it would delete")
+        } else {
+            ("deleted", "kept", "pool objects deleted")
+        };
         format!(
-            "pull request {}: alias pr-{} {alias}\ndeleted: {:?}\nkept: {:?}\npool objects deleted: {}\n",
+            "pull request {}: alias pr-{} {alias}\n{deleted}: {:?}\n{kept}: {:?}\n{swept}: {}\n",
             self.pull_request,
             self.pull_request,
             self.deleted,

@@ -105,14 +105,14 @@ fn keep(read: &mut HashMap<u64, (Instant, Option<String>)>, number: u64, entry: 
 /// decides alike): `None` when it is not under the domain (the domain itself neither); else the
 /// pull request it names, only as exactly `pr-<n>.<domain>` with no port or a valid one (1 to 5
 /// digits, at most 65535). Under the domain is told from the name before the first `:`, in any
-/// case, one trailing dot ignored; so capitals, a trailing dot, a bad port or any other label make
+/// case, trailing dots ignored; so capitals, trailing dots, a bad port or any other label make
 /// a preview host that names no pull request, never the live site.
 pub(crate) fn preview_host(host: &str, domain: &str) -> Option<Option<PullRequest>> {
     let (name, port) = match host.split_once(':') {
         Some((name, port)) => (name, Some(port)),
         None => (host, None),
     };
-    let folded = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    let folded = name.trim_end_matches('.').to_ascii_lowercase();
     if !folded.ends_with(&format!(".{}", domain.to_ascii_lowercase())) {
         return None;
     }

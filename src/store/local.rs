@@ -360,8 +360,12 @@ impl Store for LocalStore {
         .await
     }
 
+    /// Absolute, so the same store is described alike however its path was written (`.cutover`,
+    /// `./.cutover`): the GitHub comment's marker names it.
     fn describe(&self) -> String {
-        format!("local store {}", self.root.display())
+        let root = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+        let root: PathBuf = root.components().collect();
+        format!("local store {}", root.display())
     }
 }
 
@@ -371,6 +375,15 @@ mod tests {
 
     fn meta() -> ObjectMeta {
         ObjectMeta { content_type: "text/plain".into(), cache_control: "no-cache".into() }
+    }
+
+    #[test]
+    fn a_store_is_described_alike_however_its_path_is_written() {
+        let here = std::env::current_dir().unwrap().join(".cutover");
+        let described = |path: &Path| LocalStore::new(path).describe();
+        for written in [Path::new(".cutover"), Path::new("./.cutover"), Path::new("./.cutover/"), here.as_path()] {
+            assert_eq!(described(written), format!("local store {}", here.display()), "{written:?}");
+        }
     }
 
     #[tokio::test]

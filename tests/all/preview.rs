@@ -585,6 +585,8 @@ fn close_deletes_the_alias_and_the_previews_of_its_pull_request_only(mut f: Fixt
     let closed = [("GITHUB_EVENT_NAME", "pull_request"), ("GITHUB_REF", "refs/pull/9/merge")];
     let dry = f.run(&["preview", "--close", "--dry-run"], &closed).assert_code(0).stdout();
     assert!(dry.contains("dry run: nothing was deleted"), "{dry}");
+    assert!(dry.contains("alias pr-9 would be deleted\nwould delete: [\"pr-9-1\", \"pr-9-2\"]"), "{dry}");
+    assert!(!dry.contains("alias pr-9 deleted") && !dry.contains("\ndeleted:"), "{dry}");
     assert_eq!(alias(&f, "9").as_deref(), Some("pr-9-2"), "a dry run deletes nothing");
     let report = f.run(&["preview-close", "--json"], &closed).assert_code(0).json();
     assert_eq!(report["deleted"], serde_json::json!(["pr-9-1", "pr-9-2"]), "{report}");
