@@ -38,7 +38,8 @@ pub async fn run(cli: Cli, env: Env) -> u8 {
     let reporter = Reporter::new(CiSystem::detect(&env), json);
     // The secrets as given, so that they are masked even when another input is bad.
     let site_url = plan.as_ref().ok().and_then(|p| p.site_url.as_ref());
-    reporter.mask_secrets(&env, site_url, &[raw.override_secret.as_deref(), raw.github_token.as_deref()]);
+    let token = raw.github_token.as_deref();
+    reporter.mask_secrets(&env, site_url, &[raw.override_secret.as_deref(), token, token.map(str::trim)]);
     for warning in crate::inputs::variable_warnings(&env) {
         reporter.warn(&warning);
     }

@@ -39,8 +39,10 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Token(String);
 
 impl Token {
+    /// Without the whitespace around it: a token saved with a trailing newline (`echo` into a
+    /// secret) is sent as the token it is.
     pub fn new(token: String) -> Token {
-        Token(token)
+        Token(token.trim().to_owned())
     }
 }
 

@@ -39,7 +39,6 @@ pub struct CloseReport {
     /// close job): nothing was done.
     pub stale: Option<String>,
     /// Nothing was deleted: the report says what the close would delete.
-    #[serde(skip)]
     pub dry_run: bool,
 }
 

@@ -141,7 +141,7 @@ define_inputs! {
     preview_ttl = Some("14d");
     /// With `prune`: every release that was live at any moment within this window is kept whatever `keep` says, with the pool files it uses, so a tab opened on an earlier release still gets its chunks; 0s to 30days.
     skew_window = Some("7d");
-    /// Domain whose hosts `pr-<n>.<domain>` show each pull request's newest preview, e.g. `preview.example.com` (a wildcard DNS record and certificate on the distribution). Unset: previews are linked by the override query.
+    /// Domain whose hosts `pr-<n>.<domain>` show each pull request's newest preview, e.g. `preview.example.com` (a wildcard DNS record and certificate on the distribution). Refused when the `site-url` host lies under it. Unset: previews are linked by the override query.
     preview_domain = None;
     /// With `preview` on GitHub: a token that may write pull request comments and deployments (`secrets.GITHUB_TOKEN` with `pull-requests: write` and `deployments: write`); cutover then keeps one comment with the link on the pull request and records a deployment of `preview/pr-<n>`, which `preview-close` marks inactive. Masked and never printed; a refusal (a fork's pull request) is a warning.
     github_token = None;

@@ -357,8 +357,11 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
         ("GITHUB_REPOSITORY", "o/r"),
         ("GITHUB_API_URL", api.as_str()),
     ];
-    let flagged = f.run(&["preview", "--github-token", TOKEN], &event);
+    // With the newline a secret saved by `echo` ends with: sent without it.
+    let flagged = f.run(&["preview", "--github-token", &format!("{TOKEN}\n")], &event);
     assert_eq!(flagged.code(), 0, "{}", flagged.stderr());
+    let sent = state.lock().unwrap().seen.last().and_then(|s| s.authorization.clone());
+    assert_eq!(sent, Some(format!("Bearer {TOKEN}")), "{}", flagged.stdout());
     for run in [&first, &second, &refused, &flagged] {
         printed.push_str(&run.stdout());
         printed.push_str(&run.stderr());

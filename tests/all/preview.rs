@@ -588,8 +588,11 @@ fn close_deletes_the_alias_and_the_previews_of_its_pull_request_only(mut f: Fixt
     assert!(dry.contains("alias pr-9 would be deleted\nwould delete: [\"pr-9-1\", \"pr-9-2\"]"), "{dry}");
     assert!(!dry.contains("alias pr-9 deleted") && !dry.contains("\ndeleted:"), "{dry}");
     assert_eq!(alias(&f, "9").as_deref(), Some("pr-9-2"), "a dry run deletes nothing");
+    let planned = f.run(&["preview-close", "--dry-run", "--json"], &closed).assert_code(0).json();
+    assert_eq!(planned["dry_run"], true, "{planned}");
     let report = f.run(&["preview-close", "--json"], &closed).assert_code(0).json();
     assert_eq!(report["deleted"], serde_json::json!(["pr-9-1", "pr-9-2"]), "{report}");
+    assert_eq!(report["dry_run"], false, "{report}");
     assert_eq!(report["alias_deleted"], true);
     let left = f.with_site(async |site| {
         let mut left = Vec::new();
