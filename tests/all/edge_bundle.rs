@@ -198,40 +198,36 @@ fn with_a_preview_domain_the_stack_parameters_name_it_and_its_certificate() {
     assert!(!run.stdout().contains("::warning::"), "{}", run.stdout());
 }
 
-/// With `override-secret` a host carries no signature, so the router shows no preview at any
-/// preview host: the bundle says host links are off.
+/// Host links that cannot work are warned about, and the stack parameters do not ask for them:
+/// with `override-secret` a host carries no signature; in the origin-path style the router decides
+/// after the cache lookup, whose key holds no host.
 #[test]
-fn a_preview_domain_with_an_override_secret_warns_that_host_links_are_off() {
-    let mut f = Fixture::local();
-    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "ssm:/sites/www/active");
-    f.set("CUTOVER_PREVIEW_DOMAIN", "preview.example.com");
-    f.set("CUTOVER_OVERRIDE_SECRET", "0123456789abcdef0123456789abcdef");
-    let zip = f.dir.path().join("router.zip");
-    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
-    let out = run.assert_code(0).stdout();
-    assert!(
-        out.contains("::warning::`preview-domain` with `override-secret`: host links are off")
-            && out.contains("every host under preview.example.com answers 404"),
-        "{out}"
-    );
-}
-
-/// In the origin-path style the router decides after the cache lookup, whose key holds no host:
-/// the bundle says host links are off and leaves the preview domain out of the stack parameters.
-#[test]
-fn a_preview_domain_with_a_cloudfront_pointer_warns_that_host_links_are_off() {
-    let mut f = Fixture::local();
-    f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", "cloudfront:E2QWRUHAPOMQZL");
-    f.set("CUTOVER_PREVIEW_DOMAIN", "preview.example.com");
-    let zip = f.dir.path().join("router.zip");
-    let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
-    let out = run.assert_code(0).stdout();
-    assert!(
-        out.contains("::warning::`preview-domain` with a cloudfront: pointer: host links need an ssm: pointer")
-            && out.contains("every host under preview.example.com answers 404"),
-        "{out}"
-    );
-    assert!(out.contains("stack parameters: ") && !out.contains("PreviewDomain="), "{out}");
+fn a_preview_domain_that_cannot_show_previews_warns_that_host_links_are_off() {
+    let cases = [
+        (
+            ("ssm:/sites/www/active", Some("0123456789abcdef0123456789abcdef")),
+            "::warning::`preview-domain` with `override-secret`: host links are off",
+            true,
+        ),
+        (
+            ("cloudfront:E2QWRUHAPOMQZL", None),
+            "::warning::`preview-domain` with a cloudfront: pointer: host links need an ssm: pointer",
+            false,
+        ),
+    ];
+    for ((pointer, secret), warning, stack_names_the_domain) in cases {
+        let mut f = Fixture::local();
+        f.set("CUTOVER_BUCKET", "site-bucket").set("CUTOVER_POINTER", pointer);
+        f.set("CUTOVER_PREVIEW_DOMAIN", "preview.example.com");
+        if let Some(secret) = secret {
+            f.set("CUTOVER_OVERRIDE_SECRET", secret);
+        }
+        let zip = f.dir.path().join("router.zip");
+        let run = f.run(&["edge", "bundle", "--out", &zip.display().to_string()], &[]);
+        let out = run.assert_code(0).stdout();
+        assert!(out.contains(warning) && out.contains("every host under preview.example.com answers 404"), "{out}");
+        assert_eq!(out.contains("PreviewDomain="), stack_names_the_domain, "{out}");
+    }
 }
 
 /// Names the router would confuse are refused before anything is written, naming the input; a
