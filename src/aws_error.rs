@@ -132,11 +132,22 @@ const NO_CREDENTIALS: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a
      identity (on GitHub, aws-actions/configure-aws-credentials)";
 const BAD_CREDENTIALS: &str = "the credentials are expired or invalid: refresh them (on GitHub, \
      aws-actions/configure-aws-credentials) and check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN";
-const ACCESS_DENIED: &str = "these credentials may not make this call: check first that `bucket`, `prefix`, \
-     `region` (us-east-1) and `pointer` (unset in the template's SSM style, \
-     `cloudfront:<DistributionId>` in its origin-path style) match the stack, since the DeployPolicy \
-     from infra/cutover.yml grants only the stack's bucket under its prefix, its parameter and its distribution; \
-     if they do, give the role that DeployPolicy";
+/// What to check first on an access error, before granting anything: the inputs that must match
+/// the stack the DeployPolicy was made for (a macro, so that constants can be built from it).
+macro_rules! match_the_stack {
+    () => {
+        "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style, \
+         `cloudfront:<DistributionId>` in its origin-path style) match the stack"
+    };
+}
+pub(crate) use match_the_stack;
+
+const ACCESS_DENIED: &str = concat!(
+    "these credentials may not make this call: ",
+    match_the_stack!(),
+    ", since the DeployPolicy from infra/cutover.yml grants only the stack's bucket under its prefix, \
+     its parameter and its distribution; if they do, give the role that DeployPolicy"
+);
 const THROTTLED: &str = "AWS kept throttling through every retry: lower `concurrency` or run again later";
 
 fn unreachable() -> Option<String> {

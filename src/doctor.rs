@@ -73,8 +73,15 @@ fn call_failed(region: &str, name: &'static str, err: &AwsError, action: &str, a
             name,
             format!("access denied: the credentials may not call {action} ({err})"),
             format!(
-                "check first that `bucket`, `prefix`, `region` (us-east-1) and `pointer` (unset in the template's SSM style, `cloudfront:<DistributionId>` in its origin-path style) match the stack: {POLICY} grants {action} only on {}; if they do, allow {action} on {arn} in region {region}",
-                granted_on(action)
+                concat!(
+                    crate::aws_error::match_the_stack!(),
+                    ": {policy} grants {action} only on {granted}; if they do, allow {action} on {arn} in region {region}"
+                ),
+                policy = POLICY,
+                action = action,
+                granted = granted_on(action),
+                arn = arn,
+                region = region,
             ),
         )
     } else {

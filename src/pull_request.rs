@@ -149,6 +149,29 @@ fn from_event(path: &str) -> Result<PullRequest, String> {
     }
 }
 
+/// What a `Host` header is to the preview hosts under `domain` (`previewHost` in edge/router.js
+/// decides alike): `None` when it is not under the domain (the domain itself neither); else the
+/// pull request it names, only as exactly `pr-<n>.<domain>` with no port or a valid one (1 to 5
+/// digits, at most 65535). Under the domain is told from the name before the first `:`, in any
+/// case, trailing dots ignored; so capitals, trailing dots, a bad port or any other label make
+/// a preview host that names no pull request, never the live site.
+pub fn preview_host(host: &str, domain: &str) -> Option<Option<PullRequest>> {
+    let (name, port) = match host.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    let folded = name.trim_end_matches('.').to_ascii_lowercase();
+    if !folded.ends_with(&format!(".{}", domain.to_ascii_lowercase())) {
+        return None;
+    }
+    let valid_port = |p: &str| {
+        (1..=5).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| n <= 65535)
+    };
+    Some(port.is_none_or(valid_port).then(|| name.strip_suffix(&format!(".{domain}")).and_then(alias_of)).flatten())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -158,7 +158,7 @@ impl Plan {
         let skew_window = parse_duration(&SKEW_WINDOW, &inputs.skew_window)?;
         let preview_domain = inputs.preview_domain.as_deref().map(parse_preview_domain).transpose()?;
         if let (Some(domain), Some(host)) = (&preview_domain, site_url.as_ref().and_then(SiteUrl::host))
-            && host.trim_end_matches('.').ends_with(&format!(".{domain}"))
+            && crate::pull_request::preview_host(host, domain).is_some()
         {
             return Err(InputError::new(
                 "preview-domain",

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::backend::Site;
-use crate::pull_request::{PullRequest, alias_of, preview_of};
+use crate::pull_request::{PullRequest, alias_of, preview_host, preview_of};
 use crate::routing::{Ask, EdgeNames, NoPreview, Source, UNKNOWN_VERSION};
 
 /// `cutover serve`'s preview domain: every host under it is a preview host.
@@ -99,29 +99,6 @@ fn keep(read: &mut HashMap<u64, (Instant, Option<String>)>, number: u64, entry: 
         read.remove(&oldest);
     }
     read.insert(number, entry);
-}
-
-/// What a `Host` header is to the preview hosts under `domain` (`hostAlias` in edge/router.js
-/// decides alike): `None` when it is not under the domain (the domain itself neither); else the
-/// pull request it names, only as exactly `pr-<n>.<domain>` with no port or a valid one (1 to 5
-/// digits, at most 65535). Under the domain is told from the name before the first `:`, in any
-/// case, trailing dots ignored; so capitals, trailing dots, a bad port or any other label make
-/// a preview host that names no pull request, never the live site.
-pub(crate) fn preview_host(host: &str, domain: &str) -> Option<Option<PullRequest>> {
-    let (name, port) = match host.split_once(':') {
-        Some((name, port)) => (name, Some(port)),
-        None => (host, None),
-    };
-    let folded = name.trim_end_matches('.').to_ascii_lowercase();
-    if !folded.ends_with(&format!(".{}", domain.to_ascii_lowercase())) {
-        return None;
-    }
-    let valid_port = |p: &str| {
-        (1..=5).contains(&p.len())
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && p.parse::<u32>().is_ok_and(|n| n <= 65535)
-    };
-    Some(port.is_none_or(valid_port).then(|| name.strip_suffix(&format!(".{domain}")).and_then(alias_of)).flatten())
 }
 
 #[cfg(test)]
