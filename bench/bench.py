@@ -8,7 +8,7 @@ object arrived with its size, and writes the medians and ratios to cutover as Ma
 (bench/results-<sites>.md and .json).
 Site D is shaped like a bundler's output (Vite): its fingerprinted assets live in the site's
 shared pool, and besides the stage comparison the run counts the S3 requests of its redeploy
-(through a counting proxy in front of s3s-fs), sets it beside `aws s3 sync` of the same next build,
+(through a counting proxy in front of moto), sets it beside `aws s3 sync` of the same next build,
 and measures what ten successive builds store.
 Run it through bench/run, which installs the tools.
 
@@ -130,7 +130,7 @@ def log_uniform(rng, low, high):
 def asset_name(rng, stem, ext):
     """`assets/<name>-<hash>.<ext>`, as Vite writes an entry, a chunk or an asset.
 
-    The default `shared-assets` rule takes a hash only with an uppercase letter, which 1.6% of
+    The default `shared-assets` rule takes a hash only with an uppercase letter, which 1.5% of
     Rollup's hashes lack (those are revalidated, not shared); the bench measures the pool, so such
     a hash gets its first character uppercased (or an `A`), drawing nothing more from `rng`.
     """

@@ -28,7 +28,7 @@ fn named(method: &str, target: &str) -> String {
 }
 
 /// The next build of a live release (two of four chunks renamed, every page rewritten): besides
-/// its four uploads, `stage` makes each of these requests once, in this order.
+/// its five uploads, `stage` makes each of these requests once, in this order.
 #[test]
 fn a_redeploy_asks_each_guard_once() {
     let mut f = Fixture::moto();
