@@ -265,7 +265,10 @@ function queryValue(querystring, name) {
   return new URLSearchParams(`&${querystring || ''}`).get(name);
 }
 
+// Header values lose only SP and HTAB (RFC 9110's OWS), and only ASCII letters change case, as
+// in src/routing.rs: String#trim and #toLowerCase reach into Unicode.
 const trim = (s) => s.replace(/^[ \t]+|[ \t]+$/g, '');
+const asciiLower = (s) => s.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
 
 /** The first value of a cookie across every Cookie header, one pair of quotes taken off. */
 function cookieValue(headers, name) {
@@ -409,9 +412,7 @@ function previewHost(headers) {
   if (typeof host !== 'string') return undefined;
   const colon = host.indexOf(':');
   const [name, port] = colon < 0 ? [host, null] : [host.slice(0, colon), host.slice(colon + 1)];
-  const lower = (s) => s.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
-  const folded = lower(name.replace(/\.+$/, ''));
-  if (!folded.endsWith(`.${lower(config.previewDomain)}`)) return undefined;
+  if (!asciiLower(name.replace(/\.+$/, '')).endsWith(`.${asciiLower(config.previewDomain)}`)) return undefined;
   if (port !== null && !(/^[0-9]{1,5}$/.test(port) && Number(port) <= 65535)) return null;
   const suffix = `.${config.previewDomain}`;
   const label = name.endsWith(suffix) ? name.slice(0, -suffix.length) : null;
@@ -422,6 +423,7 @@ function previewHost(headers) {
 const NO_PREVIEW = {
   host: 'no preview at this host: preview hosts are pr-<n> under the preview domain',
   signed: 'preview hosts are off with override-secret: use the signed preview link',
+  missing: (alias) => `no preview for pull request ${alias.slice('pr-'.length)}`,
   cleared: 'preview cookies cleared: a preview host shows only previews, never the live site',
   // The router's own: `cutover serve` has no pointer style.
   style: 'preview hosts need an ssm: pointer: use the preview link (?override_build_number=pr-<n>)',
@@ -455,7 +457,7 @@ async function aliased(asked, request, now = Date.now(), target = aliasTarget) {
   // An alias naming no preview is answered without a lookup: no release is ever named `pr-<n>`.
   if (host) {
     const version = await target(host, now);
-    if (version === null) return { kind: 'noPreview', why: `no preview for pull request ${host.slice('pr-'.length)}` };
+    if (version === null) return { kind: 'noPreview', why: NO_PREVIEW.missing(host) };
     return { kind: 'pin', version, source: 'host', value: host };
   }
   if (asked.kind === 'pin' && ALIAS.test(asked.version)) {
@@ -473,14 +475,11 @@ const PIN_QUERY = 'dpl';
 const PIN_HEADER = 'x-deployment-id';
 const NAVIGATIONS = ['document', 'iframe', 'frame', 'embed', 'object'];
 
-/** The version a framework pins this request to, or null. */
-function frameworkPin(request) {
+/** The version a framework pins this request, whose decoded path is `path`, to, or null. */
+function frameworkPin(request, path) {
   const first = (name) => ((request.headers || {})[name] || [])[0]?.value ?? null;
   const dest = first('sec-fetch-dest');
-  // Header values lose only SP and HTAB (RFC 9110's OWS), and only ASCII letters change case, as
-  // in src/routing.rs: String#trim and #toLowerCase reach into Unicode.
-  const lower = (s) => s.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
-  if ((dest !== null && NAVIGATIONS.includes(lower(trim(dest)))) || pageShaped(request.uri)) {
+  if ((dest !== null && NAVIGATIONS.includes(asciiLower(trim(dest)))) || pageShaped(path)) {
     return null;
   }
   const header = first(PIN_HEADER);
@@ -488,9 +487,8 @@ function frameworkPin(request) {
   return value !== null && VERSION.test(value) ? value : null;
 }
 
-/** A request that may answer with a page: the root, a directory, no extension, `.html`, `.htm`; a bad path too. */
-function pageShaped(uri) {
-  const path = decodePath(uri);
+/** A decoded path that may answer with a page: the root, a directory, no extension, `.html`, `.htm`; a bad path (null) too. */
+function pageShaped(path) {
   if (path === null) return true;
   const last = path.slice(path.lastIndexOf('/') + 1).toLowerCase();
   return !hasExtension(last) || last.endsWith('.html') || last.endsWith('.htm');
@@ -521,9 +519,8 @@ function decodePath(uri) {
   return path;
 }
 
-/** Static-host semantics: { file, status } | { redirect } | { notFound } | { badPath }. */
-function resolve(uri, querystring, files) {
-  const path = decodePath(uri);
+/** Static-host semantics for a request path `uri` decoded as `path`: { file, status } | { redirect } | { notFound } | { badPath }. */
+function resolve(uri, path, querystring, files) {
   if (path === null) {
     return { badPath: true };
   }
@@ -544,8 +541,9 @@ function resolve(uri, querystring, files) {
 
 /** The whole decision for one request, given the active version (null: none, undefined: unreadable). */
 async function decide(request, activeOf) {
+  const path = decodePath(request.uri);
   let asked = await aliased(ask(request), request);
-  const pin = asked.kind === 'active' ? frameworkPin(request) : null;
+  const pin = asked.kind === 'active' ? frameworkPin(request, path) : null;
   if (pin !== null) {
     asked = { kind: 'pin', version: pin, source: 'framework', value: pin };
   }
@@ -566,9 +564,9 @@ async function decide(request, activeOf) {
       // A pin to a version not stored is no override: the active version answers, silently. So
       // does one whose path the pinned release does not hold as a file of its own (see
       // route in src/routing.rs): it would resolve there to a page or another release's chunk.
-      if (files !== null && files.has(decodePath(request.uri))) chosen = { version: asked.version, files, source: 'framework' };
+      if (files !== null && files.has(path)) chosen = { version: asked.version, files, source: 'framework' };
     } else if (files === null && asked.source === 'host') {
-      return noPreview({ why: `no preview for pull request ${asked.value.slice('pr-'.length)}` });
+      return noPreview({ why: NO_PREVIEW.missing(asked.value) });
     } else if (files === null) {
       headers[OVERRIDE_HEADER] = 'unknown-version';
     } else {
@@ -598,7 +596,7 @@ async function decide(request, activeOf) {
   // lacks gets the release's own not-found answer.
   const plain = Object.keys(headers).length === 0 && setCookies.length === 0;
   if (chosen !== null) {
-    outcome = (plain ? fromPool(request.uri, chosen.files) : null) ?? resolve(request.uri, request.querystring, chosen.files);
+    outcome = (plain ? fromPool(path, chosen.files) : null) ?? resolve(request.uri, path, request.querystring, chosen.files);
     outcome.pooled = outcome.file !== undefined && inPool(outcome.file, chosen.files);
     headers[VERSION_HEADER] = chosen.version;
   }
@@ -645,9 +643,8 @@ function fingerprinted(path) {
   return sharedRule.regex !== null && sharedRule.regex.test(path);
 }
 
-/** A fingerprinted path the release lacks: another release's, served from the pool. */
-function fromPool(uri, files) {
-  const path = decodePath(uri);
+/** A fingerprinted (decoded) path the release lacks: another release's, served from the pool. */
+function fromPool(path, files) {
   return path !== null && !files.has(path) && fingerprinted(path) ? { file: path, status: 200 } : null;
 }
 
@@ -907,11 +904,10 @@ async function viewerResponse(event) {
     decision.setCookies = clearingCookies();
   } else if (asked.kind === 'refused') {
     decision.headers[OVERRIDE_HEADER] = asked.why;
-  } else if (asked.kind === 'pin' && asked.source === 'host' && asked.version !== served) {
-    decision.headers['x-robots-tag'] = 'noindex';
-  } else if (asked.kind === 'pin' && asked.version !== served) {
+  } else if (asked.kind === 'pin' && asked.source !== 'host' && asked.version !== served) {
     decision.headers[OVERRIDE_HEADER] = 'unknown-version';
   } else if (asked.kind === 'pin') {
+    // A preview host's answer is noindex whatever served it.
     decision.headers['x-robots-tag'] = 'noindex';
     if (asked.source === 'query') {
       decision.setCookies = [

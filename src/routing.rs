@@ -354,6 +354,7 @@ pub fn route(
     let mut headers = Vec::new();
     let mut set_cookies = Vec::new();
     let mut chosen = None;
+    let path = decode_path(raw_path);
     match ask {
         Ask::NoPreview(why) => return no_preview(names, *why),
         Ask::Clear => set_cookies = clear_cookies(names),
@@ -363,7 +364,7 @@ pub fn route(
         // would resolve to there is a page (a clean URL, a directory's index, the not-found page,
         // the SPA fallback) or another release's chunk, never to be served from an old release.
         Ask::Pin { source: Source::Framework, version, .. } => {
-            let holds = |index: &&RouteIndex| decode_path(raw_path).is_some_and(|path| index.contains(&path));
+            let holds = |index: &&RouteIndex| path.as_deref().is_some_and(|path| index.contains(path));
             chosen = pinned.filter(holds).map(|index| (version.as_str(), index, Source::Framework));
         }
         Ask::Pin { version, source, value } => match pinned {
@@ -396,11 +397,10 @@ pub fn route(
         (Some((version, index, source)), _) => {
             // A fingerprinted path this release lacks is another release's, asked for by a page
             // of that release: served from the shared pool, whatever the version.
-            let pooled =
-                decode_path(raw_path).filter(|path| plain && !index.contains(path) && names.shared.matches(path));
+            let pooled = path.as_deref().filter(|path| plain && !index.contains(path) && names.shared.matches(path));
             let outcome = match pooled {
-                Some(file) => Outcome::File { file, status: 200 },
-                None => resolve(raw_path, query, index, names.not_found),
+                Some(file) => Outcome::File { file: file.to_owned(), status: 200 },
+                None => resolve(raw_path, path.as_deref(), query, index, names.not_found),
             };
             (Some(version.to_owned()), source, outcome)
         }
@@ -443,10 +443,17 @@ fn clear_cookies(names: &EdgeNames) -> Vec<String> {
     [&names.version_cookie, &names.override_cookie].map(|name| format!("{name}=; Path=/; Max-Age=0")).to_vec()
 }
 
-/// Static-host semantics: the file the path names, else its directory's index page (`/dir` is
-/// redirected to `/dir/`), else `<path>.html`, else what `not-found` says.
-pub fn resolve(raw_path: &str, query: Option<&str>, index: &RouteIndex, not_found: NotFound) -> Outcome {
-    let Some(path) = decode_path(raw_path) else {
+/// Static-host semantics for the request path `raw_path`, decoded as `path` ([`decode_path`]):
+/// the file the path names, else its directory's index page (`/dir` is redirected to `/dir/`),
+/// else `<path>.html`, else what `not-found` says.
+fn resolve(
+    raw_path: &str,
+    path: Option<&str>,
+    query: Option<&str>,
+    index: &RouteIndex,
+    not_found: NotFound,
+) -> Outcome {
+    let Some(path) = path else {
         return Outcome::BadPath;
     };
     let file = |file: String| {
@@ -459,8 +466,8 @@ pub fn resolve(raw_path: &str, query: Option<&str>, index: &RouteIndex, not_foun
             return file(page);
         }
     } else {
-        if index.contains(&path) {
-            return file(path);
+        if index.contains(path) {
+            return file(path.to_owned());
         }
         if index.contains(&format!("{path}/{INDEX_PAGE}")) {
             let query = query.filter(|q| !q.is_empty()).map(|q| format!("?{q}")).unwrap_or_default();
@@ -690,7 +697,8 @@ mod tests {
             assert_eq!(decode_path(bad), None, "{bad}");
         }
         let i = index(&["about/index.html", "docs.html", "index.html"]);
-        assert_eq!(resolve("/about", Some("a=1"), &i, NotFound::Auto), Outcome::Redirect("/about/?a=1".into()));
-        assert_eq!(resolve("/docs", None, &i, NotFound::Auto), Outcome::File { file: "docs.html".into(), status: 200 });
+        let resolved = |raw: &str, query| resolve(raw, decode_path(raw).as_deref(), query, &i, NotFound::Auto);
+        assert_eq!(resolved("/about", Some("a=1")), Outcome::Redirect("/about/?a=1".into()));
+        assert_eq!(resolved("/docs", None), Outcome::File { file: "docs.html".into(), status: 200 });
     }
 }

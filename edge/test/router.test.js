@@ -177,7 +177,8 @@ test('unknown override values cost a bounded number of reads: remembered, capped
   }
   assert.ok(reads.filter((v) => v.startsWith('u')).length <= 32, `${reads.length} reads for 100 unknown values`);
   assert.equal(reads.filter((v) => v === '41').length, 1, 'the live index was read once, never evicted');
-  assert.equal(warn.mock.calls.filter((c) => String(c.arguments[0]).includes('new versions or aliases')).length <= 2, true, 'logged once a second');
+  const logged = warn.mock.calls.filter((c) => String(c.arguments[0]).includes('new versions or aliases')).length;
+  assert.ok(logged >= 1 && logged <= 2, `logged once a second, not ${logged} times`);
   // The cap and the memory of unknown values, at a fixed time.
   router.setIndexReader(async (version) => {
     reads.push(version);
