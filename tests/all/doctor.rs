@@ -115,21 +115,36 @@ fn a_call_the_credentials_may_not_make_is_reported_as_an_access_error_naming_the
 fn a_refused_call_under_a_wrong_input_names_the_inputs_and_what_the_policy_grants() {
     let f = Fixture::moto();
     let proxy = Proxy::start(&f.moto_server().endpoint, |_| Some(Fault::Denied));
-    let cases: [(&[&str], &str, &str, &str); 3] = [
+    // Each case: the wrong input, the check, its action, what the policy grants it on, and what
+    // the fix names of the wrong input itself.
+    let cases: [(&[&str], &str, &str, &str, &str); 3] = [
         (
             &["--pointer", "ssm:/custom/active"],
             "parameter",
             "ssm:GetParameter",
             "only on the SSM parameter /cutover/<BucketName>/<Prefix>/active in us-east-1",
+            "/custom/active",
         ),
-        (&["--prefix", "wrong"], "bucket", "s3:ListBucket", "only on the stack's bucket, listing under `<Prefix>/`"),
-        (&["--region", "eu-west-1"], "bucket private", "s3:GetBucketPublicAccessBlock", "only on the stack's bucket"),
+        (
+            &["--prefix", "wrong"],
+            "bucket",
+            "s3:ListBucket",
+            "only on the stack's bucket, listing under `<Prefix>/`",
+            "s3:prefix wrong/*",
+        ),
+        (
+            &["--region", "eu-west-1"],
+            "bucket private",
+            "s3:GetBucketPublicAccessBlock",
+            "only on the stack's bucket",
+            "in region eu-west-1",
+        ),
     ];
-    for (flags, name, action, grants) in cases {
+    for (flags, name, action, grants, named) in cases {
         let args: Vec<&str> = ["doctor", "--json"].into_iter().chain(flags.iter().copied()).collect();
         let run = f.run(&args, &[("AWS_ENDPOINT_URL", &proxy.url)]);
         let check = details(&run).into_iter().find(|c| c.0 == name).unwrap_or_else(|| panic!("{name} is checked"));
-        assert!(check.3.contains(grants), "{flags:?}: {}", check.3);
+        assert!(check.3.contains(grants) && check.3.contains(named), "{flags:?}: {}", check.3);
         assert_access_denied(&check, action, &format!("allow {action}"));
     }
 }
