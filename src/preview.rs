@@ -76,8 +76,7 @@ pub async fn close(
     let result = async {
         // GitHub's own time of the close when this run is for its event, so a reopening it sent
         // later is told from a re-run of an earlier one on the same clock.
-        let closed =
-            Closed { closed_at: Some(event.closed_at.unwrap_or_else(Utc::now).to_rfc3339()), reopened_at: None };
+        let closed = Closed { closed_at: Some(event.closed_at.unwrap_or_else(Utc::now)), reopened_at: None };
         let body = serde_json::to_vec(&closed).expect("a closed record serialises");
         let key = closed_key(&site.layout, pr);
         site.store.put(&key, Bytes::from(body), &json_meta(), Condition::Always).await.map_err(PointerError::from)?;
@@ -126,15 +125,15 @@ pub async fn point_alias(
         let key = closed_key(&site.layout, pr);
         let mut reopening = None;
         if let Some(closed) = read_closed(site, pr).await?.filter(|c| c.reopened().is_none()) {
-            let after = parse_time(closed.closed_at.as_deref());
+            let after = closed.closed_at;
             let reopens = take_over || reopened_at.zip(after).is_some_and(|(reopened, closed)| reopened > closed);
             if !reopens {
-                let closed_at = closed.closed_at.unwrap_or_else(|| "an unknown time".to_owned());
+                let closed_at = after.map_or_else(|| "an unknown time".to_owned(), |at| at.to_rfc3339());
                 return Err(Refusal(Guard::Closed { number: pr.number(), closed_at }).into());
             }
             // GitHub's time of the reopening, or this run's (`take_over`) when that is not after it.
             let at = reopened_at.filter(|r| after.is_none_or(|c| *r > c)).unwrap_or_else(Utc::now);
-            reopening = Some(Closed { reopened_at: Some(at.to_rfc3339()), ..closed });
+            reopening = Some(Closed { reopened_at: Some(at), ..closed });
         }
         let newer = match site.aliases.read(pr).await? {
             Some(named) if preview_of(&named) == Some(pr) => {
@@ -200,16 +199,16 @@ pub async fn while_linked<T>(
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Closed {
     #[serde(default)]
-    closed_at: Option<String>,
+    closed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    reopened_at: Option<String>,
+    reopened_at: Option<DateTime<Utc>>,
 }
 
 impl Closed {
     /// When the pull request was reopened after the close; `None` while it stays closed.
     fn reopened(&self) -> Option<DateTime<Utc>> {
-        let reopened = parse_time(self.reopened_at.as_deref())?;
-        parse_time(self.closed_at.as_deref()).is_none_or(|closed| reopened > closed).then_some(reopened)
+        let reopened = self.reopened_at?;
+        self.closed_at.is_none_or(|closed| reopened > closed).then_some(reopened)
     }
 }
 
@@ -217,10 +216,6 @@ impl Closed {
 async fn read_closed(site: &Site, pr: PullRequest) -> Result<Option<Closed>, PruneError> {
     let fetched = site.store.get(&closed_key(&site.layout, pr)).await.map_err(PointerError::from)?;
     Ok(fetched.map(|c| serde_json::from_slice(&c.body).unwrap_or_default()))
-}
-
-fn parse_time(at: Option<&str>) -> Option<DateTime<Utc>> {
-    at.and_then(|at| DateTime::parse_from_rfc3339(at).ok()).map(|at| at.with_timezone(&Utc))
 }
 
 /// `<prefix>/_cutover/previews/pr-<n>.json`, where the close of pull request `pr` is recorded.
