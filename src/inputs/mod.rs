@@ -148,7 +148,7 @@ define_inputs! {
     /// Cache-Control rules for files that are not fingerprinted (`shared-assets`), `GLOB=VALUE` separated by newlines or `;`; the first match wins over the default (`public, max-age=0, must-revalidate`).
     cache_control = None;
     /// Fingerprinted files (names that change with their content): globs separated by newlines or commas, with `<hex:N>` or `<base64url:N>` for the content hash (the defaults are the shapes Vite, SvelteKit, Astro, Next.js and Create React App write; see the README). They are stored once in the site's pool `<prefix>/_shared/`, served to every release that asks for them and cached `public, max-age=31536000, immutable`; everything else is revalidated. `none` turns sharing off.
-    shared_assets = Some("assets/**/*-<base64url:8>.*, _app/immutable/**/*.<base64url:8>.*, _astro/**/*.<base64url:8>.*, _next/static/chunks/**/*-<hex:16>.js, _next/static/css/<hex:16>.css, _next/static/media/*.<hex:8>.*, _next/static/<base64url:21>/*, static/{js,css,media}/*.<hex:8>.*, static/media/*.<hex:20>.*");
+    shared_assets = Some("assets/**/*-<base64url:8>.*, _app/immutable/**/*.<base64url:8>.*, _astro/**/*.<base64url:8>.*, _astro/**/*.<base64url:8>_*.*, _next/static/chunks/**/*-<hex:16>.js, _next/static/css/<hex:16>.css, _next/static/media/*.<hex:8>.*, _next/static/media/<hex:16>-s.*, _next/static/<base64url:21>/*, static/{js,css,media}/*.<hex:8>.*, static/media/*.<hex:20>.*");
     /// With a `cloudfront:` pointer: invalidate cached copies after the flip.
     #[arg(num_args = 0..=1, default_missing_value = "true")]
     invalidate = Some("true");
