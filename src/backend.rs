@@ -45,8 +45,14 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
+    /// Clients from the environment's AWS configuration, with `region` if given.
     pub async fn load(region: Option<&str>, path_style: bool) -> Self {
-        let shared = shared_config(region).await;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(AWS_MAX_ATTEMPTS));
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region.to_owned()));
+        }
+        let shared = loader.load().await;
         let s3 = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(path_style)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -58,16 +64,6 @@ impl AwsClients {
             cloudfront: aws_sdk_cloudfront::Client::new(&shared),
         }
     }
-}
-
-/// The AWS configuration every client starts from: the environment's, with `region` if given.
-async fn shared_config(region: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(AWS_MAX_ATTEMPTS));
-    if let Some(region) = region {
-        loader = loader.region(aws_config::Region::new(region.to_owned()));
-    }
-    loader.load().await
 }
 
 impl Site {
