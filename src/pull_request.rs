@@ -121,8 +121,7 @@ pub fn event(env: &Env) -> Event {
         .get("GITHUB_EVENT_NAME")
         .filter(|e| e.starts_with("pull_request"))
         .and(env.get("GITHUB_EVENT_PATH"))
-        .and_then(|path| std::fs::read(path).ok())
-        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok());
+        .and_then(|path| payload(path).ok());
     let Some(payload) = payload else { return Event::default() };
     let at = |field: &str| {
         payload["pull_request"][field]
@@ -139,14 +138,18 @@ pub fn event(env: &Env) -> Event {
 
 /// The pull request number in a GitHub event payload: `number`, else `pull_request.number`.
 fn from_event(path: &str) -> Result<PullRequest, String> {
-    let text = std::fs::read(path).map_err(|e| format!("reading the event payload {path}: {e}"))?;
-    let event: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| format!("the event payload {path} is not JSON: {e}"))?;
+    let event = payload(path)?;
     let number = event.get("number").or_else(|| event.get("pull_request").and_then(|p| p.get("number")));
     match number.and_then(serde_json::Value::as_u64) {
         Some(n) => PullRequest::parse(&n.to_string()),
         None => Err(format!("the event payload {path} has no pull request number")),
     }
+}
+
+/// The GitHub event payload at `path`, as JSON.
+fn payload(path: &str) -> Result<serde_json::Value, String> {
+    let text = std::fs::read(path).map_err(|e| format!("reading the event payload {path}: {e}"))?;
+    serde_json::from_slice(&text).map_err(|e| format!("the event payload {path} is not JSON: {e}"))
 }
 
 /// What a `Host` header is to the preview hosts under `domain` (`previewHost` in edge/router.js
