@@ -163,8 +163,14 @@ fn push(f: &Fixture, api: &str, run: &str) -> Run {
 
 /// The command of [`push`], to run beside another.
 fn push_command(f: &Fixture, api: &str, run: &str) -> std::process::Command {
+    push_command_with(f, api, run, None)
+}
+
+/// [`push_command`] with the token given as the `--github-token` flag (`flag`) instead of the
+/// action's input variable.
+fn push_command_with(f: &Fixture, api: &str, run: &str, flag: Option<&str>) -> std::process::Command {
     let dist = f.site(&format!("push{run}"), &[("index.html", run)]);
-    let env = [
+    let event = [
         ("CUTOVER_DIST_DIR", dist.to_str().unwrap()),
         ("GITHUB_EVENT_NAME", "pull_request"),
         ("GITHUB_REF", "refs/pull/7/merge"),
@@ -172,11 +178,23 @@ fn push_command(f: &Fixture, api: &str, run: &str) -> std::process::Command {
         ("GITHUB_REPOSITORY", "o/r"),
         ("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567"),
         ("GITHUB_API_URL", api),
-        ("INPUT_GITHUB-TOKEN", TOKEN),
     ];
-    let mut command = f.command(&["preview"], &env);
+    let mut command = match flag {
+        Some(token) => f.command(&["preview", "--github-token", token], &event),
+        None => f.command(&["preview"], &[&event[..], &[("INPUT_GITHUB-TOKEN", TOKEN)]].concat()),
+    };
     command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     command
+}
+
+/// The variables of `preview-close` for pull request 7, with the token.
+fn close_env(api: &str) -> [(&'static str, &str); 4] {
+    [
+        ("CUTOVER_PULL_REQUEST", "7"),
+        ("GITHUB_REPOSITORY", "o/r"),
+        ("GITHUB_API_URL", api),
+        ("INPUT_GITHUB-TOKEN", TOKEN),
+    ]
 }
 
 /// The marker of the fixture's site, as cutover writes it: its store and prefix.
@@ -268,12 +286,7 @@ fn a_close_racing_a_push_leaves_no_deployment_active() {
     let state = Arc::new(Mutex::new(State { slow, keep_deployments: true, ..State::default() }));
     let api = fake_api(state.clone());
     let pushed = push_started(&f, &api, "1", &state);
-    let env = [
-        ("CUTOVER_PULL_REQUEST", "7"),
-        ("GITHUB_REPOSITORY", "o/r"),
-        ("GITHUB_API_URL", api.as_str()),
-        ("INPUT_GITHUB-TOKEN", TOKEN),
-    ];
+    let env = close_env(&api);
     let closed = f.run(&["preview-close"], &env);
     closed.assert_code(0);
     let pushed = crate::harness::finish(pushed);
@@ -348,17 +361,8 @@ fn a_preview_keeps_one_comment_records_a_deployment_and_a_403_is_a_warning() {
     assert_eq!(f.outputs()["version"], "pr-7-3", "the preview itself was made");
 
     // Given as a flag rather than an input variable, the token is masked all the same.
-    let dist = f.site("flagged", &[("index.html", "4")]);
-    let event = [
-        ("CUTOVER_DIST_DIR", dist.to_str().unwrap()),
-        ("GITHUB_EVENT_NAME", "pull_request"),
-        ("GITHUB_REF", "refs/pull/7/merge"),
-        ("GITHUB_RUN_NUMBER", "4"),
-        ("GITHUB_REPOSITORY", "o/r"),
-        ("GITHUB_API_URL", api.as_str()),
-    ];
     // With the newline a secret saved by `echo` ends with: sent without it.
-    let flagged = f.run(&["preview", "--github-token", &format!("{TOKEN}\n")], &event);
+    let flagged = Run::new(push_command_with(&f, &api, "4", Some(&format!("{TOKEN}\n"))).output().unwrap());
     assert_eq!(flagged.code(), 0, "{}", flagged.stderr());
     let sent = state.lock().unwrap().seen.last().and_then(|s| s.authorization.clone());
     assert_eq!(sent, Some(format!("Bearer {TOKEN}")), "{}", flagged.stdout());
@@ -389,12 +393,7 @@ fn a_close_marks_the_pull_requests_deployments_inactive_and_a_403_is_a_warning()
         deployment(13, "preview/pr-7", "another tool's"),
         deployment(14, "preview/pr-8", "cutover preview pr-8-1"),
     ];
-    let env = [
-        ("CUTOVER_PULL_REQUEST", "7"),
-        ("GITHUB_REPOSITORY", "o/r"),
-        ("GITHUB_API_URL", api.as_str()),
-        ("INPUT_GITHUB-TOKEN", TOKEN),
-    ];
+    let env = close_env(&api);
     let dry = f.run(&["preview-close", "--dry-run"], &env);
     dry.assert_code(0);
     assert!(state.lock().unwrap().seen.is_empty(), "a dry run makes no call");

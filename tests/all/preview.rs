@@ -58,8 +58,7 @@ fn close_and_preview_ttl_leave_nothing_of_their_previews_behind(mut f: Fixture, 
         f.run(&["preview"], &[&vars[..], extra].concat())
     };
     preview("7", "1", build("seven", SEVEN), &[]).assert_code(0);
-    let failing = [("CUTOVER_SMOKE_EXPECT_TEXT", "not in the page"), ("CUTOVER_SMOKE_TIMEOUT", "0s")];
-    preview("7", "2", build("seven", SEVEN), &failing).assert_code(3);
+    preview("7", "2", build("seven", SEVEN), &FAILING_SMOKE).assert_code(3);
     preview("8", "1", build("eight", EIGHT), &[]).assert_code(0);
     let about = |f: &Fixture, version: &str| {
         let version = format!("/{version}.json");
@@ -142,6 +141,10 @@ fn push_with(f: &Fixture, pr: &str, run: &str, body: &str, extra: &[(&str, &str)
     ];
     f.run(&["preview"], &[&event[..], extra].concat())
 }
+
+/// Variables that make a preview's smoke test fail at once.
+const FAILING_SMOKE: [(&str, &str); 2] =
+    [("CUTOVER_SMOKE_EXPECT_TEXT", "not in the page"), ("CUTOVER_SMOKE_TIMEOUT", "0s")];
 
 /// The alias of pull request `pr`, read from the store.
 fn alias(f: &Fixture, pr: &str) -> Option<String> {
@@ -313,8 +316,7 @@ fn the_alias_follows_the_release_order_status_lists_and_an_expired_preview_hands
 
     // A newer push whose smoke test failed is never linked, by its run or by the hand-on.
     let _edge = f.start_edge();
-    let failing = [("CUTOVER_SMOKE_EXPECT_TEXT", "not in the page"), ("CUTOVER_SMOKE_TIMEOUT", "0s")];
-    push_with(&f, "2", "101.1", "broken", &failing).assert_code(3);
+    push_with(&f, "2", "101.1", "broken", &FAILING_SMOKE).assert_code(3);
     assert_eq!(alias(&f, "2").as_deref(), Some("pr-2-100.1"));
     f.backdate("pr-2-100.1", 3);
     let pruned = f.run(&["prune", "--preview-ttl", "2h", "--json"], &[]).assert_code(0).json();
@@ -555,21 +557,13 @@ fn previews_are_never_promoted_deployed_or_rolled_back_to(mut f: Fixture) {
     assert_eq!(f.active().as_deref(), Some("2"));
 
     // A push whose smoke test fails leaves the alias on the last good preview.
-    let broken = f.site("broken", &[("index.html", "broken")]);
-    let event = [
-        ("CUTOVER_DIST_DIR", broken.to_str().unwrap()),
-        ("CUTOVER_PULL_REQUEST", "3"),
-        ("GITHUB_RUN_NUMBER", "7"),
-        ("CUTOVER_SMOKE_EXPECT_TEXT", "not in the page"),
-        ("CUTOVER_SMOKE_TIMEOUT", "0s"),
-    ];
-    f.run(&["preview"], &event).assert_code(3);
+    push_with(&f, "3", "7", "broken", &FAILING_SMOKE).assert_code(3);
     let alias = f.with_site(async |site| site.aliases.read(PullRequest::parse("3").unwrap()).await.unwrap());
     assert_eq!(alias.as_deref(), Some("pr-3-5"));
     let status = f.run(&["status"], &[]).assert_code(0).stdout();
     assert!(status.lines().any(|l| l.contains("pr-3-7") && l.contains("smoke failed")), "{status}");
     // Re-run with a smoke test that passes: the alias moves and `status` drops the old verdict.
-    f.run(&["preview"], &event[..3]).assert_code(0);
+    push_with(&f, "3", "7", "broken", &[]).assert_code(0);
     assert_eq!(self::alias(&f, "3").as_deref(), Some("pr-3-7"));
     let status = f.run(&["status"], &[]).assert_code(0).stdout();
     assert!(!status.contains("smoke failed"), "{status}");
