@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::aws_error::AwsError;
 use crate::backend::{AwsClients, Site};
-use crate::edge_bundle::RouterConfig;
-use crate::inputs::{AwsPointer, Backend, InputError, Plan, SiteUrl};
+use crate::edge_bundle::router_region;
+use crate::inputs::{AwsBackend, AwsPointer, Backend, InputError, Plan, SiteUrl};
 use crate::pointer::{NO_RELEASE, PointerError};
 use crate::printable::printable;
 use crate::promote::Active;
@@ -607,9 +607,9 @@ async fn site_answers(url: &SiteUrl, live: Option<&str>, plan: &Plan) -> Check {
     };
     // Where a router bundled with this step's inputs reads the active version, and the fixes
     // for a router that cannot read it and for one that serves another version, per style.
-    let (unreadable, stale) = match RouterConfig::from_plan(plan) {
-        Ok(RouterConfig { parameter_name: Some(parameter), region, .. }) => {
-            let reads = format!("SSM parameter {parameter} in region {region}");
+    let (unreadable, stale) = match &plan.backend {
+        Backend::Aws(site @ AwsBackend { pointer: AwsPointer::Ssm { parameter }, .. }) => {
+            let reads = format!("SSM parameter {parameter} in region {}", router_region(site));
             (
                 format!(
                     "this step's inputs put the active version in {reads}: bundle the router (`cutover edge bundle`) with the same `region` and `pointer`, and let the router's role read it"

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::inputs::{AwsPointer, Backend, InputError, Plan};
+use crate::inputs::{AwsBackend, AwsPointer, Backend, InputError, Plan};
 
 /// The router's source, as tested under Node in `edge/`.
 const ROUTER: &str = include_str!("../edge/router.js");
@@ -54,7 +54,7 @@ impl RouterConfig {
             AwsPointer::Ssm { parameter } => (SSM, Some(parameter.clone())),
             AwsPointer::CloudFront { .. } => (ORIGIN_PATH, None),
         };
-        let region = site.region.clone().unwrap_or_else(|| TEMPLATE_REGION.to_owned());
+        let region = router_region(site);
         refuse_colliding_names(&plan.edge)?;
         Ok(Self {
             mode,
@@ -123,6 +123,12 @@ impl RouterConfig {
 /// distribution's origin path (a CloudFront pointer).
 const SSM: &str = "ssm";
 const ORIGIN_PATH: &str = "origin-path";
+
+/// The region the router reads from: `region`, else the only one the template deploys in
+/// (whatever AWS_REGION says).
+pub fn router_region(site: &AwsBackend) -> String {
+    site.region.clone().unwrap_or_else(|| TEMPLATE_REGION.to_owned())
+}
 
 /// The only region infra/cutover.yml deploys in (Lambda@Edge functions live there).
 const TEMPLATE_REGION: &str = "us-east-1";

@@ -454,6 +454,11 @@ fn the_site_check_compares_the_served_version_with_the_live_one() {
         fix.contains("SSM parameter /cutover/test/active in region us-east-1") && !fix.contains("not in front"),
         "{fix}"
     );
+    // Names `edge bundle` would refuse leave the style as it is: the fix still names the parameter.
+    let unreadable = answering_once("HTTP/1.1 503 Service Unavailable\r\nretry-after: 5");
+    let colliding = [("CUTOVER_SITE_URL", unreadable.as_str()), ("CUTOVER_OVERRIDE_QUERY", "dpl")];
+    let (_, _, _, fix) = site(&f.run(&["doctor", "--json"], &colliding));
+    assert!(fix.contains("SSM parameter /cutover/test/active in region us-east-1"), "{fix}");
 }
 
 /// In the origin-path style the router reads no parameter: the site check's fixes say what
